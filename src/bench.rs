@@ -1,0 +1,130 @@
+//! `clustersim bench`: simulator speed, as events per second and wall time.
+
+use crate::cli::{BenchArgs, BenchCase};
+use crate::config::{load_run_config, Override, Source};
+use crate::engine::EventQueue;
+use crate::error::Result;
+use crate::report::timeline::TimelineRanks;
+use crate::run::{run, RunOptions};
+use crate::units::SimTime;
+use std::time::Instant;
+
+/// Result of one benchmark case.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    /// Case name.
+    pub case: String,
+    /// Events processed.
+    pub events: u64,
+    /// Wall seconds.
+    pub wall_s: f64,
+}
+
+impl BenchResult {
+    /// Events per wall second.
+    pub fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.wall_s
+    }
+}
+
+/// The event queue alone: `live` pending events, each pop schedules one at a pseudo-random
+/// later time (a hold model), `total` pops.
+pub fn engine_synthetic(live: u64, total: u64) -> BenchResult {
+    let start = Instant::now();
+    let mut q: EventQueue<u64> = EventQueue::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let next = |x: &mut u64| {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x % 10_000
+    };
+    for i in 0..live {
+        let d = next(&mut x);
+        q.schedule(SimTime(d), i);
+    }
+    let mut popped = 0;
+    while let Some((t, e)) = q.pop() {
+        popped += 1;
+        if popped + live <= total {
+            let d = next(&mut x);
+            q.schedule(SimTime(t.0 + 1 + d), e);
+        }
+    }
+    BenchResult {
+        case: format!("engine: hold model, {live} pending events"),
+        events: popped,
+        wall_s: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100 (batch 3072, microbatch 1, 1F1B): generation and
+/// simulation of one iteration, no files.
+pub fn gpt_1t() -> Result<(BenchResult, f64)> {
+    let start = Instant::now();
+    let overrides: Vec<Override> = [
+        "workload.batch.global=3072",
+        "workload.batch.micro=1",
+        "workload.schedule=1f1b",
+    ]
+    .iter()
+    .map(|s| Override::parse(s))
+    .collect::<Result<_>>()?;
+    let cfg = load_run_config(
+        &Source::Named("dgx-a100".into()),
+        &Source::Named("gpt-1t".into()),
+        &overrides,
+    )?;
+    let res = run(
+        &cfg,
+        &RunOptions {
+            seed: 1,
+            timeline: TimelineRanks::None,
+        },
+    )?;
+    let wall = start.elapsed().as_secs_f64();
+    Ok((
+        BenchResult {
+            case: format!(
+                "gpt-1t: 3072 GPUs t8 p64 d6, {} tasks, network {}",
+                res.graph.len(),
+                res.report.network_model
+            ),
+            events: res.report.events,
+            wall_s: wall,
+        },
+        res.report.iteration_time_s,
+    ))
+}
+
+/// Runs the selected cases and prints a table.
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    println!(
+        "{:<60} {:>12} {:>10} {:>14}",
+        "case", "events", "wall (s)", "events/s"
+    );
+    for _ in 0..args.repeat.max(1) {
+        if matches!(args.case, BenchCase::Engine | BenchCase::All) {
+            let r = engine_synthetic(10_000, 20_000_000);
+            println!(
+                "{:<60} {:>12} {:>10.3} {:>14.0}",
+                r.case,
+                r.events,
+                r.wall_s,
+                r.events_per_s()
+            );
+        }
+        if matches!(args.case, BenchCase::Gpt1t | BenchCase::All) {
+            let (r, iter) = gpt_1t()?;
+            println!(
+                "{:<60} {:>12} {:>10.3} {:>14.0}   (simulated iteration {:.2} s)",
+                r.case,
+                r.events,
+                r.wall_s,
+                r.events_per_s(),
+                iter
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Command-line parsing (clap derive); parsing only, no behaviour.
+
+use crate::report::timeline::TimelineRanks;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Discrete-event performance simulator for GPU clusters training large models.
+#[derive(Debug, Parser)]
+#[command(name = "clustersim", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; `run` with built-in presets when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate one training iteration (default: GPT 5.9B on 64 A100s, p8 x d8, 1F1B).
+    Run(RunArgs),
+    /// Measure simulator speed: events per second and wall time on synthetic and large cases.
+    Bench(BenchArgs),
+}
+
+/// Output format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A short human summary.
+    Text,
+    /// One JSON object (the content of report.json).
+    Json,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Hardware YAML file or preset name (dgx-a100, ideal). Default: dgx-a100.
+    #[arg(long, value_name = "FILE")]
+    pub hardware: Option<String>,
+    /// Workload YAML file or preset name (gpt-5.9b, gpt-162b, gpt-175b, gpt-1t). Default: gpt-5.9b.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<String>,
+    /// Override a YAML field: workload.parallel.data=16, hardware.nodes=16, ... (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Output folder (default: results/<workload name>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write no files, print only.
+    #[arg(long)]
+    pub no_output: bool,
+    /// Seed of the run's random number generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Ranks recorded in timeline.json and the schedule plot.
+    #[arg(long, value_enum, default_value_t = TimelineRanks::FirstReplica)]
+    pub timeline: TimelineRanks,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            hardware: None,
+            workload: None,
+            set: Vec::new(),
+            format: Format::Text,
+            out: None,
+            no_output: false,
+            seed: 1,
+            timeline: TimelineRanks::FirstReplica,
+        }
+    }
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Which case: the engine on a synthetic load, GPT-1T on 3072 GPUs, or both.
+    #[arg(long, value_enum, default_value_t = BenchCase::All)]
+    pub case: BenchCase,
+    /// Repetitions of each case (the best is reported too).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+}
+
+/// Benchmark cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchCase {
+    /// The event queue alone on a synthetic load.
+    Engine,
+    /// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100, batch 3072, microbatch 1, 1F1B.
+    Gpt1t,
+    /// Both.
+    All,
+}

@@ -1,0 +1,275 @@
+//! A YAML document on its way to a spec: read, overridden with `--set`, deserialized with paths.
+
+use super::{presets, DocumentKind, Source};
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+/// One `--set KEY=VALUE` argument, parsed.
+#[derive(Debug, Clone)]
+pub struct Override {
+    /// Which document it changes.
+    pub target: DocumentKind,
+    /// The YAML path inside that document, e.g. `["model", "layers"]`.
+    pub path: Vec<String>,
+    /// The value, parsed as a YAML scalar.
+    pub value: Value,
+    /// The argument as the user typed it, for error messages.
+    pub original: String,
+}
+
+impl Override {
+    /// Parses `workload.model.layers=48` or `hardware.nodes=16`.
+    pub fn parse(arg: &str) -> Result<Override> {
+        let bad = |why: &str| Error::Input(format!("error: --set {arg}: {why}"));
+        let (key, value) = arg
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE, e.g. workload.parallel.data=16"))?;
+        let mut parts = key.trim().split('.');
+        let target = match parts.next() {
+            Some("workload") => DocumentKind::Workload,
+            Some("hardware") => DocumentKind::Hardware,
+            other => {
+                return Err(bad(&format!(
+                    "unknown --set key {:?}: keys start with \"workload.\" or \"hardware.\" followed by a YAML path",
+                    other.unwrap_or("")
+                )))
+            }
+        };
+        let path: Vec<String> = parts.map(str::to_string).collect();
+        if path.is_empty() || path.iter().any(String::is_empty) {
+            return Err(bad(
+                "the key needs a YAML path after the prefix, e.g. workload.model.layers",
+            ));
+        }
+        let value: Value = serde_yaml::from_str(value.trim())
+            .unwrap_or_else(|_| Value::String(value.trim().to_string()));
+        Ok(Override {
+            target,
+            path,
+            value,
+            original: arg.to_string(),
+        })
+    }
+}
+
+/// A parsed YAML document with the name of where it came from.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// File path, or `built-in preset NAME`.
+    pub source: String,
+    /// The YAML tree after overrides.
+    pub value: Value,
+    overrides: Vec<(String, String)>,
+}
+
+impl Document {
+    /// Reads a file, or a preset of this kind by name (`dgx-a100`), or the built-in default.
+    pub fn load(source: &Source, kind: DocumentKind) -> Result<Document> {
+        let (name, text) = match source {
+            Source::Default => {
+                let (name, text) = presets::default_for(kind);
+                (format!("built-in preset {name}"), text.to_string())
+            }
+            Source::Named(given) => match std::fs::read_to_string(given) {
+                Ok(text) => (given.clone(), text),
+                Err(e) => match presets::find(kind, given) {
+                    Some(text) => (format!("built-in preset {given}"), text.to_string()),
+                    None => {
+                        return Err(Error::Input(format!(
+                            "error: {given}: cannot read {} file: {}; built-in presets are: {}",
+                            kind.prefix(),
+                            e,
+                            presets::names(kind).join(", ")
+                        )))
+                    }
+                },
+            },
+        };
+        Document::parse(&name, &text)
+    }
+
+    /// Parses YAML text; a syntax error names the line and column.
+    pub fn parse(source: &str, text: &str) -> Result<Document> {
+        let value: Value = serde_yaml::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                .unwrap_or_default();
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            Error::Input(format!("error: {source}: malformed YAML{at}: {msg}"))
+        })?;
+        let value = if value.is_null() {
+            Value::Mapping(Mapping::new())
+        } else {
+            value
+        };
+        Ok(Document {
+            source: source.to_string(),
+            value,
+            overrides: Vec::new(),
+        })
+    }
+
+    /// Applies one `--set`, creating intermediate mappings as needed.
+    pub fn apply(&mut self, o: &Override) -> Result<()> {
+        let mut node = &mut self.value;
+        for (i, key) in o.path.iter().enumerate() {
+            let Value::Mapping(map) = node else {
+                return Err(Error::Input(format!(
+                    "error: --set {}: `{}` in {} is not a mapping, so it has no key {:?}",
+                    o.original,
+                    o.path[..i].join("."),
+                    self.source,
+                    key
+                )));
+            };
+            node = map
+                .entry(Value::String(key.clone()))
+                .or_insert(Value::Mapping(Mapping::new()));
+        }
+        *node = o.value.clone();
+        self.overrides.push((o.path.join("."), o.original.clone()));
+        Ok(())
+    }
+
+    /// Where a value at `path` came from: the file, or the `--set` that replaced it.
+    pub fn origin(&self, path: &str) -> String {
+        match self
+            .overrides
+            .iter()
+            .rev()
+            .find(|(p, _)| path == p || path.starts_with(&format!("{p}.")))
+        {
+            Some((_, arg)) => format!("--set {arg} (applied to {})", self.source),
+            None => self.source.clone(),
+        }
+    }
+
+    /// The value at a dotted path, printed compactly, if present.
+    pub fn value_at(&self, path: &str) -> Option<String> {
+        let mut node = &self.value;
+        for key in path.split('.').filter(|k| !k.is_empty()) {
+            node = match key.split_once('[') {
+                Some((k, idx)) => {
+                    let inner = if k.is_empty() { node } else { node.get(k)? };
+                    inner.get(idx.trim_end_matches(']').parse::<usize>().ok()?)?
+                }
+                None => node.get(key)?,
+            };
+        }
+        Some(match node {
+            Value::String(s) => format!("{s:?}"),
+            other => serde_yaml::to_string(other).ok()?.trim().to_string(),
+        })
+    }
+
+    /// An error about the value at `path`, naming the file, the path and the value.
+    pub fn field_error(&self, path: &str, message: impl std::fmt::Display) -> Error {
+        let value = self
+            .value_at(path)
+            .map(|v| format!(" = {v}"))
+            .unwrap_or_default();
+        Error::Input(format!(
+            "error: {}: `{path}`{value}: {message}",
+            self.origin(path)
+        ))
+    }
+
+    /// Deserializes the document into `T`, turning serde errors into path-carrying messages.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_path_to_error::deserialize(self.value.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let inner = e.inner().to_string();
+            match parse_unknown_field(&inner) {
+                Some((field, expected)) => {
+                    let parent = path
+                        .strip_suffix(&field)
+                        .unwrap_or(&path)
+                        .trim_end_matches('.');
+                    let full = if parent.is_empty() {
+                        field.clone()
+                    } else {
+                        format!("{parent}.{field}")
+                    };
+                    let suggestion = closest(&field, &expected)
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    let place = if parent.is_empty() {
+                        "at the top level".to_string()
+                    } else {
+                        format!("in `{parent}`")
+                    };
+                    Error::Input(format!(
+                        "error: {}: unknown key `{full}` {place}{suggestion} (expected one of: {})",
+                        self.origin(&full),
+                        expected.join(", ")
+                    ))
+                }
+                None if path.is_empty() => Error::Input(format!("error: {}: {inner}", self.source)),
+                None => self.field_error(&path, inner),
+            }
+        })
+    }
+}
+
+/// Picks apart serde's "unknown field `x`, expected one of `a`, `b`" message.
+fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((field.to_string(), expected))
+}
+
+/// The closest expected key to a misspelt one, if any is close enough to be a likely typo.
+pub fn closest<'a>(given: &str, expected: &'a [String]) -> Option<&'a str> {
+    expected
+        .iter()
+        .map(|e| (strsim::jaro_winkler(given, e), e))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, e)| e.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_message_is_parsed() {
+        let (f, e) =
+            parse_unknown_field("unknown field `hiden`, expected one of `layers`, `hidden`")
+                .unwrap();
+        assert_eq!(f, "hiden");
+        assert_eq!(e, vec!["layers", "hidden"]);
+        assert_eq!(closest("hiden", &e), Some("hidden"));
+        assert_eq!(closest("zzzz", &e), None);
+    }
+
+    #[test]
+    fn set_creates_paths_and_records_origin() {
+        let mut d = Document::parse("w.yaml", "model:\n  layers: 4\n").unwrap();
+        d.apply(&Override::parse("workload.model.layers=8").unwrap())
+            .unwrap();
+        d.apply(&Override::parse("workload.batch.global=16").unwrap())
+            .unwrap();
+        assert_eq!(d.value_at("model.layers").as_deref(), Some("8"));
+        assert_eq!(d.value_at("batch.global").as_deref(), Some("16"));
+        assert!(d
+            .origin("batch.global")
+            .starts_with("--set workload.batch.global=16"));
+        assert_eq!(d.origin("model.hidden"), "w.yaml");
+        assert!(d
+            .apply(&Override::parse("workload.model.layers.x=1").unwrap())
+            .is_err());
+        assert!(Override::parse("nodes=3").is_err());
+        assert!(Override::parse("workload.x").is_err());
+    }
+}

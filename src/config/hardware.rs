@@ -1,0 +1,198 @@
+//! The hardware description: GPUs, nodes and the links between them.
+
+use super::Document;
+use crate::error::Result;
+use crate::units::{Bandwidth, Bytes, FlopRate, SimDuration};
+use serde::Deserialize;
+
+/// A whole cluster: `nodes` identical nodes on one fabric.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareSpec {
+    /// Preset or file name, used in reports.
+    pub name: String,
+    /// Number of nodes available.
+    pub nodes: u32,
+    /// The accelerator in every slot.
+    pub gpu: GpuSpec,
+    /// What is inside one node.
+    pub node: NodeSpec,
+    /// How communication is modelled.
+    #[serde(default)]
+    pub network: NetworkSpec,
+}
+
+/// How compute time is derived from an op's FLOPs and bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeModelKind {
+    /// Roofline with a shape-dependent GEMM efficiency, HBM time and kernel overheads.
+    #[default]
+    Roofline,
+    /// Every op takes FLOPs / peak: no memory time, no overhead (for schedule studies).
+    Ideal,
+}
+
+/// One GEMM tile shape a kernel library may pick (rows x columns of the output per thread block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct GemmTile(pub u32, pub u32);
+
+/// One GPU model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    /// Marketing name, for reports.
+    pub model: String,
+    /// Which compute model applies.
+    #[serde(default)]
+    pub compute: ComputeModelKind,
+    /// Dense 16-bit tensor-core peak.
+    pub peak_flops: FlopRate,
+    /// HBM capacity.
+    pub memory: Bytes,
+    /// HBM bandwidth.
+    pub memory_bandwidth: Bandwidth,
+    /// Fraction of `memory_bandwidth` that streaming (memory-bound) kernels reach.
+    #[serde(default = "one")]
+    pub memory_efficiency: f64,
+    /// Streaming multiprocessors: GEMM tiles run in waves of this many.
+    #[serde(default = "one_u32")]
+    pub sms: u32,
+    /// Fraction of the tensor peak that one SM reaches on a large, compute-bound tile.
+    #[serde(default = "one")]
+    pub gemm_efficiency: f64,
+    /// Bandwidth from L2 to all SMs; small tiles whose arithmetic intensity is below
+    /// peak / this bandwidth are limited by it.
+    #[serde(default)]
+    pub l2_bandwidth: Option<Bandwidth>,
+    /// Tile shapes the GEMM library can pick; the fastest for each shape is used.
+    #[serde(default = "default_tiles")]
+    pub gemm_tiles: Vec<GemmTile>,
+    /// Fixed cost of each kernel (launch and tail).
+    #[serde(default)]
+    pub kernel_overhead: SimDuration,
+    /// Relative spread of compute times (uniform in ±jitter), drawn from the seeded RNG.
+    #[serde(default)]
+    pub jitter: f64,
+}
+
+/// A point-to-point link class (NVLink port, NIC).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Nominal bandwidth per direction.
+    pub bandwidth: Bandwidth,
+    /// Latency of one hop (one step of a collective algorithm).
+    pub latency: SimDuration,
+    /// Fraction of the nominal bandwidth that NCCL-like transfers reach.
+    #[serde(default = "one")]
+    pub efficiency: f64,
+}
+
+impl LinkSpec {
+    /// Bandwidth that large transfers actually get.
+    pub fn effective_bandwidth(&self) -> Bandwidth {
+        Bandwidth(self.bandwidth.0 * self.efficiency)
+    }
+}
+
+/// One node: GPUs joined by NVLink/NVSwitch, and NICs to the fabric.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// GPUs per node.
+    pub gpus: u32,
+    /// Per-GPU NVLink bandwidth into the NVSwitch, per direction.
+    pub nvlink: LinkSpec,
+    /// Application NICs per node (one per GPU on DGX A100: a "rail" per GPU index).
+    pub nics: u32,
+    /// One NIC and its path into the fabric.
+    pub nic: LinkSpec,
+}
+
+/// Which network model turns communication into time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkModelKind {
+    /// Hierarchical alpha-beta per collective, no contention.
+    #[default]
+    Analytic,
+    /// Every transfer is instant (for schedule studies).
+    Ideal,
+}
+
+/// Network modelling options.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The model; `analytic` unless stated.
+    #[serde(default)]
+    pub model: NetworkModelKind,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn one_u32() -> u32 {
+    1
+}
+fn default_tiles() -> Vec<GemmTile> {
+    vec![GemmTile(128, 128)]
+}
+
+impl HardwareSpec {
+    /// Deserializes and checks ranges; errors name the YAML path and value.
+    pub fn from_document(doc: &Document) -> Result<HardwareSpec> {
+        let spec: HardwareSpec = doc.deserialize()?;
+        spec.validate(doc)?;
+        Ok(spec)
+    }
+
+    /// GPUs in the whole cluster.
+    pub fn total_gpus(&self) -> u64 {
+        self.nodes as u64 * self.node.gpus as u64
+    }
+
+    fn validate(&self, doc: &Document) -> Result<()> {
+        let positive = |path: &str, v: u32| {
+            if v == 0 {
+                Err(doc.field_error(path, "must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("nodes", self.nodes)?;
+        positive("node.gpus", self.node.gpus)?;
+        positive("node.nics", self.node.nics)?;
+        positive("gpu.sms", self.gpu.sms)?;
+        let fraction = |path: &str, v: f64| {
+            if v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(doc.field_error(path, "must be a fraction in (0, 1]"))
+            }
+        };
+        fraction("gpu.memory_efficiency", self.gpu.memory_efficiency)?;
+        fraction("gpu.gemm_efficiency", self.gpu.gemm_efficiency)?;
+        fraction("node.nvlink.efficiency", self.node.nvlink.efficiency)?;
+        fraction("node.nic.efficiency", self.node.nic.efficiency)?;
+        if !(0.0..1.0).contains(&self.gpu.jitter) {
+            return Err(doc.field_error("gpu.jitter", "must be in [0, 1)"));
+        }
+        if self.gpu.gemm_tiles.is_empty() {
+            return Err(doc.field_error(
+                "gpu.gemm_tiles",
+                "needs at least one tile shape, e.g. [[128, 128]]",
+            ));
+        }
+        for (i, t) in self.gpu.gemm_tiles.iter().enumerate() {
+            if t.0 == 0 || t.1 == 0 {
+                return Err(doc.field_error(
+                    &format!("gpu.gemm_tiles[{i}]"),
+                    "tile sides must be at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

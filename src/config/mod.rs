@@ -1,0 +1,80 @@
+//! Configuration: YAML documents → validated specs.
+//!
+//! Every error names the file, the YAML path and the bad value. Configs know nothing of the engine.
+
+mod document;
+mod hardware;
+mod presets;
+mod workload;
+
+pub use document::{Document, Override};
+pub use hardware::{
+    ComputeModelKind, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind, NetworkSpec,
+    NodeSpec,
+};
+pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
+pub use workload::{
+    BatchSpec, DataParallelSpec, GradDtype, ModelSpec, ParallelSpec, Recompute, Schedule,
+    WorkloadSpec,
+};
+
+use crate::error::Result;
+
+/// Hardware and workload, validated against each other, ready to simulate.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The machine.
+    pub hardware: HardwareSpec,
+    /// The training job.
+    pub workload: WorkloadSpec,
+}
+
+/// Where a document comes from: a file on disk, or a preset compiled into the binary.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A path given by the user, or a preset name.
+    Named(String),
+    /// The built-in default of this kind.
+    Default,
+}
+
+/// Loads both documents, applies `--set` overrides, validates each and then the pair.
+pub fn load_run_config(
+    hardware: &Source,
+    workload: &Source,
+    overrides: &[Override],
+) -> Result<RunConfig> {
+    let (mut hw_doc, mut wl_doc) = (
+        Document::load(hardware, DocumentKind::Hardware)?,
+        Document::load(workload, DocumentKind::Workload)?,
+    );
+    for o in overrides {
+        match o.target {
+            DocumentKind::Hardware => hw_doc.apply(o)?,
+            DocumentKind::Workload => wl_doc.apply(o)?,
+        }
+    }
+    let hardware = HardwareSpec::from_document(&hw_doc)?;
+    let workload = WorkloadSpec::from_document(&wl_doc)?;
+    workload::check_fits_hardware(&workload, &wl_doc, &hardware, &hw_doc)?;
+    Ok(RunConfig { hardware, workload })
+}
+
+/// The two kinds of document a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// hardware/*.yaml
+    Hardware,
+    /// workloads/*.yaml
+    Workload,
+}
+
+impl DocumentKind {
+    /// The `--set` prefix and folder name of this kind.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            DocumentKind::Hardware => "hardware",
+            DocumentKind::Workload => "workload",
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Presets compiled into the binary, so that `clustersim run` works from any directory.
+
+use super::DocumentKind;
+
+/// Hardware presets: (name, YAML text).
+pub const HARDWARE_PRESETS: &[(&str, &str)] = &[
+    ("dgx-a100", include_str!("../../hardware/dgx-a100.yaml")),
+    ("ideal", include_str!("../../hardware/ideal.yaml")),
+];
+
+/// Workload presets: (name, YAML text).
+pub const WORKLOAD_PRESETS: &[(&str, &str)] = &[
+    ("gpt-5.9b", include_str!("../../workloads/gpt-5.9b.yaml")),
+    ("gpt-162b", include_str!("../../workloads/gpt-162b.yaml")),
+    ("gpt-175b", include_str!("../../workloads/gpt-175b.yaml")),
+    ("gpt-1t", include_str!("../../workloads/gpt-1t.yaml")),
+];
+
+fn table(kind: DocumentKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        DocumentKind::Hardware => HARDWARE_PRESETS,
+        DocumentKind::Workload => WORKLOAD_PRESETS,
+    }
+}
+
+/// The default document of a kind: dgx-a100 and gpt-5.9b.
+pub fn default_for(kind: DocumentKind) -> (&'static str, &'static str) {
+    table(kind)[0]
+}
+
+/// Finds a preset by name, accepting `NAME`, `NAME.yaml` and `hardware/NAME.yaml`.
+pub fn find(kind: DocumentKind, given: &str) -> Option<&'static str> {
+    let base = given.rsplit('/').next().unwrap_or(given);
+    let base = base.strip_suffix(".yaml").unwrap_or(base);
+    table(kind)
+        .iter()
+        .find(|(n, _)| *n == base)
+        .map(|(_, t)| *t)
+}
+
+/// The preset names of a kind.
+pub fn names(kind: DocumentKind) -> Vec<&'static str> {
+    table(kind).iter().map(|(n, _)| *n).collect()
+}
+
+/// The YAML text of a hardware preset.
+pub fn builtin_hardware(name: &str) -> Option<&'static str> {
+    find(DocumentKind::Hardware, name)
+}
+
+/// The YAML text of a workload preset.
+pub fn builtin_workload(name: &str) -> Option<&'static str> {
+    find(DocumentKind::Workload, name)
+}

@@ -1,0 +1,302 @@
+//! The workload description: a Megatron-style GPT training job and its parallel split.
+
+use super::{Document, HardwareSpec};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+
+/// One training job: model, batch, parallel split, schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Name used for the output folder and reports.
+    pub name: String,
+    /// GPU count; optional, but when given it must equal tensor x pipeline x data.
+    #[serde(default)]
+    pub gpus: Option<u64>,
+    /// Transformer shape.
+    pub model: ModelSpec,
+    /// Global and micro batch.
+    pub batch: BatchSpec,
+    /// Tensor, pipeline, data parallel degrees and interleaving.
+    pub parallel: ParallelSpec,
+    /// Pipeline schedule.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Activation recomputation.
+    #[serde(default)]
+    pub recompute: Recompute,
+    /// Data-parallel gradient reduction.
+    #[serde(default)]
+    pub data_parallel: DataParallelSpec,
+}
+
+/// GPT model shape (Megatron notation: l, h, a, s, V).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Transformer layers l.
+    pub layers: u32,
+    /// Hidden size h.
+    pub hidden: u64,
+    /// Attention heads a.
+    pub heads: u64,
+    /// Sequence length s.
+    pub seq_len: u64,
+    /// Vocabulary V; 0 leaves out the embedding and output layers (schedule studies).
+    pub vocab: u64,
+}
+
+/// Batch sizes in sequences.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    /// Global batch B per iteration.
+    pub global: u64,
+    /// Microbatch b.
+    pub micro: u64,
+}
+
+/// Parallel degrees.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelSpec {
+    /// Tensor (intra-layer) parallel degree t.
+    pub tensor: u32,
+    /// Pipeline stages p.
+    pub pipeline: u32,
+    /// Data-parallel replicas d.
+    pub data: u32,
+    /// Model chunks per device v (interleaved schedule only).
+    #[serde(default = "one")]
+    pub interleave: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Pipeline schedules as Megatron-LM implements them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Schedule {
+    /// All forwards, then all backwards.
+    #[serde(rename = "gpipe")]
+    GPipe,
+    /// PipeDream-Flush: warm-up forwards, steady one-forward-one-backward, cool-down.
+    #[default]
+    #[serde(rename = "1f1b")]
+    OneFOneB,
+    /// 1F1B over v model chunks per device.
+    #[serde(rename = "interleaved")]
+    Interleaved,
+}
+
+impl Schedule {
+    /// The YAML spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::GPipe => "gpipe",
+            Schedule::OneFOneB => "1f1b",
+            Schedule::Interleaved => "interleaved",
+        }
+    }
+}
+
+/// Activation recomputation in the backward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Recompute {
+    /// Keep all activations.
+    #[default]
+    None,
+    /// Recompute the attention core (scores, softmax, dropout, context) only.
+    Selective,
+    /// Recompute each layer's whole forward before its backward.
+    Full,
+}
+
+impl Recompute {
+    /// The YAML spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Recompute::None => "none",
+            Recompute::Selective => "selective",
+            Recompute::Full => "full",
+        }
+    }
+}
+
+/// Element type of gradients in the data-parallel reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GradDtype {
+    /// 2 bytes (Megatron's default with fp16 training).
+    #[default]
+    Fp16,
+    /// 2 bytes.
+    Bf16,
+    /// 4 bytes (fp32 main gradients).
+    Fp32,
+}
+
+impl GradDtype {
+    /// Bytes per gradient element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            GradDtype::Fp16 | GradDtype::Bf16 => 2,
+            GradDtype::Fp32 => 4,
+        }
+    }
+}
+
+/// How gradients are reduced across data-parallel replicas.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DataParallelSpec {
+    /// Reduce each layer's gradients during the last backward pass instead of after it.
+    #[serde(default)]
+    pub overlap: bool,
+    /// Gradient element type on the wire.
+    #[serde(default)]
+    pub grad_dtype: GradDtype,
+}
+
+impl WorkloadSpec {
+    /// Deserializes and checks the split; errors name the YAML path, the value and the rule.
+    pub fn from_document(doc: &Document) -> Result<WorkloadSpec> {
+        let spec: WorkloadSpec = doc.deserialize()?;
+        spec.validate(doc)?;
+        Ok(spec)
+    }
+
+    /// tensor x pipeline x data.
+    pub fn gpus_needed(&self) -> u64 {
+        self.parallel.tensor as u64 * self.parallel.pipeline as u64 * self.parallel.data as u64
+    }
+
+    /// Microbatches per pipeline per iteration, m = B / (b d).
+    pub fn microbatches(&self) -> u64 {
+        self.batch.global / (self.batch.micro * self.parallel.data as u64)
+    }
+
+    /// Model chunks per device: v for the interleaved schedule, 1 otherwise.
+    pub fn chunks(&self) -> u32 {
+        match self.schedule {
+            Schedule::Interleaved => self.parallel.interleave,
+            _ => 1,
+        }
+    }
+
+    fn validate(&self, doc: &Document) -> Result<()> {
+        let (m, b, p) = (&self.model, &self.batch, &self.parallel);
+        for (path, v) in [
+            ("model.layers", m.layers as u64),
+            ("model.hidden", m.hidden),
+            ("model.heads", m.heads),
+            ("model.seq_len", m.seq_len),
+            ("batch.global", b.global),
+            ("batch.micro", b.micro),
+            ("parallel.tensor", p.tensor as u64),
+            ("parallel.pipeline", p.pipeline as u64),
+            ("parallel.data", p.data as u64),
+            ("parallel.interleave", p.interleave as u64),
+        ] {
+            if v == 0 {
+                return Err(doc.field_error(path, "must be at least 1"));
+            }
+        }
+        if let Some(gpus) = self.gpus {
+            if gpus != self.gpus_needed() {
+                return Err(doc.field_error(
+                    "gpus",
+                    format!(
+                        "tensor x pipeline x data = {} x {} x {} = {} GPUs, not {gpus}; change the split or the GPU count",
+                        p.tensor,
+                        p.pipeline,
+                        p.data,
+                        self.gpus_needed()
+                    ),
+                ));
+            }
+        }
+        if m.hidden % m.heads != 0 {
+            return Err(doc.field_error(
+                "model.hidden",
+                format!("must be divisible by model.heads ({})", m.heads),
+            ));
+        }
+        if m.heads % p.tensor as u64 != 0 {
+            return Err(doc.field_error(
+                "parallel.tensor",
+                format!("model.heads ({}) is not divisible by tensor ({}): each tensor rank needs whole heads", m.heads, p.tensor),
+            ));
+        }
+        if self.schedule != Schedule::Interleaved && p.interleave != 1 {
+            return Err(doc.field_error(
+                "parallel.interleave",
+                format!(
+                    "interleave > 1 needs schedule: interleaved (schedule is {})",
+                    self.schedule.name()
+                ),
+            ));
+        }
+        let stages = p.pipeline * self.chunks();
+        if m.layers % stages != 0 {
+            return Err(doc.field_error(
+                "model.layers",
+                format!(
+                    "{} layers cannot be split evenly over pipeline x interleave = {} x {} = {stages} stages",
+                    m.layers,
+                    p.pipeline,
+                    self.chunks()
+                ),
+            ));
+        }
+        if b.global % (b.micro * p.data as u64) != 0 {
+            return Err(doc.field_error(
+                "batch.global",
+                format!(
+                    "global batch {} is not divisible by micro x data = {} x {} = {}",
+                    b.global,
+                    b.micro,
+                    p.data,
+                    b.micro * p.data as u64
+                ),
+            ));
+        }
+        if self.schedule == Schedule::Interleaved && self.microbatches() % p.pipeline as u64 != 0 {
+            return Err(doc.field_error(
+                "batch.global",
+                format!(
+                    "the interleaved schedule needs microbatches per pipeline (B / (b x d) = {}) to be a multiple of pipeline ({})",
+                    self.microbatches(),
+                    p.pipeline
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that the job fits on the machine: enough GPUs.
+pub fn check_fits_hardware(
+    w: &WorkloadSpec,
+    w_doc: &Document,
+    hw: &HardwareSpec,
+    hw_doc: &Document,
+) -> Result<()> {
+    if w.gpus_needed() > hw.total_gpus() {
+        return Err(Error::Input(format!(
+            "error: {}: the workload needs tensor x pipeline x data = {} x {} x {} = {} GPUs, but {}: `nodes` = {} nodes x {} GPUs = {} GPUs",
+            w_doc.origin("parallel"),
+            w.parallel.tensor,
+            w.parallel.pipeline,
+            w.parallel.data,
+            w.gpus_needed(),
+            hw_doc.origin("nodes"),
+            hw.nodes,
+            hw.node.gpus,
+            hw.total_gpus()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! # clustersim
+//!
+//! A discrete-event performance simulator for GPU clusters that train large models.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! hardware/*.yaml, workloads/*.yaml, --set ─→ config (validated specs)
+//!   ─→ workload::generate (per-rank TaskGraph)  ┐
+//!   ─→ model (compute, network)                 ├→ sim (engine runs events) ─→ report (metrics,
+//!   ─→ engine (event queue)                     ┘      JSON, Chrome trace, plots)
+//! ```
+//!
+//! Configs know nothing of the engine; the engine knows nothing of GPUs; models know nothing of
+//! transformers; only [`sim`] joins them, and [`run`] strings the steps together.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod sim;
+pub mod units;
+pub mod workload;
+
+use cli::{Cli, Command, Format, RunArgs};
+use config::{load_run_config, Override, Source};
+use error::Result;
+
+/// Runs the command line; returns the process exit code.
+pub fn main_with(cli: Cli) -> i32 {
+    let result = match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Run(args) => run_command(&args),
+        Command::Bench(args) => bench::bench(&args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn source(given: &Option<String>) -> Source {
+    given
+        .as_ref()
+        .map(|s| Source::Named(s.clone()))
+        .unwrap_or(Source::Default)
+}
+
+/// `clustersim run`.
+pub fn run_command(args: &RunArgs) -> Result<()> {
+    let overrides: Vec<Override> = args
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<_>>()?;
+    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let timeline = if args.no_output {
+        report::timeline::TimelineRanks::None
+    } else {
+        args.timeline
+    };
+    let start = std::time::Instant::now();
+    let res = run::run(
+        &cfg,
+        &run::RunOptions {
+            seed: args.seed,
+            timeline,
+        },
+    )?;
+    let wall = start.elapsed().as_secs_f64();
+    let written = if args.no_output {
+        Vec::new()
+    } else {
+        let dir = args
+            .out
+            .clone()
+            .unwrap_or_else(|| run::default_out_dir(&cfg));
+        run::write_outputs(&res, &dir)?
+    };
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&res.report)
+                .map_err(|e| error::Error::Internal(e.to_string()))?
+        ),
+        Format::Text => {
+            print!("{}", report::summary::text(&res.report));
+            println!(
+                "\n  simulated {} tasks, {} events in {:.2} s wall ({:.1} M events/s)",
+                res.graph.len(),
+                res.report.events,
+                wall,
+                res.report.events as f64 / wall / 1e6
+            );
+            for p in &written {
+                println!("  wrote {}", p.display());
+            }
+        }
+    }
+    Ok(())
+}

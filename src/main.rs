@@ -1,0 +1,7 @@
+//! The `clustersim` binary: parse the command line, run, map errors to exit codes.
+
+use clap::Parser;
+
+fn main() {
+    std::process::exit(clustersim::main_with(clustersim::cli::Cli::parse()));
+}

@@ -1,0 +1,77 @@
+//! Network models: turn collectives and point-to-point transfers into completion times.
+//!
+//! The seam is event-based so that a contention model (flows whose completion moves when rates
+//! change) fits behind the same trait as the closed-form models: the simulation calls
+//! [`NetworkModel::start`] when a communication can begin, the model schedules its own events
+//! through a [`NetScheduler`], and [`NetworkModel::handle`] reports which communication finished.
+
+mod analytic;
+
+pub use analytic::{AnalyticNetwork, IdealNetwork};
+
+use crate::engine::EventKey;
+use crate::units::SimTime;
+use crate::workload::CollectiveOp;
+
+/// Identifies one communication (a collective instance or a transfer) to the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommId(pub u32);
+
+/// What to communicate.
+#[derive(Clone, Copy, Debug)]
+pub enum Communication<'a> {
+    /// A collective over `ranks` with `bytes` per rank (nccl-tests size convention).
+    Collective {
+        /// The operation.
+        op: CollectiveOp,
+        /// Participating ranks.
+        ranks: &'a [u32],
+        /// Buffer size.
+        bytes: u64,
+    },
+    /// A point-to-point transfer.
+    Transfer {
+        /// Sender.
+        src: u32,
+        /// Receiver.
+        dst: u32,
+        /// Payload.
+        bytes: u64,
+    },
+}
+
+/// Events that network models schedule for themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetEvent {
+    /// The communication is complete.
+    Done(CommId),
+}
+
+/// The simulation's event queue, as seen by a network model.
+pub trait NetScheduler {
+    /// Schedules a network event.
+    fn schedule(&mut self, at: SimTime, event: NetEvent) -> EventKey;
+    /// Moves a pending network event.
+    fn reschedule(&mut self, key: EventKey, at: SimTime) -> bool;
+}
+
+/// A network model.
+pub trait NetworkModel {
+    /// The name written in reports (`analytic`, `ideal`, ...).
+    fn name(&self) -> &'static str;
+    /// Begins a communication at `now`.
+    fn start(
+        &mut self,
+        now: SimTime,
+        id: CommId,
+        comm: Communication<'_>,
+        sched: &mut dyn NetScheduler,
+    );
+    /// Handles one of the model's own events; returns the communication it completed, if any.
+    fn handle(
+        &mut self,
+        now: SimTime,
+        event: NetEvent,
+        sched: &mut dyn NetScheduler,
+    ) -> Option<CommId>;
+}

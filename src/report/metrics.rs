@@ -1,0 +1,207 @@
+//! Metrics of one simulated iteration, with their definitions (mirrored in the README).
+
+use crate::config::RunConfig;
+use crate::sim::{RankTime, SimOutcome};
+use crate::workload::generate::Layout;
+use crate::workload::transformer::{
+    megatron_flops_per_iteration, model_flops_per_iteration, total_params,
+};
+use serde::Serialize;
+
+/// Mean seconds per GPU spent in each state during the iteration.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct TimeBreakdown {
+    /// Running kernels.
+    pub compute_s: f64,
+    /// Communication in flight while no kernel ran.
+    pub exposed_comm_s: f64,
+    /// Communication hidden behind kernels (not part of the sum to the iteration time).
+    pub overlapped_comm_s: f64,
+    /// Waiting at a collective for the other members.
+    pub sync_wait_s: f64,
+    /// Idle on a pipeline: waiting for work from other stages, or for the iteration to end.
+    pub bubble_s: f64,
+    /// Idle without a pipeline (pipeline = 1): waiting for the slowest rank.
+    pub idle_s: f64,
+}
+
+impl TimeBreakdown {
+    fn of(times: &[&RankTime], pipelined: bool) -> Self {
+        let n = times.len().max(1) as f64;
+        let mean =
+            |f: fn(&RankTime) -> u64| times.iter().map(|t| f(t) as f64 * 1e-9).sum::<f64>() / n;
+        let idle = mean(|t| t.idle.0);
+        TimeBreakdown {
+            compute_s: mean(|t| t.compute.0),
+            exposed_comm_s: mean(|t| t.exposed_comm.0),
+            overlapped_comm_s: mean(|t| t.overlapped_comm.0),
+            sync_wait_s: mean(|t| t.sync_wait.0),
+            bubble_s: if pipelined { idle } else { 0.0 },
+            idle_s: if pipelined { 0.0 } else { idle },
+        }
+    }
+}
+
+/// One pipeline stage: its bubble and time breakdown (mean over the stage's GPUs).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StageReport {
+    /// Stage index.
+    pub stage: u32,
+    /// Bubble seconds.
+    pub bubble_s: f64,
+    /// Bubble time / iteration time.
+    pub fraction: f64,
+    /// Bubble time / (iteration time - bubble time), Megatron's (p-1)/m.
+    pub ratio: f64,
+    /// Time breakdown.
+    pub breakdown: TimeBreakdown,
+}
+
+/// Pipeline bubble summary.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BubbleReport {
+    /// Mean over stages of bubble time / iteration time.
+    pub fraction: f64,
+    /// fraction / (1 - fraction): bubble time / ideal busy time, Megatron's (p-1)/m.
+    pub ratio: f64,
+    /// Per stage.
+    pub per_stage: Vec<StageReport>,
+}
+
+/// The parallel configuration that ran.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ParallelReport {
+    /// Tensor degree.
+    pub tensor: u32,
+    /// Pipeline degree.
+    pub pipeline: u32,
+    /// Data degree.
+    pub data: u32,
+    /// Model chunks per device.
+    pub interleave: u32,
+    /// Schedule name.
+    pub schedule: &'static str,
+    /// Recompute mode.
+    pub recompute: &'static str,
+    /// Global batch.
+    pub global_batch: u64,
+    /// Microbatch.
+    pub microbatch: u64,
+    /// Microbatches per pipeline, m.
+    pub microbatches: u64,
+}
+
+/// Everything `run` reports; serialized as report.json (stable field order, no wall-clock times).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Report {
+    /// Workload name.
+    pub name: String,
+    /// Hardware name.
+    pub hardware: String,
+    /// Network model that produced the result.
+    pub network_model: &'static str,
+    /// Compute model.
+    pub compute_model: &'static str,
+    /// RNG seed.
+    pub seed: u64,
+    /// GPUs used.
+    pub gpus: u64,
+    /// Parameters, Megatron eq. 2.
+    pub parameters: f64,
+    /// The split.
+    pub parallel: ParallelReport,
+    /// Simulated time of one iteration.
+    pub iteration_time_s: f64,
+    /// Megatron's metric: F (eq. 3) / (iteration time x GPUs), in TFLOP/s.
+    pub tflops_per_gpu: f64,
+    /// Model FLOPs utilisation: model FLOPs without recompute / time / (GPUs x peak).
+    pub mfu: f64,
+    /// Sequences per second.
+    pub samples_per_s: f64,
+    /// Tokens per second.
+    pub tokens_per_s: f64,
+    /// Pipeline bubble.
+    pub bubble: BubbleReport,
+    /// Mean per GPU over all GPUs.
+    pub breakdown: TimeBreakdown,
+    /// Events the engine processed.
+    pub events: u64,
+}
+
+impl Report {
+    /// Derives all metrics from a configuration and a finished simulation.
+    pub fn new(cfg: &RunConfig, out: &SimOutcome, seed: u64) -> Report {
+        let w = &cfg.workload;
+        let lay = Layout::of(w);
+        let gpus = w.gpus_needed();
+        let t = out.makespan.as_secs_f64();
+        let pipelined = lay.p > 1;
+        let per_stage: Vec<StageReport> = (0..lay.p)
+            .map(|stage| {
+                let ranks = (0..lay.t * lay.d).map(|i| stage * lay.t * lay.d + i);
+                let times: Vec<&RankTime> = ranks.map(|r| &out.rank_time[r as usize]).collect();
+                let breakdown = TimeBreakdown::of(&times, pipelined);
+                let bubble = breakdown.bubble_s;
+                StageReport {
+                    stage,
+                    bubble_s: bubble,
+                    fraction: safe_div(bubble, t),
+                    ratio: safe_div(bubble, t - bubble),
+                    breakdown,
+                }
+            })
+            .collect();
+        let fraction = per_stage.iter().map(|s| s.fraction).sum::<f64>() / lay.p as f64;
+        let all: Vec<&RankTime> = out.rank_time.iter().collect();
+        let samples = w.batch.global as f64;
+        Report {
+            name: w.name.clone(),
+            hardware: cfg.hardware.name.clone(),
+            network_model: out.network_model,
+            compute_model: match cfg.hardware.gpu.compute {
+                crate::config::ComputeModelKind::Roofline => "roofline",
+                crate::config::ComputeModelKind::Ideal => "ideal",
+            },
+            seed,
+            gpus,
+            parameters: total_params(&w.model),
+            parallel: ParallelReport {
+                tensor: lay.t,
+                pipeline: lay.p,
+                data: lay.d,
+                interleave: w.chunks(),
+                schedule: w.schedule.name(),
+                recompute: w.recompute.name(),
+                global_batch: w.batch.global,
+                microbatch: w.batch.micro,
+                microbatches: w.microbatches(),
+            },
+            iteration_time_s: t,
+            tflops_per_gpu: safe_div(
+                megatron_flops_per_iteration(&w.model, w.batch.global),
+                t * gpus as f64,
+            ) / 1e12,
+            mfu: safe_div(
+                model_flops_per_iteration(&w.model, w.batch.global),
+                t * gpus as f64 * cfg.hardware.gpu.peak_flops.flops_per_s(),
+            ),
+            samples_per_s: safe_div(samples, t),
+            tokens_per_s: safe_div(samples * w.model.seq_len as f64, t),
+            bubble: BubbleReport {
+                fraction,
+                ratio: safe_div(fraction, 1.0 - fraction),
+                per_stage,
+            },
+            breakdown: TimeBreakdown::of(&all, pipelined),
+            events: out.events,
+        }
+    }
+}
+
+fn safe_div(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,210 @@
+//! Plots drawn with plotters, text rendered from the bundled DejaVu Sans (no system fonts needed).
+
+use crate::error::{Error, Result};
+use crate::report::output::{commit, temporary_path};
+use crate::report::timeline::Span;
+use crate::workload::generate::{Layout, RankCoord};
+use crate::workload::{Phase, TaskGraph, TaskKind};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+/// Registers the bundled font as "sans-serif" (once per process).
+pub fn register_font() {
+    REGISTER.call_once(|| {
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
+            eprintln!("warning: the bundled font could not be loaded; plots will have no text");
+        }
+    });
+}
+
+/// One bar of the Gantt chart: a forward or backward pass of one microbatch on one stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    /// Pipeline stage (row).
+    pub stage: u32,
+    /// Phase (colour).
+    pub phase: Phase,
+    /// Microbatch (label).
+    pub microbatch: u32,
+    /// Model chunk (shade).
+    pub chunk: u8,
+    /// Start in seconds.
+    pub start_s: f64,
+    /// End in seconds.
+    pub end_s: f64,
+}
+
+/// Merges the compute spans of tensor rank 0, data replica 0 of each stage into one block per
+/// (phase, microbatch, chunk) run.
+pub fn schedule_blocks(g: &TaskGraph, layout: Layout, spans: &[Span]) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    for sp in spans {
+        let t = sp.task as usize;
+        let r = g.task_rank[t];
+        let c = layout.coord(r);
+        if c != (RankCoord {
+            tensor: 0,
+            data: 0,
+            stage: c.stage,
+        }) {
+            continue;
+        }
+        let label = g.task_label[t];
+        let counts = matches!(
+            g.task_kind[t],
+            TaskKind::Compute(_) | TaskKind::Collective(_)
+        ) && matches!(
+            label.phase,
+            Phase::Forward | Phase::Backward | Phase::Recompute | Phase::Optimizer
+        );
+        if !counts || g.task_stream[t] != 0 {
+            continue;
+        }
+        let (start_s, end_s) = (sp.start.as_secs_f64(), sp.end.as_secs_f64());
+        if let Some(last) = blocks.last_mut() {
+            let same = last.stage == c.stage
+                && last.microbatch == label.microbatch
+                && last.chunk == label.chunk;
+            let joinable = same
+                && (last.phase == label.phase
+                    || (last.phase == Phase::Recompute && label.phase == Phase::Backward));
+            if joinable {
+                last.end_s = end_s;
+                last.phase = label.phase;
+                continue;
+            }
+        }
+        blocks.push(Block {
+            stage: c.stage,
+            phase: label.phase,
+            microbatch: label.microbatch,
+            chunk: label.chunk,
+            start_s,
+            end_s,
+        });
+    }
+    blocks
+}
+
+fn colour(b: &Block) -> RGBColor {
+    let shade = (b.chunk as u8).saturating_mul(40);
+    match b.phase {
+        Phase::Forward => RGBColor(
+            60u8.saturating_add(shade),
+            110u8.saturating_add(shade / 2),
+            200,
+        ),
+        Phase::Backward | Phase::Recompute => RGBColor(
+            70u8.saturating_add(shade),
+            170,
+            90u8.saturating_add(shade / 2),
+        ),
+        _ => RGBColor(150, 150, 150),
+    }
+}
+
+fn draw_gantt<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    title: &str,
+    stages: u32,
+    blocks: &[Block],
+) -> std::result::Result<(), String> {
+    area.fill(&WHITE).map_err(|e| e.to_string())?;
+    let end_ms = blocks.iter().map(|b| b.end_s).fold(0.0, f64::max) * 1e3;
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..end_ms.max(1e-9), -0.5..stages as f64 - 0.5)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(stages.min(32) as usize)
+        .y_label_formatter(&|y| {
+            // rows are centred on integers; the top row is stage 0
+            let row = y.round();
+            if (y - row).abs() < 1e-6 && row >= 0.0 && row < stages as f64 {
+                format!("stage {}", stages as f64 - 1.0 - row)
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("time (ms)")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let px_per_ms = 1500.0 / end_ms.max(1e-9);
+    for b in blocks {
+        let row = (stages - 1 - b.stage) as f64 - 0.5;
+        let (x0, x1) = (b.start_s * 1e3, b.end_s * 1e3);
+        let rect = Rectangle::new([(x0, row + 0.1), (x1, row + 0.9)], colour(b).filled());
+        chart
+            .draw_series(std::iter::once(rect))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x0, row + 0.1), (x1, row + 0.9)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(|e| e.to_string())?;
+        let label = if b.microbatch == u32::MAX {
+            String::new()
+        } else {
+            (b.microbatch + 1).to_string()
+        };
+        let font_px = 12.0;
+        if !label.is_empty() && (x1 - x0) * px_per_ms > font_px * 0.7 * label.len() as f64 + 4.0 {
+            let style = TextStyle::from(("sans-serif", font_px).into_font())
+                .color(&WHITE)
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    label,
+                    ((x0 + x1) / 2.0, row + 0.5),
+                    style,
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    area.present().map_err(|e| e.to_string())
+}
+
+/// Writes the pipeline schedule as a Gantt chart (like Megatron-LM Figures 3-4) to `stem`.png and .svg:
+/// forward passes blue, backward green (recomputation merged into its backward), numbered by microbatch.
+pub fn write_schedule_plot(stem: &Path, title: &str, stages: u32, blocks: &[Block]) -> Result<()> {
+    register_font();
+    let height = (120 + 48 * stages.min(64)).max(240);
+    let size = (1600u32, height);
+    let fail = |e: String| Error::Internal(format!("cannot draw {}: {e}", stem.display()));
+    let png = stem.with_extension("png");
+    let tmp = temporary_path(&png);
+    draw_gantt(
+        BitMapBackend::new(&tmp, size).into_drawing_area(),
+        title,
+        stages,
+        blocks,
+    )
+    .map_err(fail)?;
+    commit(&tmp, &png)?;
+    let mut svg = String::new();
+    draw_gantt(
+        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+        title,
+        stages,
+        blocks,
+    )
+    .map_err(fail)?;
+    crate::report::output::write_atomic(&stem.with_extension("svg"), |w| {
+        w.write_all(svg.as_bytes())
+    })
+}

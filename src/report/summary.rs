@@ -1,0 +1,87 @@
+//! The short human summary printed by `run`.
+
+use super::Report;
+use std::fmt::Write;
+
+/// Formats seconds with a unit that keeps 3-4 significant digits.
+pub fn human_seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.3} us", s * 1e6)
+    }
+}
+
+/// The text summary: configuration, headline metrics, time breakdown, bubble per stage.
+pub fn text(r: &Report) -> String {
+    let p = &r.parallel;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "clustersim: {} on {} ({} GPUs), {} network model, {} compute model, seed {}",
+        r.name, r.hardware, r.gpus, r.network_model, r.compute_model, r.seed
+    );
+    let _ = writeln!(
+        o,
+        "  split tensor {} x pipeline {} x data {}, schedule {}{}, recompute {}, batch {} / micro {} -> {} microbatches per pipeline",
+        p.tensor,
+        p.pipeline,
+        p.data,
+        p.schedule,
+        if p.interleave > 1 { format!(" (v = {})", p.interleave) } else { String::new() },
+        p.recompute,
+        p.global_batch,
+        p.microbatch,
+        p.microbatches
+    );
+    let _ = writeln!(o);
+    let rows: [(&str, String); 8] = [
+        ("iteration time", human_seconds(r.iteration_time_s)),
+        (
+            "throughput per GPU",
+            format!("{:.1} TFLOP/s (Megatron eq. 3)", r.tflops_per_gpu),
+        ),
+        ("MFU", format!("{:.1} %", r.mfu * 100.0)),
+        ("samples/s", format!("{:.2}", r.samples_per_s)),
+        ("tokens/s", format!("{:.0}", r.tokens_per_s)),
+        ("bubble / iteration", format!("{:.4}", r.bubble.fraction)),
+        (
+            "bubble / ideal busy",
+            format!("{:.4}  (Megatron's (p-1)/m)", r.bubble.ratio),
+        ),
+        ("events", format!("{}", r.events)),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(o, "  {k:<20} {v}");
+    }
+    let b = &r.breakdown;
+    let _ = writeln!(o, "\n  mean per GPU: compute {}, exposed comm {}, bubble {}, sync wait {}, idle {} (overlapped comm {})",
+        human_seconds(b.compute_s), human_seconds(b.exposed_comm_s), human_seconds(b.bubble_s), human_seconds(b.sync_wait_s), human_seconds(b.idle_s), human_seconds(b.overlapped_comm_s));
+    if r.bubble.per_stage.len() > 1 {
+        let _ = writeln!(
+            o,
+            "\n  stage   compute      exposed comm  bubble       bubble/iter"
+        );
+        for s in r.bubble.per_stage.iter().take(16) {
+            let _ = writeln!(
+                o,
+                "  {:<7} {:<12} {:<13} {:<12} {:.4}",
+                s.stage,
+                human_seconds(s.breakdown.compute_s),
+                human_seconds(s.breakdown.exposed_comm_s),
+                human_seconds(s.bubble_s),
+                s.fraction
+            );
+        }
+        if r.bubble.per_stage.len() > 16 {
+            let _ = writeln!(
+                o,
+                "  ... {} more stages in report.json",
+                r.bubble.per_stage.len() - 16
+            );
+        }
+    }
+    o
+}

@@ -1,0 +1,188 @@
+//! The timeline: spans of the recorded ranks, written in Chrome trace event format.
+//!
+//! Open `timeline.json` in <https://ui.perfetto.dev> or chrome://tracing: one process per GPU,
+//! one thread per stream, spans named by op, phase, microbatch and stage.
+
+use crate::sim::SpanSink;
+use crate::units::SimTime;
+use crate::workload::generate::Layout;
+use crate::workload::{Phase, Stream, TaskGraph, TaskId, TaskKind};
+use std::io::Write;
+
+/// Which ranks a run records spans for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimelineRanks {
+    /// The first data-parallel replica: every tensor rank of every stage.
+    FirstReplica,
+    /// Every rank (large: tens of thousands of spans per GPU on big models).
+    All,
+    /// None: no timeline, no schedule plot.
+    None,
+}
+
+/// One finished task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The task.
+    pub task: TaskId,
+    /// When it started (became runnable at the head of its stream).
+    pub start: SimTime,
+    /// When it finished.
+    pub end: SimTime,
+}
+
+/// Records spans of selected ranks during a simulation.
+pub struct Timeline {
+    wanted: Vec<bool>,
+    /// Spans in completion order.
+    pub spans: Vec<Span>,
+}
+
+impl Timeline {
+    /// A recorder for the ranks `which` selects.
+    pub fn new(which: TimelineRanks, layout: Layout) -> Self {
+        let wanted = (0..layout.ranks())
+            .map(|r| match which {
+                TimelineRanks::All => true,
+                TimelineRanks::None => false,
+                TimelineRanks::FirstReplica => layout.coord(r).data == 0,
+            })
+            .collect();
+        Timeline {
+            wanted,
+            spans: Vec::new(),
+        }
+    }
+
+    /// Spans sorted by rank, stream and start (the file order).
+    pub fn sorted(&self, g: &TaskGraph) -> Vec<Span> {
+        let mut s = self.spans.clone();
+        s.sort_by_key(|sp| {
+            (
+                g.task_rank[sp.task as usize],
+                g.task_stream[sp.task as usize],
+                sp.start,
+                sp.end,
+                sp.task,
+            )
+        });
+        s
+    }
+}
+
+impl SpanSink for Timeline {
+    fn wants(&self, rank: u32) -> bool {
+        self.wanted.get(rank as usize).copied().unwrap_or(false)
+    }
+    fn span(&mut self, task: TaskId, start: SimTime, end: SimTime) {
+        self.spans.push(Span { task, start, end });
+    }
+}
+
+/// A task's display name: op (or communication), phase, microbatch and stage.
+pub fn span_name(g: &TaskGraph, task: TaskId, stage: u32) -> String {
+    let label = g.task_label[task as usize];
+    let what = match g.task_kind[task as usize] {
+        TaskKind::Compute(op) => g.ops[op as usize].name.to_string(),
+        TaskKind::Collective(c) => {
+            let coll = &g.collectives[c as usize];
+            let scope = if label.phase == Phase::GradReduce {
+                "dp"
+            } else {
+                "tp"
+            };
+            format!("{scope} {}", coll.op.name())
+        }
+        TaskKind::Send(_) => "send".to_string(),
+        TaskKind::Recv(_) => "recv".to_string(),
+        TaskKind::Delay(_) => "delay".to_string(),
+    };
+    let mb = if label.microbatch == u32::MAX {
+        String::new()
+    } else {
+        format!(" mb{}", label.microbatch)
+    };
+    format!("{what} · {}{mb} · stage {stage}", label.phase.name())
+}
+
+fn micros(t: SimTime) -> f64 {
+    t.0 as f64 / 1000.0
+}
+
+/// Writes the Chrome trace JSON for `spans` (already sorted).
+pub fn write_chrome_trace(
+    w: &mut dyn Write,
+    g: &TaskGraph,
+    layout: Layout,
+    spans: &[Span],
+) -> std::io::Result<()> {
+    writeln!(w, "{{\"displayTimeUnit\":\"ns\",\"traceEvents\":[")?;
+    let mut first = true;
+    let mut sep = |w: &mut dyn Write| -> std::io::Result<()> {
+        if !first {
+            writeln!(w, ",")?;
+        }
+        first = false;
+        Ok(())
+    };
+    let mut ranks: Vec<u32> = spans.iter().map(|s| g.task_rank[s.task as usize]).collect();
+    ranks.dedup();
+    for &r in &ranks {
+        let c = layout.coord(r);
+        let name = format!(
+            "GPU {r} (stage {}, tensor {}, data {})",
+            c.stage, c.tensor, c.data
+        );
+        sep(w)?;
+        write!(
+            w,
+            "{}",
+            serde_json::json!({"ph":"M","name":"process_name","pid":r,"tid":0,"args":{"name":name}})
+        )?;
+        sep(w)?;
+        write!(
+            w,
+            "{}",
+            serde_json::json!({"ph":"M","name":"process_sort_index","pid":r,"tid":0,"args":{"sort_index":r}})
+        )?;
+        for s in Stream::ALL {
+            sep(w)?;
+            write!(
+                w,
+                "{}",
+                serde_json::json!({"ph":"M","name":"thread_name","pid":r,"tid":s as u8,"args":{"name":s.name()}})
+            )?;
+        }
+    }
+    for sp in spans {
+        let t = sp.task as usize;
+        let r = g.task_rank[t];
+        let label = g.task_label[t];
+        let stage = layout.coord(r).stage;
+        let mut args = serde_json::Map::new();
+        args.insert("stage".into(), stage.into());
+        if label.microbatch != u32::MAX {
+            args.insert("microbatch".into(), label.microbatch.into());
+        }
+        if label.layer != u16::MAX {
+            args.insert("layer".into(), label.layer.into());
+        }
+        args.insert("chunk".into(), label.chunk.into());
+        sep(w)?;
+        write!(
+            w,
+            "{}",
+            serde_json::json!({
+                "name": span_name(g, sp.task, stage),
+                "cat": label.phase.name(),
+                "ph": "X",
+                "ts": micros(sp.start),
+                "dur": micros(sp.end) - micros(sp.start),
+                "pid": r,
+                "tid": g.task_stream[t],
+                "args": args,
+            })
+        )?;
+    }
+    writeln!(w, "\n]}}")
+}

@@ -1,0 +1,130 @@
+//! One run, end to end: config → task graph → simulation → report → files.
+
+use crate::config::RunConfig;
+use crate::error::Result;
+use crate::report::output::{create_dir, write_atomic};
+use crate::report::plot::{schedule_blocks, write_schedule_plot};
+use crate::report::timeline::{write_chrome_trace, Timeline, TimelineRanks};
+use crate::report::Report;
+use crate::sim::{simulate, SimOptions};
+use crate::workload::generate::Layout;
+use crate::workload::{generate, TaskGraph};
+use std::path::{Path, PathBuf};
+
+/// Options of a run beyond the configuration.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// RNG seed.
+    pub seed: u64,
+    /// Ranks whose spans go into the timeline and schedule plot.
+    pub timeline: TimelineRanks,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            seed: 1,
+            timeline: TimelineRanks::FirstReplica,
+        }
+    }
+}
+
+/// A finished run: the report, and what is needed to write its files.
+pub struct RunResult {
+    /// Metrics.
+    pub report: Report,
+    /// The simulated graph.
+    pub graph: TaskGraph,
+    /// Recorded spans.
+    pub timeline: Timeline,
+    /// Rank layout.
+    pub layout: Layout,
+}
+
+/// Generates and simulates one iteration.
+pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
+    let graph = generate(&cfg.workload);
+    let layout = Layout::of(&cfg.workload);
+    let mut timeline = Timeline::new(opts.timeline, layout);
+    let outcome = simulate(
+        &graph,
+        &cfg.hardware,
+        SimOptions { seed: opts.seed },
+        &mut timeline,
+    )?;
+    let report = Report::new(cfg, &outcome, opts.seed);
+    Ok(RunResult {
+        report,
+        graph,
+        timeline,
+        layout,
+    })
+}
+
+/// The default output folder: results/<workload name>/.
+pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
+    Path::new("results").join(&cfg.workload.name)
+}
+
+/// Writes report.json, stages.csv and, when spans were recorded, timeline.json and schedule.png/.svg.
+/// Returns the paths written.
+pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
+    create_dir(dir)?;
+    let mut written = Vec::new();
+    let report_path = dir.join("report.json");
+    write_atomic(&report_path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &res.report)?;
+        writeln!(w)
+    })?;
+    written.push(report_path);
+    let csv = dir.join("stages.csv");
+    write_atomic(&csv, |w| {
+        writeln!(w, "stage,compute_s,exposed_comm_s,overlapped_comm_s,sync_wait_s,bubble_s,idle_s,bubble_fraction,bubble_ratio")?;
+        for s in &res.report.bubble.per_stage {
+            let b = &s.breakdown;
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{}",
+                s.stage,
+                b.compute_s,
+                b.exposed_comm_s,
+                b.overlapped_comm_s,
+                b.sync_wait_s,
+                b.bubble_s,
+                b.idle_s,
+                s.fraction,
+                s.ratio
+            )?;
+        }
+        Ok(())
+    })?;
+    written.push(csv);
+    if !res.timeline.spans.is_empty() {
+        let spans = res.timeline.sorted(&res.graph);
+        let trace = dir.join("timeline.json");
+        write_atomic(&trace, |w| {
+            write_chrome_trace(w, &res.graph, res.layout, &spans)
+        })?;
+        written.push(trace);
+        let blocks = schedule_blocks(&res.graph, res.layout, &spans);
+        let p = &res.report.parallel;
+        let title = format!(
+            "{} on {}: {} schedule, p = {}, m = {}{} (tensor 0, data 0 of each stage)",
+            res.report.name,
+            res.report.hardware,
+            p.schedule,
+            p.pipeline,
+            p.microbatches,
+            if p.interleave > 1 {
+                format!(", v = {}", p.interleave)
+            } else {
+                String::new()
+            }
+        );
+        let stem = dir.join("schedule");
+        write_schedule_plot(&stem, &title, p.pipeline, &blocks)?;
+        written.push(stem.with_extension("png"));
+        written.push(stem.with_extension("svg"));
+    }
+    Ok(written)
+}

@@ -1,0 +1,415 @@
+//! The simulation: runs a task graph on a machine with the event engine and the models.
+//!
+//! This is the one place where engine, models and workload meet. Semantics:
+//! - a task may start when it is at the head of its (rank, stream) and its explicit
+//!   predecessors are done;
+//! - compute tasks take the compute model's time for their op (times a seeded jitter, if any);
+//! - a collective begins when all member tasks have started (rendezvous) and completes for all
+//!   members at once;
+//! - a send begins its transfer at once (eager) and completes when the transfer does; the matching
+//!   receive completes when it has started and the transfer has arrived.
+//!
+//! While it runs, it accounts each rank's time into compute, exposed and overlapped communication,
+//! synchronisation wait and idle time, in O(1) per state change; a [`SpanSink`] may keep spans.
+
+use crate::config::{HardwareSpec, NetworkModelKind};
+use crate::engine::{EventKey, EventQueue};
+use crate::model::compute::ComputeModel;
+use crate::model::network::{
+    AnalyticNetwork, CommId, Communication, IdealNetwork, NetEvent, NetScheduler, NetworkModel,
+};
+use crate::units::{SimDuration, SimTime};
+use crate::workload::{Stream, TaskGraph, TaskId, TaskKind};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The closed set of events of a simulation.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    /// A compute or delay task finished.
+    TaskDone(TaskId),
+    /// A network model's own event.
+    Network(NetEvent),
+}
+
+/// Time of one rank, split by what it was doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RankTime {
+    /// Running kernels.
+    pub compute: SimDuration,
+    /// Communication in flight while no kernel ran.
+    pub exposed_comm: SimDuration,
+    /// Communication in flight while kernels ran (also counted in `compute`).
+    pub overlapped_comm: SimDuration,
+    /// Waiting at a collective for other members to arrive.
+    pub sync_wait: SimDuration,
+    /// Nothing to do: pipeline bubbles, or waiting for the slowest rank at the end.
+    pub idle: SimDuration,
+}
+
+#[derive(Clone, Copy, Default)]
+struct RankClock {
+    last: SimTime,
+    computing: bool,
+    comm_active: u32,
+    sync_waiting: u32,
+    time: RankTime,
+}
+
+impl RankClock {
+    fn advance(&mut self, now: SimTime) {
+        let dt = now.since(self.last);
+        self.last = now;
+        if dt.0 == 0 {
+            return;
+        }
+        let t = &mut self.time;
+        if self.computing {
+            t.compute += dt;
+            if self.comm_active > 0 {
+                t.overlapped_comm += dt;
+            }
+        } else if self.comm_active > 0 {
+            t.exposed_comm += dt;
+        } else if self.sync_waiting > 0 {
+            t.sync_wait += dt;
+        } else {
+            t.idle += dt;
+        }
+    }
+}
+
+/// Receives the start and end of every task on the ranks it asks for.
+pub trait SpanSink {
+    /// Whether spans of `rank` are wanted.
+    fn wants(&self, rank: u32) -> bool;
+    /// One finished task.
+    fn span(&mut self, task: TaskId, start: SimTime, end: SimTime);
+}
+
+/// A sink that keeps nothing.
+pub struct NoSpans;
+impl SpanSink for NoSpans {
+    fn wants(&self, _rank: u32) -> bool {
+        false
+    }
+    fn span(&mut self, _: TaskId, _: SimTime, _: SimTime) {}
+}
+
+/// What a finished simulation reports.
+#[derive(Clone, Debug)]
+pub struct SimOutcome {
+    /// When the last task finished.
+    pub makespan: SimTime,
+    /// Per rank time accounting over [0, makespan].
+    pub rank_time: Vec<RankTime>,
+    /// Events processed.
+    pub events: u64,
+    /// Name of the network model used.
+    pub network_model: &'static str,
+}
+
+/// Options of one simulation.
+#[derive(Clone, Copy, Debug)]
+pub struct SimOptions {
+    /// Seed of the one RNG of the run.
+    pub seed: u64,
+}
+
+/// Builds the network model a hardware spec asks for.
+pub fn network_model(hw: &HardwareSpec) -> Box<dyn NetworkModel> {
+    match hw.network.model {
+        NetworkModelKind::Analytic => Box::new(AnalyticNetwork::new(hw)),
+        NetworkModelKind::Ideal => Box::new(IdealNetwork),
+    }
+}
+
+struct Queue<'q>(&'q mut EventQueue<Event>);
+impl NetScheduler for Queue<'_> {
+    fn schedule(&mut self, at: SimTime, event: NetEvent) -> EventKey {
+        self.0.schedule(at, Event::Network(event))
+    }
+    fn reschedule(&mut self, key: EventKey, at: SimTime) -> bool {
+        self.0.reschedule(key, at)
+    }
+}
+
+/// Runs `graph` on `hw` to completion.
+pub fn simulate(
+    graph: &TaskGraph,
+    hw: &HardwareSpec,
+    opts: SimOptions,
+    spans: &mut dyn SpanSink,
+) -> crate::error::Result<SimOutcome> {
+    let compute = ComputeModel::new(&hw.gpu);
+    let op_time: Vec<SimDuration> = graph
+        .ops
+        .iter()
+        .map(|op| compute.op_duration(&op.kernels))
+        .collect();
+    let mut sim = Sim::new(
+        graph,
+        op_time,
+        network_model(hw),
+        opts.seed,
+        hw.gpu.jitter,
+        spans,
+    );
+    sim.run()?;
+    Ok(sim.outcome())
+}
+
+struct Sim<'a> {
+    g: &'a TaskGraph,
+    op_time: Vec<SimDuration>,
+    net: Box<dyn NetworkModel>,
+    queue: EventQueue<Event>,
+    head: Vec<u32>,
+    preds_left: Vec<u32>,
+    started: Vec<bool>,
+    start_time: Vec<SimTime>,
+    arrived: Vec<u32>,
+    transfer_done: Vec<bool>,
+    recv_started: Vec<bool>,
+    clocks: Vec<RankClock>,
+    ready: Vec<TaskId>,
+    rng: ChaCha8Rng,
+    jitter: f64,
+    spans: &'a mut dyn SpanSink,
+    record: Vec<bool>,
+    done: usize,
+}
+
+impl<'a> Sim<'a> {
+    fn new(
+        g: &'a TaskGraph,
+        op_time: Vec<SimDuration>,
+        net: Box<dyn NetworkModel>,
+        seed: u64,
+        jitter: f64,
+        spans: &'a mut dyn SpanSink,
+    ) -> Self {
+        let record = (0..g.ranks).map(|r| spans.wants(r)).collect();
+        Sim {
+            g,
+            op_time,
+            net,
+            queue: EventQueue::new(),
+            head: vec![0; g.ranks as usize * Stream::COUNT],
+            preds_left: g.pred_count.clone(),
+            started: vec![false; g.len()],
+            start_time: vec![SimTime::ZERO; g.len()],
+            arrived: vec![0; g.collectives.len()],
+            transfer_done: vec![false; g.transfers.len()],
+            recv_started: vec![false; g.transfers.len()],
+            clocks: vec![RankClock::default(); g.ranks as usize],
+            ready: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            jitter,
+            spans,
+            record,
+            done: 0,
+        }
+    }
+
+    fn collective_comm(&self, c: u32) -> CommId {
+        CommId(c)
+    }
+    fn transfer_comm(&self, x: u32) -> CommId {
+        CommId(self.g.collectives.len() as u32 + x)
+    }
+
+    fn run(&mut self) -> crate::error::Result<()> {
+        for r in 0..self.g.ranks {
+            for s in 0..Stream::COUNT {
+                if let Some(&t) = self.g.stream(r, s).first() {
+                    self.ready.push(t);
+                }
+            }
+        }
+        self.drain();
+        while let Some((now, event)) = self.queue.pop() {
+            match event {
+                Event::TaskDone(t) => {
+                    let r = self.g.task_rank[t as usize] as usize;
+                    if matches!(self.g.task_kind[t as usize], TaskKind::Compute(_)) {
+                        self.clocks[r].advance(now);
+                        self.clocks[r].computing = false;
+                    }
+                    self.complete(t, now);
+                }
+                Event::Network(ne) => {
+                    let done = self.net.handle(now, ne, &mut Queue(&mut self.queue));
+                    if let Some(id) = done {
+                        self.comm_done(id, now);
+                    }
+                }
+            }
+            self.drain();
+        }
+        if self.done != self.g.len() {
+            return Err(crate::error::Error::Input(format!(
+                "error: the task graph deadlocked: {} of {} tasks never ran (a receive without a send, a collective some members never reach, or a dependency cycle)",
+                self.g.len() - self.done,
+                self.g.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn outcome(&mut self) -> SimOutcome {
+        let end = self.queue.now();
+        for c in &mut self.clocks {
+            c.advance(end);
+        }
+        SimOutcome {
+            makespan: end,
+            rank_time: self.clocks.iter().map(|c| c.time).collect(),
+            events: self.queue.events_processed(),
+            network_model: self.net.name(),
+        }
+    }
+
+    fn stream_index(&self, t: TaskId) -> usize {
+        self.g.task_rank[t as usize] as usize * Stream::COUNT
+            + self.g.task_stream[t as usize] as usize
+    }
+
+    fn can_start(&self, t: TaskId) -> bool {
+        let ti = t as usize;
+        if self.started[ti] || self.preds_left[ti] != 0 {
+            return false;
+        }
+        let si = self.stream_index(t);
+        let head = self.g.stream_offsets[si] + self.head[si];
+        head < self.g.stream_offsets[si + 1] && self.g.stream_tasks[head as usize] == t
+    }
+
+    fn drain(&mut self) {
+        while let Some(t) = self.ready.pop() {
+            if self.can_start(t) {
+                self.start(t);
+            }
+        }
+    }
+
+    fn start(&mut self, t: TaskId) {
+        let now = self.queue.now();
+        let ti = t as usize;
+        self.started[ti] = true;
+        self.start_time[ti] = now;
+        let r = self.g.task_rank[ti] as usize;
+        match self.g.task_kind[ti] {
+            TaskKind::Compute(op) => {
+                let mut d = self.op_time[op as usize];
+                if self.jitter > 0.0 {
+                    let f: f64 = self.rng.random_range(-self.jitter..self.jitter);
+                    d = SimDuration::from_secs_f64(d.as_secs_f64() * (1.0 + f));
+                }
+                self.clocks[r].advance(now);
+                self.clocks[r].computing = true;
+                self.queue.schedule(now + d, Event::TaskDone(t));
+            }
+            TaskKind::Delay(i) => {
+                let d = self.g.delays[i as usize];
+                self.queue.schedule(now + d, Event::TaskDone(t));
+            }
+            TaskKind::Collective(c) => {
+                self.clocks[r].advance(now);
+                self.clocks[r].sync_waiting += 1;
+                self.arrived[c as usize] += 1;
+                let members = self.g.collective_tasks(c);
+                if self.arrived[c as usize] as usize == members.len() {
+                    for &m in members {
+                        let mr = self.g.task_rank[m as usize] as usize;
+                        self.clocks[mr].advance(now);
+                        self.clocks[mr].sync_waiting -= 1;
+                        self.clocks[mr].comm_active += 1;
+                    }
+                    let coll = &self.g.collectives[c as usize];
+                    let comm = Communication::Collective {
+                        op: coll.op,
+                        ranks: &self.g.groups[coll.group as usize],
+                        bytes: coll.bytes,
+                    };
+                    let id = self.collective_comm(c);
+                    self.net.start(now, id, comm, &mut Queue(&mut self.queue));
+                }
+            }
+            TaskKind::Send(x) => {
+                let tr = self.g.transfers[x as usize];
+                for rank in [tr.src, tr.dst] {
+                    self.clocks[rank as usize].advance(now);
+                    self.clocks[rank as usize].comm_active += 1;
+                }
+                let id = self.transfer_comm(x);
+                self.net.start(
+                    now,
+                    id,
+                    Communication::Transfer {
+                        src: tr.src,
+                        dst: tr.dst,
+                        bytes: tr.bytes,
+                    },
+                    &mut Queue(&mut self.queue),
+                );
+            }
+            TaskKind::Recv(x) => {
+                if self.transfer_done[x as usize] {
+                    self.complete(t, now);
+                } else {
+                    self.recv_started[x as usize] = true;
+                }
+            }
+        }
+    }
+
+    fn comm_done(&mut self, id: CommId, now: SimTime) {
+        let n_coll = self.g.collectives.len() as u32;
+        if id.0 < n_coll {
+            let members = self.g.collective_tasks(id.0);
+            for &m in members {
+                let mr = self.g.task_rank[m as usize] as usize;
+                self.clocks[mr].advance(now);
+                self.clocks[mr].comm_active -= 1;
+            }
+            for i in 0..members.len() {
+                let m = self.g.collective_tasks(id.0)[i];
+                self.complete(m, now);
+            }
+        } else {
+            let x = (id.0 - n_coll) as usize;
+            let tr = self.g.transfers[x];
+            for rank in [tr.src, tr.dst] {
+                self.clocks[rank as usize].advance(now);
+                self.clocks[rank as usize].comm_active -= 1;
+            }
+            self.transfer_done[x] = true;
+            self.complete(tr.send, now);
+            if self.recv_started[x] {
+                self.complete(tr.recv, now);
+            }
+        }
+    }
+
+    fn complete(&mut self, t: TaskId, now: SimTime) {
+        self.done += 1;
+        let ti = t as usize;
+        let r = self.g.task_rank[ti];
+        if self.record[r as usize] {
+            self.spans.span(t, self.start_time[ti], now);
+        }
+        let si = self.stream_index(t);
+        self.head[si] += 1;
+        let next = self.g.stream_offsets[si] + self.head[si];
+        if next < self.g.stream_offsets[si + 1] {
+            self.ready.push(self.g.stream_tasks[next as usize]);
+        }
+        for &s in self.g.successors(t) {
+            self.preds_left[s as usize] -= 1;
+            if self.preds_left[s as usize] == 0 {
+                self.ready.push(s);
+            }
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! Builds the task graph of one Megatron-style training iteration from a validated workload.
+//!
+//! Ranks follow Megatron's order (tensor fastest, then data, then pipeline):
+//! `rank = tensor_index + t * (data_index + d * stage)`, so tensor groups sit inside a node.
+//! Each stage's schedule is walked once and every step is emitted for all t x d ranks of the
+//! stage, so collective and transfer ids are shared by construction.
+
+use super::graph::{
+    CollectiveOp, GraphBuilder, Kernel, Op, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel,
+};
+use super::schedule::{steps, Step};
+use super::transformer::{
+    embedding_params_per_rank, layer_params_per_rank, optimizer_kernels, LayerShape, Piece,
+};
+use crate::config::WorkloadSpec;
+use std::collections::HashMap;
+
+/// Position of a rank in the (tensor, data, stage) grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RankCoord {
+    /// Index in the tensor group.
+    pub tensor: u32,
+    /// Data-parallel replica.
+    pub data: u32,
+    /// Pipeline stage.
+    pub stage: u32,
+}
+
+/// The rank layout of a workload.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// Tensor degree.
+    pub t: u32,
+    /// Pipeline degree.
+    pub p: u32,
+    /// Data degree.
+    pub d: u32,
+}
+
+impl Layout {
+    /// Layout of a workload.
+    pub fn of(w: &WorkloadSpec) -> Self {
+        Layout {
+            t: w.parallel.tensor,
+            p: w.parallel.pipeline,
+            d: w.parallel.data,
+        }
+    }
+    /// Rank of a coordinate.
+    pub fn rank(&self, c: RankCoord) -> u32 {
+        c.tensor + self.t * (c.data + self.d * c.stage)
+    }
+    /// Coordinate of a rank.
+    pub fn coord(&self, rank: u32) -> RankCoord {
+        RankCoord {
+            tensor: rank % self.t,
+            data: (rank / self.t) % self.d,
+            stage: rank / (self.t * self.d),
+        }
+    }
+    /// Total ranks.
+    pub fn ranks(&self) -> u32 {
+        self.t * self.p * self.d
+    }
+}
+
+/// Generates one training iteration.
+pub fn generate(w: &WorkloadSpec) -> TaskGraph {
+    Generator::new(w).run()
+}
+
+struct Generator<'a> {
+    w: &'a WorkloadSpec,
+    lay: Layout,
+    shape: LayerShape,
+    m: u32,
+    v: u32,
+    layers_per_chunk: u32,
+    g: GraphBuilder,
+    /// (virtual stage boundary, microbatch, direction, data, tensor) -> transfer id
+    transfers: HashMap<(u32, u32, bool, u32, u32), u32>,
+}
+
+const NONE_MB: u32 = u32::MAX;
+const NO_LAYER: u16 = u16::MAX;
+
+impl<'a> Generator<'a> {
+    fn new(w: &'a WorkloadSpec) -> Self {
+        let lay = Layout::of(w);
+        let v = w.chunks();
+        Generator {
+            w,
+            lay,
+            shape: LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor),
+            m: w.microbatches() as u32,
+            v,
+            layers_per_chunk: w.model.layers / (lay.p * v),
+            g: GraphBuilder::new(lay.ranks()),
+            transfers: HashMap::new(),
+        }
+    }
+
+    fn run(mut self) -> TaskGraph {
+        for stage in 0..self.lay.p {
+            self.stage(stage);
+        }
+        self.g.finish()
+    }
+
+    /// The ranks of a stage, grouped: tensor groups (one per data index) and data groups (one per tensor index).
+    fn stage(&mut self, stage: u32) {
+        let lay = self.lay;
+        let ranks: Vec<u32> = (0..lay.d)
+            .flat_map(|data| {
+                (0..lay.t).map(move |tensor| {
+                    lay.rank(RankCoord {
+                        tensor,
+                        data,
+                        stage,
+                    })
+                })
+            })
+            .collect();
+        let tensor_groups: Vec<u32> = (0..lay.d)
+            .map(|data| {
+                self.g.group(
+                    (0..lay.t)
+                        .map(|tensor| {
+                            lay.rank(RankCoord {
+                                tensor,
+                                data,
+                                stage,
+                            })
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let data_groups: Vec<u32> = (0..lay.t)
+            .map(|tensor| {
+                self.g.group(
+                    (0..lay.d)
+                        .map(|data| {
+                            lay.rank(RankCoord {
+                                tensor,
+                                data,
+                                stage,
+                            })
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let ctx = StageCtx {
+            stage,
+            ranks,
+            tensor_groups,
+            data_groups,
+        };
+
+        let program = steps(self.w.schedule, stage, lay.p, self.m, self.v);
+        // The last backward of each chunk, where overlapped gradient reduction happens.
+        let mut last_backward = vec![None; self.v as usize];
+        for (i, st) in program.iter().enumerate() {
+            if let Step::Backward { chunk, .. } = *st {
+                last_backward[chunk as usize] = Some(i);
+            }
+        }
+        let mut prev_compute: Vec<Option<TaskId>> = vec![None; ctx.ranks.len()];
+        let mut grad_reduces: Vec<Vec<TaskId>> = vec![Vec::new(); ctx.ranks.len()];
+        for (i, st) in program.iter().enumerate() {
+            match *st {
+                Step::Forward { microbatch, chunk } => {
+                    self.forward(&ctx, microbatch, chunk, &mut prev_compute)
+                }
+                Step::Backward { microbatch, chunk } => {
+                    let overlap =
+                        self.w.data_parallel.overlap && last_backward[chunk as usize] == Some(i);
+                    self.backward(
+                        &ctx,
+                        microbatch,
+                        chunk,
+                        overlap,
+                        &mut prev_compute,
+                        &mut grad_reduces,
+                    )
+                }
+            }
+        }
+        if !self.w.data_parallel.overlap {
+            let params = (0..self.v).map(|c| self.chunk_params(stage, c)).sum();
+            self.grad_reduce(&ctx, params, NO_LAYER, &prev_compute, &mut grad_reduces);
+        }
+        let opt_params = (0..self.v).map(|c| self.chunk_params(stage, c)).sum();
+        let op = self.g.op(Op {
+            name: "optimizer",
+            kernels: optimizer_kernels(opt_params),
+        });
+        let label = TaskLabel {
+            phase: Phase::Optimizer,
+            chunk: 0,
+            layer: NO_LAYER,
+            microbatch: NONE_MB,
+        };
+        for (i, &r) in ctx.ranks.iter().enumerate() {
+            let t = self
+                .g
+                .task(r, Stream::Compute, TaskKind::Compute(op), label);
+            for &gr in &grad_reduces[i] {
+                self.g.depend(gr, t);
+            }
+        }
+    }
+
+    fn virtual_stage(&self, stage: u32, chunk: u32) -> u32 {
+        chunk * self.lay.p + stage
+    }
+
+    fn chunk_params(&self, stage: u32, chunk: u32) -> u64 {
+        let vs = self.virtual_stage(stage, chunk);
+        let last = self.lay.p * self.v - 1;
+        let mut params = self.layers_per_chunk as u64
+            * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        if vs == 0 || vs == last {
+            params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        }
+        params
+    }
+
+    fn forward(&mut self, ctx: &StageCtx, mb: u32, chunk: u32, prev: &mut [Option<TaskId>]) {
+        let vs = self.virtual_stage(ctx.stage, chunk);
+        let last = self.lay.p * self.v - 1;
+        let first_layer = vs * self.layers_per_chunk;
+        if vs > 0 {
+            self.recv(ctx, vs - 1, mb, true, chunk, Phase::Forward);
+        }
+        let mut pieces: Vec<(Piece, u16)> = Vec::new();
+        if vs == 0 && self.w.model.vocab > 0 {
+            pieces.extend(
+                self.shape
+                    .embedding_forward()
+                    .into_iter()
+                    .map(|p| (p, first_layer as u16)),
+            );
+        }
+        for l in 0..self.layers_per_chunk {
+            pieces.extend(
+                self.shape
+                    .forward()
+                    .into_iter()
+                    .map(|p| (p, (first_layer + l) as u16)),
+            );
+        }
+        if vs == last && self.w.model.vocab > 0 {
+            pieces.extend(
+                self.shape
+                    .logits_forward()
+                    .into_iter()
+                    .map(|p| (p, (first_layer + self.layers_per_chunk - 1) as u16)),
+            );
+        }
+        self.emit(ctx, pieces, Phase::Forward, mb, chunk, prev);
+        if vs < last {
+            self.send(ctx, vs, mb, true, chunk, Phase::Forward, prev);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &mut self,
+        ctx: &StageCtx,
+        mb: u32,
+        chunk: u32,
+        overlap_grads: bool,
+        prev: &mut [Option<TaskId>],
+        grad_reduces: &mut [Vec<TaskId>],
+    ) {
+        let vs = self.virtual_stage(ctx.stage, chunk);
+        let last = self.lay.p * self.v - 1;
+        let first_layer = vs * self.layers_per_chunk;
+        if vs < last {
+            self.recv(ctx, vs, mb, false, chunk, Phase::Backward);
+        }
+        if vs == last && self.w.model.vocab > 0 {
+            let layer = (first_layer + self.layers_per_chunk - 1) as u16;
+            let pieces = self
+                .shape
+                .logits_backward()
+                .into_iter()
+                .map(|p| (p, layer))
+                .collect();
+            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+        }
+        for l in (0..self.layers_per_chunk).rev() {
+            let layer = (first_layer + l) as u16;
+            if self.w.recompute == crate::config::Recompute::Full {
+                let pieces = self
+                    .shape
+                    .forward()
+                    .into_iter()
+                    .map(|p| (p, layer))
+                    .collect();
+                self.emit(ctx, pieces, Phase::Recompute, mb, chunk, prev);
+            }
+            let pieces = self
+                .shape
+                .backward(self.w.recompute)
+                .into_iter()
+                .map(|p| (p, layer))
+                .collect();
+            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+            if overlap_grads {
+                let mut params = layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                if l == 0 && vs == 0 {
+                    params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                }
+                if l == self.layers_per_chunk - 1 && vs == last {
+                    params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                }
+                self.grad_reduce(ctx, params, layer, prev, grad_reduces);
+            }
+        }
+        if vs == 0 && self.w.model.vocab > 0 {
+            let pieces = self
+                .shape
+                .embedding_backward()
+                .into_iter()
+                .map(|p| (p, first_layer as u16))
+                .collect();
+            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+        }
+        if vs > 0 {
+            self.send(ctx, vs - 1, mb, false, chunk, Phase::Backward, prev);
+        }
+    }
+
+    /// Emits pieces for every rank of the stage, merging adjacent compute pieces into one task.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        ctx: &StageCtx,
+        pieces: Vec<(Piece, u16)>,
+        phase: Phase,
+        mb: u32,
+        chunk: u32,
+        prev: &mut [Option<TaskId>],
+    ) {
+        let mut pending: Option<(&'static str, Vec<Kernel>, u16)> = None;
+        let mut items: Vec<(Option<(&'static str, Vec<Kernel>)>, Option<u64>, u16)> = Vec::new();
+        for (piece, layer) in pieces {
+            match piece {
+                Piece::Compute(name, kernels) => match &mut pending {
+                    Some((_, k, _)) => k.extend(kernels),
+                    None => pending = Some((name, kernels, layer)),
+                },
+                Piece::TensorAllReduce(bytes) => {
+                    if let Some((n, k, l)) = pending.take() {
+                        items.push((Some((n, k)), None, l));
+                    }
+                    items.push((None, Some(bytes), layer));
+                }
+            }
+        }
+        if let Some((n, k, l)) = pending.take() {
+            items.push((Some((n, k)), None, l));
+        }
+        for (compute, allreduce, layer) in items {
+            let label = TaskLabel {
+                phase,
+                chunk: chunk as u8,
+                layer,
+                microbatch: mb,
+            };
+            if let Some((name, kernels)) = compute {
+                let op = self.g.op(Op { name, kernels });
+                for (i, &r) in ctx.ranks.iter().enumerate() {
+                    prev[i] = Some(
+                        self.g
+                            .task(r, Stream::Compute, TaskKind::Compute(op), label),
+                    );
+                }
+            }
+            if let Some(bytes) = allreduce {
+                for (di, &group) in ctx.tensor_groups.iter().enumerate() {
+                    let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+                    for ti in 0..self.lay.t as usize {
+                        let i = di * self.lay.t as usize + ti;
+                        prev[i] = Some(self.g.task(
+                            ctx.ranks[i],
+                            Stream::Compute,
+                            TaskKind::Collective(c),
+                            label,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Data-parallel all-reduce of `params` gradients on the data-parallel stream, after `prev`.
+    fn grad_reduce(
+        &mut self,
+        ctx: &StageCtx,
+        params: u64,
+        layer: u16,
+        prev: &[Option<TaskId>],
+        out: &mut [Vec<TaskId>],
+    ) {
+        if self.lay.d == 1 {
+            return;
+        }
+        let bytes = params * self.w.data_parallel.grad_dtype.bytes();
+        let label = TaskLabel {
+            phase: Phase::GradReduce,
+            chunk: 0,
+            layer,
+            microbatch: NONE_MB,
+        };
+        for (ti, &group) in ctx.data_groups.iter().enumerate() {
+            let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+            for di in 0..self.lay.d as usize {
+                let i = di * self.lay.t as usize + ti;
+                let task = self.g.task(
+                    ctx.ranks[i],
+                    Stream::DataParallel,
+                    TaskKind::Collective(c),
+                    label,
+                );
+                if let Some(p) = prev[i] {
+                    self.g.depend(p, task);
+                }
+                out[i].push(task);
+            }
+        }
+    }
+
+    /// Transfer id for the boundary after virtual stage `boundary`, created on first use.
+    fn transfer_id(
+        &mut self,
+        boundary: u32,
+        mb: u32,
+        forward: bool,
+        data: u32,
+        tensor: u32,
+    ) -> u32 {
+        let key = (boundary, mb, forward, data, tensor);
+        if let Some(&x) = self.transfers.get(&key) {
+            self.transfers.remove(&key);
+            return x;
+        }
+        let lay = self.lay;
+        let stage_of = |vs: u32| vs % lay.p;
+        let (from, to) = if forward {
+            (boundary, boundary + 1)
+        } else {
+            (boundary + 1, boundary)
+        };
+        let src = lay.rank(RankCoord {
+            tensor,
+            data,
+            stage: stage_of(from),
+        });
+        let dst = lay.rank(RankCoord {
+            tensor,
+            data,
+            stage: stage_of(to),
+        });
+        let x = self.g.transfer(src, dst, self.shape.allreduce_bytes());
+        self.transfers.insert(key, x);
+        x
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        ctx: &StageCtx,
+        boundary: u32,
+        mb: u32,
+        forward: bool,
+        chunk: u32,
+        phase: Phase,
+        prev: &[Option<TaskId>],
+    ) {
+        let label = TaskLabel {
+            phase,
+            chunk: chunk as u8,
+            layer: NO_LAYER,
+            microbatch: mb,
+        };
+        for (i, &r) in ctx.ranks.iter().enumerate() {
+            let c = self.lay.coord(r);
+            let x = self.transfer_id(boundary, mb, forward, c.data, c.tensor);
+            let task = self
+                .g
+                .task(r, Stream::PipelineSend, TaskKind::Send(x), label);
+            if let Some(p) = prev[i] {
+                self.g.depend(p, task);
+            }
+        }
+    }
+
+    fn recv(
+        &mut self,
+        ctx: &StageCtx,
+        boundary: u32,
+        mb: u32,
+        forward: bool,
+        chunk: u32,
+        phase: Phase,
+    ) {
+        let label = TaskLabel {
+            phase,
+            chunk: chunk as u8,
+            layer: NO_LAYER,
+            microbatch: mb,
+        };
+        for &r in &ctx.ranks {
+            let c = self.lay.coord(r);
+            let x = self.transfer_id(boundary, mb, forward, c.data, c.tensor);
+            self.g.task(r, Stream::Compute, TaskKind::Recv(x), label);
+        }
+    }
+}
+
+struct StageCtx {
+    stage: u32,
+    ranks: Vec<u32>,
+    tensor_groups: Vec<u32>,
+    data_groups: Vec<u32>,
+}

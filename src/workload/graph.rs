@@ -1,0 +1,400 @@
+//! The task graph: per GPU rank, tasks on in-order streams, with cross-stream dependencies.
+//!
+//! Storage is columnar and indexed by dense integer ids (a 3072-GPU GPT-1T iteration has tens of
+//! millions of tasks). Tasks on one (rank, stream) run in the order they were added; a task also
+//! waits for its explicit predecessors. Collectives rendezvous: they start when every member task
+//! has started. A send starts its transfer eagerly; the matching receive completes when the data
+//! has arrived.
+
+use crate::units::SimDuration;
+
+/// Index of a task.
+pub type TaskId = u32;
+/// Index of a compute op (a list of kernels) in [`TaskGraph::ops`].
+pub type OpId = u32;
+/// Index of a collective instance.
+pub type CollectiveId = u32;
+/// Index of a point-to-point transfer.
+pub type TransferId = u32;
+/// Index of a rank group.
+pub type GroupId = u32;
+
+/// The streams of one GPU; tasks on one stream run in order, streams overlap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Stream {
+    /// Kernels, blocking tensor-parallel collectives and pipeline receives.
+    Compute = 0,
+    /// Data-parallel gradient reduction.
+    DataParallel = 1,
+    /// Pipeline sends.
+    PipelineSend = 2,
+}
+
+impl Stream {
+    /// Number of streams per rank.
+    pub const COUNT: usize = 3;
+    /// All streams, in id order.
+    pub const ALL: [Stream; 3] = [Stream::Compute, Stream::DataParallel, Stream::PipelineSend];
+    /// Name used for timeline threads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Compute => "compute",
+            Stream::DataParallel => "data-parallel comm",
+            Stream::PipelineSend => "pipeline send",
+        }
+    }
+}
+
+/// One GPU kernel, sized; priced by the compute model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `batch` independent (m x k) . (k x n) products in 16-bit precision.
+    Gemm {
+        /// Independent products (batched GEMM).
+        batch: u64,
+        /// Rows of the output.
+        m: u64,
+        /// Columns of the output.
+        n: u64,
+        /// Reduction dimension.
+        k: u64,
+    },
+    /// A memory-bound kernel that streams this many bytes through HBM.
+    Stream {
+        /// Bytes read plus bytes written.
+        bytes: u64,
+    },
+}
+
+impl Kernel {
+    /// Floating-point operations (2 per multiply-add; streaming kernels count none).
+    pub fn flops(&self) -> f64 {
+        match *self {
+            Kernel::Gemm { batch, m, n, k } => 2.0 * batch as f64 * m as f64 * n as f64 * k as f64,
+            Kernel::Stream { .. } => 0.0,
+        }
+    }
+}
+
+/// A named list of kernels that one compute task runs back to back.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Op {
+    /// Short name for timelines ("attention", "mlp", "optimizer", ...).
+    pub name: &'static str,
+    /// The kernels in order.
+    pub kernels: Vec<Kernel>,
+}
+
+/// Collective operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CollectiveOp {
+    /// Sum across the group, result everywhere.
+    AllReduce,
+    /// Sum, each rank keeps 1/n.
+    ReduceScatter,
+    /// Gather 1/n from each rank, result everywhere.
+    AllGather,
+    /// One rank's buffer to all.
+    Broadcast,
+    /// Each rank sends a distinct 1/n to every other.
+    AllToAll,
+}
+
+impl CollectiveOp {
+    /// Name in nccl-tests spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectiveOp::AllReduce => "all-reduce",
+            CollectiveOp::ReduceScatter => "reduce-scatter",
+            CollectiveOp::AllGather => "all-gather",
+            CollectiveOp::Broadcast => "broadcast",
+            CollectiveOp::AllToAll => "all-to-all",
+        }
+    }
+}
+
+/// One collective instance: every member rank has one task that refers to it.
+#[derive(Clone, Debug)]
+pub struct Collective {
+    /// The operation.
+    pub op: CollectiveOp,
+    /// The participating ranks.
+    pub group: GroupId,
+    /// Buffer size per rank, nccl-tests convention (the full vector for all-reduce).
+    pub bytes: u64,
+}
+
+/// One point-to-point transfer between a send task and a receive task.
+#[derive(Clone, Copy, Debug)]
+pub struct Transfer {
+    /// Sending rank.
+    pub src: u32,
+    /// Receiving rank.
+    pub dst: u32,
+    /// Payload.
+    pub bytes: u64,
+    /// The send task on `src`.
+    pub send: TaskId,
+    /// The receive task on `dst`.
+    pub recv: TaskId,
+}
+
+/// What a task does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Run an op's kernels.
+    Compute(OpId),
+    /// Take part in a collective.
+    Collective(CollectiveId),
+    /// Start a transfer (eager: does not wait for the receiver).
+    Send(TransferId),
+    /// Wait until a transfer has arrived.
+    Recv(TransferId),
+    /// Wait a fixed time (index into [`TaskGraph::delays`]).
+    Delay(u32),
+}
+
+/// Training phase of a task, for timelines and plots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Phase {
+    /// Forward pass of a microbatch.
+    Forward,
+    /// Backward pass of a microbatch.
+    Backward,
+    /// Forward pass re-run for activation recomputation.
+    Recompute,
+    /// Gradient reduction across data-parallel replicas.
+    GradReduce,
+    /// Optimizer step.
+    Optimizer,
+    /// Anything else (trace tasks).
+    Other,
+}
+
+impl Phase {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Backward => "backward",
+            Phase::Recompute => "recompute",
+            Phase::GradReduce => "grad-reduce",
+            Phase::Optimizer => "optimizer",
+            Phase::Other => "other",
+        }
+    }
+}
+
+/// Where a task sits in the training step: phase, microbatch, model chunk, layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskLabel {
+    /// Phase.
+    pub phase: Phase,
+    /// Model chunk (interleaved schedule), 0 otherwise.
+    pub chunk: u8,
+    /// First layer the task belongs to (global index), or `u16::MAX` for none.
+    pub layer: u16,
+    /// Microbatch, or `u32::MAX` for none.
+    pub microbatch: u32,
+}
+
+/// A per-rank task graph.
+#[derive(Debug, Default)]
+pub struct TaskGraph {
+    /// Number of ranks.
+    pub ranks: u32,
+    /// Rank of each task.
+    pub task_rank: Vec<u32>,
+    /// Stream of each task.
+    pub task_stream: Vec<u8>,
+    /// Kind of each task.
+    pub task_kind: Vec<TaskKind>,
+    /// Label of each task.
+    pub task_label: Vec<TaskLabel>,
+    /// Compute ops, deduplicated.
+    pub ops: Vec<Op>,
+    /// Fixed delays referenced by [`TaskKind::Delay`].
+    pub delays: Vec<SimDuration>,
+    /// Rank groups.
+    pub groups: Vec<Vec<u32>>,
+    /// Collective instances.
+    pub collectives: Vec<Collective>,
+    /// Transfers.
+    pub transfers: Vec<Transfer>,
+    /// `stream_tasks[stream_offsets[r * Stream::COUNT + s] ..]`: tasks of rank r on stream s, in order.
+    pub stream_offsets: Vec<u32>,
+    /// See `stream_offsets`.
+    pub stream_tasks: Vec<TaskId>,
+    /// `successors[succ_offsets[t]..succ_offsets[t + 1]]`: tasks that wait for task t.
+    pub succ_offsets: Vec<u32>,
+    /// See `succ_offsets`.
+    pub successors: Vec<TaskId>,
+    /// Explicit predecessors of each task (stream order not counted).
+    pub pred_count: Vec<u32>,
+    /// `collective_tasks[collective_offsets[c]..]`: the member tasks of collective c.
+    pub collective_offsets: Vec<u32>,
+    /// See `collective_offsets`.
+    pub collective_tasks: Vec<TaskId>,
+}
+
+impl TaskGraph {
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.task_kind.len()
+    }
+    /// True if there are no tasks.
+    pub fn is_empty(&self) -> bool {
+        self.task_kind.is_empty()
+    }
+    /// Tasks of `rank` on `stream`, in order.
+    pub fn stream(&self, rank: u32, stream: usize) -> &[TaskId] {
+        let i = rank as usize * Stream::COUNT + stream;
+        &self.stream_tasks[self.stream_offsets[i] as usize..self.stream_offsets[i + 1] as usize]
+    }
+    /// Tasks that wait for `task`.
+    pub fn successors(&self, task: TaskId) -> &[TaskId] {
+        let t = task as usize;
+        &self.successors[self.succ_offsets[t] as usize..self.succ_offsets[t + 1] as usize]
+    }
+    /// Member tasks of a collective.
+    pub fn collective_tasks(&self, c: CollectiveId) -> &[TaskId] {
+        let c = c as usize;
+        &self.collective_tasks
+            [self.collective_offsets[c] as usize..self.collective_offsets[c + 1] as usize]
+    }
+}
+
+/// Builds a [`TaskGraph`] task by task; `finish` lays out the index arrays.
+pub struct GraphBuilder {
+    graph: TaskGraph,
+    streams: Vec<Vec<TaskId>>,
+    edges: Vec<(TaskId, TaskId)>,
+    collective_members: Vec<Vec<TaskId>>,
+    op_index: std::collections::HashMap<Op, OpId>,
+}
+
+impl GraphBuilder {
+    /// A builder for `ranks` ranks.
+    pub fn new(ranks: u32) -> Self {
+        GraphBuilder {
+            graph: TaskGraph {
+                ranks,
+                ..TaskGraph::default()
+            },
+            streams: vec![Vec::new(); ranks as usize * Stream::COUNT],
+            edges: Vec::new(),
+            collective_members: Vec::new(),
+            op_index: Default::default(),
+        }
+    }
+
+    /// Interns an op (identical kernel lists share one id).
+    pub fn op(&mut self, op: Op) -> OpId {
+        if let Some(&id) = self.op_index.get(&op) {
+            return id;
+        }
+        let id = self.graph.ops.len() as OpId;
+        self.graph.ops.push(op.clone());
+        self.op_index.insert(op, id);
+        id
+    }
+
+    /// Adds a rank group.
+    pub fn group(&mut self, ranks: Vec<u32>) -> GroupId {
+        self.graph.groups.push(ranks);
+        (self.graph.groups.len() - 1) as GroupId
+    }
+
+    /// Declares a collective; member tasks are added with [`GraphBuilder::task`].
+    pub fn collective(&mut self, op: CollectiveOp, group: GroupId, bytes: u64) -> CollectiveId {
+        self.graph.collectives.push(Collective { op, group, bytes });
+        self.collective_members.push(Vec::new());
+        (self.graph.collectives.len() - 1) as CollectiveId
+    }
+
+    /// Declares a transfer; its send and receive tasks are added with [`GraphBuilder::task`].
+    pub fn transfer(&mut self, src: u32, dst: u32, bytes: u64) -> TransferId {
+        self.graph.transfers.push(Transfer {
+            src,
+            dst,
+            bytes,
+            send: TaskId::MAX,
+            recv: TaskId::MAX,
+        });
+        (self.graph.transfers.len() - 1) as TransferId
+    }
+
+    /// Adds a fixed delay value and returns its index for [`TaskKind::Delay`].
+    pub fn delay(&mut self, d: SimDuration) -> u32 {
+        self.graph.delays.push(d);
+        (self.graph.delays.len() - 1) as u32
+    }
+
+    /// Appends a task to the end of `rank`'s `stream`.
+    pub fn task(&mut self, rank: u32, stream: Stream, kind: TaskKind, label: TaskLabel) -> TaskId {
+        let id = self.graph.task_kind.len() as TaskId;
+        self.graph.task_rank.push(rank);
+        self.graph.task_stream.push(stream as u8);
+        self.graph.task_kind.push(kind);
+        self.graph.task_label.push(label);
+        self.streams[rank as usize * Stream::COUNT + stream as usize].push(id);
+        match kind {
+            TaskKind::Collective(c) => self.collective_members[c as usize].push(id),
+            TaskKind::Recv(x) => self.graph.transfers[x as usize].recv = id,
+            TaskKind::Send(x) => self.graph.transfers[x as usize].send = id,
+            _ => {}
+        }
+        id
+    }
+
+    /// `after` waits for `before` (across streams).
+    pub fn depend(&mut self, before: TaskId, after: TaskId) {
+        self.edges.push((before, after));
+    }
+
+    /// The kind of an already added task.
+    pub fn kind(&self, task: TaskId) -> TaskKind {
+        self.graph.task_kind[task as usize]
+    }
+
+    /// Lays out the stream, successor and collective-member indexes.
+    pub fn finish(mut self) -> TaskGraph {
+        let g = &mut self.graph;
+        let n = g.task_kind.len();
+        g.stream_offsets = Vec::with_capacity(self.streams.len() + 1);
+        g.stream_tasks = Vec::with_capacity(n);
+        for s in &self.streams {
+            g.stream_offsets.push(g.stream_tasks.len() as u32);
+            g.stream_tasks.extend_from_slice(s);
+        }
+        g.stream_offsets.push(g.stream_tasks.len() as u32);
+        drop(self.streams);
+
+        let mut offsets = vec![0u32; n + 1];
+        g.pred_count = vec![0; n];
+        for &(b, a) in &self.edges {
+            offsets[b as usize + 1] += 1;
+            g.pred_count[a as usize] += 1;
+        }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        g.successors = vec![0; self.edges.len()];
+        for &(b, a) in &self.edges {
+            g.successors[fill[b as usize] as usize] = a;
+            fill[b as usize] += 1;
+        }
+        g.succ_offsets = offsets;
+
+        g.collective_offsets = Vec::with_capacity(self.collective_members.len() + 1);
+        for m in &self.collective_members {
+            g.collective_offsets.push(g.collective_tasks.len() as u32);
+            g.collective_tasks.extend_from_slice(m);
+        }
+        g.collective_offsets.push(g.collective_tasks.len() as u32);
+        self.graph
+    }
+}

@@ -1,0 +1,384 @@
+//! The kernels of a Megatron-style GPT layer under tensor parallelism, and the model's formulas.
+//!
+//! Notation as in Megatron-LM: microbatch b, sequence s, hidden h, heads a, tensor degree t,
+//! vocabulary V, layers l. Activations and weights are 16-bit (2 bytes).
+//! Forward FLOPs per layer: 24 b s h^2 + 4 b s^2 h (QKV 6bsh^2, scores 2bs^2h, context 2bs^2h,
+//! projection 2bsh^2, MLP 16bsh^2); the backward pass does twice that (data and weight gradients).
+
+use super::graph::Kernel;
+use crate::config::{ModelSpec, Recompute};
+
+const ACT: u64 = 2; // bytes per 16-bit activation element
+
+/// One piece of a layer pass: kernels that run back to back, or a tensor-parallel all-reduce.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    /// Kernels of one named block.
+    Compute(&'static str, Vec<Kernel>),
+    /// All-reduce of this many bytes across the tensor-parallel group.
+    TensorAllReduce(u64),
+}
+
+/// Sizes of one tensor-parallel shard of the model for one microbatch.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerShape {
+    /// Microbatch b.
+    pub b: u64,
+    /// Sequence s.
+    pub s: u64,
+    /// Hidden h.
+    pub h: u64,
+    /// Heads a.
+    pub a: u64,
+    /// Tensor degree t.
+    pub t: u64,
+    /// Vocabulary V.
+    pub vocab: u64,
+}
+
+impl LayerShape {
+    /// The shape for a model, microbatch and tensor degree.
+    pub fn new(model: &ModelSpec, micro: u64, tensor: u32) -> Self {
+        LayerShape {
+            b: micro,
+            s: model.seq_len,
+            h: model.hidden,
+            a: model.heads,
+            t: tensor as u64,
+            vocab: model.vocab,
+        }
+    }
+    fn gemm(m: u64, n: u64, k: u64) -> Kernel {
+        Kernel::Gemm { batch: 1, m, n, k }
+    }
+    fn stream(bytes: u64) -> Kernel {
+        Kernel::Stream { bytes }
+    }
+    /// bytes of one b x s x h activation
+    fn bsh(&self) -> u64 {
+        self.b * self.s * self.h * ACT
+    }
+    /// elements of this rank's attention scores: b x (a/t) x s x s
+    fn scores(&self) -> u64 {
+        self.b * (self.a / self.t) * self.s * self.s
+    }
+    fn head_dim(&self) -> u64 {
+        self.h / self.a
+    }
+    /// Bytes of the tensor-parallel all-reduce of one activation.
+    pub fn allreduce_bytes(&self) -> u64 {
+        self.bsh()
+    }
+
+    /// Attention core forward: scores, scale-mask-softmax, dropout, context.
+    fn attention_core(&self) -> Vec<Kernel> {
+        let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
+        vec![
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: s,
+                k: d,
+            }, // Q K^T
+            Self::stream(self.scores() * ACT * 2), // fused scale, mask, softmax: read + write
+            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout: read, write, 1-byte mask
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: d,
+                k: s,
+            }, // probabilities x V
+        ]
+    }
+
+    /// The forward pass of one layer, as Megatron runs it under tensor parallelism.
+    pub fn forward(&self) -> Vec<Piece> {
+        let (bs, h, t) = (self.b * self.s, self.h, self.t);
+        let mut attention = vec![
+            Self::stream(self.bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
+            Self::stream(self.bsh() * 2),     // layer norm: read + write
+            Self::gemm(bs, 3 * h / t, h),     // QKV projection
+        ];
+        attention.extend(self.attention_core());
+        attention.push(Self::gemm(bs, h, h / t)); // output projection (row-parallel)
+        let mlp = vec![
+            Self::stream(self.bsh() * 7 / 2), // bias-dropout-add after attention
+            Self::stream(self.bsh() * 2),     // layer norm
+            Self::gemm(bs, 4 * h / t, h),     // h -> 4h (column-parallel)
+            Self::stream(self.bsh() * 4 / t * 2), // fused bias + GeLU: read + write 4h/t
+            Self::gemm(bs, h, 4 * h / t),     // 4h -> h (row-parallel)
+        ];
+        self.with_allreduces(vec![("attention", attention), ("mlp", mlp)])
+    }
+
+    /// The backward pass of one layer (reverse order), with the recomputation `recompute` asks for.
+    pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
+        let (bs, h, t) = (self.b * self.s, self.h, self.t);
+        let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
+        let mlp = vec![
+            Self::stream(self.bsh() * 5 / 2), // dropout backward: read grad, mask; write
+            Self::gemm(bs, 4 * h / t, h),     // 4h->h data gradient
+            Self::gemm(4 * h / t, h, bs),     // 4h->h weight gradient
+            Self::stream(self.bsh() * 4 / t * 3), // GeLU backward: read grad and input, write
+            Self::gemm(bs, h, 4 * h / t),     // h->4h data gradient
+            Self::gemm(h, 4 * h / t, bs),     // h->4h weight gradient
+        ];
+        let mut attention = vec![
+            Self::stream(self.bsh() * 3), // layer norm backward: read input, grad; write
+            Self::stream(self.bsh() * 5 / 2), // dropout backward after attention
+            Self::gemm(bs, h / t, h),     // projection data gradient
+            Self::gemm(h / t, h, bs),     // projection weight gradient
+        ];
+        if recompute == Recompute::Selective {
+            attention.extend(self.attention_core()); // recompute scores, softmax, dropout, context
+        }
+        attention.extend([
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: s,
+                k: d,
+            }, // grad probabilities = dO V^T
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: d,
+                k: s,
+            }, // grad V = P^T dO
+            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout backward
+            Self::stream(self.scores() * ACT * 3),       // softmax backward: read P, dP; write dS
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: d,
+                k: s,
+            }, // grad Q = dS K
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: d,
+                k: s,
+            }, // grad K = dS^T Q
+            Self::gemm(bs, h, 3 * h / t),                // QKV data gradient
+            Self::gemm(h, 3 * h / t, bs),                // QKV weight gradient
+            Self::stream(self.bsh() * 3),                // layer norm backward
+        ]);
+        self.with_allreduces(vec![("mlp", mlp), ("attention", attention)])
+    }
+
+    /// Appends the tensor-parallel all-reduce after each block (none when t = 1, where the
+    /// blocks merge into one compute piece).
+    fn with_allreduces(&self, blocks: Vec<(&'static str, Vec<Kernel>)>) -> Vec<Piece> {
+        if self.t == 1 {
+            return vec![Piece::Compute(
+                "layer",
+                blocks.into_iter().flat_map(|(_, k)| k).collect(),
+            )];
+        }
+        blocks
+            .into_iter()
+            .flat_map(|(name, k)| {
+                [
+                    Piece::Compute(name, k),
+                    Piece::TensorAllReduce(self.allreduce_bytes()),
+                ]
+            })
+            .collect()
+    }
+
+    /// Input embedding (vocabulary-parallel lookup, then all-reduce) forward.
+    pub fn embedding_forward(&self) -> Vec<Piece> {
+        let mut out = vec![Piece::Compute(
+            "embedding",
+            vec![Self::stream(self.bsh() * 2)],
+        )];
+        if self.t > 1 {
+            out.push(Piece::TensorAllReduce(self.allreduce_bytes()));
+        }
+        out
+    }
+
+    /// Input embedding backward: scatter-add of the gradient into the table.
+    pub fn embedding_backward(&self) -> Vec<Piece> {
+        vec![Piece::Compute(
+            "embedding",
+            vec![Self::stream(self.bsh() * 3)],
+        )]
+    }
+
+    /// Output layer (logits against the tied embedding) and vocabulary-parallel cross-entropy.
+    pub fn logits_forward(&self) -> Vec<Piece> {
+        let (bs, h, vt) = (self.b * self.s, self.h, self.vocab / self.t);
+        vec![Piece::Compute(
+            "logits",
+            vec![
+                Self::stream(self.bsh() * 2),    // final layer norm
+                Self::gemm(bs, vt, h),           // logits
+                Self::stream(bs * vt * ACT * 3), // cross-entropy: max, exp-sum, loss passes
+            ],
+        )]
+    }
+
+    /// Output layer backward; its input gradient is all-reduced across the tensor group.
+    pub fn logits_backward(&self) -> Vec<Piece> {
+        let (bs, h, vt) = (self.b * self.s, self.h, self.vocab / self.t);
+        let mut out = vec![Piece::Compute(
+            "logits",
+            vec![
+                Self::stream(bs * vt * ACT * 2), // softmax - one-hot gradient
+                Self::gemm(bs, h, vt),           // data gradient
+                Self::gemm(h, vt, bs),           // weight gradient
+                Self::stream(self.bsh() * 3),    // final layer norm backward
+            ],
+        )];
+        if self.t > 1 {
+            out.push(Piece::TensorAllReduce(self.allreduce_bytes()));
+        }
+        out
+    }
+}
+
+/// Parameters of one transformer layer held by one tensor rank: (12 h^2 + 13 h) / t.
+pub fn layer_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
+    let h = model.hidden;
+    (12 * h * h + 13 * h) / tensor as u64
+}
+
+/// Embedding parameters held by one tensor rank on the first (and, tied, the last) stage.
+pub fn embedding_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
+    model.vocab * model.hidden / tensor as u64
+}
+
+/// Total parameters, Megatron eq. 2: P = 12 l h^2 (1 + 13/(12h) + (V+s)/(12 l h)).
+pub fn total_params(model: &ModelSpec) -> f64 {
+    let (l, h, v, s) = (
+        model.layers as f64,
+        model.hidden as f64,
+        model.vocab as f64,
+        model.seq_len as f64,
+    );
+    12.0 * l * h * h * (1.0 + 13.0 / (12.0 * h) + (v + s) / (12.0 * l * h))
+}
+
+/// Megatron's reported FLOPs per iteration (eq. 3, counting one recompute forward):
+/// F = 96 B s l h^2 (1 + s/(6h) + V/(16 l h)).
+pub fn megatron_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
+    let (l, h, v, s, b) = (
+        model.layers as f64,
+        model.hidden as f64,
+        model.vocab as f64,
+        model.seq_len as f64,
+        global_batch as f64,
+    );
+    96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h))
+}
+
+/// Model FLOPs per iteration without recomputation (Korthikanti et al. 2022, eq. 7):
+/// 72 B l s h^2 (1 + s/(6h) + V/(12 h l)).
+pub fn model_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
+    let (l, h, v, s, b) = (
+        model.layers as f64,
+        model.hidden as f64,
+        model.vocab as f64,
+        model.seq_len as f64,
+        global_batch as f64,
+    );
+    72.0 * b * l * s * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * h * l))
+}
+
+/// Optimizer step of mixed-precision Adam over `params` parameters, as streaming kernels:
+/// fp16 grads to fp32 main grads (read 2, write 4 bytes/param), Adam update (read grad, momentum,
+/// variance, master weight: 16; write momentum, variance, master: 12), master to fp16 weights (read 4, write 2).
+pub fn optimizer_kernels(params: u64) -> Vec<Kernel> {
+    vec![
+        Kernel::Stream { bytes: 6 * params },
+        Kernel::Stream { bytes: 28 * params },
+        Kernel::Stream { bytes: 6 * params },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(t: u64) -> LayerShape {
+        LayerShape {
+            b: 2,
+            s: 2048,
+            h: 3840,
+            a: 32,
+            t,
+            vocab: 51200,
+        }
+    }
+
+    fn flops(pieces: &[Piece]) -> f64 {
+        pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Compute(_, k) => k.iter().map(Kernel::flops).sum(),
+                Piece::TensorAllReduce(_) => 0.0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn layer_flops_match_megatron_formula() {
+        // forward per layer, all tensor ranks together: 24 b s h^2 + 4 b s^2 h
+        for t in [1, 2, 8] {
+            let sh = shape(t);
+            let (b, s, h) = (2.0, 2048.0, 3840.0);
+            let expected = 24.0 * b * s * h * h + 4.0 * b * s * s * h;
+            let fwd = flops(&sh.forward()) * t as f64;
+            assert!(
+                (fwd / expected - 1.0).abs() < 1e-12,
+                "t={t}: {fwd} vs {expected}"
+            );
+            // backward = 2 x forward without recompute; selective adds the attention core 4 b s^2 h
+            let bwd = flops(&sh.backward(Recompute::None)) * t as f64;
+            assert!((bwd / (2.0 * expected) - 1.0).abs() < 1e-12);
+            let sel = flops(&sh.backward(Recompute::Selective)) * t as f64;
+            assert!((sel - bwd - 4.0 * b * s * s * h).abs() / sel < 1e-12);
+        }
+    }
+
+    #[test]
+    fn tensor_parallel_layer_has_two_allreduces_each_way() {
+        let count = |p: &[Piece]| {
+            p.iter()
+                .filter(|x| matches!(x, Piece::TensorAllReduce(_)))
+                .count()
+        };
+        assert_eq!(count(&shape(4).forward()), 2);
+        assert_eq!(count(&shape(4).backward(Recompute::None)), 2);
+        assert_eq!(count(&shape(1).forward()), 0);
+        // all-reduce of one activation: b s h elements of 2 bytes
+        assert_eq!(shape(4).allreduce_bytes(), 2 * 2048 * 3840 * 2);
+    }
+
+    #[test]
+    fn published_formulas() {
+        let gpt175 = ModelSpec {
+            layers: 96,
+            hidden: 12288,
+            heads: 96,
+            seq_len: 2048,
+            vocab: 51200,
+        };
+        // eq. 2 for GPT-3: 12*96*12288^2*(1 + 13/(12*12288) + (51200+2048)/(12*96*12288)) = 174.6e9
+        assert!(
+            (total_params(&gpt175) / 1e9 - 174.6).abs() < 0.1,
+            "{}",
+            total_params(&gpt175)
+        );
+        // eq. 3 vs model FLOPs: with V = 0 and s << h, 96/72 = 4/3 exactly apart from the s/6h terms
+        let f = megatron_flops_per_iteration(&gpt175, 1536);
+        let expected = 96.0
+            * 1536.0
+            * 2048.0
+            * 96.0
+            * 12288f64.powi(2)
+            * (1.0 + 2048.0 / (6.0 * 12288.0) + 51200.0 / (16.0 * 96.0 * 12288.0));
+        assert_eq!(f, expected);
+    }
+}
