@@ -54,11 +54,7 @@ fn source(given: &Option<String>) -> Source {
 
 /// `clustersim run`.
 pub fn run_command(args: &RunArgs) -> Result<()> {
-    let overrides: Vec<Override> = args
-        .set
-        .iter()
-        .map(|s| Override::parse(s))
-        .collect::<Result<_>>()?;
+    let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
     let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
     let timeline = if args.no_output {
         report::timeline::TimelineRanks::None
@@ -77,17 +73,13 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     let written = if args.no_output {
         Vec::new()
     } else {
-        let dir = args
-            .out
-            .clone()
-            .unwrap_or_else(|| run::default_out_dir(&cfg));
+        let dir = args.out.clone().unwrap_or_else(|| run::default_out_dir(&cfg));
         run::write_outputs(&res, &dir)?
     };
     match args.format {
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&res.report)
-                .map_err(|e| error::Error::Internal(e.to_string()))?
+            serde_json::to_string_pretty(&res.report).map_err(|e| error::Error::Internal(e.to_string()))?
         ),
         Format::Text => {
             print!("{}", report::summary::text(&res.report));

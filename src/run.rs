@@ -46,12 +46,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
     let graph = generate(&cfg.workload);
     let layout = Layout::of(&cfg.workload);
     let mut timeline = Timeline::new(opts.timeline, layout);
-    let outcome = simulate(
-        &graph,
-        &cfg.hardware,
-        SimOptions { seed: opts.seed },
-        &mut timeline,
-    )?;
+    let outcome = simulate(&graph, &cfg.hardware, SimOptions { seed: opts.seed }, &mut timeline)?;
     let report = Report::new(cfg, &outcome, opts.seed);
     Ok(RunResult {
         report,
@@ -79,7 +74,10 @@ pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
     written.push(report_path);
     let csv = dir.join("stages.csv");
     write_atomic(&csv, |w| {
-        writeln!(w, "stage,compute_s,exposed_comm_s,overlapped_comm_s,sync_wait_s,bubble_s,idle_s,bubble_fraction,bubble_ratio")?;
+        writeln!(
+            w,
+            "stage,compute_s,exposed_comm_s,overlapped_comm_s,sync_wait_s,bubble_s,idle_s,bubble_fraction,bubble_ratio"
+        )?;
         for s in &res.report.bubble.per_stage {
             let b = &s.breakdown;
             writeln!(
@@ -102,9 +100,7 @@ pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
     if !res.timeline.spans.is_empty() {
         let spans = res.timeline.sorted(&res.graph);
         let trace = dir.join("timeline.json");
-        write_atomic(&trace, |w| {
-            write_chrome_trace(w, &res.graph, res.layout, &spans)
-        })?;
+        write_atomic(&trace, |w| write_chrome_trace(w, &res.graph, res.layout, &spans))?;
         written.push(trace);
         let blocks = schedule_blocks(&res.graph, res.layout, &spans);
         let p = &res.report.parallel;

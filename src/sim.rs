@@ -27,7 +27,14 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Clone, Copy, Debug)]
 enum Event {
     /// A compute or delay task finished.
-    TaskDone(TaskId),
+    TaskDone {
+        /// The task.
+        task: TaskId,
+        /// Its stream index (rank * streams + stream).
+        stream: u32,
+        /// Whether it ran kernels (a delay does not).
+        kernels: bool,
+    },
     /// A network model's own event.
     Network(NetEvent),
 }
@@ -142,19 +149,8 @@ pub fn simulate(
     spans: &mut dyn SpanSink,
 ) -> crate::error::Result<SimOutcome> {
     let compute = ComputeModel::new(&hw.gpu);
-    let op_time: Vec<SimDuration> = graph
-        .ops
-        .iter()
-        .map(|op| compute.op_duration(&op.kernels))
-        .collect();
-    let mut sim = Sim::new(
-        graph,
-        op_time,
-        network_model(hw),
-        opts.seed,
-        hw.gpu.jitter,
-        spans,
-    );
+    let op_time: Vec<SimDuration> = graph.ops.iter().map(|op| compute.op_duration(&op.kernels)).collect();
+    let mut sim = Sim::new(graph, op_time, network_model(hw), opts.seed, hw.gpu.jitter, spans);
     sim.run()?;
     Ok(sim.outcome())
 }
@@ -164,15 +160,18 @@ struct Sim<'a> {
     op_time: Vec<SimDuration>,
     net: Box<dyn NetworkModel>,
     queue: EventQueue<Event>,
-    head: Vec<u32>,
+    /// Next task to run on each (rank, stream); the stream is done when it reaches the stream's end.
+    head: Vec<TaskId>,
+    /// Whether each stream's head task has started, and when.
+    head_started: Vec<bool>,
+    head_start_time: Vec<SimTime>,
     preds_left: Vec<u32>,
-    started: Vec<bool>,
-    start_time: Vec<SimTime>,
     arrived: Vec<u32>,
     transfer_done: Vec<bool>,
     recv_started: Vec<bool>,
     clocks: Vec<RankClock>,
-    ready: Vec<TaskId>,
+    /// Tasks that may have become startable, with their stream index (rank * streams + stream).
+    ready: Vec<(TaskId, u32)>,
     rng: ChaCha8Rng,
     jitter: f64,
     spans: &'a mut dyn SpanSink,
@@ -195,10 +194,10 @@ impl<'a> Sim<'a> {
             op_time,
             net,
             queue: EventQueue::new(),
-            head: vec![0; g.ranks as usize * Stream::COUNT],
+            head: g.stream_offsets[..g.stream_offsets.len() - 1].to_vec(),
+            head_started: vec![false; g.ranks as usize * Stream::COUNT],
+            head_start_time: vec![SimTime::ZERO; g.ranks as usize * Stream::COUNT],
             preds_left: g.pred_count.clone(),
-            started: vec![false; g.len()],
-            start_time: vec![SimTime::ZERO; g.len()],
             arrived: vec![0; g.collectives.len()],
             transfer_done: vec![false; g.transfers.len()],
             recv_started: vec![false; g.transfers.len()],
@@ -222,21 +221,23 @@ impl<'a> Sim<'a> {
     fn run(&mut self) -> crate::error::Result<()> {
         for r in 0..self.g.ranks {
             for s in 0..Stream::COUNT {
-                if let Some(&t) = self.g.stream(r, s).first() {
-                    self.ready.push(t);
+                let tasks = self.g.stream(r, s);
+                if !tasks.is_empty() {
+                    self.ready.push((tasks.start, (r as usize * Stream::COUNT + s) as u32));
                 }
             }
         }
         self.drain();
         while let Some((now, event)) = self.queue.pop() {
             match event {
-                Event::TaskDone(t) => {
-                    let r = self.g.task_rank[t as usize] as usize;
-                    if matches!(self.g.task_kind[t as usize], TaskKind::Compute(_)) {
-                        self.clocks[r].advance(now);
-                        self.clocks[r].computing = false;
+                Event::TaskDone { task, stream, kernels } => {
+                    let si = stream as usize;
+                    if kernels {
+                        let clock = &mut self.clocks[si / Stream::COUNT];
+                        clock.advance(now);
+                        clock.computing = false;
                     }
-                    self.complete(t, now);
+                    self.complete(task, si, now);
                 }
                 Event::Network(ne) => {
                     let done = self.net.handle(now, ne, &mut Queue(&mut self.queue));
@@ -271,34 +272,27 @@ impl<'a> Sim<'a> {
     }
 
     fn stream_index(&self, t: TaskId) -> usize {
-        self.g.task_rank[t as usize] as usize * Stream::COUNT
-            + self.g.task_stream[t as usize] as usize
+        self.g.task_rank[t as usize] as usize * Stream::COUNT + self.g.task_stream[t as usize] as usize
     }
 
-    fn can_start(&self, t: TaskId) -> bool {
-        let ti = t as usize;
-        if self.started[ti] || self.preds_left[ti] != 0 {
-            return false;
-        }
-        let si = self.stream_index(t);
-        let head = self.g.stream_offsets[si] + self.head[si];
-        head < self.g.stream_offsets[si + 1] && self.g.stream_tasks[head as usize] == t
+    fn can_start(&self, t: TaskId, si: usize) -> bool {
+        self.head[si] == t && !self.head_started[si] && self.preds_left[t as usize] == 0
     }
 
     fn drain(&mut self) {
-        while let Some(t) = self.ready.pop() {
-            if self.can_start(t) {
-                self.start(t);
+        while let Some((t, si)) = self.ready.pop() {
+            if self.can_start(t, si as usize) {
+                self.start(t, si as usize);
             }
         }
     }
 
-    fn start(&mut self, t: TaskId) {
+    fn start(&mut self, t: TaskId, si: usize) {
         let now = self.queue.now();
         let ti = t as usize;
-        self.started[ti] = true;
-        self.start_time[ti] = now;
-        let r = self.g.task_rank[ti] as usize;
+        self.head_started[si] = true;
+        self.head_start_time[si] = now;
+        let r = si / Stream::COUNT;
         match self.g.task_kind[ti] {
             TaskKind::Compute(op) => {
                 let mut d = self.op_time[op as usize];
@@ -308,11 +302,25 @@ impl<'a> Sim<'a> {
                 }
                 self.clocks[r].advance(now);
                 self.clocks[r].computing = true;
-                self.queue.schedule(now + d, Event::TaskDone(t));
+                self.queue.schedule(
+                    now + d,
+                    Event::TaskDone {
+                        task: t,
+                        stream: si as u32,
+                        kernels: true,
+                    },
+                );
             }
             TaskKind::Delay(i) => {
                 let d = self.g.delays[i as usize];
-                self.queue.schedule(now + d, Event::TaskDone(t));
+                self.queue.schedule(
+                    now + d,
+                    Event::TaskDone {
+                        task: t,
+                        stream: si as u32,
+                        kernels: false,
+                    },
+                );
             }
             TaskKind::Collective(c) => {
                 self.clocks[r].advance(now);
@@ -356,7 +364,7 @@ impl<'a> Sim<'a> {
             }
             TaskKind::Recv(x) => {
                 if self.transfer_done[x as usize] {
-                    self.complete(t, now);
+                    self.complete(t, si, now);
                 } else {
                     self.recv_started[x as usize] = true;
                 }
@@ -375,7 +383,8 @@ impl<'a> Sim<'a> {
             }
             for i in 0..members.len() {
                 let m = self.g.collective_tasks(id.0)[i];
-                self.complete(m, now);
+                let si = self.stream_index(m);
+                self.complete(m, si, now);
             }
         } else {
             let x = (id.0 - n_coll) as usize;
@@ -385,30 +394,29 @@ impl<'a> Sim<'a> {
                 self.clocks[rank as usize].comm_active -= 1;
             }
             self.transfer_done[x] = true;
-            self.complete(tr.send, now);
+            let si = self.stream_index(tr.send);
+            self.complete(tr.send, si, now);
             if self.recv_started[x] {
-                self.complete(tr.recv, now);
+                let si = self.stream_index(tr.recv);
+                self.complete(tr.recv, si, now);
             }
         }
     }
 
-    fn complete(&mut self, t: TaskId, now: SimTime) {
+    fn complete(&mut self, t: TaskId, si: usize, now: SimTime) {
         self.done += 1;
-        let ti = t as usize;
-        let r = self.g.task_rank[ti];
-        if self.record[r as usize] {
-            self.spans.span(t, self.start_time[ti], now);
+        if self.record[si / Stream::COUNT] {
+            self.spans.span(t, self.head_start_time[si], now);
         }
-        let si = self.stream_index(t);
         self.head[si] += 1;
-        let next = self.g.stream_offsets[si] + self.head[si];
-        if next < self.g.stream_offsets[si + 1] {
-            self.ready.push(self.g.stream_tasks[next as usize]);
+        self.head_started[si] = false;
+        if self.head[si] < self.g.stream_offsets[si + 1] {
+            self.ready.push((self.head[si], si as u32));
         }
         for &s in self.g.successors(t) {
             self.preds_left[s as usize] -= 1;
             if self.preds_left[s as usize] == 0 {
-                self.ready.push(s);
+                self.ready.push((s, self.stream_index(s) as u32));
             }
         }
     }

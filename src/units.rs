@@ -118,11 +118,7 @@ pub struct UnitError {
 
 impl fmt::Display for UnitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot read {:?}: expected {}",
-            self.value, self.expected
-        )
+        write!(f, "cannot read {:?}: expected {}", self.value, self.expected)
     }
 }
 
@@ -167,8 +163,7 @@ fn binary_prefix(p: &str) -> Option<f64> {
     })
 }
 
-const BANDWIDTH_EXPECTED: &str =
-    "a positive bandwidth like \"200 Gb/s\", \"25 GB/s\" or \"1.5 TB/s\"";
+const BANDWIDTH_EXPECTED: &str = "a positive bandwidth like \"200 Gb/s\", \"25 GB/s\" or \"1.5 TB/s\"";
 const BYTES_EXPECTED: &str = "a size like \"80 GiB\", \"4 MB\" or \"512 B\"";
 const TIME_EXPECTED: &str = "a duration like \"2 us\", \"1.5 ms\", \"30 s\" or \"10 ns\"";
 const FLOPS_EXPECTED: &str = "a positive compute rate like \"312 TFLOP/s\"";
@@ -325,10 +320,7 @@ mod tests {
         // 200 Gb/s = 200e9 bits/s / 8 = 25e9 bytes/s
         assert_eq!(parse_bandwidth("200 Gb/s").unwrap().bytes_per_s(), 25e9);
         assert_eq!(parse_bandwidth("300GB/s").unwrap().bytes_per_s(), 300e9);
-        assert_eq!(
-            parse_bandwidth("1 GiB/s").unwrap().bytes_per_s(),
-            1073741824.0
-        );
+        assert_eq!(parse_bandwidth("1 GiB/s").unwrap().bytes_per_s(), 1073741824.0);
         assert!(parse_bandwidth("200 Gbps/s").is_err());
         assert!(parse_bandwidth("0 GB/s").is_err());
         assert!(parse_bandwidth("-5 GB/s").is_err());
@@ -337,10 +329,7 @@ mod tests {
 
     #[test]
     fn sizes_times_and_rates() {
-        assert_eq!(
-            parse_bytes("80 GiB").unwrap(),
-            Bytes(80 * 1024 * 1024 * 1024)
-        );
+        assert_eq!(parse_bytes("80 GiB").unwrap(), Bytes(80 * 1024 * 1024 * 1024));
         assert_eq!(parse_bytes("13.8 TB").unwrap(), Bytes(13_800_000_000_000));
         assert_eq!(parse_bytes("512").unwrap(), Bytes(512));
         assert_eq!(parse_duration("2 us").unwrap(), SimDuration(2000));
@@ -348,10 +337,7 @@ mod tests {
         assert_eq!(parse_duration("1e-6 s").unwrap(), SimDuration(1000));
         assert!(parse_duration("-1 s").is_err());
         assert!(parse_duration("3 weeks").is_err());
-        assert_eq!(
-            parse_flop_rate("312 TFLOP/s").unwrap().flops_per_s(),
-            312e12
-        );
+        assert_eq!(parse_flop_rate("312 TFLOP/s").unwrap().flops_per_s(), 312e12);
         assert!(parse_flop_rate("0 TFLOP/s").is_err());
     }
 }

@@ -42,8 +42,8 @@ impl Override {
                 "the key needs a YAML path after the prefix, e.g. workload.model.layers",
             ));
         }
-        let value: Value = serde_yaml::from_str(value.trim())
-            .unwrap_or_else(|_| Value::String(value.trim().to_string()));
+        let value: Value =
+            serde_yaml::from_str(value.trim()).unwrap_or_else(|_| Value::String(value.trim().to_string()));
         Ok(Override {
             target,
             path,
@@ -167,14 +167,8 @@ impl Document {
 
     /// An error about the value at `path`, naming the file, the path and the value.
     pub fn field_error(&self, path: &str, message: impl std::fmt::Display) -> Error {
-        let value = self
-            .value_at(path)
-            .map(|v| format!(" = {v}"))
-            .unwrap_or_default();
-        Error::Input(format!(
-            "error: {}: `{path}`{value}: {message}",
-            self.origin(path)
-        ))
+        let value = self.value_at(path).map(|v| format!(" = {v}")).unwrap_or_default();
+        Error::Input(format!("error: {}: `{path}`{value}: {message}", self.origin(path)))
     }
 
     /// Deserializes the document into `T`, turning serde errors into path-carrying messages.
@@ -185,10 +179,7 @@ impl Document {
             let inner = e.inner().to_string();
             match parse_unknown_field(&inner) {
                 Some((field, expected)) => {
-                    let parent = path
-                        .strip_suffix(&field)
-                        .unwrap_or(&path)
-                        .trim_end_matches('.');
+                    let parent = path.strip_suffix(&field).unwrap_or(&path).trim_end_matches('.');
                     let full = if parent.is_empty() {
                         field.clone()
                     } else {
@@ -219,12 +210,7 @@ impl Document {
 fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
     let rest = msg.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;
-    let expected = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
+    let expected = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
     Some((field.to_string(), expected))
 }
 
@@ -244,9 +230,7 @@ mod tests {
 
     #[test]
     fn unknown_field_message_is_parsed() {
-        let (f, e) =
-            parse_unknown_field("unknown field `hiden`, expected one of `layers`, `hidden`")
-                .unwrap();
+        let (f, e) = parse_unknown_field("unknown field `hiden`, expected one of `layers`, `hidden`").unwrap();
         assert_eq!(f, "hiden");
         assert_eq!(e, vec!["layers", "hidden"]);
         assert_eq!(closest("hiden", &e), Some("hidden"));
@@ -256,19 +240,13 @@ mod tests {
     #[test]
     fn set_creates_paths_and_records_origin() {
         let mut d = Document::parse("w.yaml", "model:\n  layers: 4\n").unwrap();
-        d.apply(&Override::parse("workload.model.layers=8").unwrap())
-            .unwrap();
-        d.apply(&Override::parse("workload.batch.global=16").unwrap())
-            .unwrap();
+        d.apply(&Override::parse("workload.model.layers=8").unwrap()).unwrap();
+        d.apply(&Override::parse("workload.batch.global=16").unwrap()).unwrap();
         assert_eq!(d.value_at("model.layers").as_deref(), Some("8"));
         assert_eq!(d.value_at("batch.global").as_deref(), Some("16"));
-        assert!(d
-            .origin("batch.global")
-            .starts_with("--set workload.batch.global=16"));
+        assert!(d.origin("batch.global").starts_with("--set workload.batch.global=16"));
         assert_eq!(d.origin("model.hidden"), "w.yaml");
-        assert!(d
-            .apply(&Override::parse("workload.model.layers.x=1").unwrap())
-            .is_err());
+        assert!(d.apply(&Override::parse("workload.model.layers.x=1").unwrap()).is_err());
         assert!(Override::parse("nodes=3").is_err());
         assert!(Override::parse("workload.x").is_err());
     }

@@ -180,17 +180,11 @@ impl HardwareSpec {
             return Err(doc.field_error("gpu.jitter", "must be in [0, 1)"));
         }
         if self.gpu.gemm_tiles.is_empty() {
-            return Err(doc.field_error(
-                "gpu.gemm_tiles",
-                "needs at least one tile shape, e.g. [[128, 128]]",
-            ));
+            return Err(doc.field_error("gpu.gemm_tiles", "needs at least one tile shape, e.g. [[128, 128]]"));
         }
         for (i, t) in self.gpu.gemm_tiles.iter().enumerate() {
             if t.0 == 0 || t.1 == 0 {
-                return Err(doc.field_error(
-                    &format!("gpu.gemm_tiles[{i}]"),
-                    "tile sides must be at least 1",
-                ));
+                return Err(doc.field_error(&format!("gpu.gemm_tiles[{i}]"), "tile sides must be at least 1"));
             }
         }
         Ok(())

@@ -9,13 +9,11 @@ mod workload;
 
 pub use document::{Document, Override};
 pub use hardware::{
-    ComputeModelKind, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind, NetworkSpec,
-    NodeSpec,
+    ComputeModelKind, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind, NetworkSpec, NodeSpec,
 };
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use workload::{
-    BatchSpec, DataParallelSpec, GradDtype, ModelSpec, ParallelSpec, Recompute, Schedule,
-    WorkloadSpec,
+    BatchSpec, DataParallelSpec, GradDtype, ModelSpec, ParallelSpec, Recompute, Schedule, WorkloadSpec,
 };
 
 use crate::error::Result;
@@ -39,11 +37,7 @@ pub enum Source {
 }
 
 /// Loads both documents, applies `--set` overrides, validates each and then the pair.
-pub fn load_run_config(
-    hardware: &Source,
-    workload: &Source,
-    overrides: &[Override],
-) -> Result<RunConfig> {
+pub fn load_run_config(hardware: &Source, workload: &Source, overrides: &[Override]) -> Result<RunConfig> {
     let (mut hw_doc, mut wl_doc) = (
         Document::load(hardware, DocumentKind::Hardware)?,
         Document::load(workload, DocumentKind::Workload)?,

@@ -32,10 +32,7 @@ pub fn default_for(kind: DocumentKind) -> (&'static str, &'static str) {
 pub fn find(kind: DocumentKind, given: &str) -> Option<&'static str> {
     let base = given.rsplit('/').next().unwrap_or(given);
     let base = base.strip_suffix(".yaml").unwrap_or(base);
-    table(kind)
-        .iter()
-        .find(|(n, _)| *n == base)
-        .map(|(_, t)| *t)
+    table(kind).iter().find(|(n, _)| *n == base).map(|(_, t)| *t)
 }
 
 /// The preset names of a kind.

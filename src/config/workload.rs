@@ -227,7 +227,10 @@ impl WorkloadSpec {
         if m.heads % p.tensor as u64 != 0 {
             return Err(doc.field_error(
                 "parallel.tensor",
-                format!("model.heads ({}) is not divisible by tensor ({}): each tensor rank needs whole heads", m.heads, p.tensor),
+                format!(
+                    "model.heads ({}) is not divisible by tensor ({}): each tensor rank needs whole heads",
+                    m.heads, p.tensor
+                ),
             ));
         }
         if self.schedule != Schedule::Interleaved && p.interleave != 1 {
@@ -278,12 +281,7 @@ impl WorkloadSpec {
 }
 
 /// Checks that the job fits on the machine: enough GPUs.
-pub fn check_fits_hardware(
-    w: &WorkloadSpec,
-    w_doc: &Document,
-    hw: &HardwareSpec,
-    hw_doc: &Document,
-) -> Result<()> {
+pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec, hw_doc: &Document) -> Result<()> {
     if w.gpus_needed() > hw.total_gpus() {
         return Err(Error::Input(format!(
             "error: {}: the workload needs tensor x pipeline x data = {} x {} x {} = {} GPUs, but {}: `nodes` = {} nodes x {} GPUs = {} GPUs",

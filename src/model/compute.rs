@@ -89,11 +89,7 @@ mod tests {
     use crate::config::{Document, HardwareSpec};
 
     fn a100() -> ComputeModel {
-        let doc = Document::parse(
-            "dgx-a100",
-            crate::config::builtin_hardware("dgx-a100").unwrap(),
-        )
-        .unwrap();
+        let doc = Document::parse("dgx-a100", crate::config::builtin_hardware("dgx-a100").unwrap()).unwrap();
         ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu)
     }
 

@@ -3,9 +3,7 @@
 use crate::config::RunConfig;
 use crate::sim::{RankTime, SimOutcome};
 use crate::workload::generate::Layout;
-use crate::workload::transformer::{
-    megatron_flops_per_iteration, model_flops_per_iteration, total_params,
-};
+use crate::workload::transformer::{megatron_flops_per_iteration, model_flops_per_iteration, total_params};
 use serde::Serialize;
 
 /// Mean seconds per GPU spent in each state during the iteration.
@@ -28,8 +26,7 @@ pub struct TimeBreakdown {
 impl TimeBreakdown {
     fn of(times: &[&RankTime], pipelined: bool) -> Self {
         let n = times.len().max(1) as f64;
-        let mean =
-            |f: fn(&RankTime) -> u64| times.iter().map(|t| f(t) as f64 * 1e-9).sum::<f64>() / n;
+        let mean = |f: fn(&RankTime) -> u64| times.iter().map(|t| f(t) as f64 * 1e-9).sum::<f64>() / n;
         let idle = mean(|t| t.idle.0);
         TimeBreakdown {
             compute_s: mean(|t| t.compute.0),
@@ -177,10 +174,7 @@ impl Report {
                 microbatches: w.microbatches(),
             },
             iteration_time_s: t,
-            tflops_per_gpu: safe_div(
-                megatron_flops_per_iteration(&w.model, w.batch.global),
-                t * gpus as f64,
-            ) / 1e12,
+            tflops_per_gpu: safe_div(megatron_flops_per_iteration(&w.model, w.batch.global), t * gpus as f64) / 1e12,
             mfu: safe_div(
                 model_flops_per_iteration(&w.model, w.batch.global),
                 t * gpus as f64 * cfg.hardware.gpu.peak_flops.flops_per_s(),

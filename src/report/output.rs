@@ -18,10 +18,7 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 }
 
 /// Writes a file through `write` into a temporary, then renames it into place.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let tmp = temporary_path(path);
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
@@ -47,10 +44,6 @@ pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
 
 /// Creates the output folder.
 pub fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::Internal(format!(
-            "cannot create output folder {}: {e}",
-            dir.display()
-        ))
-    })
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Internal(format!("cannot create output folder {}: {e}", dir.display())))
 }

@@ -55,24 +55,19 @@ pub fn schedule_blocks(g: &TaskGraph, layout: Layout, spans: &[Span]) -> Vec<Blo
             continue;
         }
         let label = g.task_label[t];
-        let counts = matches!(
-            g.task_kind[t],
-            TaskKind::Compute(_) | TaskKind::Collective(_)
-        ) && matches!(
-            label.phase,
-            Phase::Forward | Phase::Backward | Phase::Recompute | Phase::Optimizer
-        );
+        let counts = matches!(g.task_kind[t], TaskKind::Compute(_) | TaskKind::Collective(_))
+            && matches!(
+                label.phase,
+                Phase::Forward | Phase::Backward | Phase::Recompute | Phase::Optimizer
+            );
         if !counts || g.task_stream[t] != 0 {
             continue;
         }
         let (start_s, end_s) = (sp.start.as_secs_f64(), sp.end.as_secs_f64());
         if let Some(last) = blocks.last_mut() {
-            let same = last.stage == c.stage
-                && last.microbatch == label.microbatch
-                && last.chunk == label.chunk;
+            let same = last.stage == c.stage && last.microbatch == label.microbatch && last.chunk == label.chunk;
             let joinable = same
-                && (last.phase == label.phase
-                    || (last.phase == Phase::Recompute && label.phase == Phase::Backward));
+                && (last.phase == label.phase || (last.phase == Phase::Recompute && label.phase == Phase::Backward));
             if joinable {
                 last.end_s = end_s;
                 last.phase = label.phase;
@@ -94,16 +89,8 @@ pub fn schedule_blocks(g: &TaskGraph, layout: Layout, spans: &[Span]) -> Vec<Blo
 fn colour(b: &Block) -> RGBColor {
     let shade = (b.chunk as u8).saturating_mul(40);
     match b.phase {
-        Phase::Forward => RGBColor(
-            60u8.saturating_add(shade),
-            110u8.saturating_add(shade / 2),
-            200,
-        ),
-        Phase::Backward | Phase::Recompute => RGBColor(
-            70u8.saturating_add(shade),
-            170,
-            90u8.saturating_add(shade / 2),
-        ),
+        Phase::Forward => RGBColor(60u8.saturating_add(shade), 110u8.saturating_add(shade / 2), 200),
+        Phase::Backward | Phase::Recompute => RGBColor(70u8.saturating_add(shade), 170, 90u8.saturating_add(shade / 2)),
         _ => RGBColor(150, 150, 150),
     }
 }
@@ -145,9 +132,7 @@ fn draw_gantt<DB: DrawingBackend>(
         let row = (stages - 1 - b.stage) as f64 - 0.5;
         let (x0, x1) = (b.start_s * 1e3, b.end_s * 1e3);
         let rect = Rectangle::new([(x0, row + 0.1), (x1, row + 0.9)], colour(b).filled());
-        chart
-            .draw_series(std::iter::once(rect))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(std::iter::once(rect)).map_err(|e| e.to_string())?;
         chart
             .draw_series(std::iter::once(Rectangle::new(
                 [(x0, row + 0.1), (x1, row + 0.9)],
@@ -161,18 +146,14 @@ fn draw_gantt<DB: DrawingBackend>(
         };
         let font_px = 12.0;
         if !label.is_empty() && (x1 - x0) * px_per_ms > font_px * 0.7 * label.len() as f64 + 4.0 {
-            let style = TextStyle::from(("sans-serif", font_px).into_font())
-                .color(&WHITE)
-                .pos(plotters::style::text_anchor::Pos::new(
+            let style = TextStyle::from(("sans-serif", font_px).into_font()).color(&WHITE).pos(
+                plotters::style::text_anchor::Pos::new(
                     plotters::style::text_anchor::HPos::Center,
                     plotters::style::text_anchor::VPos::Center,
-                ));
+                ),
+            );
             chart
-                .draw_series(std::iter::once(Text::new(
-                    label,
-                    ((x0 + x1) / 2.0, row + 0.5),
-                    style,
-                )))
+                .draw_series(std::iter::once(Text::new(label, ((x0 + x1) / 2.0, row + 0.5), style)))
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -204,7 +185,5 @@ pub fn write_schedule_plot(stem: &Path, title: &str, stages: u32, blocks: &[Bloc
         blocks,
     )
     .map_err(fail)?;
-    crate::report::output::write_atomic(&stem.with_extension("svg"), |w| {
-        w.write_all(svg.as_bytes())
-    })
+    crate::report::output::write_atomic(&stem.with_extension("svg"), |w| w.write_all(svg.as_bytes()))
 }

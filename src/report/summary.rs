@@ -57,13 +57,18 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(o, "  {k:<20} {v}");
     }
     let b = &r.breakdown;
-    let _ = writeln!(o, "\n  mean per GPU: compute {}, exposed comm {}, bubble {}, sync wait {}, idle {} (overlapped comm {})",
-        human_seconds(b.compute_s), human_seconds(b.exposed_comm_s), human_seconds(b.bubble_s), human_seconds(b.sync_wait_s), human_seconds(b.idle_s), human_seconds(b.overlapped_comm_s));
+    let _ = writeln!(
+        o,
+        "\n  mean per GPU: compute {}, exposed comm {}, bubble {}, sync wait {}, idle {} (overlapped comm {})",
+        human_seconds(b.compute_s),
+        human_seconds(b.exposed_comm_s),
+        human_seconds(b.bubble_s),
+        human_seconds(b.sync_wait_s),
+        human_seconds(b.idle_s),
+        human_seconds(b.overlapped_comm_s)
+    );
     if r.bubble.per_stage.len() > 1 {
-        let _ = writeln!(
-            o,
-            "\n  stage   compute      exposed comm  bubble       bubble/iter"
-        );
+        let _ = writeln!(o, "\n  stage   compute      exposed comm  bubble       bubble/iter");
         for s in r.bubble.per_stage.iter().take(16) {
             let _ = writeln!(
                 o,
@@ -76,11 +81,7 @@ pub fn text(r: &Report) -> String {
             );
         }
         if r.bubble.per_stage.len() > 16 {
-            let _ = writeln!(
-                o,
-                "  ... {} more stages in report.json",
-                r.bubble.per_stage.len() - 16
-            );
+            let _ = writeln!(o, "  ... {} more stages in report.json", r.bubble.per_stage.len() - 16);
         }
     }
     o

@@ -86,11 +86,7 @@ pub fn span_name(g: &TaskGraph, task: TaskId, stage: u32) -> String {
         TaskKind::Compute(op) => g.ops[op as usize].name.to_string(),
         TaskKind::Collective(c) => {
             let coll = &g.collectives[c as usize];
-            let scope = if label.phase == Phase::GradReduce {
-                "dp"
-            } else {
-                "tp"
-            };
+            let scope = if label.phase == Phase::GradReduce { "dp" } else { "tp" };
             format!("{scope} {}", coll.op.name())
         }
         TaskKind::Send(_) => "send".to_string(),
@@ -110,12 +106,7 @@ fn micros(t: SimTime) -> f64 {
 }
 
 /// Writes the Chrome trace JSON for `spans` (already sorted).
-pub fn write_chrome_trace(
-    w: &mut dyn Write,
-    g: &TaskGraph,
-    layout: Layout,
-    spans: &[Span],
-) -> std::io::Result<()> {
+pub fn write_chrome_trace(w: &mut dyn Write, g: &TaskGraph, layout: Layout, spans: &[Span]) -> std::io::Result<()> {
     writeln!(w, "{{\"displayTimeUnit\":\"ns\",\"traceEvents\":[")?;
     let mut first = true;
     let mut sep = |w: &mut dyn Write| -> std::io::Result<()> {
@@ -129,10 +120,7 @@ pub fn write_chrome_trace(
     ranks.dedup();
     for &r in &ranks {
         let c = layout.coord(r);
-        let name = format!(
-            "GPU {r} (stage {}, tensor {}, data {})",
-            c.stage, c.tensor, c.data
-        );
+        let name = format!("GPU {r} (stage {}, tensor {}, data {})", c.stage, c.tensor, c.data);
         sep(w)?;
         write!(
             w,

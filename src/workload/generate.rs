@@ -5,15 +5,10 @@
 //! Each stage's schedule is walked once and every step is emitted for all t x d ranks of the
 //! stage, so collective and transfer ids are shared by construction.
 
-use super::graph::{
-    CollectiveOp, GraphBuilder, Kernel, Op, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel,
-};
+use super::graph::{CollectiveOp, GraphBuilder, Kernel, Op, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel};
 use super::schedule::{steps, Step};
-use super::transformer::{
-    embedding_params_per_rank, layer_params_per_rank, optimizer_kernels, LayerShape, Piece,
-};
+use super::transformer::{embedding_params_per_rank, layer_params_per_rank, optimizer_kernels, LayerShape, Piece};
 use crate::config::WorkloadSpec;
-use std::collections::HashMap;
 
 /// Position of a rank in the (tensor, data, stage) grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +73,9 @@ struct Generator<'a> {
     layers_per_chunk: u32,
     g: GraphBuilder,
     /// (virtual stage boundary, microbatch, direction, data, tensor) -> transfer id
-    transfers: HashMap<(u32, u32, bool, u32, u32), u32>,
+    /// Transfer id by (virtual stage boundary, microbatch, direction, data, tensor), dense; created
+    /// by whichever of the send and the receive is generated first.
+    transfers: Vec<u32>,
 }
 
 const NONE_MB: u32 = u32::MAX;
@@ -96,7 +93,7 @@ impl<'a> Generator<'a> {
             v,
             layers_per_chunk: w.model.layers / (lay.p * v),
             g: GraphBuilder::new(lay.ranks()),
-            transfers: HashMap::new(),
+            transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
         }
     }
 
@@ -111,27 +108,13 @@ impl<'a> Generator<'a> {
     fn stage(&mut self, stage: u32) {
         let lay = self.lay;
         let ranks: Vec<u32> = (0..lay.d)
-            .flat_map(|data| {
-                (0..lay.t).map(move |tensor| {
-                    lay.rank(RankCoord {
-                        tensor,
-                        data,
-                        stage,
-                    })
-                })
-            })
+            .flat_map(|data| (0..lay.t).map(move |tensor| lay.rank(RankCoord { tensor, data, stage })))
             .collect();
         let tensor_groups: Vec<u32> = (0..lay.d)
             .map(|data| {
                 self.g.group(
                     (0..lay.t)
-                        .map(|tensor| {
-                            lay.rank(RankCoord {
-                                tensor,
-                                data,
-                                stage,
-                            })
-                        })
+                        .map(|tensor| lay.rank(RankCoord { tensor, data, stage }))
                         .collect(),
                 )
             })
@@ -140,13 +123,7 @@ impl<'a> Generator<'a> {
             .map(|tensor| {
                 self.g.group(
                     (0..lay.d)
-                        .map(|data| {
-                            lay.rank(RankCoord {
-                                tensor,
-                                data,
-                                stage,
-                            })
-                        })
+                        .map(|data| lay.rank(RankCoord { tensor, data, stage }))
                         .collect(),
                 )
             })
@@ -170,20 +147,10 @@ impl<'a> Generator<'a> {
         let mut grad_reduces: Vec<Vec<TaskId>> = vec![Vec::new(); ctx.ranks.len()];
         for (i, st) in program.iter().enumerate() {
             match *st {
-                Step::Forward { microbatch, chunk } => {
-                    self.forward(&ctx, microbatch, chunk, &mut prev_compute)
-                }
+                Step::Forward { microbatch, chunk } => self.forward(&ctx, microbatch, chunk, &mut prev_compute),
                 Step::Backward { microbatch, chunk } => {
-                    let overlap =
-                        self.w.data_parallel.overlap && last_backward[chunk as usize] == Some(i);
-                    self.backward(
-                        &ctx,
-                        microbatch,
-                        chunk,
-                        overlap,
-                        &mut prev_compute,
-                        &mut grad_reduces,
-                    )
+                    let overlap = self.w.data_parallel.overlap && last_backward[chunk as usize] == Some(i);
+                    self.backward(&ctx, microbatch, chunk, overlap, &mut prev_compute, &mut grad_reduces)
                 }
             }
         }
@@ -203,9 +170,7 @@ impl<'a> Generator<'a> {
             microbatch: NONE_MB,
         };
         for (i, &r) in ctx.ranks.iter().enumerate() {
-            let t = self
-                .g
-                .task(r, Stream::Compute, TaskKind::Compute(op), label);
+            let t = self.g.task(r, Stream::Compute, TaskKind::Compute(op), label);
             for &gr in &grad_reduces[i] {
                 self.g.depend(gr, t);
             }
@@ -219,8 +184,7 @@ impl<'a> Generator<'a> {
     fn chunk_params(&self, stage: u32, chunk: u32) -> u64 {
         let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;
-        let mut params = self.layers_per_chunk as u64
-            * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        let mut params = self.layers_per_chunk as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
         if vs == 0 || vs == last {
             params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
         }
@@ -244,12 +208,7 @@ impl<'a> Generator<'a> {
             );
         }
         for l in 0..self.layers_per_chunk {
-            pieces.extend(
-                self.shape
-                    .forward()
-                    .into_iter()
-                    .map(|p| (p, (first_layer + l) as u16)),
-            );
+            pieces.extend(self.shape.forward().into_iter().map(|p| (p, (first_layer + l) as u16)));
         }
         if vs == last && self.w.model.vocab > 0 {
             pieces.extend(
@@ -283,23 +242,13 @@ impl<'a> Generator<'a> {
         }
         if vs == last && self.w.model.vocab > 0 {
             let layer = (first_layer + self.layers_per_chunk - 1) as u16;
-            let pieces = self
-                .shape
-                .logits_backward()
-                .into_iter()
-                .map(|p| (p, layer))
-                .collect();
+            let pieces = self.shape.logits_backward().into_iter().map(|p| (p, layer)).collect();
             self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
         }
         for l in (0..self.layers_per_chunk).rev() {
             let layer = (first_layer + l) as u16;
             if self.w.recompute == crate::config::Recompute::Full {
-                let pieces = self
-                    .shape
-                    .forward()
-                    .into_iter()
-                    .map(|p| (p, layer))
-                    .collect();
+                let pieces = self.shape.forward().into_iter().map(|p| (p, layer)).collect();
                 self.emit(ctx, pieces, Phase::Recompute, mb, chunk, prev);
             }
             let pieces = self
@@ -374,10 +323,7 @@ impl<'a> Generator<'a> {
             if let Some((name, kernels)) = compute {
                 let op = self.g.op(Op { name, kernels });
                 for (i, &r) in ctx.ranks.iter().enumerate() {
-                    prev[i] = Some(
-                        self.g
-                            .task(r, Stream::Compute, TaskKind::Compute(op), label),
-                    );
+                    prev[i] = Some(self.g.task(r, Stream::Compute, TaskKind::Compute(op), label));
                 }
             }
             if let Some(bytes) = allreduce {
@@ -385,12 +331,10 @@ impl<'a> Generator<'a> {
                     let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
                     for ti in 0..self.lay.t as usize {
                         let i = di * self.lay.t as usize + ti;
-                        prev[i] = Some(self.g.task(
-                            ctx.ranks[i],
-                            Stream::Compute,
-                            TaskKind::Collective(c),
-                            label,
-                        ));
+                        prev[i] = Some(
+                            self.g
+                                .task(ctx.ranks[i], Stream::Compute, TaskKind::Collective(c), label),
+                        );
                     }
                 }
             }
@@ -420,12 +364,9 @@ impl<'a> Generator<'a> {
             let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
             for di in 0..self.lay.d as usize {
                 let i = di * self.lay.t as usize + ti;
-                let task = self.g.task(
-                    ctx.ranks[i],
-                    Stream::DataParallel,
-                    TaskKind::Collective(c),
-                    label,
-                );
+                let task = self
+                    .g
+                    .task(ctx.ranks[i], Stream::DataParallel, TaskKind::Collective(c), label);
                 if let Some(p) = prev[i] {
                     self.g.depend(p, task);
                 }
@@ -435,20 +376,12 @@ impl<'a> Generator<'a> {
     }
 
     /// Transfer id for the boundary after virtual stage `boundary`, created on first use.
-    fn transfer_id(
-        &mut self,
-        boundary: u32,
-        mb: u32,
-        forward: bool,
-        data: u32,
-        tensor: u32,
-    ) -> u32 {
-        let key = (boundary, mb, forward, data, tensor);
-        if let Some(&x) = self.transfers.get(&key) {
-            self.transfers.remove(&key);
-            return x;
-        }
+    fn transfer_id(&mut self, boundary: u32, mb: u32, forward: bool, data: u32, tensor: u32) -> u32 {
         let lay = self.lay;
+        let key = ((((boundary * self.m + mb) * 2 + forward as u32) * lay.d + data) * lay.t + tensor) as usize;
+        if self.transfers[key] != u32::MAX {
+            return self.transfers[key];
+        }
         let stage_of = |vs: u32| vs % lay.p;
         let (from, to) = if forward {
             (boundary, boundary + 1)
@@ -466,7 +399,7 @@ impl<'a> Generator<'a> {
             stage: stage_of(to),
         });
         let x = self.g.transfer(src, dst, self.shape.allreduce_bytes());
-        self.transfers.insert(key, x);
+        self.transfers[key] = x;
         x
     }
 
@@ -490,24 +423,14 @@ impl<'a> Generator<'a> {
         for (i, &r) in ctx.ranks.iter().enumerate() {
             let c = self.lay.coord(r);
             let x = self.transfer_id(boundary, mb, forward, c.data, c.tensor);
-            let task = self
-                .g
-                .task(r, Stream::PipelineSend, TaskKind::Send(x), label);
+            let task = self.g.task(r, Stream::PipelineSend, TaskKind::Send(x), label);
             if let Some(p) = prev[i] {
                 self.g.depend(p, task);
             }
         }
     }
 
-    fn recv(
-        &mut self,
-        ctx: &StageCtx,
-        boundary: u32,
-        mb: u32,
-        forward: bool,
-        chunk: u32,
-        phase: Phase,
-    ) {
+    fn recv(&mut self, ctx: &StageCtx, boundary: u32, mb: u32, forward: bool, chunk: u32, phase: Phase) {
         let label = TaskLabel {
             phase,
             chunk: chunk as u8,

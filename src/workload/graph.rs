@@ -1,7 +1,9 @@
 //! The task graph: per GPU rank, tasks on in-order streams, with cross-stream dependencies.
 //!
 //! Storage is columnar and indexed by dense integer ids (a 3072-GPU GPT-1T iteration has tens of
-//! millions of tasks). Tasks on one (rank, stream) run in the order they were added; a task also
+//! millions of tasks). Task ids are numbered so that the tasks of one (rank, stream) form one
+//! contiguous id range, in run order. Tasks on one (rank, stream) run in the order they were
+//! added; a task also
 //! waits for its explicit predecessors. Collectives rendezvous: they start when every member task
 //! has started. A send starts its transfer eagerly; the matching receive completes when the data
 //! has arrived.
@@ -223,10 +225,9 @@ pub struct TaskGraph {
     pub collectives: Vec<Collective>,
     /// Transfers.
     pub transfers: Vec<Transfer>,
-    /// `stream_tasks[stream_offsets[r * Stream::COUNT + s] ..]`: tasks of rank r on stream s, in order.
+    /// Tasks of rank r on stream s are the ids `stream_offsets[i]..stream_offsets[i + 1]`,
+    /// with `i = r * Stream::COUNT + s`, in run order.
     pub stream_offsets: Vec<u32>,
-    /// See `stream_offsets`.
-    pub stream_tasks: Vec<TaskId>,
     /// `successors[succ_offsets[t]..succ_offsets[t + 1]]`: tasks that wait for task t.
     pub succ_offsets: Vec<u32>,
     /// See `succ_offsets`.
@@ -248,10 +249,10 @@ impl TaskGraph {
     pub fn is_empty(&self) -> bool {
         self.task_kind.is_empty()
     }
-    /// Tasks of `rank` on `stream`, in order.
-    pub fn stream(&self, rank: u32, stream: usize) -> &[TaskId] {
+    /// Tasks of `rank` on `stream`, in run order.
+    pub fn stream(&self, rank: u32, stream: usize) -> std::ops::Range<TaskId> {
         let i = rank as usize * Stream::COUNT + stream;
-        &self.stream_tasks[self.stream_offsets[i] as usize..self.stream_offsets[i + 1] as usize]
+        self.stream_offsets[i]..self.stream_offsets[i + 1]
     }
     /// Tasks that wait for `task`.
     pub fn successors(&self, task: TaskId) -> &[TaskId] {
@@ -261,17 +262,14 @@ impl TaskGraph {
     /// Member tasks of a collective.
     pub fn collective_tasks(&self, c: CollectiveId) -> &[TaskId] {
         let c = c as usize;
-        &self.collective_tasks
-            [self.collective_offsets[c] as usize..self.collective_offsets[c + 1] as usize]
+        &self.collective_tasks[self.collective_offsets[c] as usize..self.collective_offsets[c + 1] as usize]
     }
 }
 
 /// Builds a [`TaskGraph`] task by task; `finish` lays out the index arrays.
 pub struct GraphBuilder {
     graph: TaskGraph,
-    streams: Vec<Vec<TaskId>>,
     edges: Vec<(TaskId, TaskId)>,
-    collective_members: Vec<Vec<TaskId>>,
     op_index: std::collections::HashMap<Op, OpId>,
 }
 
@@ -283,9 +281,7 @@ impl GraphBuilder {
                 ranks,
                 ..TaskGraph::default()
             },
-            streams: vec![Vec::new(); ranks as usize * Stream::COUNT],
             edges: Vec::new(),
-            collective_members: Vec::new(),
             op_index: Default::default(),
         }
     }
@@ -310,7 +306,6 @@ impl GraphBuilder {
     /// Declares a collective; member tasks are added with [`GraphBuilder::task`].
     pub fn collective(&mut self, op: CollectiveOp, group: GroupId, bytes: u64) -> CollectiveId {
         self.graph.collectives.push(Collective { op, group, bytes });
-        self.collective_members.push(Vec::new());
         (self.graph.collectives.len() - 1) as CollectiveId
     }
 
@@ -339,13 +334,6 @@ impl GraphBuilder {
         self.graph.task_stream.push(stream as u8);
         self.graph.task_kind.push(kind);
         self.graph.task_label.push(label);
-        self.streams[rank as usize * Stream::COUNT + stream as usize].push(id);
-        match kind {
-            TaskKind::Collective(c) => self.collective_members[c as usize].push(id),
-            TaskKind::Recv(x) => self.graph.transfers[x as usize].recv = id,
-            TaskKind::Send(x) => self.graph.transfers[x as usize].send = id,
-            _ => {}
-        }
         id
     }
 
@@ -359,28 +347,46 @@ impl GraphBuilder {
         self.graph.task_kind[task as usize]
     }
 
-    /// Lays out the stream, successor and collective-member indexes.
+    /// Renumbers tasks so that each (rank, stream) is one contiguous id range, and lays out the
+    /// successor and collective-member indexes (counting sorts: no per-stream or per-collective
+    /// allocation).
     pub fn finish(mut self) -> TaskGraph {
         let g = &mut self.graph;
         let n = g.task_kind.len();
-        g.stream_offsets = Vec::with_capacity(self.streams.len() + 1);
-        g.stream_tasks = Vec::with_capacity(n);
-        for s in &self.streams {
-            g.stream_offsets.push(g.stream_tasks.len() as u32);
-            g.stream_tasks.extend_from_slice(s);
-        }
-        g.stream_offsets.push(g.stream_tasks.len() as u32);
-        drop(self.streams);
+        let streams = g.ranks as usize * Stream::COUNT;
+        let stream_of = |g: &TaskGraph, t: usize| g.task_rank[t] as usize * Stream::COUNT + g.task_stream[t] as usize;
 
+        // new id = start of its stream + position within the stream (appearance order)
+        let mut offsets = vec![0u32; streams + 1];
+        for t in 0..n {
+            offsets[stream_of(g, t) + 1] += 1;
+        }
+        prefix_sum(&mut offsets);
+        let mut fill = offsets.clone();
+        let mut new_id = vec![0u32; n];
+        for (t, id) in new_id.iter_mut().enumerate() {
+            let s = stream_of(g, t);
+            *id = fill[s];
+            fill[s] += 1;
+        }
+        g.task_rank = permute(&g.task_rank, &new_id);
+        g.task_stream = permute(&g.task_stream, &new_id);
+        g.task_kind = permute(&g.task_kind, &new_id);
+        g.task_label = permute(&g.task_label, &new_id);
+        g.stream_offsets = offsets;
+        for e in &mut self.edges {
+            *e = (new_id[e.0 as usize], new_id[e.1 as usize]);
+        }
+        drop(new_id);
+
+        // successors (CSR) and predecessor counts
         let mut offsets = vec![0u32; n + 1];
         g.pred_count = vec![0; n];
         for &(b, a) in &self.edges {
             offsets[b as usize + 1] += 1;
             g.pred_count[a as usize] += 1;
         }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
+        prefix_sum(&mut offsets);
         let mut fill = offsets.clone();
         g.successors = vec![0; self.edges.len()];
         for &(b, a) in &self.edges {
@@ -389,12 +395,43 @@ impl GraphBuilder {
         }
         g.succ_offsets = offsets;
 
-        g.collective_offsets = Vec::with_capacity(self.collective_members.len() + 1);
-        for m in &self.collective_members {
-            g.collective_offsets.push(g.collective_tasks.len() as u32);
-            g.collective_tasks.extend_from_slice(m);
+        // collective members (CSR, in task id order) and the two ends of each transfer
+        let mut offsets = vec![0u32; g.collectives.len() + 1];
+        for k in &g.task_kind {
+            if let TaskKind::Collective(c) = *k {
+                offsets[c as usize + 1] += 1;
+            }
         }
-        g.collective_offsets.push(g.collective_tasks.len() as u32);
+        prefix_sum(&mut offsets);
+        let mut fill = offsets.clone();
+        g.collective_tasks = vec![0; *offsets.last().unwrap_or(&0) as usize];
+        for (t, k) in g.task_kind.iter().enumerate() {
+            match *k {
+                TaskKind::Collective(c) => {
+                    g.collective_tasks[fill[c as usize] as usize] = t as TaskId;
+                    fill[c as usize] += 1;
+                }
+                TaskKind::Send(x) => g.transfers[x as usize].send = t as TaskId,
+                TaskKind::Recv(x) => g.transfers[x as usize].recv = t as TaskId,
+                _ => {}
+            }
+        }
+        g.collective_offsets = offsets;
         self.graph
     }
+}
+
+fn prefix_sum(v: &mut [u32]) {
+    for i in 1..v.len() {
+        v[i] += v[i - 1];
+    }
+}
+
+/// `out[new_id[i]] = v[i]`.
+fn permute<T: Copy>(v: &[T], new_id: &[u32]) -> Vec<T> {
+    let mut out: Vec<T> = v.to_vec();
+    for (i, &x) in v.iter().enumerate() {
+        out[new_id[i] as usize] = x;
+    }
+    out
 }

@@ -7,6 +7,6 @@ pub mod transformer;
 
 pub use generate::generate;
 pub use graph::{
-    CollectiveId, CollectiveOp, GroupId, Kernel, OpId, Phase, Stream, TaskGraph, TaskId, TaskKind,
-    TaskLabel, TransferId,
+    CollectiveId, CollectiveOp, GroupId, Kernel, OpId, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel,
+    TransferId,
 };

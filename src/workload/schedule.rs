@@ -24,22 +24,13 @@ pub enum Step {
 
 /// The steps of `stage` (0-based) out of `stages`, for `microbatches` microbatches and
 /// `chunks` model chunks per device.
-pub fn steps(
-    schedule: Schedule,
-    stage: u32,
-    stages: u32,
-    microbatches: u32,
-    chunks: u32,
-) -> Vec<Step> {
+pub fn steps(schedule: Schedule, stage: u32, stages: u32, microbatches: u32, chunks: u32) -> Vec<Step> {
     let m = microbatches;
     let f = |microbatch, chunk| Step::Forward { microbatch, chunk };
     let b = |microbatch, chunk| Step::Backward { microbatch, chunk };
     match schedule {
         // GPipe: all forwards, then all backwards (in the same order).
-        Schedule::GPipe => (0..m)
-            .map(|i| f(i, 0))
-            .chain((0..m).map(|i| b(i, 0)))
-            .collect(),
+        Schedule::GPipe => (0..m).map(|i| f(i, 0)).chain((0..m).map(|i| b(i, 0))).collect(),
         // PipeDream-Flush: p - stage - 1 warm-up forwards, then one forward / one backward, then cool-down.
         Schedule::OneFOneB => {
             let warmup = (stages - stage - 1).min(m);
@@ -95,10 +86,7 @@ mod tests {
     use super::*;
 
     fn count(steps: &[Step]) -> (usize, usize) {
-        let f = steps
-            .iter()
-            .filter(|s| matches!(s, Step::Forward { .. }))
-            .count();
+        let f = steps.iter().filter(|s| matches!(s, Step::Forward { .. })).count();
         (f, steps.len() - f)
     }
 
@@ -106,14 +94,8 @@ mod tests {
     fn one_f_one_b_first_and_last_stage() {
         // p = 4, m = 6: stage 0 warms up with 3 forwards; the last stage alternates from the start.
         let s0 = steps(Schedule::OneFOneB, 0, 4, 6, 1);
-        let fwd = |microbatch| Step::Forward {
-            microbatch,
-            chunk: 0,
-        };
-        let bwd = |microbatch| Step::Backward {
-            microbatch,
-            chunk: 0,
-        };
+        let fwd = |microbatch| Step::Forward { microbatch, chunk: 0 };
+        let bwd = |microbatch| Step::Backward { microbatch, chunk: 0 };
         assert_eq!(&s0[..5], &[fwd(0), fwd(1), fwd(2), fwd(3), bwd(0)]);
         let s3 = steps(Schedule::OneFOneB, 3, 4, 6, 1);
         assert_eq!(&s3[..4], &[fwd(0), bwd(0), fwd(1), bwd(1)]);
@@ -134,10 +116,7 @@ mod tests {
                         let s = steps(sched, stage, p, m, v);
                         let mut seen = std::collections::HashSet::new();
                         for st in &s {
-                            assert!(
-                                seen.insert(*st),
-                                "{sched:?} p{p} m{m} stage{stage}: {st:?} twice"
-                            );
+                            assert!(seen.insert(*st), "{sched:?} p{p} m{m} stage{stage}: {st:?} twice");
                             // a backward never precedes its own forward
                             if let Step::Backward { microbatch, chunk } = *st {
                                 assert!(seen.contains(&Step::Forward { microbatch, chunk }));

@@ -102,11 +102,11 @@ impl LayerShape {
         attention.extend(self.attention_core());
         attention.push(Self::gemm(bs, h, h / t)); // output projection (row-parallel)
         let mlp = vec![
-            Self::stream(self.bsh() * 7 / 2), // bias-dropout-add after attention
-            Self::stream(self.bsh() * 2),     // layer norm
-            Self::gemm(bs, 4 * h / t, h),     // h -> 4h (column-parallel)
+            Self::stream(self.bsh() * 7 / 2),     // bias-dropout-add after attention
+            Self::stream(self.bsh() * 2),         // layer norm
+            Self::gemm(bs, 4 * h / t, h),         // h -> 4h (column-parallel)
             Self::stream(self.bsh() * 4 / t * 2), // fused bias + GeLU: read + write 4h/t
-            Self::gemm(bs, h, 4 * h / t),     // 4h -> h (row-parallel)
+            Self::gemm(bs, h, 4 * h / t),         // 4h -> h (row-parallel)
         ];
         self.with_allreduces(vec![("attention", attention), ("mlp", mlp)])
     }
@@ -116,18 +116,18 @@ impl LayerShape {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
         let mlp = vec![
-            Self::stream(self.bsh() * 5 / 2), // dropout backward: read grad, mask; write
-            Self::gemm(bs, 4 * h / t, h),     // 4h->h data gradient
-            Self::gemm(4 * h / t, h, bs),     // 4h->h weight gradient
+            Self::stream(self.bsh() * 5 / 2),     // dropout backward: read grad, mask; write
+            Self::gemm(bs, 4 * h / t, h),         // 4h->h data gradient
+            Self::gemm(4 * h / t, h, bs),         // 4h->h weight gradient
             Self::stream(self.bsh() * 4 / t * 3), // GeLU backward: read grad and input, write
-            Self::gemm(bs, h, 4 * h / t),     // h->4h data gradient
-            Self::gemm(h, 4 * h / t, bs),     // h->4h weight gradient
+            Self::gemm(bs, h, 4 * h / t),         // h->4h data gradient
+            Self::gemm(h, 4 * h / t, bs),         // h->4h weight gradient
         ];
         let mut attention = vec![
-            Self::stream(self.bsh() * 3), // layer norm backward: read input, grad; write
+            Self::stream(self.bsh() * 3),     // layer norm backward: read input, grad; write
             Self::stream(self.bsh() * 5 / 2), // dropout backward after attention
-            Self::gemm(bs, h / t, h),     // projection data gradient
-            Self::gemm(h / t, h, bs),     // projection weight gradient
+            Self::gemm(bs, h / t, h),         // projection data gradient
+            Self::gemm(h / t, h, bs),         // projection weight gradient
         ];
         if recompute == Recompute::Selective {
             attention.extend(self.attention_core()); // recompute scores, softmax, dropout, context
@@ -177,21 +177,13 @@ impl LayerShape {
         }
         blocks
             .into_iter()
-            .flat_map(|(name, k)| {
-                [
-                    Piece::Compute(name, k),
-                    Piece::TensorAllReduce(self.allreduce_bytes()),
-                ]
-            })
+            .flat_map(|(name, k)| [Piece::Compute(name, k), Piece::TensorAllReduce(self.allreduce_bytes())])
             .collect()
     }
 
     /// Input embedding (vocabulary-parallel lookup, then all-reduce) forward.
     pub fn embedding_forward(&self) -> Vec<Piece> {
-        let mut out = vec![Piece::Compute(
-            "embedding",
-            vec![Self::stream(self.bsh() * 2)],
-        )];
+        let mut out = vec![Piece::Compute("embedding", vec![Self::stream(self.bsh() * 2)])];
         if self.t > 1 {
             out.push(Piece::TensorAllReduce(self.allreduce_bytes()));
         }
@@ -200,10 +192,7 @@ impl LayerShape {
 
     /// Input embedding backward: scatter-add of the gradient into the table.
     pub fn embedding_backward(&self) -> Vec<Piece> {
-        vec![Piece::Compute(
-            "embedding",
-            vec![Self::stream(self.bsh() * 3)],
-        )]
+        vec![Piece::Compute("embedding", vec![Self::stream(self.bsh() * 3)])]
     }
 
     /// Output layer (logits against the tied embedding) and vocabulary-parallel cross-entropy.
@@ -330,10 +319,7 @@ mod tests {
             let (b, s, h) = (2.0, 2048.0, 3840.0);
             let expected = 24.0 * b * s * h * h + 4.0 * b * s * s * h;
             let fwd = flops(&sh.forward()) * t as f64;
-            assert!(
-                (fwd / expected - 1.0).abs() < 1e-12,
-                "t={t}: {fwd} vs {expected}"
-            );
+            assert!((fwd / expected - 1.0).abs() < 1e-12, "t={t}: {fwd} vs {expected}");
             // backward = 2 x forward without recompute; selective adds the attention core 4 b s^2 h
             let bwd = flops(&sh.backward(Recompute::None)) * t as f64;
             assert!((bwd / (2.0 * expected) - 1.0).abs() < 1e-12);
@@ -344,11 +330,7 @@ mod tests {
 
     #[test]
     fn tensor_parallel_layer_has_two_allreduces_each_way() {
-        let count = |p: &[Piece]| {
-            p.iter()
-                .filter(|x| matches!(x, Piece::TensorAllReduce(_)))
-                .count()
-        };
+        let count = |p: &[Piece]| p.iter().filter(|x| matches!(x, Piece::TensorAllReduce(_))).count();
         assert_eq!(count(&shape(4).forward()), 2);
         assert_eq!(count(&shape(4).backward(Recompute::None)), 2);
         assert_eq!(count(&shape(1).forward()), 0);

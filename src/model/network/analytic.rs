@@ -67,12 +67,10 @@ impl AnalyticNetwork {
                 let (bw, alpha) = self.ring_path(ranks);
                 let s = bytes as f64;
                 match op {
-                    CollectiveOp::AllReduce => {
-                        2.0 * (n - 1.0) * alpha + 2.0 * (n - 1.0) / n * s / bw
+                    CollectiveOp::AllReduce => 2.0 * (n - 1.0) * alpha + 2.0 * (n - 1.0) / n * s / bw,
+                    CollectiveOp::ReduceScatter | CollectiveOp::AllGather | CollectiveOp::AllToAll => {
+                        (n - 1.0) * alpha + (n - 1.0) / n * s / bw
                     }
-                    CollectiveOp::ReduceScatter
-                    | CollectiveOp::AllGather
-                    | CollectiveOp::AllToAll => (n - 1.0) * alpha + (n - 1.0) / n * s / bw,
                     CollectiveOp::Broadcast => (n - 1.0) * alpha + s / bw,
                 }
             }
@@ -91,24 +89,13 @@ impl NetworkModel for AnalyticNetwork {
     fn name(&self) -> &'static str {
         "analytic"
     }
-    fn start(
-        &mut self,
-        now: SimTime,
-        id: CommId,
-        comm: Communication<'_>,
-        sched: &mut dyn NetScheduler,
-    ) {
+    fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
         sched.schedule(
             now + SimDuration::from_secs_f64(self.seconds(&comm)),
             NetEvent::Done(id),
         );
     }
-    fn handle(
-        &mut self,
-        _now: SimTime,
-        event: NetEvent,
-        _sched: &mut dyn NetScheduler,
-    ) -> Option<CommId> {
+    fn handle(&mut self, _now: SimTime, event: NetEvent, _sched: &mut dyn NetScheduler) -> Option<CommId> {
         let NetEvent::Done(id) = event;
         Some(id)
     }
@@ -122,21 +109,10 @@ impl NetworkModel for IdealNetwork {
     fn name(&self) -> &'static str {
         "ideal"
     }
-    fn start(
-        &mut self,
-        now: SimTime,
-        id: CommId,
-        _comm: Communication<'_>,
-        sched: &mut dyn NetScheduler,
-    ) {
+    fn start(&mut self, now: SimTime, id: CommId, _comm: Communication<'_>, sched: &mut dyn NetScheduler) {
         sched.schedule(now, NetEvent::Done(id));
     }
-    fn handle(
-        &mut self,
-        _now: SimTime,
-        event: NetEvent,
-        _sched: &mut dyn NetScheduler,
-    ) -> Option<CommId> {
+    fn handle(&mut self, _now: SimTime, event: NetEvent, _sched: &mut dyn NetScheduler) -> Option<CommId> {
         let NetEvent::Done(id) = event;
         Some(id)
     }

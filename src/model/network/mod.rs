@@ -60,18 +60,7 @@ pub trait NetworkModel {
     /// The name written in reports (`analytic`, `ideal`, ...).
     fn name(&self) -> &'static str;
     /// Begins a communication at `now`.
-    fn start(
-        &mut self,
-        now: SimTime,
-        id: CommId,
-        comm: Communication<'_>,
-        sched: &mut dyn NetScheduler,
-    );
+    fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler);
     /// Handles one of the model's own events; returns the communication it completed, if any.
-    fn handle(
-        &mut self,
-        now: SimTime,
-        event: NetEvent,
-        sched: &mut dyn NetScheduler,
-    ) -> Option<CommId>;
+    fn handle(&mut self, now: SimTime, event: NetEvent, sched: &mut dyn NetScheduler) -> Option<CommId>;
 }
