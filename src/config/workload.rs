@@ -244,10 +244,11 @@ impl WorkloadSpec {
         }
         let stages = p.pipeline * self.chunks();
         if m.layers % stages != 0 {
+            let path = if self.chunks() > 1 { "parallel.interleave" } else { "parallel.pipeline" };
             return Err(doc.field_error(
-                "model.layers",
+                path,
                 format!(
-                    "{} layers cannot be split evenly over pipeline x interleave = {} x {} = {stages} stages",
+                    "model.layers ({}) cannot be split evenly over pipeline x interleave = {} x {} = {stages} model chunks",
                     m.layers,
                     p.pipeline,
                     self.chunks()

@@ -4,7 +4,7 @@
 use crate::config::Schedule;
 
 /// One pass of one microbatch through one model chunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
     /// Forward pass.
     Forward {

@@ -160,11 +160,13 @@ mod tests {
         let intra: Vec<u32> = (0..8).collect();
         let bw = busbw(&net, &intra, 8 << 30);
         assert!((bw / 230e9 - 1.0).abs() < 0.02, "{bw}");
-        // 2..64 full nodes: busbw -> 8 NICs x 24 GB/s = 192 GB/s (nccl issue 812)
+        // 2..64 full nodes: busbw -> 8 NICs x 24 GB/s = 192 GB/s (nccl issue 812), less the ring
+        // latency: at 64 nodes (n = 512), 8 GiB: 2*511*5 us = 5.1 ms on top of 2*511/512*8 GiB/192 GB/s
+        // = 89.3 ms, so busbw = 192 * 89.3/94.4 = 181.6 GB/s, within the 10% of issue 3.
         for nodes in [2u32, 8, 64] {
             let ranks: Vec<u32> = (0..nodes * 8).collect();
             let bw = busbw(&net, &ranks, 8 << 30);
-            assert!((bw / 192e9 - 1.0).abs() < 0.05, "{nodes} nodes: {bw}");
+            assert!((bw / 192e9 - 1.0).abs() < 0.10, "{nodes} nodes: {bw}");
         }
         // one GPU per node (a data-parallel rail): a single NIC, 24 GB/s
         let rail: Vec<u32> = (0..16).map(|n| n * 8).collect();

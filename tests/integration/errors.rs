@@ -1,0 +1,110 @@
+//! Bad input: a clear message naming the file, the YAML path and the value; exit code 2; no panic.
+//! Each case is a snapshot of stderr and the exit code.
+
+use super::common::clustersim;
+
+/// Runs `clustersim run ARGS` in a folder holding `files`, returns "exit N\n<stderr>".
+fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let mut all = vec!["run", "--no-output"];
+    all.extend_from_slice(args);
+    let o = clustersim(dir.path(), &all);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    format!("exit {}\n{}", o.status.code().unwrap(), stderr)
+}
+
+const HW: &str = include_str!("../../hardware/dgx-a100.yaml");
+const WL: &str = include_str!("../../workloads/gpt-5.9b.yaml");
+
+#[test]
+fn malformed_yaml() {
+    insta::assert_snapshot!(fails(&[("bad.yaml", "name: x\nmodel: { layers: 4, hidden: [1, 2\n")], &["--workload", "bad.yaml"]));
+}
+
+#[test]
+fn unknown_key_with_suggestion() {
+    let wl = WL.replace("hidden: 3840", "hiden: 3840");
+    insta::assert_snapshot!(fails(&[("w.yaml", &wl)], &["--workload", "w.yaml"]));
+}
+
+#[test]
+fn zero_bandwidth() {
+    let hw = HW.replace("bandwidth: 300 GB/s", "bandwidth: 0 GB/s");
+    insta::assert_snapshot!(fails(&[("hw.yaml", &hw)], &["--hardware", "hw.yaml"]));
+}
+
+#[test]
+fn negative_bandwidth() {
+    let hw = HW.replace("bandwidth: 200 Gb/s", "bandwidth: -200 Gb/s");
+    insta::assert_snapshot!(fails(&[("hw.yaml", &hw)], &["--hardware", "hw.yaml"]));
+}
+
+#[test]
+fn unparseable_unit() {
+    let hw = HW.replace("bandwidth: 200 Gb/s", "bandwidth: 200 Gbps/s");
+    insta::assert_snapshot!(fails(&[("hw.yaml", &hw)], &["--hardware", "hw.yaml"]));
+}
+
+#[test]
+fn split_does_not_match_gpu_count() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.gpus=32"]));
+}
+
+#[test]
+fn heads_not_divisible_by_tensor() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.parallel.tensor=3"]));
+}
+
+#[test]
+fn layers_not_divisible_by_pipeline_times_interleave() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.parallel.pipeline=5"]));
+}
+
+#[test]
+fn batch_not_divisible_by_micro_times_data() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.batch.global=500"]));
+}
+
+#[test]
+fn interleaved_needs_microbatches_multiple_of_pipeline() {
+    // B = 96, b = 1, d = 8: m = 12 microbatches, not a multiple of p = 8
+    insta::assert_snapshot!(fails(
+        &[],
+        &["--set", "workload.schedule=interleaved", "--set", "workload.parallel.interleave=2", "--set", "workload.batch.global=96"]
+    ));
+}
+
+#[test]
+fn more_gpus_than_the_hardware_has() {
+    insta::assert_snapshot!(fails(&[], &["--set", "hardware.nodes=4"]));
+}
+
+#[test]
+fn missing_file() {
+    insta::assert_snapshot!(fails(&[], &["--workload", "no-such-workload.yaml"]));
+}
+
+#[test]
+fn unknown_set_key() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.model.hiden=4096"]));
+}
+
+#[test]
+fn set_key_without_document_prefix() {
+    insta::assert_snapshot!(fails(&[], &["--set", "nodes=16"]));
+}
+
+#[test]
+fn wrong_type() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.model.layers=many"]));
+}
+
+#[test]
+fn unknown_schedule() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.schedule=zigzag"]));
+}
