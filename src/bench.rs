@@ -26,8 +26,9 @@ impl BenchResult {
 }
 
 /// The event queue alone: `live` pending events, each pop schedules one at a pseudo-random
-/// later time (a hold model), `total` pops.
-pub fn engine_synthetic(live: u64, total: u64) -> BenchResult {
+/// later time drawn from `spread` nanoseconds (a hold model), `total` pops. A small spread makes
+/// many events share a time (as symmetric training workloads do); a huge one makes every time distinct.
+pub fn engine_synthetic(live: u64, total: u64, spread: u64) -> BenchResult {
     let start = Instant::now();
     let mut q: EventQueue<u64> = EventQueue::new();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -35,7 +36,7 @@ pub fn engine_synthetic(live: u64, total: u64) -> BenchResult {
         *x ^= *x << 13;
         *x ^= *x >> 7;
         *x ^= *x << 17;
-        *x % 10_000
+        *x % spread
     };
     for i in 0..live {
         let d = next(&mut x);
@@ -50,7 +51,7 @@ pub fn engine_synthetic(live: u64, total: u64) -> BenchResult {
         }
     }
     BenchResult {
-        case: format!("engine: hold model, {live} pending events"),
+        case: format!("engine: hold model, {live} pending, times spread over {spread} ns"),
         events: popped,
         wall_s: start.elapsed().as_secs_f64(),
     }
@@ -97,30 +98,28 @@ pub fn gpt_1t() -> Result<(BenchResult, f64)> {
     ))
 }
 
+fn print_row(r: &BenchResult, note: &str) {
+    println!(
+        "{:<60} {:>12} {:>10.3} {:>14.0}{note}",
+        r.case,
+        r.events,
+        r.wall_s,
+        r.events_per_s()
+    );
+}
+
 /// Runs the selected cases and prints a table.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     println!("{:<60} {:>12} {:>10} {:>14}", "case", "events", "wall (s)", "events/s");
     for _ in 0..args.repeat.max(1) {
         if matches!(args.case, BenchCase::Engine | BenchCase::All) {
-            let r = engine_synthetic(10_000, 20_000_000);
-            println!(
-                "{:<60} {:>12} {:>10.3} {:>14.0}",
-                r.case,
-                r.events,
-                r.wall_s,
-                r.events_per_s()
-            );
+            for spread in [10_000, 1 << 40] {
+                print_row(&engine_synthetic(10_000, 20_000_000, spread), "");
+            }
         }
         if matches!(args.case, BenchCase::Gpt1t | BenchCase::All) {
             let (r, iter) = gpt_1t()?;
-            println!(
-                "{:<60} {:>12} {:>10.3} {:>14.0}   (simulated iteration {:.2} s)",
-                r.case,
-                r.events,
-                r.wall_s,
-                r.events_per_s(),
-                iter
-            );
+            print_row(&r, &format!("   (simulated iteration {iter:.2} s)"));
         }
     }
     Ok(())

@@ -165,7 +165,12 @@ struct Sim<'a> {
     /// Whether each stream's head task has started, and when.
     head_started: Vec<bool>,
     head_start_time: Vec<SimTime>,
-    preds_left: Vec<u32>,
+    /// Per stream: the first edge whose earlier task is at or after the head.
+    edge_cursor: Vec<u32>,
+    /// Per stream: the first gate whose task is at or after the head.
+    gate_cursor: Vec<u32>,
+    /// Predecessors still running, per gate.
+    gate_left: Vec<u32>,
     arrived: Vec<u32>,
     transfer_done: Vec<bool>,
     recv_started: Vec<bool>,
@@ -197,7 +202,15 @@ impl<'a> Sim<'a> {
             head: g.stream_offsets[..g.stream_offsets.len() - 1].to_vec(),
             head_started: vec![false; g.ranks as usize * Stream::COUNT],
             head_start_time: vec![SimTime::ZERO; g.ranks as usize * Stream::COUNT],
-            preds_left: g.pred_count.clone(),
+            edge_cursor: g.stream_offsets[..g.stream_offsets.len() - 1]
+                .iter()
+                .map(|&first| g.edges.partition_point(|e| e.before < first) as u32)
+                .collect(),
+            gate_cursor: g.stream_offsets[..g.stream_offsets.len() - 1]
+                .iter()
+                .map(|&first| g.gates.partition_point(|x| x.task < first) as u32)
+                .collect(),
+            gate_left: g.gates.iter().map(|x| x.preds).collect(),
             arrived: vec![0; g.collectives.len()],
             transfer_done: vec![false; g.transfers.len()],
             recv_started: vec![false; g.transfers.len()],
@@ -276,7 +289,11 @@ impl<'a> Sim<'a> {
     }
 
     fn can_start(&self, t: TaskId, si: usize) -> bool {
-        self.head[si] == t && !self.head_started[si] && self.preds_left[t as usize] == 0
+        if self.head[si] != t || self.head_started[si] {
+            return false;
+        }
+        let gc = self.gate_cursor[si] as usize;
+        gc >= self.g.gates.len() || self.g.gates[gc].task != t || self.gate_left[gc] == 0
     }
 
     fn drain(&mut self) {
@@ -410,14 +427,25 @@ impl<'a> Sim<'a> {
         }
         self.head[si] += 1;
         self.head_started[si] = false;
-        if self.head[si] < self.g.stream_offsets[si + 1] {
-            self.ready.push((self.head[si], si as u32));
+        let head = self.head[si];
+        if head < self.g.stream_offsets[si + 1] {
+            self.ready.push((head, si as u32));
         }
-        for &s in self.g.successors(t) {
-            self.preds_left[s as usize] -= 1;
-            if self.preds_left[s as usize] == 0 {
-                self.ready.push((s, self.stream_index(s) as u32));
+        let gates = &self.g.gates;
+        let mut gc = self.gate_cursor[si] as usize;
+        while gc < gates.len() && gates[gc].task < head {
+            gc += 1;
+        }
+        self.gate_cursor[si] = gc as u32;
+        let mut ec = self.edge_cursor[si] as usize;
+        while let Some(e) = self.g.edges.get(ec).filter(|e| e.before == t) {
+            let left = &mut self.gate_left[e.gate as usize];
+            *left -= 1;
+            if *left == 0 {
+                self.ready.push((e.after, self.stream_index(e.after) as u32));
             }
+            ec += 1;
         }
+        self.edge_cursor[si] = ec as u32;
     }
 }

@@ -213,7 +213,7 @@ pub fn parse_bytes(text: &str) -> Result<Bytes, UnitError> {
         .or_else(|| binary_prefix(prefix))
         .ok_or_else(err)?;
     let v = n * mult;
-    if v.is_finite() && v >= 0.0 && v < 1.8e19 {
+    if (0.0..1.8e19).contains(&v) {
         Ok(Bytes(v.round() as u64))
     } else {
         Err(err())

@@ -244,7 +244,11 @@ impl WorkloadSpec {
         }
         let stages = p.pipeline * self.chunks();
         if m.layers % stages != 0 {
-            let path = if self.chunks() > 1 { "parallel.interleave" } else { "parallel.pipeline" };
+            let path = if self.chunks() > 1 {
+                "parallel.interleave"
+            } else {
+                "parallel.pipeline"
+            };
             return Err(doc.field_error(
                 path,
                 format!(

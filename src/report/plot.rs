@@ -87,7 +87,7 @@ pub fn schedule_blocks(g: &TaskGraph, layout: Layout, spans: &[Span]) -> Vec<Blo
 }
 
 fn colour(b: &Block) -> RGBColor {
-    let shade = (b.chunk as u8).saturating_mul(40);
+    let shade = b.chunk.saturating_mul(40);
     match b.phase {
         Phase::Forward => RGBColor(60u8.saturating_add(shade), 110u8.saturating_add(shade / 2), 200),
         Phase::Backward | Phase::Recompute => RGBColor(70u8.saturating_add(shade), 170, 90u8.saturating_add(shade / 2)),

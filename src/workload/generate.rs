@@ -5,7 +5,7 @@
 //! Each stage's schedule is walked once and every step is emitted for all t x d ranks of the
 //! stage, so collective and transfer ids are shared by construction.
 
-use super::graph::{CollectiveOp, GraphBuilder, Kernel, Op, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel};
+use super::graph::{CollectiveOp, GraphBuilder, Op, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel};
 use super::schedule::{steps, Step};
 use super::transformer::{embedding_params_per_rank, layer_params_per_rank, optimizer_kernels, LayerShape, Piece};
 use crate::config::WorkloadSpec;
@@ -72,6 +72,8 @@ struct Generator<'a> {
     v: u32,
     layers_per_chunk: u32,
     g: GraphBuilder,
+    /// Tasks of the stage being generated, flushed to `g` in (rank, stream) order.
+    buf: StageBuffer,
     /// (virtual stage boundary, microbatch, direction, data, tensor) -> transfer id
     /// Transfer id by (virtual stage boundary, microbatch, direction, data, tensor), dense; created
     /// by whichever of the send and the receive is generated first.
@@ -92,7 +94,8 @@ impl<'a> Generator<'a> {
             m: w.microbatches() as u32,
             v,
             layers_per_chunk: w.model.layers / (lay.p * v),
-            g: GraphBuilder::new(lay.ranks()),
+            g: GraphBuilder::with_capacity(lay.ranks(), estimate_tasks(w)),
+            buf: StageBuffer::default(),
             transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
         }
     }
@@ -128,6 +131,7 @@ impl<'a> Generator<'a> {
                 )
             })
             .collect();
+        self.buf.begin(ranks[0]);
         let ctx = StageCtx {
             stage,
             ranks,
@@ -170,11 +174,12 @@ impl<'a> Generator<'a> {
             microbatch: NONE_MB,
         };
         for (i, &r) in ctx.ranks.iter().enumerate() {
-            let t = self.g.task(r, Stream::Compute, TaskKind::Compute(op), label);
+            let t = self.buf.task(r, Stream::Compute, TaskKind::Compute(op), label);
             for &gr in &grad_reduces[i] {
-                self.g.depend(gr, t);
+                self.buf.depend(gr, t);
             }
         }
+        self.buf.flush(&mut self.g);
     }
 
     fn virtual_stage(&self, stage: u32, chunk: u32) -> u32 {
@@ -294,47 +299,39 @@ impl<'a> Generator<'a> {
         chunk: u32,
         prev: &mut [Option<TaskId>],
     ) {
-        let mut pending: Option<(&'static str, Vec<Kernel>, u16)> = None;
-        let mut items: Vec<(Option<(&'static str, Vec<Kernel>)>, Option<u64>, u16)> = Vec::new();
+        // adjacent compute pieces run back to back on the compute stream: merge them into one task
+        let mut merged: Vec<(Piece, u16)> = Vec::with_capacity(pieces.len());
         for (piece, layer) in pieces {
-            match piece {
-                Piece::Compute(name, kernels) => match &mut pending {
-                    Some((_, k, _)) => k.extend(kernels),
-                    None => pending = Some((name, kernels, layer)),
-                },
-                Piece::TensorAllReduce(bytes) => {
-                    if let Some((n, k, l)) = pending.take() {
-                        items.push((Some((n, k)), None, l));
-                    }
-                    items.push((None, Some(bytes), layer));
-                }
+            match (merged.last_mut(), piece) {
+                (Some((Piece::Compute(_, into), _)), Piece::Compute(_, kernels)) => into.extend(kernels),
+                (_, piece) => merged.push((piece, layer)),
             }
         }
-        if let Some((n, k, l)) = pending.take() {
-            items.push((Some((n, k)), None, l));
-        }
-        for (compute, allreduce, layer) in items {
+        for (piece, layer) in merged {
             let label = TaskLabel {
                 phase,
                 chunk: chunk as u8,
                 layer,
                 microbatch: mb,
             };
-            if let Some((name, kernels)) = compute {
-                let op = self.g.op(Op { name, kernels });
-                for (i, &r) in ctx.ranks.iter().enumerate() {
-                    prev[i] = Some(self.g.task(r, Stream::Compute, TaskKind::Compute(op), label));
+            match piece {
+                Piece::Compute(name, kernels) => {
+                    let op = self.g.op(Op { name, kernels });
+                    for (i, &r) in ctx.ranks.iter().enumerate() {
+                        prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Compute(op), label));
+                    }
                 }
-            }
-            if let Some(bytes) = allreduce {
-                for (di, &group) in ctx.tensor_groups.iter().enumerate() {
-                    let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
-                    for ti in 0..self.lay.t as usize {
-                        let i = di * self.lay.t as usize + ti;
-                        prev[i] = Some(
-                            self.g
-                                .task(ctx.ranks[i], Stream::Compute, TaskKind::Collective(c), label),
-                        );
+                Piece::TensorAllReduce(bytes) => {
+                    for (di, &group) in ctx.tensor_groups.iter().enumerate() {
+                        let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+                        for ti in 0..self.lay.t as usize {
+                            let i = di * self.lay.t as usize + ti;
+                            prev[i] =
+                                Some(
+                                    self.buf
+                                        .task(ctx.ranks[i], Stream::Compute, TaskKind::Collective(c), label),
+                                );
+                        }
                     }
                 }
             }
@@ -365,10 +362,10 @@ impl<'a> Generator<'a> {
             for di in 0..self.lay.d as usize {
                 let i = di * self.lay.t as usize + ti;
                 let task = self
-                    .g
+                    .buf
                     .task(ctx.ranks[i], Stream::DataParallel, TaskKind::Collective(c), label);
                 if let Some(p) = prev[i] {
-                    self.g.depend(p, task);
+                    self.buf.depend(p, task);
                 }
                 out[i].push(task);
             }
@@ -423,9 +420,9 @@ impl<'a> Generator<'a> {
         for (i, &r) in ctx.ranks.iter().enumerate() {
             let c = self.lay.coord(r);
             let x = self.transfer_id(boundary, mb, forward, c.data, c.tensor);
-            let task = self.g.task(r, Stream::PipelineSend, TaskKind::Send(x), label);
+            let task = self.buf.task(r, Stream::PipelineSend, TaskKind::Send(x), label);
             if let Some(p) = prev[i] {
-                self.g.depend(p, task);
+                self.buf.depend(p, task);
             }
         }
     }
@@ -440,7 +437,7 @@ impl<'a> Generator<'a> {
         for &r in &ctx.ranks {
             let c = self.lay.coord(r);
             let x = self.transfer_id(boundary, mb, forward, c.data, c.tensor);
-            self.g.task(r, Stream::Compute, TaskKind::Recv(x), label);
+            self.buf.task(r, Stream::Compute, TaskKind::Recv(x), label);
         }
     }
 }
@@ -450,4 +447,69 @@ struct StageCtx {
     ranks: Vec<u32>,
     tensor_groups: Vec<u32>,
     data_groups: Vec<u32>,
+}
+
+/// An upper bound on the tasks of one iteration, to reserve memory once (capacity that is never
+/// touched costs no physical memory). Per rank and model-chunk pass: a receive, a send, embedding
+/// and logits pieces (3 each way), and per layer at most 4 forward, 4 recompute, 4 backward tasks and
+/// a gradient reduction.
+fn estimate_tasks(w: &WorkloadSpec) -> usize {
+    let lay = Layout::of(w);
+    let passes = w.microbatches() as usize * w.chunks() as usize;
+    let layers = (w.model.layers / (lay.p * w.chunks())) as usize;
+    let per_rank = passes * (2 * (2 + 3) + layers * 13) + layers * w.chunks() as usize + 2;
+    lay.ranks() as usize * per_rank
+}
+
+/// The tasks of one stage, buffered per (rank, stream) so that the builder receives them in
+/// stream order and needs no renumbering. Ids handed out are local to the stage until `flush`.
+#[derive(Default)]
+struct StageBuffer {
+    per_stream: Vec<Vec<(u32, Stream, TaskKind, TaskLabel)>>,
+    /// local id -> (stream slot, index in slot)
+    ids: Vec<(u32, u32)>,
+    edges: Vec<(TaskId, TaskId)>,
+    /// The stage's lowest rank.
+    first_rank: u32,
+}
+
+impl StageBuffer {
+    /// Starts buffering a stage whose ranks start at `first_rank`.
+    fn begin(&mut self, first_rank: u32) {
+        self.first_rank = first_rank;
+    }
+
+    fn task(&mut self, rank: u32, stream: Stream, kind: TaskKind, label: TaskLabel) -> TaskId {
+        let slot = ((rank - self.first_rank) as usize) * Stream::COUNT + stream as usize;
+        if self.per_stream.len() <= slot {
+            self.per_stream.resize_with(slot + 1, Vec::new);
+        }
+        self.ids.push((slot as u32, self.per_stream[slot].len() as u32));
+        self.per_stream[slot].push((rank, stream, kind, label));
+        (self.ids.len() - 1) as TaskId
+    }
+
+    fn depend(&mut self, before: TaskId, after: TaskId) {
+        self.edges.push((before, after));
+    }
+
+    /// Appends the buffered tasks to `g` in (rank, stream) order.
+    fn flush(&mut self, g: &mut GraphBuilder) {
+        let mut slot_start = vec![0 as TaskId; self.per_stream.len()];
+        for (slot, tasks) in self.per_stream.iter_mut().enumerate() {
+            slot_start[slot] = g.len() as TaskId;
+            for (rank, stream, kind, label) in tasks.drain(..) {
+                g.task(rank, stream, kind, label);
+            }
+        }
+        let final_id = |local: TaskId| {
+            let (slot, index) = self.ids[local as usize];
+            slot_start[slot as usize] + index
+        };
+        for &(a, b) in &self.edges {
+            g.depend(final_id(a), final_id(b));
+        }
+        self.ids.clear();
+        self.edges.clear();
+    }
 }

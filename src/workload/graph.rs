@@ -142,6 +142,26 @@ pub struct Transfer {
     pub recv: TaskId,
 }
 
+/// `after` may not start before `before` has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// The earlier task.
+    pub before: TaskId,
+    /// The waiting task.
+    pub after: TaskId,
+    /// Index of `after` in [`TaskGraph::gates`].
+    pub gate: u32,
+}
+
+/// A task with explicit predecessors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// The task.
+    pub task: TaskId,
+    /// How many tasks it waits for.
+    pub preds: u32,
+}
+
 /// What a task does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskKind {
@@ -228,12 +248,11 @@ pub struct TaskGraph {
     /// Tasks of rank r on stream s are the ids `stream_offsets[i]..stream_offsets[i + 1]`,
     /// with `i = r * Stream::COUNT + s`, in run order.
     pub stream_offsets: Vec<u32>,
-    /// `successors[succ_offsets[t]..succ_offsets[t + 1]]`: tasks that wait for task t.
-    pub succ_offsets: Vec<u32>,
-    /// See `succ_offsets`.
-    pub successors: Vec<TaskId>,
-    /// Explicit predecessors of each task (stream order not counted).
-    pub pred_count: Vec<u32>,
+    /// Cross-stream dependencies, sorted by `before` (so each stream's are contiguous, in run order).
+    pub edges: Vec<Edge>,
+    /// The tasks that have explicit predecessors, sorted by task id; most tasks have none, so
+    /// this is stored sparsely instead of a count per task.
+    pub gates: Vec<Gate>,
     /// `collective_tasks[collective_offsets[c]..]`: the member tasks of collective c.
     pub collective_offsets: Vec<u32>,
     /// See `collective_offsets`.
@@ -255,9 +274,19 @@ impl TaskGraph {
         self.stream_offsets[i]..self.stream_offsets[i + 1]
     }
     /// Tasks that wait for `task`.
-    pub fn successors(&self, task: TaskId) -> &[TaskId] {
-        let t = task as usize;
-        &self.successors[self.succ_offsets[t] as usize..self.succ_offsets[t + 1] as usize]
+    pub fn successors(&self, task: TaskId) -> impl Iterator<Item = TaskId> + '_ {
+        let from = self.edges.partition_point(|e| e.before < task);
+        self.edges[from..]
+            .iter()
+            .take_while(move |e| e.before == task)
+            .map(|e| e.after)
+    }
+    /// Number of explicit predecessors of `task`.
+    pub fn predecessors(&self, task: TaskId) -> u32 {
+        match self.gates.binary_search_by_key(&task, |g| g.task) {
+            Ok(i) => self.gates[i].preds,
+            Err(_) => 0,
+        }
     }
     /// Member tasks of a collective.
     pub fn collective_tasks(&self, c: CollectiveId) -> &[TaskId] {
@@ -284,6 +313,27 @@ impl GraphBuilder {
             edges: Vec::new(),
             op_index: Default::default(),
         }
+    }
+
+    /// A builder that reserves room for `tasks` tasks up front.
+    pub fn with_capacity(ranks: u32, tasks: usize) -> Self {
+        let mut b = GraphBuilder::new(ranks);
+        let g = &mut b.graph;
+        g.task_rank.reserve(tasks);
+        g.task_stream.reserve(tasks);
+        g.task_kind.reserve(tasks);
+        g.task_label.reserve(tasks);
+        b
+    }
+
+    /// Tasks added so far.
+    pub fn len(&self) -> usize {
+        self.graph.task_kind.len()
+    }
+
+    /// True if no task was added.
+    pub fn is_empty(&self) -> bool {
+        self.graph.task_kind.is_empty()
     }
 
     /// Interns an op (identical kernel lists share one id).
@@ -347,21 +397,11 @@ impl GraphBuilder {
         self.graph.task_kind[task as usize]
     }
 
-    /// Renumbers tasks so that each (rank, stream) is one contiguous id range, and lays out the
-    /// successor and collective-member indexes (counting sorts: no per-stream or per-collective
-    /// allocation).
-    pub fn finish(mut self) -> TaskGraph {
+    /// Renumbers tasks in stream order, given each stream's first id.
+    fn renumber(&mut self, offsets: Vec<u32>) {
         let g = &mut self.graph;
-        let n = g.task_kind.len();
-        let streams = g.ranks as usize * Stream::COUNT;
         let stream_of = |g: &TaskGraph, t: usize| g.task_rank[t] as usize * Stream::COUNT + g.task_stream[t] as usize;
-
-        // new id = start of its stream + position within the stream (appearance order)
-        let mut offsets = vec![0u32; streams + 1];
-        for t in 0..n {
-            offsets[stream_of(g, t) + 1] += 1;
-        }
-        prefix_sum(&mut offsets);
+        let n = g.task_kind.len();
         let mut fill = offsets.clone();
         let mut new_id = vec![0u32; n];
         for (t, id) in new_id.iter_mut().enumerate() {
@@ -378,22 +418,59 @@ impl GraphBuilder {
             *e = (new_id[e.0 as usize], new_id[e.1 as usize]);
         }
         drop(new_id);
+    }
 
-        // successors (CSR) and predecessor counts
-        let mut offsets = vec![0u32; n + 1];
-        g.pred_count = vec![0; n];
-        for &(b, a) in &self.edges {
-            offsets[b as usize + 1] += 1;
-            g.pred_count[a as usize] += 1;
+    /// Renumbers tasks so that each (rank, stream) is one contiguous id range, and lays out the
+    /// successor and collective-member indexes (counting sorts: no per-stream or per-collective
+    /// allocation).
+    pub fn finish(mut self) -> TaskGraph {
+        let g = &mut self.graph;
+        let n = g.task_kind.len();
+        let streams = g.ranks as usize * Stream::COUNT;
+        let stream_of = |g: &TaskGraph, t: usize| g.task_rank[t] as usize * Stream::COUNT + g.task_stream[t] as usize;
+
+        // new id = start of its stream + position within the stream (appearance order)
+        let mut offsets = vec![0u32; streams + 1];
+        let mut sorted = true;
+        for t in 0..n {
+            let s = stream_of(g, t);
+            sorted &= t == 0 || stream_of(g, t - 1) <= s;
+            offsets[s + 1] += 1;
         }
         prefix_sum(&mut offsets);
-        let mut fill = offsets.clone();
-        g.successors = vec![0; self.edges.len()];
-        for &(b, a) in &self.edges {
-            g.successors[fill[b as usize] as usize] = a;
-            fill[b as usize] += 1;
+        if sorted {
+            g.stream_offsets = offsets;
+        } else {
+            self.renumber(offsets);
         }
-        g.succ_offsets = offsets;
+        let g = &mut self.graph;
+
+        // edges sorted by the earlier task; gates: the waiting tasks with their predecessor counts
+        let mut afters: Vec<TaskId> = self.edges.iter().map(|e| e.1).collect();
+        afters.sort_unstable();
+        for a in afters.chunk_by(|x, y| x == y) {
+            g.gates.push(Gate {
+                task: a[0],
+                preds: a.len() as u32,
+            });
+        }
+        drop(afters);
+        self.edges.sort_unstable();
+        g.edges = self
+            .edges
+            .iter()
+            .map(|&(before, after)| {
+                let gate = g
+                    .gates
+                    .binary_search_by_key(&after, |x| x.task)
+                    .expect("every waiting task has a gate");
+                Edge {
+                    before,
+                    after,
+                    gate: gate as u32,
+                }
+            })
+            .collect();
 
         // collective members (CSR, in task id order) and the two ends of each transfer
         let mut offsets = vec![0u32; g.collectives.len() + 1];
@@ -434,4 +511,39 @@ fn permute<T: Copy>(v: &[T], new_id: &[u32]) -> Vec<T> {
         out[new_id[i] as usize] = x;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> TaskLabel {
+        TaskLabel {
+            phase: Phase::Other,
+            chunk: 0,
+            layer: u16::MAX,
+            microbatch: u32::MAX,
+        }
+    }
+
+    #[test]
+    fn tasks_added_out_of_order_are_renumbered_by_stream() {
+        let mut b = GraphBuilder::new(2);
+        let d = b.delay(crate::units::SimDuration(5));
+        let a1 = b.task(1, Stream::Compute, TaskKind::Delay(d), label()); // rank 1
+        let a0 = b.task(0, Stream::PipelineSend, TaskKind::Delay(d), label()); // rank 0, stream 2
+        let a2 = b.task(0, Stream::Compute, TaskKind::Delay(d), label()); // rank 0, stream 0
+        let a3 = b.task(1, Stream::Compute, TaskKind::Delay(d), label());
+        b.depend(a2, a1);
+        b.depend(a0, a3);
+        let g = b.finish();
+        // order: (0, compute) = a2, (0, send) = a0, (1, compute) = a1, a3
+        assert_eq!(g.stream(0, 0), 0..1);
+        assert_eq!(g.stream(0, 2), 1..2);
+        assert_eq!(g.stream(1, 0), 2..4);
+        assert_eq!(g.task_rank, vec![0, 0, 1, 1]);
+        assert_eq!(g.successors(0).collect::<Vec<_>>(), vec![2]); // a2 -> a1
+        assert_eq!(g.successors(1).collect::<Vec<_>>(), vec![3]); // a0 -> a3
+        assert_eq!((0..4).map(|t| g.predecessors(t)).collect::<Vec<_>>(), vec![0, 0, 1, 1]);
+    }
 }

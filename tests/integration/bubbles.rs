@@ -34,10 +34,23 @@ fn gpipe_and_1f1b_bubble_is_p_minus_1_over_m_plus_p_minus_1() {
                 let r = report("ideal", "gpt-5.9b", &sets(p, m, 1, schedule));
                 let (p, m) = (p as f64, m as f64);
                 let fraction = (p - 1.0) / (m + p - 1.0);
-                assert!((r.bubble.fraction - fraction).abs() < 1e-9, "{schedule} p{p} m{m}: {} vs {fraction}", r.bubble.fraction);
-                assert!((r.bubble.ratio - (p - 1.0) / m).abs() < 1e-9, "{schedule} p{p} m{m}: ratio {}", r.bubble.ratio);
+                assert!(
+                    (r.bubble.fraction - fraction).abs() < 1e-9,
+                    "{schedule} p{p} m{m}: {} vs {fraction}",
+                    r.bubble.fraction
+                );
+                assert!(
+                    (r.bubble.ratio - (p - 1.0) / m).abs() < 1e-9,
+                    "{schedule} p{p} m{m}: ratio {}",
+                    r.bubble.ratio
+                );
                 for s in &r.bubble.per_stage {
-                    assert!((s.fraction - fraction).abs() < 1e-9, "{schedule} p{p} m{m} stage {}: {}", s.stage, s.fraction);
+                    assert!(
+                        (s.fraction - fraction).abs() < 1e-9,
+                        "{schedule} p{p} m{m} stage {}: {}",
+                        s.stage,
+                        s.fraction
+                    );
                 }
             }
         }
@@ -53,8 +66,16 @@ fn interleaved_bubble_shrinks_by_v() {
                 let (pf, mf, vf) = (p as f64, m as f64, v as f64);
                 let idle = (pf - 1.0) / vf;
                 let fraction = idle / (mf + idle);
-                assert!((r.bubble.fraction - fraction).abs() < 1e-9, "p{p} v{v} m{m}: {} vs {fraction}", r.bubble.fraction);
-                assert!((r.bubble.ratio - (pf - 1.0) / (vf * mf)).abs() < 1e-9, "p{p} v{v} m{m}: ratio {}", r.bubble.ratio);
+                assert!(
+                    (r.bubble.fraction - fraction).abs() < 1e-9,
+                    "p{p} v{v} m{m}: {} vs {fraction}",
+                    r.bubble.fraction
+                );
+                assert!(
+                    (r.bubble.ratio - (pf - 1.0) / (vf * mf)).abs() < 1e-9,
+                    "p{p} v{v} m{m}: ratio {}",
+                    r.bubble.ratio
+                );
             }
         }
     }
@@ -77,7 +98,11 @@ fn bubble_ratio_reproduces_megatron_figure_6() {
         s.push(format!("workload.batch.global={b_prime}"));
         s.push(format!("workload.gpus={n}"));
         let r = report("ideal", "gpt-5.9b", &s);
-        assert!((r.bubble.ratio - published).abs() <= 0.005 + 1e-9, "n{n} b'{b_prime} d{d}: simulated {} vs published {published}", r.bubble.ratio);
+        assert!(
+            (r.bubble.ratio - published).abs() <= 0.005 + 1e-9,
+            "n{n} b'{b_prime} d{d}: simulated {} vs published {published}",
+            r.bubble.ratio
+        );
         points += 1;
     }
     assert_eq!(points, 26, "every point of Figure 6 is checked");

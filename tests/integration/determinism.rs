@@ -19,9 +19,17 @@ fn same_seed_gives_identical_report_and_timeline() {
     assert!(a.0 == b.0, "report.json differs");
     assert!(a.1 == b.1, "timeline.json differs");
     // the schedule plot is written too, and no temporary files are left behind
-    let names: Vec<String> =
-        std::fs::read_dir(dir.path().join("a")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
-    for f in ["report.json", "timeline.json", "stages.csv", "schedule.png", "schedule.svg"] {
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    for f in [
+        "report.json",
+        "timeline.json",
+        "stages.csv",
+        "schedule.png",
+        "schedule.svg",
+    ] {
         assert!(names.iter().any(|n| n == f), "{f} missing from {names:?}");
     }
     assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
@@ -35,7 +43,11 @@ fn jitter_follows_the_seed() {
     let b = run_to(dir.path(), "b", &[&jitter[..], &["--seed", "7"]].concat());
     let c = run_to(dir.path(), "c", &[&jitter[..], &["--seed", "8"]].concat());
     assert!(a.0 == b.0 && a.1 == b.1, "same seed, same output");
-    let time = |r: &[u8]| serde_json::from_slice::<serde_json::Value>(r).unwrap()["iteration_time_s"].as_f64().unwrap();
+    let time = |r: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(r).unwrap()["iteration_time_s"]
+            .as_f64()
+            .unwrap()
+    };
     assert_ne!(time(&a.0), time(&c.0), "a different seed changes the jittered run");
     let seed = serde_json::from_slice::<serde_json::Value>(&c.0).unwrap()["seed"].as_u64();
     assert_eq!(seed, Some(8), "the seed is in the report");
@@ -47,12 +59,23 @@ fn json_format_has_the_documented_fields() {
     let o = clustersim(dir.path(), &["run", "--format", "json", "--no-output"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for key in ["iteration_time_s", "tflops_per_gpu", "mfu", "samples_per_s", "tokens_per_s", "events", "seed"] {
+    for key in [
+        "iteration_time_s",
+        "tflops_per_gpu",
+        "mfu",
+        "samples_per_s",
+        "tokens_per_s",
+        "events",
+        "seed",
+    ] {
         assert!(v[key].is_number(), "{key} missing");
     }
     assert!(v["bubble"]["fraction"].is_number() && v["bubble"]["ratio"].is_number());
     assert_eq!(v["bubble"]["per_stage"].as_array().unwrap().len(), 8);
     assert!(v["breakdown"]["compute_s"].is_number());
     assert_eq!(v["gpus"], 64);
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "--no-output writes nothing");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "--no-output writes nothing"
+    );
 }

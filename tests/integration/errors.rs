@@ -23,7 +23,10 @@ const WL: &str = include_str!("../../workloads/gpt-5.9b.yaml");
 
 #[test]
 fn malformed_yaml() {
-    insta::assert_snapshot!(fails(&[("bad.yaml", "name: x\nmodel: { layers: 4, hidden: [1, 2\n")], &["--workload", "bad.yaml"]));
+    insta::assert_snapshot!(fails(
+        &[("bad.yaml", "name: x\nmodel: { layers: 4, hidden: [1, 2\n")],
+        &["--workload", "bad.yaml"]
+    ));
 }
 
 #[test]
@@ -75,7 +78,14 @@ fn interleaved_needs_microbatches_multiple_of_pipeline() {
     // B = 96, b = 1, d = 8: m = 12 microbatches, not a multiple of p = 8
     insta::assert_snapshot!(fails(
         &[],
-        &["--set", "workload.schedule=interleaved", "--set", "workload.parallel.interleave=2", "--set", "workload.batch.global=96"]
+        &[
+            "--set",
+            "workload.schedule=interleaved",
+            "--set",
+            "workload.parallel.interleave=2",
+            "--set",
+            "workload.batch.global=96"
+        ]
     ));
 }
 

@@ -67,13 +67,21 @@ fn full_recompute_costs_one_extra_forward() {
 /// and the ideal network removes it.
 #[test]
 fn tensor_parallel_communication_is_exposed_unless_free() {
-    let sets: Vec<String> =
-        ["workload.parallel.tensor=8", "workload.parallel.pipeline=1", "workload.parallel.data=1", "workload.batch.global=8"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let sets: Vec<String> = [
+        "workload.parallel.tensor=8",
+        "workload.parallel.pipeline=1",
+        "workload.parallel.data=1",
+        "workload.batch.global=8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let real = report("dgx-a100", "gpt-5.9b", &sets);
-    assert!(real.breakdown.exposed_comm_s > 0.01 * real.iteration_time_s, "{:?}", real.breakdown);
+    assert!(
+        real.breakdown.exposed_comm_s > 0.01 * real.iteration_time_s,
+        "{:?}",
+        real.breakdown
+    );
     let mut free = sets.clone();
     free.push("hardware.network.model=ideal".into());
     let ideal_net = report("dgx-a100", "gpt-5.9b", &free);

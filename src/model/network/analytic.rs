@@ -13,6 +13,7 @@
 //! - reduce-scatter, all-gather, all-to-all: (n-1) alpha + (n-1)/n S / B
 //! - broadcast (pipelined ring): (n-1) alpha + S / B
 //! - send/recv: alpha + S / B of the path (NVLink inside a node, one NIC across nodes).
+//!
 //! so that nccl-tests bus bandwidth (algbw x 2(n-1)/n for all-reduce) tends to B for large S.
 
 use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel};
