@@ -238,40 +238,33 @@ pub fn embedding_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
     model.vocab * model.hidden / tensor as u64
 }
 
-/// Total parameters, Megatron eq. 2: P = 12 l h^2 (1 + 13/(12h) + (V+s)/(12 l h)).
-pub fn total_params(model: &ModelSpec) -> f64 {
-    let (l, h, v, s) = (
+/// The model's (l, h, V, s) as floats, for the closed-form formulas.
+fn dims(model: &ModelSpec) -> (f64, f64, f64, f64) {
+    (
         model.layers as f64,
         model.hidden as f64,
         model.vocab as f64,
         model.seq_len as f64,
-    );
+    )
+}
+
+/// Total parameters, Megatron eq. 2: P = 12 l h^2 (1 + 13/(12h) + (V+s)/(12 l h)).
+pub fn total_params(model: &ModelSpec) -> f64 {
+    let (l, h, v, s) = dims(model);
     12.0 * l * h * h * (1.0 + 13.0 / (12.0 * h) + (v + s) / (12.0 * l * h))
 }
 
 /// Megatron's reported FLOPs per iteration (eq. 3, counting one recompute forward):
 /// F = 96 B s l h^2 (1 + s/(6h) + V/(16 l h)).
 pub fn megatron_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
-    let (l, h, v, s, b) = (
-        model.layers as f64,
-        model.hidden as f64,
-        model.vocab as f64,
-        model.seq_len as f64,
-        global_batch as f64,
-    );
+    let ((l, h, v, s), b) = (dims(model), global_batch as f64);
     96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h))
 }
 
 /// Model FLOPs per iteration without recomputation (Korthikanti et al. 2022, eq. 7):
 /// 72 B l s h^2 (1 + s/(6h) + V/(12 h l)).
 pub fn model_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
-    let (l, h, v, s, b) = (
-        model.layers as f64,
-        model.hidden as f64,
-        model.vocab as f64,
-        model.seq_len as f64,
-        global_batch as f64,
-    );
+    let ((l, h, v, s), b) = (dims(model), global_batch as f64);
     72.0 * b * l * s * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * h * l))
 }
 

@@ -2,6 +2,20 @@
 
 use super::common::report;
 
+/// One GPU (p = d = t = 1), two layers, batch 4, no embedding or output layer.
+fn single_gpu_no_embedding() -> Vec<String> {
+    [
+        "workload.model.vocab=0",
+        "workload.model.layers=2",
+        "workload.batch.global=4",
+        "workload.parallel.pipeline=1",
+        "workload.parallel.data=1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// tflops_per_gpu = F / (T x GPUs), F = 96 B s l h^2 (1 + s/(6h) + V/(16 l h)) (Megatron eq. 3);
 /// mfu = 72 B l s h^2 (1 + s/(6h) + V/(12 h l)) / (T x GPUs x peak) (Korthikanti et al. eq. 7).
 #[test]
@@ -26,16 +40,7 @@ fn tflops_and_mfu_follow_the_formulas_on_the_default_run() {
 /// and Megatron's metric (which counts a recompute forward, 96 instead of 72) reads 4/3 x peak = 416 TFLOP/s.
 #[test]
 fn ideal_single_gpu_reaches_mfu_one() {
-    let sets: Vec<String> = [
-        "workload.model.vocab=0",
-        "workload.model.layers=2",
-        "workload.batch.global=4",
-        "workload.parallel.pipeline=1",
-        "workload.parallel.data=1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let sets = single_gpu_no_embedding();
     let r = report("ideal", "gpt-5.9b", &sets);
     assert!((r.mfu - 1.0).abs() < 1e-6, "{}", r.mfu);
     assert!((r.tflops_per_gpu - 416.0).abs() < 1e-3, "{}", r.tflops_per_gpu);
@@ -46,16 +51,7 @@ fn ideal_single_gpu_reaches_mfu_one() {
 /// and Megatron's metric (which assumes recompute) then equals the peak exactly.
 #[test]
 fn full_recompute_costs_one_extra_forward() {
-    let base: Vec<String> = [
-        "workload.model.vocab=0",
-        "workload.model.layers=2",
-        "workload.batch.global=4",
-        "workload.parallel.pipeline=1",
-        "workload.parallel.data=1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let base = single_gpu_no_embedding();
     let mut full = base.clone();
     full.push("workload.recompute=full".into());
     let (a, b) = (report("ideal", "gpt-5.9b", &base), report("ideal", "gpt-5.9b", &full));
