@@ -57,18 +57,17 @@ pub fn engine_synthetic(live: u64, total: u64, spread: u64) -> BenchResult {
     }
 }
 
-/// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100 (batch 3072, microbatch 1, 1F1B): generation and
-/// simulation of one iteration, no files.
-pub fn gpt_1t() -> Result<(BenchResult, f64)> {
+/// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100 (batch 3072, microbatch 1, 1F1B) with the given
+/// network model: generation and simulation of one iteration, no files.
+pub fn gpt_1t(network: &str) -> Result<(BenchResult, f64)> {
     let start = Instant::now();
-    let overrides: Vec<Override> = [
+    let sets = [
         "workload.batch.global=3072",
         "workload.batch.micro=1",
         "workload.schedule=1f1b",
-    ]
-    .iter()
-    .map(|s| Override::parse(s))
-    .collect::<Result<_>>()?;
+    ];
+    let mut overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    overrides.push(Override::parse(&format!("hardware.network.model={network}"))?);
     let cfg = load_run_config(
         &Source::Named("dgx-a100".into()),
         &Source::Named("gpt-1t".into()),
@@ -84,7 +83,7 @@ pub fn gpt_1t() -> Result<(BenchResult, f64)> {
     )?;
     let wall = start.elapsed().as_secs_f64();
     let case = format!(
-        "gpt-1t: 3072 GPUs t8 p64 d6, {} tasks (generated in {generated:.2} s), {} network",
+        "gpt-1t, 3072 GPUs, {} tasks (built in {generated:.2} s), {} network",
         graph.len(),
         out.network_model
     );
@@ -93,6 +92,37 @@ pub fn gpt_1t() -> Result<(BenchResult, f64)> {
             case,
             events: out.events,
             wall_s: wall,
+        },
+        out.makespan.as_secs_f64(),
+    ))
+}
+
+/// A 1 GiB ring all-reduce over 4096 GPUs (512 DGX A100 nodes) with the flow model, every rank simulated.
+pub fn ring_4096() -> Result<(BenchResult, f64)> {
+    let start = Instant::now();
+    let mut doc =
+        crate::config::Document::load(&Source::Named("dgx-a100".into()), crate::config::DocumentKind::Hardware)?;
+    for s in [
+        "hardware.nodes=512",
+        "hardware.network.model=flow",
+        "hardware.network.algorithm=ring",
+    ] {
+        doc.apply(&Override::parse(s)?)?;
+    }
+    let hw = crate::config::HardwareSpec::from_document(&doc)?;
+    let graph = crate::collective::graph(crate::collective::SweepOp::AllReduce, 4096, 1 << 30);
+    let out = crate::sim::simulate(
+        &graph,
+        &hw,
+        crate::sim::SimOptions { seed: 1 },
+        &mut crate::sim::NoSpans,
+    )?;
+    let case = "ring all-reduce 1 GiB over 4096 GPUs, flow network".to_string();
+    Ok((
+        BenchResult {
+            case,
+            events: out.events,
+            wall_s: start.elapsed().as_secs_f64(),
         },
         out.makespan.as_secs_f64(),
     ))
@@ -110,16 +140,22 @@ fn print_row(r: &BenchResult, note: &str) {
 
 /// Runs the selected cases and prints a table.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    println!("{:<60} {:>12} {:>10} {:>14}", "case", "events", "wall (s)", "events/s");
+    println!("{:<80} {:>12} {:>10} {:>14}", "case", "events", "wall (s)", "events/s");
     for _ in 0..args.repeat.max(1) {
         if matches!(args.case, BenchCase::Engine | BenchCase::All) {
             for spread in [10_000, 1 << 40] {
                 print_row(&engine_synthetic(10_000, 20_000_000, spread), "");
             }
         }
+        if matches!(args.case, BenchCase::Collective | BenchCase::All) {
+            let (r, t) = ring_4096()?;
+            print_row(&r, &format!("   (simulated {:.2} ms)", t * 1e3));
+        }
         if matches!(args.case, BenchCase::Gpt1t | BenchCase::All) {
-            let (r, iter) = gpt_1t()?;
-            print_row(&r, &format!("   (simulated iteration {iter:.2} s)"));
+            for network in ["analytic", "flow"] {
+                let (r, iter) = gpt_1t(network)?;
+                print_row(&r, &format!("   (simulated iteration {iter:.2} s)"));
+            }
         }
     }
     Ok(())

@@ -20,6 +20,34 @@ pub enum Command {
     Run(RunArgs),
     /// Measure simulator speed: events per second and wall time on synthetic and large cases.
     Bench(BenchArgs),
+    /// Sweep one collective over message sizes, like nccl-tests: time, algbw, busbw, CSV and plot.
+    Collective(CollectiveArgs),
+}
+
+/// Arguments of `collective`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectiveArgs {
+    /// The operation.
+    #[arg(long, value_enum, default_value_t = crate::collective::SweepOp::AllReduce)]
+    pub op: crate::collective::SweepOp,
+    /// GPUs taking part: ranks 0..N, placed in node order.
+    #[arg(long, default_value_t = 8)]
+    pub gpus: u32,
+    /// Sizes MIN:MAX, doubling (nccl-tests -b MIN -e MAX -f 2).
+    #[arg(long, default_value = "1KiB:8GiB")]
+    pub sizes: String,
+    /// Hardware YAML file or preset name. Default: dgx-a100.
+    #[arg(long, value_name = "FILE")]
+    pub hardware: Option<String>,
+    /// Override a hardware field: hardware.network.model=flow, ... (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Output folder for busbw.csv and busbw.png/.svg (default: results/collective/<op>-<gpus>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print only, write no files.
+    #[arg(long)]
+    pub no_output: bool,
 }
 
 /// Output format of `run`.
@@ -78,7 +106,7 @@ impl Default for RunArgs {
 /// Arguments of `bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Which case: the engine on a synthetic load, GPT-1T on 3072 GPUs, or both.
+    /// Which case: the engine on a synthetic load, a 4096-GPU collective, GPT-1T on 3072 GPUs, or all.
     #[arg(long, value_enum, default_value_t = BenchCase::All)]
     pub case: BenchCase,
     /// Repetitions of each case (the best is reported too).
@@ -91,8 +119,10 @@ pub struct BenchArgs {
 pub enum BenchCase {
     /// The event queue alone on a synthetic load.
     Engine,
-    /// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100, batch 3072, microbatch 1, 1F1B.
+    /// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100, batch 3072, microbatch 1, 1F1B, both network models.
     Gpt1t,
+    /// A 1 GiB ring all-reduce over 4096 GPUs with the flow model.
+    Collective,
     /// Both.
     All,
 }

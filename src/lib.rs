@@ -16,6 +16,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod collective;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -35,6 +36,7 @@ pub fn main_with(cli: Cli) -> i32 {
     let result = match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => run_command(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Collective(args) => collective_command(&args),
     };
     match result {
         Ok(()) => 0,
@@ -50,6 +52,51 @@ fn source(given: &Option<String>) -> Source {
         .as_ref()
         .map(|s| Source::Named(s.clone()))
         .unwrap_or(Source::Default)
+}
+
+/// `clustersim collective`.
+pub fn collective_command(args: &cli::CollectiveArgs) -> Result<()> {
+    let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    if let Some(o) = overrides.iter().find(|o| o.target != config::DocumentKind::Hardware) {
+        return Err(error::Error::Input(format!(
+            "error: --set {}: `collective` takes hardware.* keys only",
+            o.original
+        )));
+    }
+    let hardware = args
+        .hardware
+        .as_ref()
+        .map(|s| Source::Named(s.clone()))
+        .unwrap_or(Source::Default);
+    let mut doc = config::Document::load(&hardware, config::DocumentKind::Hardware)?;
+    for o in &overrides {
+        doc.apply(o)?;
+    }
+    let hw = config::HardwareSpec::from_document(&doc)?;
+    let sizes = collective::parse_sizes(&args.sizes)?;
+    let points = collective::sweep(&hw, args.op, args.gpus, &sizes)?;
+    print!(
+        "{}",
+        collective::table(args.op, args.gpus, hw.network.model.name(), &points)
+    );
+    if !args.no_output {
+        let dir = args.out.clone().unwrap_or_else(|| {
+            std::path::Path::new("results/collective").join(format!("{}-{}", args.op.name(), args.gpus))
+        });
+        report::output::create_dir(&dir)?;
+        let csv = dir.join("busbw.csv");
+        report::output::write_atomic(&csv, |w| w.write_all(collective::csv(&points).as_bytes()))?;
+        let title = format!(
+            "{} over {} GPUs on {} ({} model)",
+            args.op.name(),
+            args.gpus,
+            hw.name,
+            hw.network.model.name()
+        );
+        report::plot::write_busbw_plot(&dir.join("busbw"), &title, &points)?;
+        println!("wrote {}, {}", csv.display(), dir.join("busbw.png").display());
+    }
+    Ok(())
 }
 
 /// `clustersim run`.

@@ -16,7 +16,7 @@ use crate::config::{HardwareSpec, NetworkModelKind};
 use crate::engine::{EventKey, EventQueue};
 use crate::model::compute::ComputeModel;
 use crate::model::network::{
-    AnalyticNetwork, CommId, Communication, IdealNetwork, NetEvent, NetScheduler, NetworkModel,
+    AnalyticNetwork, CommId, Communication, FlowNetwork, IdealNetwork, NetEvent, NetScheduler, NetworkModel,
 };
 use crate::units::{SimDuration, SimTime};
 use crate::workload::{Stream, TaskGraph, TaskId, TaskKind};
@@ -123,10 +123,11 @@ pub struct SimOptions {
     pub seed: u64,
 }
 
-/// Builds the network model a hardware spec asks for.
-pub fn network_model(hw: &HardwareSpec) -> Box<dyn NetworkModel> {
+/// Builds the network model a hardware spec asks for, for a run on the first `nodes` nodes.
+pub fn network_model(hw: &HardwareSpec, nodes: u32) -> Box<dyn NetworkModel> {
     match hw.network.model {
         NetworkModelKind::Analytic => Box::new(AnalyticNetwork::new(hw)),
+        NetworkModelKind::Flow => Box::new(FlowNetwork::new(hw, nodes)),
         NetworkModelKind::Ideal => Box::new(IdealNetwork),
     }
 }
@@ -150,7 +151,15 @@ pub fn simulate(
 ) -> crate::error::Result<SimOutcome> {
     let compute = ComputeModel::new(&hw.gpu);
     let op_time: Vec<SimDuration> = graph.ops.iter().map(|op| compute.op_duration(&op.kernels)).collect();
-    let mut sim = Sim::new(graph, op_time, network_model(hw), opts.seed, hw.gpu.jitter, spans);
+    let nodes = graph.ranks.div_ceil(hw.node.gpus).max(1);
+    let mut sim = Sim::new(
+        graph,
+        op_time,
+        network_model(hw, nodes),
+        opts.seed,
+        hw.gpu.jitter,
+        spans,
+    );
     sim.run()?;
     Ok(sim.outcome())
 }

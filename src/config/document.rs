@@ -161,6 +161,7 @@ impl Document {
         }
         Some(match node {
             Value::String(s) => format!("{s:?}"),
+            Value::Mapping(_) | Value::Sequence(_) => serde_json::to_string(node).ok()?,
             other => serde_yaml::to_string(other).ok()?.trim().to_string(),
         })
     }

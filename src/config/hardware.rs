@@ -114,11 +114,87 @@ pub struct NodeSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkModelKind {
-    /// Hierarchical alpha-beta per collective, no contention.
+    /// Alpha-beta per collective algorithm, no contention.
     #[default]
     Analytic,
+    /// Flows on the links of the topology with max-min fair sharing.
+    Flow,
     /// Every transfer is instant (for schedule studies).
     Ideal,
+}
+
+impl NetworkModelKind {
+    /// The YAML spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkModelKind::Analytic => "analytic",
+            NetworkModelKind::Flow => "flow",
+            NetworkModelKind::Ideal => "ideal",
+        }
+    }
+}
+
+/// Collective algorithm choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AlgorithmChoice {
+    /// The fastest predicted algorithm for each size and group, as NCCL's tuner picks.
+    #[default]
+    Auto,
+    /// Rings over all ranks (one channel per NIC the group owns).
+    Ring,
+    /// Rings inside nodes, rings across nodes per rail, pipelined.
+    Hierarchical,
+    /// Rings inside nodes, double binary trees across nodes per rail.
+    Tree,
+}
+
+/// How NICs attach to leaf switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TopologyKind {
+    /// NICs fill leaves in node order.
+    #[default]
+    FatTree,
+    /// Scalable units of nodes; NIC r of every node of a unit goes to the unit's leaf r.
+    RailOptimized,
+}
+
+/// The InfiniBand fabric between the NICs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// Leaf attachment.
+    #[serde(default)]
+    pub kind: TopologyKind,
+    /// Switch levels (2: leaf-spine, 3: leaf-spine-core).
+    #[serde(default = "three")]
+    pub levels: u32,
+    /// Ports per switch.
+    pub radix: u32,
+    /// Leaf down:up bandwidth ratio (1 = full bisection, 2 = 2:1 oversubscribed).
+    #[serde(default = "one")]
+    pub oversubscription: f64,
+    /// A switch-to-switch link (per port).
+    pub link: LinkSpec,
+}
+
+fn three() -> u32 {
+    3
+}
+
+impl TopologySpec {
+    /// Leaf ports facing NICs: radix x o / (o + 1).
+    pub fn leaf_down_ports(&self) -> u32 {
+        ((self.radix as f64 * self.oversubscription / (self.oversubscription + 1.0)).floor() as u32).max(1)
+    }
+    /// The most leaves the levels can join: radix (2 levels), radix^2 / 2 (3 levels).
+    pub fn max_leaves(&self) -> u64 {
+        match self.levels {
+            2 => self.radix as u64,
+            _ => self.radix as u64 * self.radix as u64 / 2,
+        }
+    }
 }
 
 /// Network modelling options.
@@ -128,6 +204,12 @@ pub struct NetworkSpec {
     /// The model; `analytic` unless stated.
     #[serde(default)]
     pub model: NetworkModelKind,
+    /// Collective algorithm; `auto` unless stated.
+    #[serde(default)]
+    pub algorithm: AlgorithmChoice,
+    /// The fabric (needed by the flow model; without it the fabric above the NICs is non-blocking).
+    #[serde(default)]
+    pub topology: Option<TopologySpec>,
 }
 
 fn one() -> f64 {
@@ -141,6 +223,52 @@ fn default_tiles() -> Vec<GemmTile> {
 }
 
 impl HardwareSpec {
+    /// Leaves the topology needs for this many nodes.
+    pub fn leaves_needed(&self, t: &TopologySpec) -> u64 {
+        let down = t.leaf_down_ports() as u64;
+        let (nodes, nics) = (self.nodes as u64, self.node.nics as u64);
+        match t.kind {
+            TopologyKind::FatTree => (nodes * nics).div_ceil(down),
+            TopologyKind::RailOptimized => nodes.div_ceil(down) * nics,
+        }
+    }
+
+    fn validate_topology(&self, t: &TopologySpec, doc: &Document) -> Result<()> {
+        if !(2..=3).contains(&t.levels) {
+            return Err(doc.field_error(
+                "network.topology.levels",
+                "must be 2 (leaf-spine) or 3 (leaf-spine-core)",
+            ));
+        }
+        if t.radix < 2 {
+            return Err(doc.field_error("network.topology.radix", "a switch needs at least 2 ports"));
+        }
+        if !(t.oversubscription >= 1.0 && t.oversubscription.is_finite()) {
+            return Err(doc.field_error(
+                "network.topology.oversubscription",
+                "must be at least 1 (1 = full bisection)",
+            ));
+        }
+        if !(t.link.efficiency > 0.0 && t.link.efficiency <= 1.0) {
+            return Err(doc.field_error("network.topology.link.efficiency", "must be a fraction in (0, 1]"));
+        }
+        let (needed, max) = (self.leaves_needed(t), t.max_leaves());
+        if needed > max {
+            return Err(doc.field_error(
+                "network.topology.radix",
+                format!(
+                    "too small for the node count: {} nodes x {} NICs need {needed} leaf switches of {} NIC ports, but a {}-level fat tree of radix {} joins at most {max}",
+                    self.nodes,
+                    self.node.nics,
+                    t.leaf_down_ports(),
+                    t.levels,
+                    t.radix
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Deserializes and checks ranges; errors name the YAML path and value.
     pub fn from_document(doc: &Document) -> Result<HardwareSpec> {
         let spec: HardwareSpec = doc.deserialize()?;
@@ -178,6 +306,9 @@ impl HardwareSpec {
         fraction("node.nic.efficiency", self.node.nic.efficiency)?;
         if !(0.0..1.0).contains(&self.gpu.jitter) {
             return Err(doc.field_error("gpu.jitter", "must be in [0, 1)"));
+        }
+        if let Some(t) = &self.network.topology {
+            self.validate_topology(t, doc)?;
         }
         if self.gpu.gemm_tiles.is_empty() {
             return Err(doc.field_error("gpu.gemm_tiles", "needs at least one tile shape, e.g. [[128, 128]]"));

@@ -9,7 +9,8 @@ mod workload;
 
 pub use document::{Document, Override};
 pub use hardware::{
-    ComputeModelKind, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind, NetworkSpec, NodeSpec,
+    AlgorithmChoice, ComputeModelKind, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind, NetworkSpec,
+    NodeSpec, TopologyKind, TopologySpec,
 };
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use workload::{

@@ -5,6 +5,7 @@ use super::DocumentKind;
 /// Hardware presets: (name, YAML text).
 pub const HARDWARE_PRESETS: &[(&str, &str)] = &[
     ("dgx-a100", include_str!("../../hardware/dgx-a100.yaml")),
+    ("dgx-h100", include_str!("../../hardware/dgx-h100.yaml")),
     ("ideal", include_str!("../../hardware/ideal.yaml")),
 ];
 

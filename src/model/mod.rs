@@ -6,3 +6,4 @@
 pub mod cluster;
 pub mod compute;
 pub mod network;
+pub mod topology;

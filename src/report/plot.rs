@@ -187,3 +187,75 @@ pub fn write_schedule_plot(stem: &Path, title: &str, stages: u32, blocks: &[Bloc
     .map_err(fail)?;
     crate::report::output::write_atomic(&stem.with_extension("svg"), |w| w.write_all(svg.as_bytes()))
 }
+
+fn draw_busbw<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[crate::collective::Point],
+) -> std::result::Result<(), String> {
+    area.fill(&WHITE).map_err(|e| e.to_string())?;
+    let lo = points.iter().map(|p| p.bytes).min().unwrap_or(1).max(1) as f64;
+    let hi = points.iter().map(|p| p.bytes).max().unwrap_or(2).max(2) as f64;
+    let top = points
+        .iter()
+        .map(|p| p.busbw / 1e9)
+        .filter(|b| b.is_finite())
+        .fold(1.0, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d((lo..hi * 1.0001).log_scale(), 0.0..top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("message size")
+        .y_desc("bus bandwidth (GB/s)")
+        .x_label_formatter(&|b| crate::collective::human_size(*b as u64))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let series: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.busbw.is_finite())
+        .map(|p| (p.bytes as f64, p.busbw / 1e9))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(series.clone(), BLUE.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label("simulated busbw")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.filled())))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    area.present().map_err(|e| e.to_string())
+}
+
+/// Writes the nccl-tests-style bus bandwidth versus message size plot to `stem`.png and .svg.
+pub fn write_busbw_plot(stem: &Path, title: &str, points: &[crate::collective::Point]) -> Result<()> {
+    register_font();
+    let size = (1200u32, 700u32);
+    let fail = |e: String| Error::Internal(format!("cannot draw {}: {e}", stem.display()));
+    let png = stem.with_extension("png");
+    let tmp = temporary_path(&png);
+    draw_busbw(BitMapBackend::new(&tmp, size).into_drawing_area(), title, points).map_err(fail)?;
+    commit(&tmp, &png)?;
+    let mut svg = String::new();
+    draw_busbw(
+        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+        title,
+        points,
+    )
+    .map_err(fail)?;
+    crate::report::output::write_atomic(&stem.with_extension("svg"), |w| w.write_all(svg.as_bytes()))
+}

@@ -5,3 +5,4 @@ mod common;
 mod determinism;
 mod errors;
 mod formulas;
+mod network;

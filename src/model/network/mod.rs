@@ -5,9 +5,14 @@
 //! [`NetworkModel::start`] when a communication can begin, the model schedules its own events
 //! through a [`NetScheduler`], and [`NetworkModel::handle`] reports which communication finished.
 
+pub mod algorithms;
 mod analytic;
+mod decompose;
+mod flow;
+pub mod maxmin;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};
+pub use flow::FlowNetwork;
 
 use crate::engine::EventKey;
 use crate::units::SimTime;
@@ -45,6 +50,10 @@ pub enum Communication<'a> {
 pub enum NetEvent {
     /// The communication is complete.
     Done(CommId),
+    /// A flow has moved all its bytes.
+    FlowDrained(u32),
+    /// Flows started or ended at this time: recompute the shares.
+    Rebalance,
 }
 
 /// The simulation's event queue, as seen by a network model.

@@ -1,0 +1,207 @@
+//! `clustersim collective`: an nccl-tests-style sweep of one collective over message sizes.
+//!
+//! Every size is a real simulation: a task graph with one collective task per rank, run by the
+//! engine on the chosen network model. Reported like nccl-tests: time, algorithm bandwidth
+//! algbw = size / time and bus bandwidth busbw = algbw x factor, with factor 2(n-1)/n for
+//! all-reduce, (n-1)/n for reduce-scatter, all-gather and all-to-all, and 1 for broadcast and
+//! send/recv.
+
+use crate::config::HardwareSpec;
+use crate::error::{Error, Result};
+use crate::sim::{simulate, NoSpans, SimOptions};
+use crate::units::parse_bytes;
+use crate::workload::graph::{GraphBuilder, Phase, Stream, TaskKind, TaskLabel};
+use crate::workload::{CollectiveOp, TaskGraph};
+use serde::Serialize;
+
+/// Operations `collective` can sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SweepOp {
+    /// All-reduce.
+    AllReduce,
+    /// Reduce-scatter.
+    ReduceScatter,
+    /// All-gather.
+    AllGather,
+    /// Broadcast from rank 0.
+    Broadcast,
+    /// All-to-all.
+    AllToAll,
+    /// Each rank sends to the next and receives from the previous.
+    SendRecv,
+}
+
+impl SweepOp {
+    /// nccl-tests name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepOp::AllReduce => "all-reduce",
+            SweepOp::ReduceScatter => "reduce-scatter",
+            SweepOp::AllGather => "all-gather",
+            SweepOp::Broadcast => "broadcast",
+            SweepOp::AllToAll => "all-to-all",
+            SweepOp::SendRecv => "sendrecv",
+        }
+    }
+    /// busbw / algbw, as nccl-tests defines it.
+    pub fn bus_factor(self, n: u32) -> f64 {
+        let n = n as f64;
+        match self {
+            SweepOp::AllReduce => 2.0 * (n - 1.0) / n,
+            SweepOp::ReduceScatter | SweepOp::AllGather | SweepOp::AllToAll => (n - 1.0) / n,
+            SweepOp::Broadcast | SweepOp::SendRecv => 1.0,
+        }
+    }
+    fn collective(self) -> Option<CollectiveOp> {
+        Some(match self {
+            SweepOp::AllReduce => CollectiveOp::AllReduce,
+            SweepOp::ReduceScatter => CollectiveOp::ReduceScatter,
+            SweepOp::AllGather => CollectiveOp::AllGather,
+            SweepOp::Broadcast => CollectiveOp::Broadcast,
+            SweepOp::AllToAll => CollectiveOp::AllToAll,
+            SweepOp::SendRecv => return None,
+        })
+    }
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Point {
+    /// Message size, bytes.
+    pub bytes: u64,
+    /// Simulated time, s.
+    pub time_s: f64,
+    /// Algorithm bandwidth, bytes/s.
+    pub algbw: f64,
+    /// Bus bandwidth, bytes/s.
+    pub busbw: f64,
+}
+
+/// Parses `MIN:MAX` (powers of two from MIN to MAX) or a single size.
+pub fn parse_sizes(text: &str) -> Result<Vec<u64>> {
+    let bad = |why: String| Error::Input(format!("error: --sizes {text:?}: {why}"));
+    let (lo, hi) = match text.split_once(':') {
+        Some((a, b)) => (a, b),
+        None => (text, text),
+    };
+    let lo = parse_bytes(lo).map_err(|e| bad(e.to_string()))?.0;
+    let hi = parse_bytes(hi).map_err(|e| bad(e.to_string()))?.0;
+    if lo == 0 || hi < lo {
+        return Err(bad("expected MIN:MAX with 0 < MIN <= MAX, e.g. 1KiB:8GiB".into()));
+    }
+    let mut sizes = Vec::new();
+    let mut s = lo;
+    while s <= hi {
+        sizes.push(s);
+        s = s.saturating_mul(2);
+        if s == u64::MAX {
+            break;
+        }
+    }
+    Ok(sizes)
+}
+
+/// The task graph of one collective (or one ring of send/recv) over ranks 0..gpus.
+pub fn graph(op: SweepOp, gpus: u32, bytes: u64) -> TaskGraph {
+    let mut g = GraphBuilder::new(gpus);
+    let label = TaskLabel {
+        phase: Phase::Other,
+        chunk: 0,
+        layer: u16::MAX,
+        microbatch: u32::MAX,
+    };
+    match op.collective() {
+        Some(c) => {
+            let group = g.group((0..gpus).collect());
+            let id = g.collective(c, group, bytes);
+            for r in 0..gpus {
+                g.task(r, Stream::Compute, TaskKind::Collective(id), label);
+            }
+        }
+        None => {
+            for r in 0..gpus {
+                let x = g.transfer(r, (r + 1) % gpus, bytes);
+                g.task(r, Stream::PipelineSend, TaskKind::Send(x), label);
+                g.task((r + 1) % gpus, Stream::Compute, TaskKind::Recv(x), label);
+            }
+        }
+    }
+    g.finish()
+}
+
+/// Simulates `op` over `gpus` GPUs at each size.
+pub fn sweep(hw: &HardwareSpec, op: SweepOp, gpus: u32, sizes: &[u64]) -> Result<Vec<Point>> {
+    if gpus < 2 {
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus}: a collective needs at least 2 GPUs"
+        )));
+    }
+    if gpus as u64 > hw.total_gpus() {
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus}: {} has {} nodes x {} GPUs = {} GPUs",
+            hw.name,
+            hw.nodes,
+            hw.node.gpus,
+            hw.total_gpus()
+        )));
+    }
+    sizes
+        .iter()
+        .map(|&bytes| {
+            let g = graph(op, gpus, bytes);
+            let out = simulate(&g, hw, SimOptions { seed: 1 }, &mut NoSpans)?;
+            let t = out.makespan.as_secs_f64();
+            let algbw = if t > 0.0 { bytes as f64 / t } else { f64::INFINITY };
+            Ok(Point {
+                bytes,
+                time_s: t,
+                algbw,
+                busbw: algbw * op.bus_factor(gpus),
+            })
+        })
+        .collect()
+}
+
+/// A size as nccl-tests prints it, in binary units.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v:.0} {}", units[u])
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// The table printed on stdout.
+pub fn table(op: SweepOp, gpus: u32, model: &str, points: &[Point]) -> String {
+    let mut s = format!("# {} over {gpus} GPUs, {model} network model\n", op.name());
+    s += &format!(
+        "{:>12} {:>14} {:>14} {:>14}\n",
+        "size", "time (us)", "algbw (GB/s)", "busbw (GB/s)"
+    );
+    for p in points {
+        s += &format!(
+            "{:>12} {:>14.2} {:>14.2} {:>14.2}\n",
+            human_size(p.bytes),
+            p.time_s * 1e6,
+            p.algbw / 1e9,
+            p.busbw / 1e9
+        );
+    }
+    s
+}
+
+/// CSV text of the sweep.
+pub fn csv(points: &[Point]) -> String {
+    let mut s = String::from("bytes,time_s,algbw_gbps,busbw_gbps\n");
+    for p in points {
+        s += &format!("{},{},{},{}\n", p.bytes, p.time_s, p.algbw / 1e9, p.busbw / 1e9);
+    }
+    s
+}

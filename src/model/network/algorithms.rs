@@ -1,0 +1,161 @@
+//! Collective algorithms and their alpha-beta costs, shared by the analytic model (which uses them
+//! as the answer) and the flow model (which uses them to choose an algorithm and for the latency
+//! term, and gets the bandwidth term from contention).
+//!
+//! A group of n ranks spans N nodes with at least k members on each; S is the buffer size in the
+//! nccl-tests convention. Latency follows NCCL's tuning model: each algorithm step costs the NVLink
+//! latency inside a node and the NIC latency across nodes. Bandwidth terms:
+//! - ring: C = k x NICs per GPU channels; inside one node B = NVLink, across nodes
+//!   B = min(NVLink, C x NIC) (each ring crosses each node boundary once, through its own NIC);
+//!   all-reduce moves 2(n-1)/n S per rank, reduce-scatter / all-gather / all-to-all (n-1)/n S,
+//!   broadcast S;
+//! - hierarchical all-reduce: ring reduce-scatter and all-gather inside each node (2(k-1)/k S over
+//!   NVLink) pipelined with a ring all-reduce of S/k per rail across nodes (2(N-1)/N S/k per NIC);
+//!   time is the slower of the two;
+//! - tree all-reduce: as hierarchical, with a double binary tree across nodes per rail (about
+//!   2 S/k per NIC, but only 2 log2(N) network steps).
+//!
+//! `auto` picks the fastest estimate, like NCCL's tuner.
+
+use crate::config::{AlgorithmChoice, HardwareSpec};
+use crate::workload::CollectiveOp;
+
+/// An algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Flat rings.
+    Ring,
+    /// Intra-node rings + inter-node rings per rail.
+    Hierarchical,
+    /// Intra-node rings + inter-node double binary trees per rail.
+    Tree,
+}
+
+impl Algorithm {
+    /// Name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ring => "ring",
+            Algorithm::Hierarchical => "hierarchical",
+            Algorithm::Tree => "tree",
+        }
+    }
+}
+
+/// How a group sits on the machine.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupShape {
+    /// Ranks.
+    pub n: u32,
+    /// Nodes spanned.
+    pub nodes: u32,
+    /// Fewest members on one node.
+    pub per_node: u32,
+}
+
+/// Link parameters the cost model needs.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkCosts {
+    /// Effective NVLink bandwidth per GPU and direction, bytes/s.
+    pub nvlink_bw: f64,
+    /// NVLink step latency, s.
+    pub nvlink_alpha: f64,
+    /// Effective bandwidth of one NIC, bytes/s.
+    pub nic_bw: f64,
+    /// NIC step latency, s.
+    pub nic_alpha: f64,
+    /// NICs per GPU (1 on DGX A100).
+    pub nics_per_gpu: f64,
+}
+
+impl LinkCosts {
+    /// From a hardware spec.
+    pub fn new(hw: &HardwareSpec) -> Self {
+        LinkCosts {
+            nvlink_bw: hw.node.nvlink.effective_bandwidth().bytes_per_s(),
+            nvlink_alpha: hw.node.nvlink.latency.as_secs_f64(),
+            nic_bw: hw.node.nic.effective_bandwidth().bytes_per_s(),
+            nic_alpha: hw.node.nic.latency.as_secs_f64(),
+            nics_per_gpu: hw.node.nics as f64 / hw.node.gpus as f64,
+        }
+    }
+
+    /// Ring channels a group gets: one per NIC its GPUs on a node own (at least one).
+    pub fn ring_channels(&self, shape: &GroupShape) -> u32 {
+        if shape.nodes <= 1 {
+            1
+        } else {
+            ((shape.per_node as f64 * self.nics_per_gpu).floor() as u32).max(1)
+        }
+    }
+}
+
+/// (latency s, bandwidth time s) of a collective with a given algorithm.
+pub fn cost(op: CollectiveOp, algo: Algorithm, shape: &GroupShape, bytes: f64, c: &LinkCosts) -> (f64, f64) {
+    let (n, nodes, k) = (shape.n as f64, shape.nodes as f64, shape.per_node.max(1) as f64);
+    if shape.n <= 1 {
+        return (0.0, 0.0);
+    }
+    let per_nic = c.nic_bw * c.nics_per_gpu.min(1.0);
+    match (algo, op) {
+        (Algorithm::Hierarchical, CollectiveOp::AllReduce) if shape.nodes > 1 => {
+            let latency = 2.0 * (k - 1.0) * c.nvlink_alpha + 2.0 * (nodes - 1.0) * c.nic_alpha;
+            let intra = 2.0 * (k - 1.0) / k * bytes / c.nvlink_bw;
+            let inter = 2.0 * (nodes - 1.0) / nodes * (bytes / k) / per_nic;
+            (latency, intra.max(inter))
+        }
+        (Algorithm::Tree, CollectiveOp::AllReduce) if shape.nodes > 1 => {
+            let latency = 2.0 * (k - 1.0) * c.nvlink_alpha + 2.0 * nodes.log2().ceil() * c.nic_alpha;
+            let intra = 2.0 * (k - 1.0) / k * bytes / c.nvlink_bw;
+            let inter = 2.0 * (bytes / k) / per_nic;
+            (latency, intra.max(inter))
+        }
+        _ => {
+            let (steps, inter_steps, factor) = match op {
+                CollectiveOp::AllReduce => (2.0 * (n - 1.0), 2.0 * (nodes - 1.0), 2.0 * (n - 1.0) / n),
+                CollectiveOp::ReduceScatter | CollectiveOp::AllGather => (n - 1.0, nodes - 1.0, (n - 1.0) / n),
+                CollectiveOp::Broadcast => (n - 1.0, nodes - 1.0, 1.0),
+                CollectiveOp::AllToAll => (1.0, if shape.nodes > 1 { 1.0 } else { 0.0 }, (n - 1.0) / n),
+            };
+            let latency = (steps - inter_steps) * c.nvlink_alpha + inter_steps * c.nic_alpha;
+            let bw = if shape.nodes <= 1 {
+                c.nvlink_bw
+            } else if op == CollectiveOp::AllToAll {
+                c.nvlink_bw.min(per_nic)
+            } else {
+                c.nvlink_bw.min(c.ring_channels(shape) as f64 * c.nic_bw)
+            };
+            (latency, factor * bytes / bw)
+        }
+    }
+}
+
+/// The algorithm to use: the fixed choice when it applies, else the fastest estimate.
+pub fn choose(op: CollectiveOp, choice: AlgorithmChoice, shape: &GroupShape, bytes: f64, c: &LinkCosts) -> Algorithm {
+    let multi_node_allreduce = op == CollectiveOp::AllReduce && shape.nodes > 1;
+    match choice {
+        AlgorithmChoice::Ring => Algorithm::Ring,
+        AlgorithmChoice::Hierarchical if multi_node_allreduce => Algorithm::Hierarchical,
+        AlgorithmChoice::Tree if multi_node_allreduce => Algorithm::Tree,
+        AlgorithmChoice::Auto if multi_node_allreduce => {
+            let time = |a| {
+                let (l, b) = cost(op, a, shape, bytes, c);
+                l + b
+            };
+            [Algorithm::Ring, Algorithm::Hierarchical, Algorithm::Tree]
+                .into_iter()
+                .min_by(|a, b| time(*a).total_cmp(&time(*b)))
+                .unwrap_or(Algorithm::Ring)
+        }
+        _ => Algorithm::Ring,
+    }
+}
+
+/// (latency s, bandwidth time s) of a point-to-point transfer.
+pub fn transfer_cost(same_node: bool, bytes: f64, c: &LinkCosts) -> (f64, f64) {
+    if same_node {
+        (c.nvlink_alpha, bytes / c.nvlink_bw)
+    } else {
+        (c.nic_alpha, bytes / (c.nic_bw * c.nics_per_gpu.min(1.0)))
+    }
+}

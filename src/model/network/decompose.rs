@@ -1,0 +1,178 @@
+//! Collectives as sets of concurrent flows on the topology, one set per algorithm.
+//!
+//! NCCL pipelines its algorithms, so every edge of a ring or tree carries its share of the data for
+//! the whole duration of the collective; at flow level each edge is one long-lived flow whose size is
+//! what that edge carries in total. Identical edges (same path, same size) merge into one flow of
+//! larger weight, which max-min sharing treats exactly like that many separate flows.
+//!
+//! - ring over one node: edge i → i+1, 2(n-1)/n S each (all-reduce);
+//! - ring over N nodes: C channels (one per NIC the group owns on a node); channel c enters every
+//!   node at its c-th member and leaves from the member before it, which hands the data over NVLink
+//!   to the c-th member's NIC (NCCL's PXN), so inter-node traffic stays on rail c. 2(n-1)/n S / C per edge;
+//! - hierarchical: rings inside each node (reduce-scatter + all-gather, 2(k-1)/k S per edge) with,
+//!   per rail, a ring across nodes of 2(N-1)/N S/k per edge;
+//! - tree: the same rings inside nodes, and per rail two binary trees over the nodes (the second
+//!   mirrored), each carrying S/(2k) up and down every edge;
+//! - all-to-all: a flow of S/n between every pair; send/recv: one flow.
+
+use super::algorithms::Algorithm;
+use crate::model::topology::{Path, Topology};
+use crate::workload::CollectiveOp;
+use std::collections::HashMap;
+
+/// One flow to start: a path, how many identical connections it stands for, and the bytes each moves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlowSpec {
+    /// The route.
+    pub path: Path,
+    /// Identical connections.
+    pub weight: f64,
+    /// Bytes per connection.
+    pub bytes: f64,
+}
+
+/// Accumulates flows, merging identical ones, in first-seen order.
+#[derive(Default)]
+struct Flows {
+    list: Vec<FlowSpec>,
+    index: HashMap<(Path, u64), usize>,
+}
+
+impl Flows {
+    fn add(&mut self, path: Path, bytes: f64) {
+        if path.links().is_empty() || bytes <= 0.0 {
+            return;
+        }
+        let key = (path, bytes.to_bits());
+        match self.index.get(&key) {
+            Some(&i) => self.list[i].weight += 1.0,
+            None => {
+                self.index.insert(key, self.list.len());
+                self.list.push(FlowSpec {
+                    path,
+                    weight: 1.0,
+                    bytes,
+                });
+            }
+        }
+    }
+}
+
+/// Members of a group per node: (node, sorted local GPUs as global GPU ids).
+fn by_node(topo: &Topology, ranks: &[u32]) -> Vec<Vec<u32>> {
+    let mut sorted = ranks.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    for g in sorted {
+        match out.last_mut() {
+            Some(last) if topo.node(last[0]) == topo.node(g) => last.push(g),
+            _ => out.push(vec![g]),
+        }
+    }
+    out
+}
+
+/// The flows of a collective with the given algorithm and ring channel count.
+pub fn collective(
+    topo: &Topology,
+    op: CollectiveOp,
+    algo: Algorithm,
+    ranks: &[u32],
+    bytes: f64,
+    channels: u32,
+) -> Vec<FlowSpec> {
+    let nodes = by_node(topo, ranks);
+    let n = ranks.len() as f64;
+    let mut flows = Flows::default();
+    if ranks.len() <= 1 {
+        return flows.list;
+    }
+    match (op, algo) {
+        (CollectiveOp::AllToAll, _) => {
+            for &a in ranks {
+                for &b in ranks {
+                    if a != b {
+                        flows.add(topo.direct(a, b), bytes / n);
+                    }
+                }
+            }
+        }
+        (CollectiveOp::AllReduce, Algorithm::Hierarchical | Algorithm::Tree) if nodes.len() > 1 => {
+            let k = nodes.iter().map(Vec::len).min().unwrap_or(1);
+            for members in &nodes {
+                let kk = members.len() as f64;
+                for i in 0..members.len() {
+                    let (a, b) = (members[i], members[(i + 1) % members.len()]);
+                    flows.add(topo.direct(a, b), 2.0 * (kk - 1.0) / kk * bytes);
+                }
+            }
+            let per_rail = bytes / k as f64;
+            for rail in 0..k {
+                let column: Vec<u32> = nodes.iter().map(|m| m[rail]).collect();
+                if algo == Algorithm::Hierarchical {
+                    let nn = column.len() as f64;
+                    ring_edges(&column, |a, b| {
+                        flows.add(topo.direct(a, b), 2.0 * (nn - 1.0) / nn * per_rail)
+                    });
+                } else {
+                    let mirrored: Vec<u32> = column.iter().rev().copied().collect();
+                    for order in [&column, &mirrored] {
+                        for pos in 1..order.len() {
+                            let (child, parent) = (order[pos], order[(pos - 1) / 2]);
+                            flows.add(topo.direct(child, parent), per_rail / 2.0);
+                            flows.add(topo.direct(parent, child), per_rail / 2.0);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            let factor = match op {
+                CollectiveOp::AllReduce => 2.0 * (n - 1.0) / n,
+                CollectiveOp::ReduceScatter | CollectiveOp::AllGather => (n - 1.0) / n,
+                CollectiveOp::Broadcast => 1.0,
+                CollectiveOp::AllToAll => unreachable!("handled above"),
+            };
+            if nodes.len() == 1 {
+                ring_edges(&nodes[0], |a, b| flows.add(topo.direct(a, b), factor * bytes));
+            } else {
+                let per_channel = factor * bytes / channels as f64;
+                for c in 0..channels as usize {
+                    for (j, members) in nodes.iter().enumerate() {
+                        let k = members.len();
+                        let order: Vec<u32> = (0..k).map(|i| members[(c + i) % k]).collect();
+                        for w in order.windows(2) {
+                            flows.add(topo.direct(w[0], w[1]), per_channel);
+                        }
+                        // leave from the last member through the NIC of this node's c-th member,
+                        // enter the next node at its c-th member (same rail)
+                        let next = &nodes[(j + 1) % nodes.len()];
+                        let entry = next[c % next.len()];
+                        let exit = order[k - 1];
+                        let proxy = members[c % k];
+                        flows.add(topo.route(exit, entry, proxy, entry), per_channel);
+                    }
+                }
+            }
+        }
+    }
+    flows.list
+}
+
+/// Calls `edge(a, b)` for each edge of the ring over `members` (both directions when there are two).
+fn ring_edges(members: &[u32], mut edge: impl FnMut(u32, u32)) {
+    if members.len() < 2 {
+        return;
+    }
+    for i in 0..members.len() {
+        edge(members[i], members[(i + 1) % members.len()]);
+    }
+}
+
+/// The flow of a point-to-point transfer.
+pub fn transfer(topo: &Topology, src: u32, dst: u32, bytes: f64) -> Vec<FlowSpec> {
+    let mut flows = Flows::default();
+    flows.add(topo.direct(src, dst), bytes);
+    flows.list
+}

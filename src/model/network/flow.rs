@@ -1,0 +1,336 @@
+//! Flow-level network model: communications become flows on the topology's links, sharing
+//! bandwidth max-min fairly.
+//!
+//! When flows start or end at some instant, the model marks their links dirty and schedules one
+//! `Rebalance` event at that same instant (events at equal times pop in scheduling order, so all the
+//! changes of the instant are seen together). Rebalancing collects the connected component of the
+//! dirty links (links → flows on them → their links ...), brings those flows' remaining bytes up to
+//! date, recomputes their max-min rates, and moves each changed flow's completion event with
+//! `reschedule` (the queue's change of priority), scheduling one where there was none. Flows outside
+//! the component keep their rates and events.
+//!
+//! A collective completes when its last flow has drained plus the algorithm's latency
+//! ([`algorithms::cost`]); a transfer when its flow has drained plus the path latency.
+
+use super::algorithms::{self, GroupShape, LinkCosts};
+use super::decompose::{self, FlowSpec};
+use super::maxmin::{FlowTable, Solver};
+use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel};
+use crate::config::{AlgorithmChoice, HardwareSpec};
+use crate::engine::EventKey;
+use crate::model::cluster::Placement;
+use crate::model::topology::{Path, Topology};
+use crate::units::{SimDuration, SimTime};
+
+#[derive(Clone, Debug)]
+struct Flow {
+    path: Path,
+    /// position of this flow in each of its links' lists
+    slot: [u32; 8],
+    weight: f64,
+    /// bytes per unit weight still to move
+    remaining: f64,
+    /// bytes/s per unit weight
+    rate: f64,
+    updated: SimTime,
+    event: Option<EventKey>,
+    comm: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Comm {
+    id: CommId,
+    flows_left: u32,
+    latency: SimDuration,
+}
+
+/// Max-min fair flow model on the cluster topology.
+pub struct FlowNetwork {
+    topo: Topology,
+    placement: Placement,
+    costs: LinkCosts,
+    choice: AlgorithmChoice,
+    flows: Vec<Option<Flow>>,
+    free_flows: Vec<u32>,
+    on_link: Vec<Vec<u32>>,
+    comms: Vec<Comm>,
+    free_comms: Vec<u32>,
+    dirty_links: Vec<u32>,
+    rebalance_pending: bool,
+    solver: Solver,
+    rate_scratch: Vec<f64>,
+    link_mark: Vec<u32>,
+    flow_mark: Vec<u32>,
+    epoch: u32,
+    comp_links: Vec<u32>,
+    comp_flows: Vec<u32>,
+    /// Total bytes moved per link class, for reports.
+    pub bytes_moved: f64,
+}
+
+struct Table<'a> {
+    flows: &'a [Option<Flow>],
+    on_link: &'a [Vec<u32>],
+}
+impl FlowTable for Table<'_> {
+    fn weight(&self, f: u32) -> f64 {
+        self.flows[f as usize].as_ref().map_or(0.0, |x| x.weight)
+    }
+    fn path(&self, f: u32) -> &[u32] {
+        self.flows[f as usize].as_ref().map_or(&[], |x| x.path.links())
+    }
+    fn flows_on(&self, l: u32) -> &[u32] {
+        &self.on_link[l as usize]
+    }
+}
+
+impl FlowNetwork {
+    /// The model for the first `nodes` nodes of a machine.
+    pub fn new(hw: &HardwareSpec, nodes: u32) -> Self {
+        let topo = Topology::new(hw, nodes);
+        let links = topo.links();
+        FlowNetwork {
+            placement: Placement::new(hw),
+            costs: LinkCosts::new(hw),
+            choice: hw.network.algorithm,
+            on_link: vec![Vec::new(); links],
+            link_mark: vec![0; links],
+            topo,
+            flows: Vec::new(),
+            free_flows: Vec::new(),
+            comms: Vec::new(),
+            free_comms: Vec::new(),
+            dirty_links: Vec::new(),
+            rebalance_pending: false,
+            solver: Solver::default(),
+            rate_scratch: Vec::new(),
+            flow_mark: Vec::new(),
+            epoch: 0,
+            comp_links: Vec::new(),
+            comp_flows: Vec::new(),
+            bytes_moved: 0.0,
+        }
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    fn add_flow(&mut self, spec: &FlowSpec, comm: u32, now: SimTime) {
+        let id = self.free_flows.pop().unwrap_or_else(|| {
+            self.flows.push(None);
+            (self.flows.len() - 1) as u32
+        });
+        let mut slot = [0u32; 8];
+        for (i, &l) in spec.path.links().iter().enumerate() {
+            slot[i] = self.on_link[l as usize].len() as u32;
+            self.on_link[l as usize].push(id);
+            self.dirty_links.push(l);
+        }
+        self.bytes_moved += spec.weight * spec.bytes;
+        self.flows[id as usize] = Some(Flow {
+            path: spec.path,
+            slot,
+            weight: spec.weight,
+            remaining: spec.bytes,
+            rate: 0.0,
+            updated: now,
+            event: None,
+            comm,
+        });
+    }
+
+    fn remove_flow(&mut self, id: u32) -> Flow {
+        let flow = self.flows[id as usize].take().expect("a live flow");
+        for (i, &l) in flow.path.links().iter().enumerate() {
+            let list = &mut self.on_link[l as usize];
+            let pos = flow.slot[i] as usize;
+            list.swap_remove(pos);
+            if let Some(&moved) = list.get(pos) {
+                // fix the moved flow's slot for this link
+                let m = self.flows[moved as usize].as_mut().expect("flows on links are live");
+                let hop = m
+                    .path
+                    .links()
+                    .iter()
+                    .position(|&x| x == l)
+                    .expect("the flow crosses the link");
+                m.slot[hop] = pos as u32;
+            }
+            self.dirty_links.push(l);
+        }
+        self.free_flows.push(id);
+        flow
+    }
+
+    fn request_rebalance(&mut self, now: SimTime, sched: &mut dyn NetScheduler) {
+        if !self.rebalance_pending {
+            self.rebalance_pending = true;
+            sched.schedule(now, NetEvent::Rebalance);
+        }
+    }
+
+    fn begin(&mut self, now: SimTime, id: CommId, specs: Vec<FlowSpec>, latency: f64, sched: &mut dyn NetScheduler) {
+        let c = self.free_comms.pop().unwrap_or_else(|| {
+            self.comms.push(Comm {
+                id,
+                flows_left: 0,
+                latency: SimDuration::ZERO,
+            });
+            (self.comms.len() - 1) as u32
+        });
+        self.comms[c as usize] = Comm {
+            id,
+            flows_left: specs.len() as u32,
+            latency: SimDuration::from_secs_f64(latency),
+        };
+        if specs.is_empty() {
+            self.free_comms.push(c);
+            sched.schedule(now + SimDuration::from_secs_f64(latency), NetEvent::Done(id));
+            return;
+        }
+        for s in &specs {
+            self.add_flow(s, c, now);
+        }
+        self.request_rebalance(now, sched);
+    }
+
+    fn rebalance(&mut self, now: SimTime, sched: &mut dyn NetScheduler) {
+        self.rebalance_pending = false;
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.flow_mark.len() < self.flows.len() {
+            self.flow_mark.resize(self.flows.len(), 0);
+        }
+        let epoch = self.epoch;
+        // connected component of the dirty links
+        self.comp_links.clear();
+        self.comp_flows.clear();
+        let mut stack: Vec<u32> = std::mem::take(&mut self.dirty_links);
+        while let Some(l) = stack.pop() {
+            if self.link_mark[l as usize] == epoch {
+                continue;
+            }
+            self.link_mark[l as usize] = epoch;
+            self.comp_links.push(l);
+            for &f in &self.on_link[l as usize] {
+                if self.flow_mark[f as usize] != epoch {
+                    self.flow_mark[f as usize] = epoch;
+                    self.comp_flows.push(f);
+                    let flow = self.flows[f as usize].as_ref().expect("live");
+                    stack.extend(
+                        flow.path
+                            .links()
+                            .iter()
+                            .copied()
+                            .filter(|&m| self.link_mark[m as usize] != epoch),
+                    );
+                }
+            }
+        }
+        stack.clear();
+        self.dirty_links = stack;
+        if self.comp_flows.is_empty() {
+            return;
+        }
+        // bring the component's flows up to now, then recompute their rates
+        for &f in &self.comp_flows {
+            let flow = self.flows[f as usize].as_mut().expect("live");
+            let dt = now.since(flow.updated).as_secs_f64();
+            flow.remaining = (flow.remaining - flow.rate * dt).max(0.0);
+            flow.updated = now;
+        }
+        if self.rate_scratch.len() < self.flows.len() {
+            self.rate_scratch.resize(self.flows.len(), 0.0);
+        }
+        let table = Table {
+            flows: &self.flows,
+            on_link: &self.on_link,
+        };
+        self.solver.solve(
+            &self.topo.capacity,
+            &self.comp_links,
+            &self.comp_flows,
+            &table,
+            &mut self.rate_scratch,
+        );
+        for i in 0..self.comp_flows.len() {
+            let f = self.comp_flows[i];
+            let rate = self.rate_scratch[f as usize];
+            let flow = self.flows[f as usize].as_mut().expect("live");
+            if flow.rate == rate && flow.event.is_some() {
+                continue;
+            }
+            flow.rate = rate;
+            let done = if rate.is_infinite() {
+                now
+            } else {
+                now + SimDuration((flow.remaining / rate * 1e9).ceil() as u64)
+            };
+            match flow.event {
+                Some(key) => {
+                    sched.reschedule(key, done);
+                }
+                None => flow.event = Some(sched.schedule(done, NetEvent::FlowDrained(f))),
+            }
+        }
+    }
+
+    fn group_shape(&self, ranks: &[u32]) -> GroupShape {
+        let (nodes, per_node) = self.placement.spread(ranks);
+        GroupShape {
+            n: ranks.len() as u32,
+            nodes,
+            per_node,
+        }
+    }
+}
+
+impl NetworkModel for FlowNetwork {
+    fn name(&self) -> &'static str {
+        "flow"
+    }
+
+    fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
+        let (specs, latency) = match comm {
+            Communication::Collective { op, ranks, bytes } => {
+                let shape = self.group_shape(ranks);
+                let algo = algorithms::choose(op, self.choice, &shape, bytes as f64, &self.costs);
+                let (latency, _) = algorithms::cost(op, algo, &shape, bytes as f64, &self.costs);
+                let channels = self.costs.ring_channels(&shape);
+                (
+                    decompose::collective(&self.topo, op, algo, ranks, bytes as f64, channels),
+                    latency,
+                )
+            }
+            Communication::Transfer { src, dst, bytes } => {
+                let same = self.topo.node(src) == self.topo.node(dst);
+                let (latency, _) = algorithms::transfer_cost(same, bytes as f64, &self.costs);
+                (decompose::transfer(&self.topo, src, dst, bytes as f64), latency)
+            }
+        };
+        self.begin(now, id, specs, latency, sched);
+    }
+
+    fn handle(&mut self, now: SimTime, event: NetEvent, sched: &mut dyn NetScheduler) -> Option<CommId> {
+        match event {
+            NetEvent::Done(id) => Some(id),
+            NetEvent::Rebalance => {
+                self.rebalance(now, sched);
+                None
+            }
+            NetEvent::FlowDrained(f) => {
+                let flow = self.remove_flow(f);
+                let c = &mut self.comms[flow.comm as usize];
+                c.flows_left -= 1;
+                if c.flows_left == 0 {
+                    let (id, latency) = (c.id, c.latency);
+                    self.free_comms.push(flow.comm);
+                    sched.schedule(now + latency, NetEvent::Done(id));
+                }
+                self.request_rebalance(now, sched);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The physical network as directed links with capacities, and the routes between GPUs.
+//!
+//! Per node: an NVSwitch with one NVLink port per GPU (an up link GPU→switch and a down link
+//! switch→GPU), and NICs, one per rail (GPU i uses NIC i x NICs / GPUs). NICs attach to leaf
+//! switches: in node order (`fat-tree`) or by rail within scalable units (`rail-optimized`). Each leaf's
+//! ports toward the spines are modelled as one up and one down link whose capacity is the leaf's NIC
+//! bandwidth divided by the oversubscription ratio. Above the leaves the fabric is non-blocking: ECMP
+//! spreads flows over the spine ports, which at flow level is one bundled link per leaf and
+//! direction (deterministic, no hash collisions).
+//!
+//! Capacities are effective bandwidths (nominal x efficiency), in bytes per second.
+
+use crate::config::{HardwareSpec, TopologyKind};
+
+/// Index of a directed link.
+pub type LinkId = u32;
+
+/// The kind of a link, for reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkClass {
+    /// GPU ↔ NVSwitch.
+    NvLink,
+    /// NIC ↔ leaf switch.
+    Nic,
+    /// Leaf ↔ spines (bundled).
+    LeafUplink,
+}
+
+/// A route: at most 8 links (NVLink up/down to a proxy GPU, NIC up, leaf up, leaf down, NIC down,
+/// NVLink up/down from the proxy GPU).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Path {
+    links: [LinkId; 8],
+    len: u8,
+}
+
+impl Path {
+    /// The links in order.
+    pub fn links(&self) -> &[LinkId] {
+        &self.links[..self.len as usize]
+    }
+    fn push(&mut self, l: LinkId) {
+        self.links[self.len as usize] = l;
+        self.len += 1;
+    }
+}
+
+/// The links of a cluster and how GPUs reach each other.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    /// Capacity of each link, bytes/s.
+    pub capacity: Vec<f64>,
+    /// Class of each link.
+    pub class: Vec<LinkClass>,
+    gpus_per_node: u32,
+    nics_per_node: u32,
+    nic_base: u32,
+    leaf_base: u32,
+    leaf_of_nic: Vec<u32>,
+}
+
+impl Topology {
+    /// Builds the links of `nodes` nodes of `hw` (only as many as the run uses).
+    pub fn new(hw: &HardwareSpec, nodes: u32) -> Self {
+        let (gpn, nics) = (hw.node.gpus, hw.node.nics);
+        let gpus = nodes * gpn;
+        let total_nics = nodes * nics;
+        let nic_bw = hw.node.nic.effective_bandwidth().bytes_per_s();
+        let mut capacity = vec![hw.node.nvlink.effective_bandwidth().bytes_per_s(); 2 * gpus as usize];
+        let mut class = vec![LinkClass::NvLink; 2 * gpus as usize];
+        let nic_base = capacity.len() as u32;
+        capacity.extend(std::iter::repeat_n(nic_bw, 2 * total_nics as usize));
+        class.extend(std::iter::repeat_n(LinkClass::Nic, 2 * total_nics as usize));
+        let leaf_base = capacity.len() as u32;
+        let (leaf_of_nic, leaves, uplink) = match &hw.network.topology {
+            Some(t) => {
+                let down = t.leaf_down_ports();
+                let leaf_of_nic: Vec<u32> = (0..total_nics)
+                    .map(|n| match t.kind {
+                        TopologyKind::FatTree => n / down,
+                        TopologyKind::RailOptimized => (n / nics / down) * nics + n % nics,
+                    })
+                    .collect();
+                let leaves = leaf_of_nic.iter().max().map_or(0, |m| m + 1);
+                // the leaf's NIC-facing bandwidth over the oversubscription ratio
+                let port = t.link.effective_bandwidth().bytes_per_s();
+                (leaf_of_nic, leaves, down as f64 * port / t.oversubscription)
+            }
+            None => ((0..total_nics).map(|_| 0).collect(), 0, f64::INFINITY),
+        };
+        capacity.extend(std::iter::repeat_n(uplink, 2 * leaves as usize));
+        class.extend(std::iter::repeat_n(LinkClass::LeafUplink, 2 * leaves as usize));
+        Topology {
+            capacity,
+            class,
+            gpus_per_node: gpn,
+            nics_per_node: nics,
+            nic_base,
+            leaf_base,
+            leaf_of_nic,
+        }
+    }
+
+    /// Number of links.
+    pub fn links(&self) -> usize {
+        self.capacity.len()
+    }
+    /// Node of a GPU.
+    pub fn node(&self, gpu: u32) -> u32 {
+        gpu / self.gpus_per_node
+    }
+    /// The NIC (global index) a GPU uses: its rail.
+    pub fn nic_of(&self, gpu: u32) -> u32 {
+        let local = gpu % self.gpus_per_node;
+        self.node(gpu) * self.nics_per_node + local * self.nics_per_node / self.gpus_per_node
+    }
+    /// GPU → NVSwitch.
+    pub fn nvlink_up(&self, gpu: u32) -> LinkId {
+        2 * gpu
+    }
+    /// NVSwitch → GPU.
+    pub fn nvlink_down(&self, gpu: u32) -> LinkId {
+        2 * gpu + 1
+    }
+    fn nic_up(&self, nic: u32) -> LinkId {
+        self.nic_base + 2 * nic
+    }
+    fn nic_down(&self, nic: u32) -> LinkId {
+        self.nic_base + 2 * nic + 1
+    }
+
+    /// The route from GPU `src` to GPU `dst`. Across nodes the data leaves through the NIC of
+    /// `src_nic_gpu` and enters through the NIC of `dst_nic_gpu` (NCCL's PXN: a GPU forwards over
+    /// NVLink to the GPU on the destination's rail); pass `src` and `dst` for the direct route.
+    pub fn route(&self, src: u32, dst: u32, src_nic_gpu: u32, dst_nic_gpu: u32) -> Path {
+        let mut p = Path::default();
+        if src == dst {
+            return p;
+        }
+        if self.node(src) == self.node(dst) {
+            p.push(self.nvlink_up(src));
+            p.push(self.nvlink_down(dst));
+            return p;
+        }
+        if src != src_nic_gpu {
+            p.push(self.nvlink_up(src));
+            p.push(self.nvlink_down(src_nic_gpu));
+        }
+        let (a, b) = (self.nic_of(src_nic_gpu), self.nic_of(dst_nic_gpu));
+        p.push(self.nic_up(a));
+        let (la, lb) = (self.leaf_of_nic[a as usize], self.leaf_of_nic[b as usize]);
+        if la != lb {
+            p.push(self.leaf_base + 2 * la);
+            p.push(self.leaf_base + 2 * lb + 1);
+        }
+        p.push(self.nic_down(b));
+        if dst != dst_nic_gpu {
+            p.push(self.nvlink_up(dst_nic_gpu));
+            p.push(self.nvlink_down(dst));
+        }
+        p
+    }
+
+    /// The direct route from `src` to `dst`.
+    pub fn direct(&self, src: u32, dst: u32) -> Path {
+        self.route(src, dst, src, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{builtin_hardware, Document};
+
+    fn hw(set: &[&str]) -> HardwareSpec {
+        let mut doc = Document::parse("dgx-a100", builtin_hardware("dgx-a100").unwrap()).unwrap();
+        for s in set {
+            doc.apply(&crate::config::Override::parse(s).unwrap()).unwrap();
+        }
+        HardwareSpec::from_document(&doc).unwrap()
+    }
+
+    #[test]
+    fn routes_inside_and_across_nodes() {
+        let t = Topology::new(&hw(&[]), 64);
+        // inside a node: NVLink up, NVLink down
+        assert_eq!(t.direct(0, 5).links(), &[t.nvlink_up(0), t.nvlink_down(5)]);
+        // GPU 3 of node 0 to GPU 3 of node 1: same rail, same rail-optimized leaf: NIC up, NIC down
+        let p = t.direct(3, 8 + 3);
+        assert_eq!(p.links().len(), 2);
+        assert_eq!(t.class[p.links()[0] as usize], LinkClass::Nic);
+        // node 0 to node 20 (another scalable unit of 20 nodes): through the leaf uplinks
+        assert_eq!(t.direct(3, 20 * 8 + 3).links().len(), 4);
+        // GPU 3 to GPU 4 of the next node: a different rail, so it crosses the spines
+        assert_eq!(t.direct(3, 8 + 4).links().len(), 4);
+        // PXN: hop to GPU 4 over NVLink first, then stay on rail 4
+        let pxn = t.route(3, 8 + 4, 4, 8 + 4);
+        assert_eq!(pxn.links().len(), 4);
+        assert_eq!(pxn.links()[0], t.nvlink_up(3));
+        assert_eq!(pxn.links()[1], t.nvlink_down(4));
+    }
+
+    #[test]
+    fn oversubscription_divides_the_leaf_uplink() {
+        let full = Topology::new(&hw(&[]), 64);
+        let half = Topology::new(&hw(&["hardware.network.topology.oversubscription=2"]), 64);
+        let up = |t: &Topology| t.capacity[t.class.iter().position(|c| *c == LinkClass::LeafUplink).unwrap()];
+        // radix 40: 20 NIC ports x 24 GB/s = 480 GB/s up at 1:1; 2:1 has 26 NIC ports -> 26 x 24 / 2 = 312 GB/s
+        assert!((up(&full) - 20.0 * 24e9).abs() < 1.0);
+        assert!((up(&half) - 26.0 * 24e9 / 2.0).abs() < 1.0);
+    }
+}

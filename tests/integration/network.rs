@@ -1,0 +1,290 @@
+//! The network: calibration against nccl-tests on DGX A100, contention, and what-ifs.
+
+use super::common::{clustersim, report};
+use clustersim::collective::{sweep, SweepOp};
+use clustersim::config::{Document, HardwareSpec, Override};
+use clustersim::sim::{simulate, SimOptions, SpanSink};
+use clustersim::units::SimTime;
+use clustersim::workload::graph::{GraphBuilder, Phase, Stream, TaskKind, TaskLabel};
+use clustersim::workload::{CollectiveOp, TaskId};
+
+const GIB: u64 = 1 << 30;
+
+fn hardware(sets: &[&str]) -> HardwareSpec {
+    let mut doc = Document::parse("dgx-a100", clustersim::config::builtin_hardware("dgx-a100").unwrap()).unwrap();
+    for s in sets {
+        doc.apply(&Override::parse(s).unwrap()).unwrap();
+    }
+    HardwareSpec::from_document(&doc).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn busbw(hw: &HardwareSpec, gpus: u32, bytes: u64) -> f64 {
+    sweep(hw, SweepOp::AllReduce, gpus, &[bytes]).unwrap()[0].busbw / 1e9
+}
+
+/// nccl-tests on DGX A100: about 230 GB/s all-reduce bus bandwidth inside a node at large sizes.
+#[test]
+fn intra_node_allreduce_reaches_230() {
+    let hw = hardware(&[]);
+    for bytes in [GIB, 2 * GIB, 8 * GIB] {
+        let bw = busbw(&hw, 8, bytes);
+        assert!((bw / 230.0 - 1.0).abs() < 0.10, "{bytes}: {bw}");
+    }
+}
+
+/// nccl-tests on DGX A100 with 8 HDR NICs: 192 GB/s ring all-reduce bus bandwidth across nodes.
+/// The ring's latency grows with the ranks: NCCL's own model charges (2(n-1) - 2(N-1)) NVLink steps
+/// and 2(N-1) network steps; at 64 nodes that is 896 x 2 us + 126 x 5 us = 2.42 ms, so at 1 GiB
+/// (11.2 ms of transfer) the flat ring gets 158 GB/s and only from 2 GiB on is it within 10%.
+/// `auto` (NCCL's choice) then runs the hierarchical algorithm, within 10% at 1 GiB as well.
+#[test]
+fn inter_node_allreduce_reaches_192() {
+    let ring = hardware(&["hardware.network.algorithm=ring"]);
+    for nodes in [2u32, 4, 8, 16, 32, 64] {
+        for bytes in [GIB, 2 * GIB, 8 * GIB] {
+            if nodes == 64 && bytes == GIB {
+                continue;
+            }
+            let bw = busbw(&ring, nodes * 8, bytes);
+            assert!((bw / 192.0 - 1.0).abs() < 0.10, "{nodes} nodes, {bytes} B: {bw}");
+        }
+    }
+    let flat = busbw(&ring, 512, GIB);
+    assert!((flat - 158.0).abs() < 2.0, "ring at 64 nodes, 1 GiB: {flat}");
+    let auto = busbw(&hardware(&[]), 512, GIB);
+    assert!((auto / 192.0 - 1.0).abs() < 0.10, "auto at 64 nodes, 1 GiB: {auto}");
+}
+
+/// Small messages are latency-bound: 8 bytes over 8 GPUs takes the 14 ring steps of 2 us = 28 us;
+/// over 2 nodes (16 GPUs) the tree needs 2 x 7 NVLink steps and 2 x 1 network step: 28 + 10 = 38 us.
+#[test]
+fn small_messages_take_microseconds() {
+    let hw = hardware(&[]);
+    let t8 = sweep(&hw, SweepOp::AllReduce, 8, &[8]).unwrap()[0].time_s;
+    assert!((t8 - 28e-6).abs() < 1e-8, "{t8}");
+    let t16 = sweep(&hw, SweepOp::AllReduce, 16, &[8]).unwrap()[0].time_s;
+    assert!((t16 - 38e-6).abs() < 1e-8, "{t16}");
+}
+
+/// Without contention the flow model and the analytic model agree.
+#[test]
+fn flow_model_agrees_with_analytic_without_contention() {
+    for op in [
+        SweepOp::AllReduce,
+        SweepOp::AllGather,
+        SweepOp::ReduceScatter,
+        SweepOp::Broadcast,
+    ] {
+        for gpus in [8u32, 16, 64] {
+            let flow = sweep(&hardware(&["hardware.network.algorithm=ring"]), op, gpus, &[GIB]).unwrap()[0].time_s;
+            let analytic = sweep(
+                &hardware(&["hardware.network.model=analytic", "hardware.network.algorithm=ring"]),
+                op,
+                gpus,
+                &[GIB],
+            )
+            .unwrap()[0]
+                .time_s;
+            assert!(
+                (flow / analytic - 1.0).abs() < 0.01,
+                "{op:?} {gpus}: flow {flow} analytic {analytic}"
+            );
+        }
+    }
+}
+
+/// End time of every task.
+#[derive(Default)]
+struct Ends(Vec<(TaskId, SimTime)>);
+impl SpanSink for Ends {
+    fn wants(&self, _rank: u32) -> bool {
+        true
+    }
+    fn span(&mut self, task: TaskId, _start: SimTime, end: SimTime) {
+        self.0.push((task, end));
+    }
+}
+
+const LABEL: TaskLabel = TaskLabel {
+    phase: Phase::Other,
+    chunk: 0,
+    layer: u16::MAX,
+    microbatch: u32::MAX,
+};
+
+/// Two transfers through the same NIC get half its bandwidth each: GPU 0 (rail 0) sends 1 GiB to
+/// GPU 8 and GPU 16 at once; both leave through NIC 0 of node 0 (24 GB/s), so each takes
+/// 2^30 / 12 GB/s = 89.5 ms instead of 2^30 / 24 GB/s = 44.7 ms (plus 5 us latency).
+#[test]
+fn two_flows_on_one_link_get_half_each() {
+    let hw = hardware(&[]);
+    let time = |dsts: &[u32]| {
+        let mut g = GraphBuilder::new(24);
+        // each send on its own stream of GPU 0, so that they run at the same time
+        for (&d, stream) in dsts.iter().zip([Stream::PipelineSend, Stream::DataParallel]) {
+            let x = g.transfer(0, d, GIB);
+            g.task(0, stream, TaskKind::Send(x), LABEL);
+            g.task(d, Stream::Compute, TaskKind::Recv(x), LABEL);
+        }
+        simulate(&g.finish(), &hw, SimOptions { seed: 1 }, &mut clustersim::sim::NoSpans)
+            .unwrap()
+            .makespan
+            .as_secs_f64()
+    };
+    let alone = time(&[8]);
+    let shared = time(&[8, 16]);
+    let nic = 200e9 / 8.0 * 0.96;
+    assert!((alone - (GIB as f64 / nic + 5e-6)).abs() < 1e-6, "{alone}");
+    assert!((shared - (GIB as f64 / (nic / 2.0) + 5e-6)).abs() < 1e-6, "{shared}");
+}
+
+/// A 2:1 oversubscribed tree halves cross-leaf all-reduce bus bandwidth. Both fabrics put one node
+/// on each leaf (radix 16 at 1:1 and radix 12 at 2:1 both give 8 NIC ports per leaf), so each ring
+/// channel crosses a leaf uplink between consecutive nodes: 8 flows per uplink that would each get a
+/// NIC's 24 GB/s (192 GB/s; the 1:1 uplink carries 8 x 24) but the 2:1 uplink carries 96 GB/s.
+#[test]
+fn oversubscription_halves_cross_leaf_busbw() {
+    let fabric = |radix: &str, over: &str| {
+        hardware(&[
+            "hardware.network.algorithm=ring",
+            "hardware.network.topology.kind=fat-tree",
+            radix,
+            over,
+            "hardware.nodes=8",
+        ])
+    };
+    let full = busbw(
+        &fabric(
+            "hardware.network.topology.radix=16",
+            "hardware.network.topology.oversubscription=1",
+        ),
+        64,
+        8 * GIB,
+    );
+    let half = busbw(
+        &fabric(
+            "hardware.network.topology.radix=12",
+            "hardware.network.topology.oversubscription=2",
+        ),
+        64,
+        8 * GIB,
+    );
+    assert!((full / 192.0 - 1.0).abs() < 0.03, "{full}");
+    assert!((half / full - 0.5).abs() < 0.02, "{half} vs {full}");
+}
+
+/// A data-parallel all-reduce on rail 0 (GPU 0 of nodes 0-3) and a pipeline send GPU 0 → GPU 8
+/// (also rail 0) share NIC 0 of node 0 and NIC 0 of node 1: run together, both finish later.
+#[test]
+fn data_parallel_allreduce_and_pipeline_send_slow_each_other() {
+    let hw = hardware(&["hardware.network.algorithm=ring"]);
+    let run = |allreduce: bool, send: bool| {
+        let mut g = GraphBuilder::new(32);
+        if allreduce {
+            let group = g.group(vec![0, 8, 16, 24]);
+            let c = g.collective(CollectiveOp::AllReduce, group, GIB);
+            for r in [0, 8, 16, 24] {
+                g.task(r, Stream::DataParallel, TaskKind::Collective(c), LABEL);
+            }
+        }
+        if send {
+            let x = g.transfer(0, 8, GIB);
+            g.task(0, Stream::PipelineSend, TaskKind::Send(x), LABEL);
+            g.task(8, Stream::Compute, TaskKind::Recv(x), LABEL);
+        }
+        let graph = g.finish();
+        let mut ends = Ends::default();
+        simulate(&graph, &hw, SimOptions { seed: 1 }, &mut ends).unwrap();
+        let end_on = |stream: usize| {
+            let range = graph.stream(0, stream);
+            ends.0
+                .iter()
+                .filter(|(t, _)| range.contains(t))
+                .map(|(_, e)| e.as_secs_f64())
+                .next()
+        };
+        (
+            end_on(Stream::DataParallel as usize),
+            end_on(Stream::PipelineSend as usize),
+        )
+    };
+    let (ar_alone, _) = run(true, false);
+    let (_, send_alone) = run(false, true);
+    let (ar_shared, send_shared) = run(true, true);
+    let (ar_alone, send_alone) = (ar_alone.unwrap(), send_alone.unwrap());
+    let (ar_shared, send_shared) = (ar_shared.unwrap(), send_shared.unwrap());
+    assert!(ar_shared > ar_alone * 1.2, "all-reduce {ar_alone} -> {ar_shared}");
+    assert!(send_shared > send_alone * 1.2, "send {send_alone} -> {send_shared}");
+}
+
+/// Halving InfiniBand bandwidth hurts tensor parallelism across nodes (t = 16: every layer's
+/// all-reduces cross InfiniBand) more than inside a node (t = 8: only pipeline and data-parallel
+/// traffic crosses it). How much more depends on the algorithm: a flat ring's 15.7 MB all-reduce
+/// over 2 nodes is NIC-bound (2 x 15/16 x S / 192 GB/s = 0.15 ms), so its time nearly doubles; the
+/// hierarchical algorithm that `auto` picks sends only S/8 through each NIC (S/8 / 24 GB/s = 0.08 ms)
+/// and is NVLink-bound (1.75 S / 230 GB/s = 0.12 ms) until the NICs are halved (0.16 ms).
+#[test]
+fn halving_infiniband_hurts_cross_node_tensor_parallelism_most() {
+    let slowdown = |t: u32, d: u32, algorithm: &str| {
+        let split = vec![
+            format!("workload.parallel.tensor={t}"),
+            "workload.parallel.pipeline=2".to_string(),
+            format!("workload.parallel.data={d}"),
+            "workload.batch.global=64".to_string(),
+            format!("hardware.network.algorithm={algorithm}"),
+        ];
+        let mut halved = split.clone();
+        halved.push("hardware.node.nic.bandwidth=100 Gb/s".into());
+        report("dgx-a100", "gpt-5.9b", &halved).iteration_time_s
+            / report("dgx-a100", "gpt-5.9b", &split).iteration_time_s
+            - 1.0
+    };
+    let (t16, t8) = (slowdown(16, 2, "ring"), slowdown(8, 4, "ring"));
+    assert!(t16 > 0.25 && t16 > 3.0 * t8, "ring: t16 +{t16}, t8 +{t8}");
+    let (t16, t8) = (slowdown(16, 2, "auto"), slowdown(8, 4, "auto"));
+    assert!(t16 > 0.10 && t16 > 1.5 * t8, "auto: t16 +{t16}, t8 +{t8}");
+}
+
+fn fails(args: &[&str], yaml_edit: Option<(&str, &str)>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    if let Some((from, to)) = yaml_edit {
+        let hw = include_str!("../../hardware/dgx-a100.yaml").replace(from, to);
+        std::fs::write(dir.path().join("hw.yaml"), hw).unwrap();
+        all.extend(["--hardware", "hw.yaml"]);
+    }
+    let o = clustersim(dir.path(), &all);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    format!("exit 2\n{stderr}")
+}
+
+#[test]
+fn radix_too_small_for_the_node_count() {
+    insta::assert_snapshot!(fails(
+        &["run", "--no-output"],
+        Some(("    levels: 3 ", "    levels: 2 "))
+    ));
+}
+
+#[test]
+fn topology_link_without_bandwidth() {
+    insta::assert_snapshot!(fails(
+        &["run", "--no-output"],
+        Some(("      bandwidth: 200 Gb/s      # HDR port\n", ""))
+    ));
+}
+
+#[test]
+fn unknown_topology_kind() {
+    insta::assert_snapshot!(fails(
+        &["run", "--no-output", "--set", "hardware.network.topology.kind=torus"],
+        None
+    ));
+}
+
+#[test]
+fn collective_on_more_gpus_than_the_machine_has() {
+    insta::assert_snapshot!(fails(&["collective", "--gpus", "4096", "--no-output"], None));
+}
