@@ -205,3 +205,56 @@ pub fn csv(points: &[Point]) -> String {
     }
     s
 }
+
+/// Published nccl-tests bus bandwidths (workloads/reference/nccl-tests.csv), compiled in.
+const PUBLISHED: &str = include_str!("../workloads/reference/nccl-tests.csv");
+
+/// The published bus bandwidth (GB/s) and its source for this hardware, operation and scale, if any.
+pub fn published_busbw(hardware: &str, op: SweepOp, gpus: u32, gpus_per_node: u32) -> Option<(f64, String)> {
+    let scope = if gpus <= gpus_per_node { "intra" } else { "inter" };
+    PUBLISHED
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("hardware,"))
+        .find_map(|line| {
+            let mut f = line.splitn(5, ',');
+            let (hw, o, sc, bw, src) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            (hw == hardware && o == op.name() && sc == scope)
+                .then(|| (bw.parse().ok(), src.trim_matches('"').to_string()))
+                .and_then(|(b, s)| Some((b?, s)))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_double_from_min_to_max() {
+        assert_eq!(parse_sizes("1KiB:8KiB").unwrap(), vec![1024, 2048, 4096, 8192]);
+        assert_eq!(parse_sizes("1GiB").unwrap(), vec![1 << 30]);
+        assert!(parse_sizes("8KiB:1KiB").is_err());
+        assert!(parse_sizes("0:1KiB").is_err());
+        assert!(parse_sizes("lots").is_err());
+    }
+
+    #[test]
+    fn published_reference_is_found_by_hardware_op_and_scope() {
+        assert_eq!(
+            published_busbw("dgx-a100", SweepOp::AllReduce, 8, 8).map(|r| r.0),
+            Some(230.0)
+        );
+        assert_eq!(
+            published_busbw("dgx-a100", SweepOp::AllReduce, 16, 8).map(|r| r.0),
+            Some(192.0)
+        );
+        assert_eq!(published_busbw("dgx-h100", SweepOp::AllReduce, 16, 8), None);
+        assert_eq!(published_busbw("dgx-a100", SweepOp::AllGather, 16, 8), None);
+    }
+
+    #[test]
+    fn bus_factors_follow_nccl_tests() {
+        assert_eq!(SweepOp::AllReduce.bus_factor(8), 2.0 * 7.0 / 8.0);
+        assert_eq!(SweepOp::AllGather.bus_factor(8), 7.0 / 8.0);
+        assert_eq!(SweepOp::Broadcast.bus_factor(8), 1.0);
+    }
+}

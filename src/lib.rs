@@ -93,7 +93,8 @@ pub fn collective_command(args: &cli::CollectiveArgs) -> Result<()> {
             hw.name,
             hw.network.model.name()
         );
-        report::plot::write_busbw_plot(&dir.join("busbw"), &title, &points)?;
+        let reference = collective::published_busbw(&hw.name, args.op, args.gpus, hw.node.gpus);
+        report::plot::write_busbw_plot(&dir.join("busbw"), &title, &points, reference.as_ref())?;
         println!("wrote {}, {}", csv.display(), dir.join("busbw.png").display());
     }
     Ok(())

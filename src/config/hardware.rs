@@ -138,12 +138,12 @@ impl NetworkModelKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AlgorithmChoice {
-    /// The fastest predicted algorithm for each size and group, as NCCL's tuner picks.
+    /// The faster predicted of ring and tree (NCCL's algorithms) for each size and group, as NCCL's tuner picks.
     #[default]
     Auto,
     /// Rings over all ranks (one channel per NIC the group owns).
     Ring,
-    /// Rings inside nodes, rings across nodes per rail, pipelined.
+    /// Rings inside nodes, rings across nodes per rail, pipelined (not an NCCL algorithm: what-if studies).
     Hierarchical,
     /// Rings inside nodes, double binary trees across nodes per rail.
     Tree,

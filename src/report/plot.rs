@@ -192,14 +192,22 @@ fn draw_busbw<DB: DrawingBackend>(
     area: DrawingArea<DB, Shift>,
     title: &str,
     points: &[crate::collective::Point],
+    reference: Option<&(f64, String)>,
 ) -> std::result::Result<(), String> {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
-    let lo = points.iter().map(|p| p.bytes).min().unwrap_or(1).max(1) as f64;
-    let hi = points.iter().map(|p| p.bytes).max().unwrap_or(2).max(2) as f64;
+    // x is log2(size) on a linear axis, so that ticks fall on powers of two
+    let log2 = |b: u64| (b.max(1) as f64).log2();
+    let lo = points
+        .iter()
+        .map(|p| log2(p.bytes))
+        .fold(f64::INFINITY, f64::min)
+        .min(0.0f64.max(1.0) * 64.0);
+    let hi = points.iter().map(|p| log2(p.bytes)).fold(0.0, f64::max).max(lo + 1.0);
     let top = points
         .iter()
         .map(|p| p.busbw / 1e9)
         .filter(|b| b.is_finite())
+        .chain(reference.map(|r| r.0))
         .fold(1.0, f64::max)
         * 1.15;
     let mut chart = ChartBuilder::on(&area)
@@ -207,20 +215,21 @@ fn draw_busbw<DB: DrawingBackend>(
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
-        .build_cartesian_2d((lo..hi * 1.0001).log_scale(), 0.0..top)
+        .build_cartesian_2d(lo..hi, 0.0..top)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("message size")
         .y_desc("bus bandwidth (GB/s)")
-        .x_label_formatter(&|b| crate::collective::human_size(*b as u64))
+        .x_labels(((hi - lo) / 3.0).ceil() as usize + 1)
+        .x_label_formatter(&|x| crate::collective::human_size(2f64.powf(x.round()) as u64))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())?;
     let series: Vec<(f64, f64)> = points
         .iter()
         .filter(|p| p.busbw.is_finite())
-        .map(|p| (p.bytes as f64, p.busbw / 1e9))
+        .map(|p| (log2(p.bytes), p.busbw / 1e9))
         .collect();
     chart
         .draw_series(LineSeries::new(series.clone(), BLUE.stroke_width(2)))
@@ -230,6 +239,18 @@ fn draw_busbw<DB: DrawingBackend>(
     chart
         .draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.filled())))
         .map_err(|e| e.to_string())?;
+    if let Some((bw, source)) = reference {
+        let red = RGBColor(200, 40, 40);
+        let dashes = (0..((hi - lo) * 4.0) as usize).step_by(2).map(|i| {
+            let x0 = lo + i as f64 / 4.0;
+            PathElement::new(vec![(x0, *bw), ((x0 + 0.25).min(hi), *bw)], red.stroke_width(2))
+        });
+        chart
+            .draw_series(dashes)
+            .map_err(|e| e.to_string())?
+            .label(format!("published nccl-tests: {bw} GB/s ({source})"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2)));
+    }
     chart
         .configure_series_labels()
         .border_style(BLACK)
@@ -241,20 +262,33 @@ fn draw_busbw<DB: DrawingBackend>(
     area.present().map_err(|e| e.to_string())
 }
 
-/// Writes the nccl-tests-style bus bandwidth versus message size plot to `stem`.png and .svg.
-pub fn write_busbw_plot(stem: &Path, title: &str, points: &[crate::collective::Point]) -> Result<()> {
+/// Writes the nccl-tests-style bus bandwidth versus message size plot to `stem`.png and .svg, with
+/// a published reference level when one is given.
+pub fn write_busbw_plot(
+    stem: &Path,
+    title: &str,
+    points: &[crate::collective::Point],
+    reference: Option<&(f64, String)>,
+) -> Result<()> {
     register_font();
     let size = (1200u32, 700u32);
     let fail = |e: String| Error::Internal(format!("cannot draw {}: {e}", stem.display()));
     let png = stem.with_extension("png");
     let tmp = temporary_path(&png);
-    draw_busbw(BitMapBackend::new(&tmp, size).into_drawing_area(), title, points).map_err(fail)?;
+    draw_busbw(
+        BitMapBackend::new(&tmp, size).into_drawing_area(),
+        title,
+        points,
+        reference,
+    )
+    .map_err(fail)?;
     commit(&tmp, &png)?;
     let mut svg = String::new();
     draw_busbw(
         SVGBackend::with_string(&mut svg, size).into_drawing_area(),
         title,
         points,
+        reference,
     )
     .map_err(fail)?;
     crate::report::output::write_atomic(&stem.with_extension("svg"), |w| w.write_all(svg.as_bytes()))

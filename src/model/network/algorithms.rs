@@ -15,7 +15,8 @@
 //! - tree all-reduce: as hierarchical, with a double binary tree across nodes per rail (about
 //!   2 S/k per NIC, but only 2 log2(N) network steps).
 //!
-//! `auto` picks the fastest estimate, like NCCL's tuner.
+//! `auto` picks the faster estimate of ring and tree, the two NCCL has (as NCCL's tuner does);
+//! hierarchical is not an NCCL algorithm and runs only when asked for, for what-if studies.
 
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::workload::CollectiveOp;
@@ -142,7 +143,7 @@ pub fn choose(op: CollectiveOp, choice: AlgorithmChoice, shape: &GroupShape, byt
                 let (l, b) = cost(op, a, shape, bytes, c);
                 l + b
             };
-            [Algorithm::Ring, Algorithm::Hierarchical, Algorithm::Tree]
+            [Algorithm::Ring, Algorithm::Tree]
                 .into_iter()
                 .min_by(|a, b| time(*a).total_cmp(&time(*b)))
                 .unwrap_or(Algorithm::Ring)
