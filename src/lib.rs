@@ -94,7 +94,14 @@ pub fn collective_command(args: &cli::CollectiveArgs) -> Result<()> {
             hw.network.model.name()
         );
         let reference = collective::published_busbw(&hw.name, args.op, args.gpus, hw.node.gpus);
-        report::plot::write_busbw_plot(&dir.join("busbw"), &title, &points, reference.as_ref())?;
+        report::plot::write_figure(
+            &dir.join("busbw"),
+            &report::plot::BusBandwidthChart {
+                title: &title,
+                points: &points,
+                reference: reference.as_ref(),
+            },
+        )?;
         println!("wrote {}, {}", csv.display(), dir.join("busbw.png").display());
     }
     Ok(())

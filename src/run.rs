@@ -3,7 +3,7 @@
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::report::output::{create_dir, write_atomic};
-use crate::report::plot::{schedule_blocks, write_schedule_plot};
+use crate::report::plot::{schedule_blocks, write_figure, ScheduleChart};
 use crate::report::timeline::{write_chrome_trace, Timeline, TimelineRanks};
 use crate::report::Report;
 use crate::sim::{simulate, SimOptions};
@@ -118,7 +118,14 @@ pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
             }
         );
         let stem = dir.join("schedule");
-        write_schedule_plot(&stem, &title, p.pipeline, &blocks)?;
+        write_figure(
+            &stem,
+            &ScheduleChart {
+                title: &title,
+                stages: p.pipeline,
+                blocks: &blocks,
+            },
+        )?;
         written.push(stem.with_extension("png"));
         written.push(stem.with_extension("svg"));
     }

@@ -22,6 +22,31 @@ pub fn register_font() {
     });
 }
 
+/// A plot that can draw itself on any plotters backend.
+pub trait Figure {
+    /// Pixel size of the image.
+    fn size(&self) -> (u32, u32);
+    /// Draws the whole figure.
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> std::result::Result<(), String>;
+}
+
+/// Writes a figure to `stem`.png and `stem`.svg, each through a temporary file.
+pub fn write_figure(stem: &Path, figure: &impl Figure) -> Result<()> {
+    register_font();
+    let fail = |e: String| Error::Internal(format!("cannot draw {}: {e}", stem.display()));
+    let png = stem.with_extension("png");
+    let tmp = temporary_path(&png);
+    figure
+        .draw(BitMapBackend::new(&tmp, figure.size()).into_drawing_area())
+        .map_err(fail)?;
+    commit(&tmp, &png)?;
+    let mut svg = String::new();
+    figure
+        .draw(SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area())
+        .map_err(fail)?;
+    crate::report::output::write_atomic(&stem.with_extension("svg"), |w| w.write_all(svg.as_bytes()))
+}
+
 /// One bar of the Gantt chart: a forward or backward pass of one microbatch on one stage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Block {
@@ -160,32 +185,24 @@ fn draw_gantt<DB: DrawingBackend>(
     area.present().map_err(|e| e.to_string())
 }
 
-/// Writes the pipeline schedule as a Gantt chart (like Megatron-LM Figures 3-4) to `stem`.png and .svg:
-/// forward passes blue, backward green (recomputation merged into its backward), numbered by microbatch.
-pub fn write_schedule_plot(stem: &Path, title: &str, stages: u32, blocks: &[Block]) -> Result<()> {
-    register_font();
-    let height = (120 + 48 * stages.min(64)).max(240);
-    let size = (1600u32, height);
-    let fail = |e: String| Error::Internal(format!("cannot draw {}: {e}", stem.display()));
-    let png = stem.with_extension("png");
-    let tmp = temporary_path(&png);
-    draw_gantt(
-        BitMapBackend::new(&tmp, size).into_drawing_area(),
-        title,
-        stages,
-        blocks,
-    )
-    .map_err(fail)?;
-    commit(&tmp, &png)?;
-    let mut svg = String::new();
-    draw_gantt(
-        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
-        title,
-        stages,
-        blocks,
-    )
-    .map_err(fail)?;
-    crate::report::output::write_atomic(&stem.with_extension("svg"), |w| w.write_all(svg.as_bytes()))
+/// The pipeline schedule as a Gantt chart (like Megatron-LM Figures 3-4): forward passes blue,
+/// backward green (recomputation merged into its backward), numbered by microbatch.
+pub struct ScheduleChart<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Pipeline stages (rows).
+    pub stages: u32,
+    /// Bars.
+    pub blocks: &'a [Block],
+}
+
+impl Figure for ScheduleChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1600, (120 + 48 * self.stages.min(64)).max(240))
+    }
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
+        draw_gantt(area, self.title, self.stages, self.blocks)
+    }
 }
 
 fn draw_busbw<DB: DrawingBackend>(
@@ -262,34 +279,21 @@ fn draw_busbw<DB: DrawingBackend>(
     area.present().map_err(|e| e.to_string())
 }
 
-/// Writes the nccl-tests-style bus bandwidth versus message size plot to `stem`.png and .svg, with
-/// a published reference level when one is given.
-pub fn write_busbw_plot(
-    stem: &Path,
-    title: &str,
-    points: &[crate::collective::Point],
-    reference: Option<&(f64, String)>,
-) -> Result<()> {
-    register_font();
-    let size = (1200u32, 700u32);
-    let fail = |e: String| Error::Internal(format!("cannot draw {}: {e}", stem.display()));
-    let png = stem.with_extension("png");
-    let tmp = temporary_path(&png);
-    draw_busbw(
-        BitMapBackend::new(&tmp, size).into_drawing_area(),
-        title,
-        points,
-        reference,
-    )
-    .map_err(fail)?;
-    commit(&tmp, &png)?;
-    let mut svg = String::new();
-    draw_busbw(
-        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
-        title,
-        points,
-        reference,
-    )
-    .map_err(fail)?;
-    crate::report::output::write_atomic(&stem.with_extension("svg"), |w| w.write_all(svg.as_bytes()))
+/// nccl-tests-style bus bandwidth versus message size, with a published reference level if any.
+pub struct BusBandwidthChart<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// The sweep.
+    pub points: &'a [crate::collective::Point],
+    /// Published level (GB/s) and its source.
+    pub reference: Option<&'a (f64, String)>,
+}
+
+impl Figure for BusBandwidthChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1200, 700)
+    }
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
+        draw_busbw(area, self.title, self.points, self.reference)
+    }
 }
