@@ -22,6 +22,28 @@ pub enum Command {
     Bench(BenchArgs),
     /// Sweep one collective over message sizes, like nccl-tests: time, algbw, busbw, CSV and plot.
     Collective(CollectiveArgs),
+    /// Run a sweep spec (workloads/sweeps/*.yaml) in parallel: one CSV row per point and a plot.
+    Sweep(SweepArgs),
+    /// Reproduce Megatron-LM Figures 6, 7, 13, 14, 15 and the validation table into results/megatron/.
+    Validate(ValidateArgs),
+}
+
+/// Arguments of `sweep`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    /// The sweep spec (YAML).
+    pub spec: String,
+    /// Output folder (default: results/<sweep name>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `validate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValidateArgs {
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = "results/megatron")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `collective`.

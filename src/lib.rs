@@ -24,7 +24,9 @@ pub mod model;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod sweep;
 pub mod units;
+pub mod validate;
 pub mod workload;
 
 use cli::{Cli, Command, Format, RunArgs};
@@ -37,6 +39,8 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Run(args) => run_command(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Collective(args) => collective_command(&args),
+        Command::Sweep(args) => sweep_command(&args),
+        Command::Validate(args) => validate_command(&args),
     };
     match result {
         Ok(()) => 0,
@@ -52,6 +56,58 @@ fn source(given: &Option<String>) -> Source {
         .as_ref()
         .map(|s| Source::Named(s.clone()))
         .unwrap_or(Source::Default)
+}
+
+/// `clustersim sweep`.
+pub fn sweep_command(args: &cli::SweepArgs) -> Result<()> {
+    let spec = sweep::SweepSpec::load(&args.spec)?;
+    let start = std::time::Instant::now();
+    let result = sweep::run_sweep(&spec, true)?;
+    sweep::execute::require_some(&result)?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new("results").join(&spec.name));
+    let written = sweep::write_sweep(&result, &dir)?;
+    let failed = sweep::execute::failures(&result);
+    println!(
+        "sweep {}: {} points ({} invalid) in {:.1} s",
+        spec.name,
+        result.rows.len(),
+        failed.len(),
+        start.elapsed().as_secs_f64()
+    );
+    for f in &failed {
+        println!("  invalid point {f}");
+    }
+    for p in written {
+        println!("  wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// `clustersim validate`.
+pub fn validate_command(args: &cli::ValidateArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let (summaries, _) = validate::validate(&args.out, true)?;
+    println!(
+        "{:<8} {:>7} {:>16} {:>15} {:>12}",
+        "figure", "points", "mean abs. error", "max abs. error", "order kept"
+    );
+    for f in &summaries {
+        let unit = if f.figure == "fig6" { "" } else { " %" };
+        println!(
+            "{:<8} {:>7} {:>14.3}{unit:2} {:>13.3}{unit:2} {:>9}/{}",
+            f.figure,
+            f.points,
+            f.mean_abs_error,
+            f.max_abs_error,
+            f.order_pairs - f.order_violations,
+            f.order_pairs
+        );
+    }
+    println!("wrote {} in {:.1} s", args.out.display(), start.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// `clustersim collective`.

@@ -297,3 +297,114 @@ impl Figure for BusBandwidthChart<'_> {
         draw_busbw(area, self.title, self.points, self.reference)
     }
 }
+
+/// One line of a [`LineChart`]: simulated values, and published values drawn as markers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    /// Legend name.
+    pub name: String,
+    /// (x category, y) simulated, in order.
+    pub points: Vec<(String, f64)>,
+    /// (x category, y) published, drawn as hollow triangles of the same colour.
+    pub published: Vec<(String, f64)>,
+}
+
+/// A line chart over categorical x values (Megatron Figures 6, 7, 13-15 style).
+pub struct LineChart<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// X axis label.
+    pub x_label: &'a str,
+    /// Y axis label.
+    pub y_label: &'a str,
+    /// X categories in order.
+    pub categories: &'a [String],
+    /// Lines.
+    pub series: &'a [Series],
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+impl Figure for LineChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1100, 650)
+    }
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
+        area.fill(&WHITE).map_err(|e| e.to_string())?;
+        let n = self.categories.len().max(1);
+        let index = |x: &str| self.categories.iter().position(|c| c == x).map(|i| i as f64);
+        let top = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().chain(&s.published).map(|p| p.1))
+            .filter(|y| y.is_finite())
+            .fold(0.0, f64::max)
+            .max(1e-9)
+            * 1.2;
+        let categories = self.categories.to_vec();
+        let mut chart = ChartBuilder::on(&area)
+            .caption(self.title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..top)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .x_labels(n.min(40))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    categories.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .disable_x_mesh()
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, s) in self.series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let line: Vec<(f64, f64)> = s.points.iter().filter_map(|(x, y)| Some((index(x)?, *y))).collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(format!("{} (simulated)", s.name))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            chart
+                .draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 4, colour.filled())))
+                .map_err(|e| e.to_string())?;
+            if !s.published.is_empty() {
+                let marks: Vec<(f64, f64)> = s.published.iter().filter_map(|(x, y)| Some((index(x)?, *y))).collect();
+                chart
+                    .draw_series(
+                        marks
+                            .iter()
+                            .map(|&(x, y)| TriangleMarker::new((x, y), 8, colour.stroke_width(2))),
+                    )
+                    .map_err(|e| e.to_string())?
+                    .label(format!("{} (published)", s.name))
+                    .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, colour.stroke_width(2)));
+            }
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        area.present().map_err(|e| e.to_string())
+    }
+}

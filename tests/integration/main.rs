@@ -6,3 +6,5 @@ mod determinism;
 mod errors;
 mod formulas;
 mod network;
+mod sweeps;
+mod validation;

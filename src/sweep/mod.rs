@@ -1,0 +1,7 @@
+//! Sweeps: many runs over axes of configuration values, in parallel, one CSV row per point.
+
+pub mod execute;
+pub mod spec;
+
+pub use execute::{run_sweep, write_sweep, Row, SweepResult};
+pub use spec::{Axis, PlotSpec, SweepSpec};

@@ -1,0 +1,248 @@
+//! The sweep spec format (YAML, in workloads/sweeps/).
+//!
+//! ```yaml
+//! name: fig14-pipeline-vs-data          # output folder and file names
+//! hardware: dgx-a100                    # file or preset; default dgx-a100
+//! workload: gpt-5.9b                    # file or preset; default gpt-5.9b
+//! set: ["workload.recompute=full"]      # overrides applied to every point
+//! axes:                                 # the cartesian product of the axes is run
+//!   - key: workload.batch.global
+//!     values: [32, 512]
+//!   - zip:                              # zipped: these keys vary together
+//!       workload.parallel.pipeline: [2, 4, 8, 16, 32]
+//!       workload.parallel.data: [32, 16, 8, 4, 2]
+//! metrics: [tflops_per_gpu, bubble.fraction]   # report fields (dotted paths) written per row
+//! plot: { file: fig14, x: [workload.parallel.pipeline, workload.parallel.data],
+//!         y: tflops_per_gpu, series: [workload.batch.global], title: "...", y_label: "..." }
+//! ```
+
+use crate::config::{Document, DocumentKind, Override, Source};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// One axis: a key with values, or several keys zipped together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Axis {
+    /// The `--set` key of a single axis.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Its values.
+    #[serde(default)]
+    pub values: Option<Vec<Value>>,
+    /// Keys that vary together, each with a list of the same length.
+    #[serde(default)]
+    pub zip: Option<serde_yaml::Mapping>,
+}
+
+/// The plot a sweep writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlotSpec {
+    /// File stem (PNG and SVG).
+    pub file: String,
+    /// Keys whose values label the x axis (categories in run order).
+    pub x: Vec<String>,
+    /// Metric on the y axis.
+    pub y: String,
+    /// Keys whose values make separate lines.
+    #[serde(default)]
+    pub series: Vec<String>,
+    /// Title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Y axis label.
+    #[serde(default)]
+    pub y_label: Option<String>,
+    /// X axis label.
+    #[serde(default)]
+    pub x_label: Option<String>,
+}
+
+/// A whole sweep.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Name.
+    pub name: String,
+    /// Hardware file or preset.
+    #[serde(default)]
+    pub hardware: Option<String>,
+    /// Workload file or preset.
+    #[serde(default)]
+    pub workload: Option<String>,
+    /// Overrides for every point.
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// Axes.
+    pub axes: Vec<Axis>,
+    /// Metrics per row.
+    #[serde(default = "default_metrics")]
+    pub metrics: Vec<String>,
+    /// Plot.
+    #[serde(default)]
+    pub plot: Option<PlotSpec>,
+}
+
+fn default_metrics() -> Vec<String> {
+    ["iteration_time_s", "tflops_per_gpu", "mfu", "bubble.fraction"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// One point: the (key, value) assignments of every axis.
+pub type Point = Vec<(String, Value)>;
+
+/// Renders a YAML scalar as `--set` and CSV text.
+pub fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+impl SweepSpec {
+    /// Reads and checks a spec file (or text with a source name).
+    pub fn parse(source: &str, text: &str) -> Result<SweepSpec> {
+        let doc = Document::parse(source, text)?;
+        let spec: SweepSpec = doc.deserialize()?;
+        spec.check(&doc)?;
+        Ok(spec)
+    }
+
+    /// Reads a spec file.
+    pub fn load(path: &str) -> Result<SweepSpec> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Input(format!("error: {path}: cannot read sweep spec: {e}")))?;
+        SweepSpec::parse(path, &text)
+    }
+
+    fn check(&self, doc: &Document) -> Result<()> {
+        if self.axes.is_empty() {
+            return Err(doc.field_error("axes", "needs at least one axis"));
+        }
+        for (i, axis) in self.axes.iter().enumerate() {
+            let at = format!("axes[{i}]");
+            match (&axis.key, &axis.values, &axis.zip) {
+                (Some(_), Some(values), None) => {
+                    if values.is_empty() {
+                        return Err(doc.field_error(&format!("{at}.values"), "an axis needs at least one value"));
+                    }
+                }
+                (None, None, Some(zip)) => {
+                    let mut len = None;
+                    if zip.is_empty() {
+                        return Err(doc.field_error(&format!("{at}.zip"), "a zipped axis needs at least one key"));
+                    }
+                    for (k, v) in zip {
+                        let key = k.as_str().unwrap_or("?");
+                        let n = v.as_sequence().map(|s| s.len()).ok_or_else(|| {
+                            doc.field_error(&format!("{at}.zip"), format!("`{key}` must have a list of values"))
+                        })?;
+                        if n == 0 {
+                            return Err(doc.field_error(&format!("{at}.zip"), format!("`{key}` has no values")));
+                        }
+                        match len {
+                            None => len = Some((key.to_string(), n)),
+                            Some((ref first, m)) if m != n => {
+                                return Err(doc.field_error(
+                                    &format!("{at}.zip"),
+                                    format!("zipped keys must have lists of the same length: `{first}` has {m} values, `{key}` has {n}"),
+                                ))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {
+                    return Err(doc.field_error(
+                        &at,
+                        "an axis is either `key` with `values`, or `zip` with keys and lists",
+                    ))
+                }
+            }
+        }
+        // every key must be a field the documents have: apply the first value and deserialize
+        for key in self.axis_keys() {
+            self.check_key(doc, &key)?;
+        }
+        Ok(())
+    }
+
+    fn check_key(&self, doc: &Document, key: &str) -> Result<()> {
+        let first = self.points().into_iter().next().unwrap_or_default();
+        let value = first
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| scalar_text(v))
+            .unwrap_or_default();
+        let o = Override::parse(&format!("{key}={value}"))
+            .map_err(|e| Error::Input(format!("error: {}: axis key: {e}", doc.source)))?;
+        let (kind, source) = match o.target {
+            DocumentKind::Hardware => (DocumentKind::Hardware, self.hardware.clone()),
+            DocumentKind::Workload => (DocumentKind::Workload, self.workload.clone()),
+        };
+        let mut target = Document::load(&source.map(Source::Named).unwrap_or(Source::Default), kind)?;
+        target.apply(&o)?;
+        let result = match kind {
+            DocumentKind::Hardware => target.deserialize::<crate::config::HardwareSpec>().map(|_| ()),
+            DocumentKind::Workload => target.deserialize::<crate::config::WorkloadSpec>().map(|_| ()),
+        };
+        match result {
+            Err(Error::Input(msg)) if msg.contains("unknown key") => Err(Error::Input(format!(
+                "error: {}: unknown axis key `{key}`: {}",
+                doc.source,
+                msg.trim_start_matches("error: ")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// All keys that vary.
+    pub fn axis_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for axis in &self.axes {
+            if let Some(k) = &axis.key {
+                keys.push(k.clone());
+            }
+            if let Some(zip) = &axis.zip {
+                keys.extend(zip.keys().filter_map(|k| k.as_str().map(str::to_string)));
+            }
+        }
+        keys
+    }
+
+    /// The cartesian product of the axes, first axis outermost.
+    pub fn points(&self) -> Vec<Point> {
+        let mut points: Vec<Point> = vec![Vec::new()];
+        for axis in &self.axes {
+            let choices: Vec<Point> = match (&axis.key, &axis.values, &axis.zip) {
+                (Some(k), Some(values), _) => values.iter().map(|v| vec![(k.clone(), v.clone())]).collect(),
+                (_, _, Some(zip)) => {
+                    let n = zip.values().next().and_then(|v| v.as_sequence()).map_or(0, |s| s.len());
+                    (0..n)
+                        .map(|i| {
+                            zip.iter()
+                                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_sequence()?.get(i)?.clone())))
+                                .collect()
+                        })
+                        .collect()
+                }
+                _ => vec![Vec::new()],
+            };
+            points = points
+                .iter()
+                .flat_map(|p| {
+                    choices
+                        .iter()
+                        .map(move |c| p.iter().cloned().chain(c.iter().cloned()).collect())
+                })
+                .collect();
+        }
+        points
+    }
+}

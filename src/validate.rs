@@ -1,0 +1,341 @@
+//! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15 and compare with
+//! the published points (workloads/reference/, with their source), into results/megatron/.
+//!
+//! Each figure is an ordinary sweep spec (workloads/sweeps/megatron-fig*.yaml, compiled in). A
+//! published point is matched to the simulated run with the same configuration, read from the
+//! run's report (tensor, pipeline, data, global batch, microbatch; for Figure 6 GPUs, b' and d).
+//! Figure 6 is compared in absolute terms (bubble ratios); the others in percent.
+
+use crate::error::Result;
+use crate::report::output::{create_dir, write_atomic};
+use crate::report::plot::{write_figure, LineChart};
+use crate::sweep::execute::{plot_series, run_sweep, series_name, write_sweep, x_label, SweepResult};
+use crate::sweep::SweepSpec;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The figures and their sweep specs.
+pub const FIGURES: &[(&str, &str)] = &[
+    ("fig6", include_str!("../workloads/sweeps/megatron-fig6.yaml")),
+    ("fig7", include_str!("../workloads/sweeps/megatron-fig7.yaml")),
+    ("fig13", include_str!("../workloads/sweeps/megatron-fig13.yaml")),
+    ("fig14", include_str!("../workloads/sweeps/megatron-fig14.yaml")),
+    ("fig15", include_str!("../workloads/sweeps/megatron-fig15.yaml")),
+];
+
+const THROUGHPUT: &str = include_str!("../workloads/reference/megatron-figures.csv");
+const BUBBLES: &str = include_str!("../workloads/reference/megatron-figure6.csv");
+
+/// One published point next to its simulation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Comparison {
+    /// Figure id.
+    pub figure: String,
+    /// Line (series) in the figure.
+    pub series: String,
+    /// X category.
+    pub x: String,
+    /// Published value.
+    pub published: f64,
+    /// Simulated value (None if the configuration did not run).
+    pub simulated: Option<f64>,
+    /// Error: percent for throughput figures, absolute for Figure 6.
+    pub error: Option<f64>,
+}
+
+/// Per-figure summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FigureSummary {
+    /// Figure id.
+    pub figure: String,
+    /// Points compared.
+    pub points: usize,
+    /// Mean absolute error (percent, or absolute for Figure 6).
+    pub mean_abs_error: f64,
+    /// Largest absolute error.
+    pub max_abs_error: f64,
+    /// Pairs in one series whose published values differ by more than 5% but whose simulated order is reversed.
+    pub order_violations: usize,
+    /// Pairs checked for order.
+    pub order_pairs: usize,
+}
+
+fn rows(csv: &str) -> Vec<Vec<String>> {
+    csv.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .skip(1)
+        .map(|l| l.split(',').map(|f| f.trim().to_string()).collect())
+        .collect()
+}
+
+fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
+    let plot = result.spec.plot.as_ref();
+    let (xkeys, skeys, y) = match plot {
+        Some(p) => (p.x.clone(), p.series.clone(), p.y.clone()),
+        None => (Vec::new(), Vec::new(), "tflops_per_gpu".into()),
+    };
+    let matches = |want: &[(&str, u64)]| {
+        result.rows.iter().find(|r| {
+            r.report.as_ref().is_some_and(|rep| {
+                let v = serde_json::to_value(rep).unwrap_or_default();
+                want.iter()
+                    .all(|(path, val)| v.pointer(path).and_then(|x| x.as_u64()) == Some(*val))
+            })
+        })
+    };
+    let mut out = Vec::new();
+    let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+    if figure == "fig6" {
+        for f in rows(BUBBLES) {
+            let (n, b, d) = (num(&f[0]) as u64, num(&f[1]) as u64, num(&f[2]) as u64);
+            let published = num(&f[3]);
+            let row = matches(&[("/gpus", n), ("/parallel/global_batch", b), ("/parallel/data", d)]);
+            push(
+                &mut out,
+                figure,
+                row,
+                &xkeys,
+                &skeys,
+                &y,
+                published,
+                format!("n = {n}, b' = {b}"),
+                d.to_string(),
+                false,
+            );
+        }
+    } else {
+        for f in rows(THROUGHPUT).into_iter().filter(|f| f[0] == figure) {
+            let (t, p, d, b) = (
+                num(&f[5]) as u64,
+                num(&f[6]) as u64,
+                num(&f[7]) as u64,
+                num(&f[8]) as u64,
+            );
+            let mut want = vec![
+                ("/parallel/tensor", t),
+                ("/parallel/pipeline", p),
+                ("/parallel/data", d),
+                ("/parallel/global_batch", b),
+            ];
+            if !f[9].is_empty() {
+                want.push(("/parallel/microbatch", num(&f[9]) as u64));
+            }
+            let row = matches(&want);
+            let fallback_x = format!("(t {t}, p {p}, d {d})");
+            push(
+                &mut out,
+                figure,
+                row,
+                &xkeys,
+                &skeys,
+                &y,
+                num(&f[10]),
+                format!("B = {b}"),
+                fallback_x,
+                true,
+            );
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push(
+    out: &mut Vec<Comparison>,
+    figure: &str,
+    row: Option<&crate::sweep::Row>,
+    xkeys: &[String],
+    skeys: &[String],
+    y: &str,
+    published: f64,
+    fallback_series: String,
+    fallback_x: String,
+    percent: bool,
+) {
+    let simulated = row
+        .and_then(|r| r.report.as_ref())
+        .and_then(|rep| crate::sweep::execute::metric(rep, y));
+    let error = simulated.map(|s| {
+        if percent {
+            (s - published) / published * 100.0
+        } else {
+            s - published
+        }
+    });
+    let (series, x) = match row {
+        Some(r) => (series_name(&r.point, skeys), x_label(&r.point, xkeys)),
+        None => (fallback_series, fallback_x),
+    };
+    out.push(Comparison {
+        figure: figure.into(),
+        series,
+        x,
+        published,
+        simulated,
+        error,
+    });
+}
+
+/// Summarises one figure's comparisons.
+pub fn summarise(figure: &str, comps: &[Comparison]) -> FigureSummary {
+    let errs: Vec<f64> = comps.iter().filter_map(|c| c.error.map(f64::abs)).collect();
+    let (mut violations, mut pairs) = (0, 0);
+    for (i, a) in comps.iter().enumerate() {
+        for b in &comps[i + 1..] {
+            if a.series != b.series {
+                continue;
+            }
+            let (Some(sa), Some(sb)) = (a.simulated, b.simulated) else {
+                continue;
+            };
+            if (a.published - b.published).abs() > 0.05 * a.published.min(b.published) {
+                pairs += 1;
+                if (a.published - b.published).signum() != (sa - sb).signum() {
+                    violations += 1;
+                }
+            }
+        }
+    }
+    FigureSummary {
+        figure: figure.into(),
+        points: comps.len(),
+        mean_abs_error: if errs.is_empty() {
+            f64::NAN
+        } else {
+            errs.iter().sum::<f64>() / errs.len() as f64
+        },
+        max_abs_error: errs.iter().copied().fold(0.0, f64::max),
+        order_violations: violations,
+        order_pairs: pairs,
+    }
+}
+
+/// Runs every figure, writes results into `out`, returns the per-figure summaries.
+pub fn validate(out: &Path, progress: bool) -> Result<(Vec<FigureSummary>, Vec<Comparison>)> {
+    create_dir(out)?;
+    let mut all = Vec::new();
+    let mut summaries = Vec::new();
+    for (figure, yaml) in FIGURES {
+        let spec = SweepSpec::parse(&format!("workloads/sweeps/megatron-{figure}.yaml"), yaml)?;
+        let result = run_sweep(&spec, progress)?;
+        // the sweep's own CSV, then the figure with the published points overlaid
+        let mut unplotted = result.clone();
+        unplotted.spec.plot = None;
+        write_sweep(&unplotted, out)?;
+        let comps = published_for(figure, &result);
+        if let (Some(plot), Some((categories, mut series))) = (&spec.plot, plot_series(&result)) {
+            for c in &comps {
+                if let Some(s) = series.iter_mut().find(|s| s.name == c.series) {
+                    s.published.push((c.x.clone(), c.published));
+                }
+            }
+            let joined = plot.x.join(", ");
+            let chart = LineChart {
+                title: plot.title.as_deref().unwrap_or(&spec.name),
+                x_label: plot.x_label.as_deref().unwrap_or(&joined),
+                y_label: plot.y_label.as_deref().unwrap_or(&plot.y),
+                categories: &categories,
+                series: &series,
+            };
+            write_figure(&out.join(&plot.file), &chart)?;
+        }
+        summaries.push(summarise(figure, &comps));
+        all.extend(comps);
+    }
+    write_atomic(&out.join("validation.csv"), |w| {
+        writeln!(w, "figure,series,x,published,simulated,error")?;
+        for c in &all {
+            let f = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
+            writeln!(
+                w,
+                "{},\"{}\",\"{}\",{},{},{}",
+                c.figure,
+                c.series,
+                c.x,
+                c.published,
+                f(c.simulated),
+                f(c.error)
+            )?;
+        }
+        Ok(())
+    })?;
+    write_atomic(&out.join("README.md"), |w| {
+        w.write_all(markdown(&summaries, &all).as_bytes())
+    })?;
+    Ok((summaries, all))
+}
+
+/// The results/megatron/README.md text.
+pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Megatron-LM SC'21 figures, simulated\n");
+    let _ = writeln!(
+        s,
+        "Regenerated by `clustersim validate`. Published points: D. Narayanan et al., \"Efficient Large-Scale Language"
+    );
+    let _ = writeln!(
+        s,
+        "Model Training on GPU Clusters Using Megatron-LM\", SC 2021 (arXiv 2104.04473), as recovered in"
+    );
+    let _ = writeln!(
+        s,
+        "`workloads/reference/`. Runs: `workloads/sweeps/megatron-fig*.yaml` on `hardware/dgx-a100.yaml` (Figure 6:"
+    );
+    let _ = writeln!(
+        s,
+        "`hardware/ideal.yaml`). All runs use full activation recomputation, as Megatron-LM's scripts did and its"
+    );
+    let _ = writeln!(
+        s,
+        "eq. 3 assumes; Figure 13's microbatch is not stated in the paper, 1 is used.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| figure | points | mean abs. error | max abs. error | order kept (pairs >5% apart) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for f in summaries {
+        let unit = if f.figure == "fig6" { "" } else { " %" };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3}{unit} | {:.3}{unit} | {}/{} |",
+            f.figure,
+            f.points,
+            f.mean_abs_error,
+            f.max_abs_error,
+            f.order_pairs - f.order_violations,
+            f.order_pairs
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU.\n"
+    );
+    for (figure, _) in FIGURES {
+        let _ = writeln!(s, "## {figure}\n\n![{figure}]({figure}.png)\n");
+        let _ = writeln!(
+            s,
+            "| series | x | published | simulated | error |\n|---|---|---|---|---|"
+        );
+        for c in comps.iter().filter(|c| c.figure == *figure) {
+            let sim = c
+                .simulated
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "did not run".into());
+            let err = c
+                .error
+                .map(|v| {
+                    if *figure == "fig6" {
+                        format!("{v:+.3}")
+                    } else {
+                        format!("{v:+.1} %")
+                    }
+                })
+                .unwrap_or_default();
+            let _ = writeln!(s, "| {} | {} | {} | {sim} | {err} |", c.series, c.x, c.published);
+        }
+        let _ = writeln!(s);
+    }
+    s
+}

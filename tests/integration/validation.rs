@@ -1,0 +1,25 @@
+//! `clustersim validate`: Figure 6 from simulation, deterministic output.
+
+use super::common::clustersim;
+
+/// Every point of Figure 6 simulated on hardware/ideal.yaml is within 0.005 of the published
+/// (2-decimal) value; and the whole validation writes identical files twice.
+#[test]
+fn validate_reproduces_figure_6_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    for out in ["a", "b"] {
+        let o = clustersim(dir.path(), &["validate", "--out", out]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let read = |out: &str, f: &str| std::fs::read(dir.path().join(out).join(f)).unwrap();
+    for f in ["validation.csv", "README.md", "fig6.png", "fig14.svg", "megatron-fig13.csv"] {
+        assert!(read("a", f) == read("b", f), "{f} differs between runs");
+    }
+    let csv = String::from_utf8(read("a", "validation.csv")).unwrap();
+    let fig6: Vec<&str> = csv.lines().filter(|l| l.starts_with("fig6,")).collect();
+    assert_eq!(fig6.len(), 26);
+    for line in fig6 {
+        let err: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!(err.abs() <= 0.005 + 1e-9, "{line}");
+    }
+}
