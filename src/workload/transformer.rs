@@ -268,15 +268,14 @@ pub fn model_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
     72.0 * b * l * s * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * h * l))
 }
 
-/// Optimizer step of mixed-precision Adam over `params` parameters, as streaming kernels:
-/// fp16 grads to fp32 main grads (read 2, write 4 bytes/param), Adam update (read grad, momentum,
-/// variance, master weight: 16; write momentum, variance, master: 12), master to fp16 weights (read 4, write 2).
+/// Optimizer step of Megatron-LM's fp16 optimizer with Adam over `params` parameters, as the
+/// streaming kernels it runs (bytes per parameter): copy fp16 model grads to fp32 main grads
+/// (read 2, write 4), unscale and check for inf/nan (read 4, write 4), gradient norm for clipping
+/// (read 4), fused Adam (read grad, param, momentum, variance: 16; write param, momentum,
+/// variance: 12), copy fp32 main params to fp16 model params (read 4, write 2), zero the fp16
+/// model grads (write 2): 54 bytes per parameter in all.
 pub fn optimizer_kernels(params: u64) -> Vec<Kernel> {
-    vec![
-        Kernel::Stream { bytes: 6 * params },
-        Kernel::Stream { bytes: 28 * params },
-        Kernel::Stream { bytes: 6 * params },
-    ]
+    [6, 8, 4, 28, 6, 2].iter().map(|b| Kernel::Stream { bytes: b * params }).collect()
 }
 
 #[cfg(test)]
