@@ -69,6 +69,14 @@ pub struct ParallelSpec {
     /// Model chunks per device v (interleaved schedule only).
     #[serde(default = "one")]
     pub interleave: u32,
+    /// Send 1/t of each pipeline activation per tensor rank and all-gather it on arrival
+    /// (Megatron-LM's scatter/gather optimisation, on in its experiments).
+    #[serde(default = "yes")]
+    pub scatter_gather: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> u32 {

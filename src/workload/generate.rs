@@ -395,7 +395,7 @@ impl<'a> Generator<'a> {
             data,
             stage: stage_of(to),
         });
-        let x = self.g.transfer(src, dst, self.shape.allreduce_bytes());
+        let x = self.g.transfer(src, dst, self.p2p_bytes());
         self.transfers[key] = x;
         x
     }
@@ -438,6 +438,35 @@ impl<'a> Generator<'a> {
             let c = self.lay.coord(r);
             let x = self.transfer_id(boundary, mb, forward, c.data, c.tensor);
             self.buf.task(r, Stream::Compute, TaskKind::Recv(x), label);
+        }
+        if self.scatter_gather() {
+            // each tensor rank received 1/t of the activation: all-gather it over the tensor group
+            for (di, &group) in ctx.tensor_groups.iter().enumerate() {
+                let c = self
+                    .g
+                    .collective(CollectiveOp::AllGather, group, self.shape.allreduce_bytes());
+                for ti in 0..self.lay.t as usize {
+                    let i = di * self.lay.t as usize + ti;
+                    self.buf
+                        .task(ctx.ranks[i], Stream::Compute, TaskKind::Collective(c), label);
+                }
+            }
+        }
+    }
+
+    /// Megatron's scatter/gather of pipeline sends (SC'21 section 4.1): with tensor parallelism, each
+    /// tensor rank sends only its 1/t slice of the activation, and the receivers all-gather it.
+    fn scatter_gather(&self) -> bool {
+        self.w.parallel.scatter_gather && self.lay.t > 1
+    }
+
+    /// Bytes of one pipeline transfer: b s h activations, or 1/t of them with scatter/gather.
+    fn p2p_bytes(&self) -> u64 {
+        let full = self.shape.allreduce_bytes();
+        if self.scatter_gather() {
+            full / self.lay.t as u64
+        } else {
+            full
         }
     }
 }
@@ -511,5 +540,49 @@ impl StageBuffer {
         }
         self.ids.clear();
         self.edges.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{builtin_workload, Document, Override};
+    use crate::workload::graph::CollectiveOp;
+
+    fn workload(sets: &[&str]) -> WorkloadSpec {
+        let mut doc = Document::parse("gpt-5.9b", builtin_workload("gpt-5.9b").unwrap()).unwrap();
+        for s in sets {
+            doc.apply(&Override::parse(s).unwrap()).unwrap();
+        }
+        WorkloadSpec::from_document(&doc).unwrap()
+    }
+
+    /// t = 4, p = 2, m = 2: with scatter/gather every pipeline transfer carries b s h / t bytes
+    /// (2048 x 3840 x 2 / 4) and each receive is followed by an all-gather of b s h over the tensor
+    /// group; without it every tensor rank sends the whole b s h.
+    #[test]
+    fn scatter_gather_splits_pipeline_sends_across_the_tensor_group() {
+        let base = [
+            "workload.parallel.tensor=4",
+            "workload.parallel.pipeline=2",
+            "workload.parallel.data=1",
+            "workload.batch.global=2",
+        ];
+        let bsh = 2048 * 3840 * 2;
+        let on = generate(&workload(&base));
+        assert!(on.transfers.iter().all(|x| x.bytes == bsh / 4));
+        // 2 microbatches x (forward into stage 1 + backward into stage 0) x 4 tensor ranks
+        assert_eq!(on.transfers.len(), 2 * 2 * 4);
+        let gathers = on
+            .collectives
+            .iter()
+            .filter(|c| c.op == CollectiveOp::AllGather)
+            .count();
+        assert_eq!(gathers, 2 * 2, "one all-gather per receive step per tensor group");
+        let off = generate(&workload(
+            &[&base[..], &["workload.parallel.scatter_gather=false"]].concat(),
+        ));
+        assert!(off.transfers.iter().all(|x| x.bytes == bsh));
+        assert!(off.collectives.iter().all(|c| c.op != CollectiveOp::AllGather));
     }
 }

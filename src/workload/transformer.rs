@@ -275,7 +275,10 @@ pub fn model_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
 /// variance: 12), copy fp32 main params to fp16 model params (read 4, write 2), zero the fp16
 /// model grads (write 2): 54 bytes per parameter in all.
 pub fn optimizer_kernels(params: u64) -> Vec<Kernel> {
-    [6, 8, 4, 28, 6, 2].iter().map(|b| Kernel::Stream { bytes: b * params }).collect()
+    [6, 8, 4, 28, 6, 2]
+        .iter()
+        .map(|b| Kernel::Stream { bytes: b * params })
+        .collect()
 }
 
 #[cfg(test)]

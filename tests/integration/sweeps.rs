@@ -15,12 +15,16 @@ fn spec_error(yaml: &str) -> String {
 
 #[test]
 fn unknown_axis_key() {
-    insta::assert_snapshot!(spec_error("name: s\naxes:\n  - key: workload.parallel.pipelines\n    values: [2, 4]\n"));
+    insta::assert_snapshot!(spec_error(
+        "name: s\naxes:\n  - key: workload.parallel.pipelines\n    values: [2, 4]\n"
+    ));
 }
 
 #[test]
 fn empty_axis() {
-    insta::assert_snapshot!(spec_error("name: s\naxes:\n  - key: workload.parallel.pipeline\n    values: []\n"));
+    insta::assert_snapshot!(spec_error(
+        "name: s\naxes:\n  - key: workload.parallel.pipeline\n    values: []\n"
+    ));
 }
 
 #[test]
@@ -49,10 +53,18 @@ fn invalid_points_are_reported_per_row() {
     assert_eq!(result.rows.len(), 6);
     let errors: Vec<bool> = result.rows.iter().map(|r| r.error.is_some()).collect();
     assert_eq!(errors, vec![false, true, false, false, true, false]);
-    assert!(result.rows[1].error.as_ref().unwrap().contains("parallel.pipeline"), "{:?}", result.rows[1].error);
+    assert!(
+        result.rows[1].error.as_ref().unwrap().contains("parallel.pipeline"),
+        "{:?}",
+        result.rows[1].error
+    );
     let csv = clustersim::sweep::execute::csv(&result);
     assert_eq!(csv.lines().count(), 7, "{csv}");
-    assert!(csv.lines().next().unwrap().starts_with("workload.parallel.data,workload.parallel.pipeline,tflops_per_gpu,error"));
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("workload.parallel.data,workload.parallel.pipeline,tflops_per_gpu,error"));
 }
 
 /// `clustersim sweep` writes the CSV and the plot; the same spec twice gives identical files.

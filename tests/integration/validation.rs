@@ -12,7 +12,13 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let read = |out: &str, f: &str| std::fs::read(dir.path().join(out).join(f)).unwrap();
-    for f in ["validation.csv", "README.md", "fig6.png", "fig14.svg", "megatron-fig13.csv"] {
+    for f in [
+        "validation.csv",
+        "README.md",
+        "fig6.png",
+        "fig14.svg",
+        "megatron-fig13.csv",
+    ] {
         assert!(read("a", f) == read("b", f), "{f} differs between runs");
     }
     let csv = String::from_utf8(read("a", "validation.csv")).unwrap();
