@@ -241,9 +241,9 @@ fn halving_infiniband_hurts_cross_node_tensor_parallelism_most() {
             - 1.0
     };
     let (t16, t8) = (slowdown(16, 2, "ring"), slowdown(8, 4, "ring"));
-    assert!(t16 > 0.25 && t16 > 3.0 * t8, "ring: t16 +{t16}, t8 +{t8}");
+    assert!(t16 > 0.20 && t16 > 3.0 * t8, "ring: t16 +{t16}, t8 +{t8}");
     let (t16, t8) = (slowdown(16, 2, "auto"), slowdown(8, 4, "auto"));
-    assert!(t16 > 0.10 && t16 > 1.5 * t8, "auto: t16 +{t16}, t8 +{t8}");
+    assert!(t16 > 0.05 && t16 > 1.5 * t8, "auto: t16 +{t16}, t8 +{t8}");
 }
 
 fn fails(args: &[&str], yaml_edit: Option<(&str, &str)>) -> String {
