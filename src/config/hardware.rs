@@ -74,6 +74,12 @@ pub struct GpuSpec {
     /// Relative spread of compute times (uniform in ±jitter), drawn from the seeded RNG.
     #[serde(default)]
     pub jitter: f64,
+    /// Memory not available to the model: CUDA context, NCCL buffers, library workspaces.
+    #[serde(default)]
+    pub memory_reserved: Bytes,
+    /// Allocator fragmentation, as a fraction of what the model allocates.
+    #[serde(default)]
+    pub memory_fragmentation: f64,
 }
 
 /// A point-to-point link class (NVLink port, NIC).
@@ -304,6 +310,12 @@ impl HardwareSpec {
         fraction("gpu.gemm_efficiency", self.gpu.gemm_efficiency)?;
         fraction("node.nvlink.efficiency", self.node.nvlink.efficiency)?;
         fraction("node.nic.efficiency", self.node.nic.efficiency)?;
+        if !(0.0..1.0).contains(&self.gpu.memory_fragmentation) {
+            return Err(doc.field_error("gpu.memory_fragmentation", "must be a fraction in [0, 1)"));
+        }
+        if self.gpu.memory_reserved >= self.gpu.memory {
+            return Err(doc.field_error("gpu.memory_reserved", "must be less than gpu.memory"));
+        }
         if !(0.0..1.0).contains(&self.gpu.jitter) {
             return Err(doc.field_error("gpu.jitter", "must be in [0, 1)"));
         }

@@ -73,6 +73,10 @@ pub struct ParallelSpec {
     /// (Megatron-LM's scatter/gather optimisation, on in its experiments).
     #[serde(default = "yes")]
     pub scatter_gather: bool,
+    /// Shard LayerNorm/dropout activations along the sequence over the tensor group
+    /// (reduce-scatter + all-gather in place of each all-reduce; Korthikanti et al. 2022).
+    #[serde(default)]
+    pub sequence_parallel: bool,
 }
 
 fn yes() -> bool {
@@ -166,6 +170,10 @@ pub struct DataParallelSpec {
     /// Gradient element type on the wire.
     #[serde(default)]
     pub grad_dtype: GradDtype,
+    /// ZeRO stage: 0 none, 1 optimizer state sharded (Megatron's distributed optimizer),
+    /// 2 also gradients, 3 also weights (FSDP).
+    #[serde(default)]
+    pub zero_stage: u8,
 }
 
 impl WorkloadSpec {
@@ -225,6 +233,12 @@ impl WorkloadSpec {
                     ),
                 ));
             }
+        }
+        if self.data_parallel.zero_stage > 3 {
+            return Err(doc.field_error(
+                "data_parallel.zero_stage",
+                "unknown ZeRO stage: expected 0 (none), 1 (optimizer state), 2 (+ gradients) or 3 (+ weights)",
+            ));
         }
         if m.hidden % m.heads != 0 {
             return Err(doc.field_error(

@@ -121,6 +121,8 @@ pub struct Report {
     pub bubble: BubbleReport,
     /// Mean per GPU over all GPUs.
     pub breakdown: TimeBreakdown,
+    /// Memory per GPU and the out-of-memory verdict.
+    pub memory: crate::workload::memory::MemoryReport,
     /// Events the engine processed.
     pub events: u64,
 }
@@ -187,6 +189,12 @@ impl Report {
                 per_stage,
             },
             breakdown: TimeBreakdown::of(&all, pipelined),
+            memory: crate::workload::memory::memory(
+                w,
+                cfg.hardware.gpu.memory.as_f64(),
+                cfg.hardware.gpu.memory_reserved.as_f64(),
+                cfg.hardware.gpu.memory_fragmentation,
+            ),
             events: out.events,
         }
     }

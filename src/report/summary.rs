@@ -56,6 +56,16 @@ pub fn text(r: &Report) -> String {
     for (k, v) in rows {
         let _ = writeln!(o, "  {k:<20} {v}");
     }
+    let mem = &r.memory;
+    let gib = |x: f64| x / (1u64 << 30) as f64;
+    let _ = writeln!(
+        o,
+        "  {:<20} {:.1} GiB of {:.1} GiB: {}",
+        "peak memory per GPU",
+        gib(mem.peak_bytes_per_gpu),
+        gib(mem.capacity_bytes),
+        if mem.fits { "fits" } else { "OUT OF MEMORY" }
+    );
     let b = &r.breakdown;
     let _ = writeln!(
         o,

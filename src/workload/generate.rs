@@ -90,7 +90,7 @@ impl<'a> Generator<'a> {
         Generator {
             w,
             lay,
-            shape: LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor),
+            shape: LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel),
             m: w.microbatches() as u32,
             v,
             layers_per_chunk: w.model.layers / (lay.p * v),
@@ -321,9 +321,9 @@ impl<'a> Generator<'a> {
                         prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Compute(op), label));
                     }
                 }
-                Piece::TensorAllReduce(bytes) => {
+                Piece::Tensor(op, bytes) => {
                     for (di, &group) in ctx.tensor_groups.iter().enumerate() {
-                        let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+                        let c = self.g.collective(op, group, bytes);
                         for ti in 0..self.lay.t as usize {
                             let i = di * self.lay.t as usize + ti;
                             prev[i] =

@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod graph;
+pub mod memory;
 pub mod schedule;
 pub mod transformer;
 

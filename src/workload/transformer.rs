@@ -5,18 +5,18 @@
 //! Forward FLOPs per layer: 24 b s h^2 + 4 b s^2 h (QKV 6bsh^2, scores 2bs^2h, context 2bs^2h,
 //! projection 2bsh^2, MLP 16bsh^2); the backward pass does twice that (data and weight gradients).
 
-use super::graph::Kernel;
+use super::graph::{CollectiveOp, Kernel};
 use crate::config::{ModelSpec, Recompute};
 
 const ACT: u64 = 2; // bytes per 16-bit activation element
 
-/// One piece of a layer pass: kernels that run back to back, or a tensor-parallel all-reduce.
+/// One piece of a layer pass: kernels that run back to back, or a tensor-parallel collective.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Piece {
     /// Kernels of one named block.
     Compute(&'static str, Vec<Kernel>),
-    /// All-reduce of this many bytes across the tensor-parallel group.
-    TensorAllReduce(u64),
+    /// A collective of this many bytes (nccl-tests convention) across the tensor-parallel group.
+    Tensor(CollectiveOp, u64),
 }
 
 /// Sizes of one tensor-parallel shard of the model for one microbatch.
@@ -34,11 +34,14 @@ pub struct LayerShape {
     pub t: u64,
     /// Vocabulary V.
     pub vocab: u64,
+    /// Sequence parallelism: LayerNorm/dropout/residual work on s/t of the sequence, and
+    /// all-gather + reduce-scatter in place of each all-reduce.
+    pub sp: bool,
 }
 
 impl LayerShape {
     /// The shape for a model, microbatch and tensor degree.
-    pub fn new(model: &ModelSpec, micro: u64, tensor: u32) -> Self {
+    pub fn new(model: &ModelSpec, micro: u64, tensor: u32, sequence_parallel: bool) -> Self {
         LayerShape {
             b: micro,
             s: model.seq_len,
@@ -46,6 +49,7 @@ impl LayerShape {
             a: model.heads,
             t: tensor as u64,
             vocab: model.vocab,
+            sp: sequence_parallel && tensor > 1,
         }
     }
     fn gemm(m: u64, n: u64, k: u64) -> Kernel {
@@ -57,6 +61,15 @@ impl LayerShape {
     /// bytes of one b x s x h activation
     fn bsh(&self) -> u64 {
         self.b * self.s * self.h * ACT
+    }
+    /// bytes of the b x s x h activation one rank holds outside the tensor-parallel blocks:
+    /// all of it, or 1/t of the sequence with sequence parallelism
+    fn local_bsh(&self) -> u64 {
+        if self.sp {
+            self.bsh() / self.t
+        } else {
+            self.bsh()
+        }
     }
     /// elements of this rank's attention scores: b x (a/t) x s x s
     fn scores(&self) -> u64 {
@@ -95,18 +108,18 @@ impl LayerShape {
     pub fn forward(&self) -> Vec<Piece> {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let mut attention = vec![
-            Self::stream(self.bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
-            Self::stream(self.bsh() * 2),     // layer norm: read + write
-            Self::gemm(bs, 3 * h / t, h),     // QKV projection
+            Self::stream(self.local_bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
+            Self::stream(self.local_bsh() * 2),     // layer norm: read + write
+            Self::gemm(bs, 3 * h / t, h),           // QKV projection
         ];
         attention.extend(self.attention_core());
         attention.push(Self::gemm(bs, h, h / t)); // output projection (row-parallel)
         let mlp = vec![
-            Self::stream(self.bsh() * 7 / 2),     // bias-dropout-add after attention
-            Self::stream(self.bsh() * 2),         // layer norm
-            Self::gemm(bs, 4 * h / t, h),         // h -> 4h (column-parallel)
-            Self::stream(self.bsh() * 4 / t * 2), // fused bias + GeLU: read + write 4h/t
-            Self::gemm(bs, h, 4 * h / t),         // 4h -> h (row-parallel)
+            Self::stream(self.local_bsh() * 7 / 2), // bias-dropout-add after attention
+            Self::stream(self.local_bsh() * 2),     // layer norm
+            Self::gemm(bs, 4 * h / t, h),           // h -> 4h (column-parallel)
+            Self::stream(self.bsh() * 4 / t * 2),   // fused bias + GeLU: read + write 4h/t
+            Self::gemm(bs, h, 4 * h / t),           // 4h -> h (row-parallel)
         ];
         self.with_allreduces(vec![("attention", attention), ("mlp", mlp)])
     }
@@ -116,18 +129,18 @@ impl LayerShape {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
         let mlp = vec![
-            Self::stream(self.bsh() * 5 / 2),     // dropout backward: read grad, mask; write
-            Self::gemm(bs, 4 * h / t, h),         // 4h->h data gradient
-            Self::gemm(4 * h / t, h, bs),         // 4h->h weight gradient
-            Self::stream(self.bsh() * 4 / t * 3), // GeLU backward: read grad and input, write
-            Self::gemm(bs, h, 4 * h / t),         // h->4h data gradient
-            Self::gemm(h, 4 * h / t, bs),         // h->4h weight gradient
+            Self::stream(self.local_bsh() * 5 / 2), // dropout backward: read grad, mask; write
+            Self::gemm(bs, 4 * h / t, h),           // 4h->h data gradient
+            Self::gemm(4 * h / t, h, bs),           // 4h->h weight gradient
+            Self::stream(self.bsh() * 4 / t * 3),   // GeLU backward: read grad and input, write
+            Self::gemm(bs, h, 4 * h / t),           // h->4h data gradient
+            Self::gemm(h, 4 * h / t, bs),           // h->4h weight gradient
         ];
         let mut attention = vec![
-            Self::stream(self.bsh() * 3),     // layer norm backward: read input, grad; write
-            Self::stream(self.bsh() * 5 / 2), // dropout backward after attention
-            Self::gemm(bs, h / t, h),         // projection data gradient
-            Self::gemm(h / t, h, bs),         // projection weight gradient
+            Self::stream(self.local_bsh() * 3),     // layer norm backward: read input, grad; write
+            Self::stream(self.local_bsh() * 5 / 2), // dropout backward after attention
+            Self::gemm(bs, h / t, h),               // projection data gradient
+            Self::gemm(h / t, h, bs),               // projection weight gradient
         ];
         if recompute == Recompute::Selective {
             attention.extend(self.attention_core()); // recompute scores, softmax, dropout, context
@@ -161,13 +174,15 @@ impl LayerShape {
             }, // grad K = dS^T Q
             Self::gemm(bs, h, 3 * h / t),                // QKV data gradient
             Self::gemm(h, 3 * h / t, bs),                // QKV weight gradient
-            Self::stream(self.bsh() * 3),                // layer norm backward
+            Self::stream(self.local_bsh() * 3),          // layer norm backward
         ]);
         self.with_allreduces(vec![("mlp", mlp), ("attention", attention)])
     }
 
-    /// Appends the tensor-parallel all-reduce after each block (none when t = 1, where the
-    /// blocks merge into one compute piece).
+    /// Adds the tensor-parallel communication of each block: an all-reduce after it, or with
+    /// sequence parallelism an all-gather before it and a reduce-scatter after it (likewise in the
+    /// backward pass, where the conjugate operations swap). None when t = 1, where the blocks merge
+    /// into one compute piece.
     fn with_allreduces(&self, blocks: Vec<(&'static str, Vec<Kernel>)>) -> Vec<Piece> {
         if self.t == 1 {
             return vec![Piece::Compute(
@@ -175,17 +190,39 @@ impl LayerShape {
                 blocks.into_iter().flat_map(|(_, k)| k).collect(),
             )];
         }
+        let bytes = self.allreduce_bytes();
         blocks
             .into_iter()
-            .flat_map(|(name, k)| [Piece::Compute(name, k), Piece::TensorAllReduce(self.allreduce_bytes())])
+            .flat_map(|(name, k)| {
+                if self.sp {
+                    vec![
+                        Piece::Tensor(CollectiveOp::AllGather, bytes),
+                        Piece::Compute(name, k),
+                        Piece::Tensor(CollectiveOp::ReduceScatter, bytes),
+                    ]
+                } else {
+                    vec![Piece::Compute(name, k), Piece::Tensor(CollectiveOp::AllReduce, bytes)]
+                }
+            })
             .collect()
+    }
+
+    /// The collective that joins the embedding output (or the logits' input gradient) across the
+    /// tensor group: all-reduce, or reduce-scatter into sequence shards.
+    fn join(&self) -> Piece {
+        let op = if self.sp {
+            CollectiveOp::ReduceScatter
+        } else {
+            CollectiveOp::AllReduce
+        };
+        Piece::Tensor(op, self.allreduce_bytes())
     }
 
     /// Input embedding (vocabulary-parallel lookup, then all-reduce) forward.
     pub fn embedding_forward(&self) -> Vec<Piece> {
         let mut out = vec![Piece::Compute("embedding", vec![Self::stream(self.bsh() * 2)])];
         if self.t > 1 {
-            out.push(Piece::TensorAllReduce(self.allreduce_bytes()));
+            out.push(self.join());
         }
         out
     }
@@ -198,14 +235,20 @@ impl LayerShape {
     /// Output layer (logits against the tied embedding) and vocabulary-parallel cross-entropy.
     pub fn logits_forward(&self) -> Vec<Piece> {
         let (bs, h, vt) = (self.b * self.s, self.h, self.vocab / self.t);
-        vec![Piece::Compute(
-            "logits",
-            vec![
-                Self::stream(self.bsh() * 2),    // final layer norm
-                Self::gemm(bs, vt, h),           // logits
-                Self::stream(bs * vt * ACT * 3), // cross-entropy: max, exp-sum, loss passes
-            ],
-        )]
+        let gather = self
+            .sp
+            .then(|| Piece::Tensor(CollectiveOp::AllGather, self.allreduce_bytes()));
+        gather
+            .into_iter()
+            .chain([Piece::Compute(
+                "logits",
+                vec![
+                    Self::stream(self.bsh() * 2),    // final layer norm
+                    Self::gemm(bs, vt, h),           // logits
+                    Self::stream(bs * vt * ACT * 3), // cross-entropy: max, exp-sum, loss passes
+                ],
+            )])
+            .collect()
     }
 
     /// Output layer backward; its input gradient is all-reduced across the tensor group.
@@ -221,7 +264,7 @@ impl LayerShape {
             ],
         )];
         if self.t > 1 {
-            out.push(Piece::TensorAllReduce(self.allreduce_bytes()));
+            out.push(self.join());
         }
         out
     }
@@ -293,6 +336,7 @@ mod tests {
             a: 32,
             t,
             vocab: 51200,
+            sp: false,
         }
     }
 
@@ -301,7 +345,7 @@ mod tests {
             .iter()
             .map(|p| match p {
                 Piece::Compute(_, k) => k.iter().map(Kernel::flops).sum(),
-                Piece::TensorAllReduce(_) => 0.0,
+                Piece::Tensor(..) => 0.0,
             })
             .sum()
     }
@@ -325,10 +369,21 @@ mod tests {
 
     #[test]
     fn tensor_parallel_layer_has_two_allreduces_each_way() {
-        let count = |p: &[Piece]| p.iter().filter(|x| matches!(x, Piece::TensorAllReduce(_))).count();
-        assert_eq!(count(&shape(4).forward()), 2);
-        assert_eq!(count(&shape(4).backward(Recompute::None)), 2);
-        assert_eq!(count(&shape(1).forward()), 0);
+        let count = |p: &[Piece], op| {
+            p.iter()
+                .filter(|x| matches!(x, Piece::Tensor(o, _) if *o == op))
+                .count()
+        };
+        assert_eq!(count(&shape(4).forward(), CollectiveOp::AllReduce), 2);
+        assert_eq!(count(&shape(4).backward(Recompute::None), CollectiveOp::AllReduce), 2);
+        assert_eq!(count(&shape(1).forward(), CollectiveOp::AllReduce), 0);
+        // sequence parallelism: each all-reduce becomes an all-gather and a reduce-scatter of the
+        // same b s h buffer (an all-reduce is a reduce-scatter plus an all-gather on the wire)
+        let sp = LayerShape { sp: true, ..shape(4) };
+        assert_eq!(count(&sp.forward(), CollectiveOp::AllReduce), 0);
+        assert_eq!(count(&sp.forward(), CollectiveOp::AllGather), 2);
+        assert_eq!(count(&sp.forward(), CollectiveOp::ReduceScatter), 2);
+        assert_eq!(count(&sp.backward(Recompute::None), CollectiveOp::ReduceScatter), 2);
         // all-reduce of one activation: b s h elements of 2 bytes
         assert_eq!(shape(4).allreduce_bytes(), 2 * 2048 * 3840 * 2);
     }

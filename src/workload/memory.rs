@@ -1,0 +1,209 @@
+//! Memory per GPU: model states (weights, gradients, optimizer state by ZeRO stage) and activations
+//! (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
+//! Table 2), with the microbatches in flight taken from the pipeline schedule itself.
+//!
+//! Per-layer activation bytes for microbatch b, 16-bit activations:
+//! - tensor parallel t (t = 1: no parallelism): s b h (10 + 24/t + 5 a s/(h t))
+//! - tensor + sequence parallel: s b h (34 + 5 a s/h) / t
+//! - selective recompute (attention core not stored): s b h (10 + 24/t), with sequence parallel 34 s b h / t
+//! - full recompute: only the layer input, 2 s b h (/ t with sequence parallel), plus one layer's
+//!   full activations while it is recomputed.
+//!
+//! Model states with mixed-precision Adam (Rajbhandari et al., ZeRO): 2 bytes of weights, G bytes
+//! of gradients (2, or 4 with fp32 gradients) and 12 bytes of fp32 master weights, momentum and
+//! variance per parameter; ZeRO stage 1 shards the 12 over the data-parallel degree N, stage 2 also
+//! the gradients, stage 3 also the weights.
+
+use super::generate::Layout;
+use super::schedule::{steps, Step};
+use super::transformer::{embedding_params_per_rank, layer_params_per_rank};
+use crate::config::{Recompute, WorkloadSpec};
+use serde::Serialize;
+
+/// Bytes of one layer's stored activations for one microbatch on one tensor rank.
+pub fn activation_bytes_per_layer(
+    s: u64,
+    b: u64,
+    h: u64,
+    a: u64,
+    t: u64,
+    sequence_parallel: bool,
+    recompute: Recompute,
+) -> f64 {
+    let (s, b, h, a, t) = (s as f64, b as f64, h as f64, a as f64, t as f64);
+    let sbh = s * b * h;
+    match (recompute, sequence_parallel) {
+        (Recompute::None, false) => sbh * (10.0 + 24.0 / t + 5.0 * a * s / (h * t)),
+        (Recompute::None, true) => sbh * (34.0 + 5.0 * a * s / h) / t,
+        (Recompute::Selective, false) => sbh * (10.0 + 24.0 / t),
+        (Recompute::Selective, true) => 34.0 * sbh / t,
+        (Recompute::Full, false) => 2.0 * sbh,
+        (Recompute::Full, true) => 2.0 * sbh / t,
+    }
+}
+
+/// Bytes of model states per GPU for `params` parameters held by this rank (before ZeRO
+/// sharding), with `grad_bytes` per gradient, ZeRO `stage` over `n` data-parallel ranks.
+pub fn model_state_bytes(params: f64, grad_bytes: f64, stage: u8, n: f64) -> (f64, f64, f64) {
+    let (weights, grads, optimizer) = (2.0 * params, grad_bytes * params, 12.0 * params);
+    match stage {
+        0 => (weights, grads, optimizer),
+        1 => (weights, grads, optimizer / n),
+        2 => (weights, grads / n, optimizer / n),
+        _ => (weights / n, grads / n, optimizer / n),
+    }
+}
+
+/// Memory of one pipeline stage's GPUs.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StageMemory {
+    /// Stage index.
+    pub stage: u32,
+    /// Parameters held by one GPU of the stage (before ZeRO sharding).
+    pub parameters: f64,
+    /// 16-bit weights, bytes.
+    pub weights_bytes: f64,
+    /// Gradients, bytes.
+    pub gradients_bytes: f64,
+    /// fp32 master weights, momentum and variance, bytes.
+    pub optimizer_bytes: f64,
+    /// Peak stored activations (microbatches in flight), bytes.
+    pub activation_bytes: f64,
+    /// Most microbatch passes in flight (a pass = one model chunk of one microbatch).
+    pub passes_in_flight: u32,
+    /// Workspace and fragmentation allowance, bytes.
+    pub reserve_bytes: f64,
+    /// Sum, bytes.
+    pub total_bytes: f64,
+}
+
+/// Memory report for a run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct MemoryReport {
+    /// Highest total over the stages, bytes per GPU.
+    pub peak_bytes_per_gpu: f64,
+    /// GPU memory, bytes.
+    pub capacity_bytes: f64,
+    /// Whether the peak fits in the capacity.
+    pub fits: bool,
+    /// Per stage.
+    pub per_stage: Vec<StageMemory>,
+}
+
+/// Most passes in flight on `stage`: forwards whose backward has not run yet, per the schedule.
+pub fn passes_in_flight(w: &WorkloadSpec, stage: u32) -> u32 {
+    let lay = Layout::of(w);
+    let (mut live, mut peak) = (0i64, 0i64);
+    for st in steps(w.schedule, stage, lay.p, w.microbatches() as u32, w.chunks()) {
+        match st {
+            Step::Forward { .. } => live += 1,
+            Step::Backward { .. } => live -= 1,
+        }
+        peak = peak.max(live);
+    }
+    peak as u32
+}
+
+/// Memory per GPU of every stage and the verdict against `capacity` bytes, with a reserve of
+/// `reserve_fixed` bytes plus `reserve_fraction` of the rest.
+pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fraction: f64) -> MemoryReport {
+    let lay = Layout::of(w);
+    let m = &w.model;
+    let (t, v) = (lay.t as u64, w.chunks());
+    let sp = w.parallel.sequence_parallel && t > 1;
+    let layers_per_chunk = m.layers / (lay.p * v);
+    let per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, w.recompute);
+    // with full recompute, one layer's full activations exist while it is recomputed
+    let working = match w.recompute {
+        Recompute::Full => {
+            activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, Recompute::None)
+        }
+        _ => 0.0,
+    };
+    let per_stage = (0..lay.p)
+        .map(|stage| {
+            let mut params = (layers_per_chunk * v) as f64 * layer_params_per_rank(m, lay.t) as f64;
+            let last = lay.p * v - 1;
+            for c in 0..v {
+                let vs = c * lay.p + stage;
+                if vs == 0 || vs == last {
+                    params += embedding_params_per_rank(m, lay.t) as f64;
+                }
+            }
+            let (weights, grads, optimizer) = model_state_bytes(
+                params,
+                w.data_parallel.grad_dtype.bytes() as f64,
+                w.data_parallel.zero_stage,
+                lay.d as f64,
+            );
+            let passes = passes_in_flight(w, stage);
+            let mut activations = passes as f64 * layers_per_chunk as f64 * per_layer + working;
+            if stage == lay.p - 1 && m.vocab > 0 {
+                // logits of one microbatch: 16-bit and an fp32 copy for the cross-entropy
+                activations += 6.0 * (m.seq_len * w.batch.micro * m.vocab / t) as f64;
+            }
+            let states = weights + grads + optimizer + activations;
+            let reserve = reserve_fixed + reserve_fraction * states;
+            StageMemory {
+                stage,
+                parameters: params,
+                weights_bytes: weights,
+                gradients_bytes: grads,
+                optimizer_bytes: optimizer,
+                activation_bytes: activations,
+                passes_in_flight: passes,
+                reserve_bytes: reserve,
+                total_bytes: states + reserve,
+            }
+        })
+        .collect::<Vec<_>>();
+    let peak = per_stage.iter().map(|s| s.total_bytes).fold(0.0, f64::max);
+    MemoryReport {
+        peak_bytes_per_gpu: peak,
+        capacity_bytes: capacity,
+        fits: peak <= capacity,
+        per_stage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GB: f64 = 1e9;
+
+    /// ZeRO paper, Figure 1: 7.5B parameters, data-parallel degree 64, K = 12.
+    /// stage 0: (2 + 2 + 12) x 7.5 = 120 GB; stage 1: 2 x 7.5 + 2 x 7.5 + 12 x 7.5 / 64 = 31.4 GB;
+    /// stage 2: 2 x 7.5 + 14 x 7.5 / 64 = 16.6 GB; stage 3: 16 x 7.5 / 64 = 1.875 GB.
+    #[test]
+    fn zero_paper_example() {
+        let total = |stage| {
+            let (w, g, o) = model_state_bytes(7.5e9, 2.0, stage, 64.0);
+            (w + g + o) / GB
+        };
+        assert!((total(0) - 120.0).abs() < 1e-9);
+        assert!((total(1) - 31.40625).abs() < 1e-9);
+        assert!((total(2) - 16.640625).abs() < 1e-9);
+        assert!((total(3) - 1.875).abs() < 1e-9);
+    }
+
+    /// Korthikanti et al. Table 2 for GPT-3 175B (s 2048, h 12288, a 96), b = 1, t = 8:
+    /// 5 a s / h = 5 x 96 x 2048 / 12288 = 80, s b h = 25 165 824.
+    #[test]
+    fn korthikanti_activation_formulas() {
+        let sbh = 2048.0 * 12288.0;
+        let act = |t, sp, rc| activation_bytes_per_layer(2048, 1, 12288, 96, t, sp, rc);
+        // no parallelism (t = 1): s b h (34 + 80) = 114 s b h
+        assert_eq!(act(1, false, Recompute::None), 114.0 * sbh);
+        // tensor parallel: s b h (10 + 24/8 + 80/8) = 23 s b h
+        assert_eq!(act(8, false, Recompute::None), 23.0 * sbh);
+        // tensor + sequence parallel: s b h (34 + 80)/8 = 14.25 s b h
+        assert_eq!(act(8, true, Recompute::None), 14.25 * sbh);
+        // tensor parallel + selective recompute: s b h (10 + 3) = 13 s b h
+        assert_eq!(act(8, false, Recompute::Selective), 13.0 * sbh);
+        // tensor + sequence parallel + selective: 34/8 = 4.25 s b h
+        assert_eq!(act(8, true, Recompute::Selective), 4.25 * sbh);
+        // full recompute: the layer input, 2 s b h
+        assert_eq!(act(8, false, Recompute::Full), 2.0 * sbh);
+    }
+}
