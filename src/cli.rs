@@ -26,6 +26,37 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Reproduce Megatron-LM Figures 6, 7, 13, 14, 15 and the validation table into results/megatron/.
     Validate(ValidateArgs),
+    /// Find the parallel configurations of a model on N GPUs that fit, ranked by throughput.
+    Plan(PlanArgs),
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// Workload YAML file or preset name (its model and global batch are kept; the split is searched).
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<String>,
+    /// GPUs to plan for.
+    #[arg(long)]
+    pub gpus: u64,
+    /// Hardware YAML file or preset name. Default: dgx-a100.
+    #[arg(long, value_name = "FILE")]
+    pub hardware: Option<String>,
+    /// Rows to print.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Tokens to train on (e.g. 300e9): adds the days to train.
+    #[arg(long)]
+    pub tokens: Option<f64>,
+    /// Override a YAML field (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Output folder for plan.csv (default: results/plan-<workload>-<gpus>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print only, write no files.
+    #[arg(long)]
+    pub no_output: bool,
 }
 
 /// Arguments of `sweep`.

@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod model;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod sim;
@@ -41,6 +42,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Collective(args) => collective_command(&args),
         Command::Sweep(args) => sweep_command(&args),
         Command::Validate(args) => validate_command(&args),
+        Command::Plan(args) => plan_command(&args),
     };
     match result {
         Ok(()) => 0,
@@ -82,6 +84,51 @@ pub fn sweep_command(args: &cli::SweepArgs) -> Result<()> {
     }
     for p in written {
         println!("  wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// `clustersim plan`.
+pub fn plan_command(args: &cli::PlanArgs) -> Result<()> {
+    let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    if let Some(t) = args.tokens {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(error::Error::Input(format!(
+                "error: --tokens {t}: must be a positive number of tokens, e.g. 300e9"
+            )));
+        }
+    }
+    let start = std::time::Instant::now();
+    let plan = plan::plan(
+        &source(&args.hardware),
+        &source(&args.workload),
+        &overrides,
+        args.gpus,
+        args.tokens,
+    )?;
+    println!(
+        "{} valid configurations of {} GPUs, {} do not fit in memory, {} simulated in {:.1} s (analytic network, one GPU per stage)\n",
+        plan.valid,
+        args.gpus,
+        plan.out_of_memory,
+        plan.ranked.len(),
+        start.elapsed().as_secs_f64()
+    );
+    print!("{}", plan::table(&plan, args.top));
+    if !args.no_output {
+        let name = args
+            .workload
+            .as_deref()
+            .map(|w| w.rsplit('/').next().unwrap_or(w).trim_end_matches(".yaml"))
+            .unwrap_or("gpt-5.9b");
+        let dir = args
+            .out
+            .clone()
+            .unwrap_or_else(|| std::path::Path::new("results").join(format!("plan-{name}-{}", args.gpus)));
+        report::output::create_dir(&dir)?;
+        let path = dir.join("plan.csv");
+        report::output::write_atomic(&path, |w| w.write_all(plan::csv(&plan).as_bytes()))?;
+        println!("\nwrote {}", path.display());
     }
     Ok(())
 }
@@ -178,6 +225,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         &run::RunOptions {
             seed: args.seed,
             timeline,
+            representative: false,
         },
     )?;
     let wall = start.elapsed().as_secs_f64();

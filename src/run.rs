@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub seed: u64,
     /// Ranks whose spans go into the timeline and schedule plot.
     pub timeline: TimelineRanks,
+    /// Give tasks to one GPU per pipeline stage only (exact for contention-free network models).
+    pub representative: bool,
 }
 
 impl Default for RunOptions {
@@ -25,6 +27,7 @@ impl Default for RunOptions {
         RunOptions {
             seed: 1,
             timeline: TimelineRanks::FirstReplica,
+            representative: false,
         }
     }
 }
@@ -43,7 +46,11 @@ pub struct RunResult {
 
 /// Generates and simulates one iteration.
 pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
-    let graph = generate(&cfg.workload);
+    let graph = if opts.representative {
+        crate::workload::generate::generate_representative(&cfg.workload)
+    } else {
+        generate(&cfg.workload)
+    };
     let layout = Layout::of(&cfg.workload);
     let mut timeline = Timeline::new(opts.timeline, layout);
     let outcome = simulate(&graph, &cfg.hardware, SimOptions { seed: opts.seed }, &mut timeline)?;

@@ -110,6 +110,8 @@ pub struct SimOutcome {
     pub makespan: SimTime,
     /// Per rank time accounting over [0, makespan].
     pub rank_time: Vec<RankTime>,
+    /// Whether each rank had any task (representative runs leave most ranks empty).
+    pub active: Vec<bool>,
     /// Events processed.
     pub events: u64,
     /// Name of the network model used.
@@ -288,6 +290,9 @@ impl<'a> Sim<'a> {
         SimOutcome {
             makespan: end,
             rank_time: self.clocks.iter().map(|c| c.time).collect(),
+            active: (0..self.g.ranks)
+                .map(|r| (0..Stream::COUNT).any(|s| !self.g.stream(r, s).is_empty()))
+                .collect(),
             events: self.queue.events_processed(),
             network_model: self.net.name(),
         }

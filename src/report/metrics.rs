@@ -137,8 +137,8 @@ impl Report {
         let pipelined = lay.p > 1;
         let per_stage: Vec<StageReport> = (0..lay.p)
             .map(|stage| {
-                let ranks = (0..lay.t * lay.d).map(|i| stage * lay.t * lay.d + i);
-                let times: Vec<&RankTime> = ranks.map(|r| &out.rank_time[r as usize]).collect();
+                let ranks = (0..lay.t * lay.d).map(|i| (stage * lay.t * lay.d + i) as usize);
+                let times: Vec<&RankTime> = ranks.filter(|&r| out.active[r]).map(|r| &out.rank_time[r]).collect();
                 let breakdown = TimeBreakdown::of(&times, pipelined);
                 let bubble = breakdown.bubble_s;
                 StageReport {
@@ -151,7 +151,13 @@ impl Report {
             })
             .collect();
         let fraction = per_stage.iter().map(|s| s.fraction).sum::<f64>() / lay.p as f64;
-        let all: Vec<&RankTime> = out.rank_time.iter().collect();
+        let all: Vec<&RankTime> = out
+            .rank_time
+            .iter()
+            .zip(&out.active)
+            .filter(|(_, a)| **a)
+            .map(|(t, _)| t)
+            .collect();
         let samples = w.batch.global as f64;
         Report {
             name: w.name.clone(),

@@ -86,6 +86,7 @@ fn run_point(spec: &SweepSpec, base: &[Override], hardware: &Source, workload: &
             &RunOptions {
                 seed: 1,
                 timeline: TimelineRanks::None,
+                representative: false,
             },
         )
         .map(|r| r.report)

@@ -59,9 +59,16 @@ impl Layout {
     }
 }
 
-/// Generates one training iteration.
+/// Generates one training iteration, every rank with its tasks.
 pub fn generate(w: &WorkloadSpec) -> TaskGraph {
-    Generator::new(w).run()
+    Generator::new(w, false).run()
+}
+
+/// Generates one training iteration with tasks only on tensor rank 0 of replica 0 of each stage.
+/// All ranks run the same program, so with a contention-free network model the timeline of those
+/// ranks, and every metric, equal the full simulation's, at 1/(t d) of the cost.
+pub fn generate_representative(w: &WorkloadSpec) -> TaskGraph {
+    Generator::new(w, true).run()
 }
 
 struct Generator<'a> {
@@ -74,6 +81,8 @@ struct Generator<'a> {
     g: GraphBuilder,
     /// Tasks of the stage being generated, flushed to `g` in (rank, stream) order.
     buf: StageBuffer,
+    /// Only one rank per stage gets tasks.
+    representative: bool,
     /// (virtual stage boundary, microbatch, direction, data, tensor) -> transfer id
     /// Transfer id by (virtual stage boundary, microbatch, direction, data, tensor), dense; created
     /// by whichever of the send and the receive is generated first.
@@ -84,7 +93,7 @@ const NONE_MB: u32 = u32::MAX;
 const NO_LAYER: u16 = u16::MAX;
 
 impl<'a> Generator<'a> {
-    fn new(w: &'a WorkloadSpec) -> Self {
+    fn new(w: &'a WorkloadSpec, representative: bool) -> Self {
         let lay = Layout::of(w);
         let v = w.chunks();
         Generator {
@@ -94,8 +103,12 @@ impl<'a> Generator<'a> {
             m: w.microbatches() as u32,
             v,
             layers_per_chunk: w.model.layers / (lay.p * v),
-            g: GraphBuilder::with_capacity(lay.ranks(), estimate_tasks(w)),
+            g: GraphBuilder::with_capacity(
+                lay.ranks(),
+                estimate_tasks(w) / if representative { (lay.t * lay.d) as usize } else { 1 },
+            ),
             buf: StageBuffer::default(),
+            representative,
             transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
         }
     }
@@ -107,28 +120,33 @@ impl<'a> Generator<'a> {
         self.g.finish()
     }
 
-    /// The ranks of a stage, grouped: tensor groups (one per data index) and data groups (one per tensor index).
+    /// The ranks of a stage, grouped: tensor groups (one per data index) and data groups (one per
+    /// tensor index). In representative mode only tensor rank 0 of replica 0 gets tasks, but every
+    /// group still lists all its real ranks, so communication is priced for the real group.
     fn stage(&mut self, stage: u32) {
         let lay = self.lay;
-        let ranks: Vec<u32> = (0..lay.d)
-            .flat_map(|data| (0..lay.t).map(move |tensor| lay.rank(RankCoord { tensor, data, stage })))
+        let (datas, tensors) = if self.representative { (1, 1) } else { (lay.d, lay.t) };
+        let ranks: Vec<u32> = (0..datas)
+            .flat_map(|data| (0..tensors).map(move |tensor| lay.rank(RankCoord { tensor, data, stage })))
             .collect();
-        let tensor_groups: Vec<u32> = (0..lay.d)
+        let index = |tensor: u32, data: u32| (data * tensors + tensor) as usize;
+        let tensor_groups = (0..datas)
             .map(|data| {
-                self.g.group(
-                    (0..lay.t)
-                        .map(|tensor| lay.rank(RankCoord { tensor, data, stage }))
-                        .collect(),
+                let all = (0..lay.t)
+                    .map(|tensor| lay.rank(RankCoord { tensor, data, stage }))
+                    .collect();
+                (
+                    self.g.group(all),
+                    (0..tensors).map(|tensor| index(tensor, data)).collect(),
                 )
             })
             .collect();
-        let data_groups: Vec<u32> = (0..lay.t)
+        let data_groups = (0..tensors)
             .map(|tensor| {
-                self.g.group(
-                    (0..lay.d)
-                        .map(|data| lay.rank(RankCoord { tensor, data, stage }))
-                        .collect(),
-                )
+                let all = (0..lay.d)
+                    .map(|data| lay.rank(RankCoord { tensor, data, stage }))
+                    .collect();
+                (self.g.group(all), (0..datas).map(|data| index(tensor, data)).collect())
             })
             .collect();
         self.buf.begin(ranks[0]);
@@ -322,10 +340,9 @@ impl<'a> Generator<'a> {
                     }
                 }
                 Piece::Tensor(op, bytes) => {
-                    for (di, &group) in ctx.tensor_groups.iter().enumerate() {
-                        let c = self.g.collective(op, group, bytes);
-                        for ti in 0..self.lay.t as usize {
-                            let i = di * self.lay.t as usize + ti;
+                    for (group, members) in &ctx.tensor_groups {
+                        let c = self.g.collective(op, *group, bytes);
+                        for &i in members {
                             prev[i] =
                                 Some(
                                     self.buf
@@ -357,10 +374,9 @@ impl<'a> Generator<'a> {
             layer,
             microbatch: NONE_MB,
         };
-        for (ti, &group) in ctx.data_groups.iter().enumerate() {
-            let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
-            for di in 0..self.lay.d as usize {
-                let i = di * self.lay.t as usize + ti;
+        for (group, members) in &ctx.data_groups {
+            let c = self.g.collective(CollectiveOp::AllReduce, *group, bytes);
+            for &i in members {
                 let task = self
                     .buf
                     .task(ctx.ranks[i], Stream::DataParallel, TaskKind::Collective(c), label);
@@ -441,12 +457,11 @@ impl<'a> Generator<'a> {
         }
         if self.scatter_gather() {
             // each tensor rank received 1/t of the activation: all-gather it over the tensor group
-            for (di, &group) in ctx.tensor_groups.iter().enumerate() {
+            for (group, members) in &ctx.tensor_groups {
                 let c = self
                     .g
-                    .collective(CollectiveOp::AllGather, group, self.shape.allreduce_bytes());
-                for ti in 0..self.lay.t as usize {
-                    let i = di * self.lay.t as usize + ti;
+                    .collective(CollectiveOp::AllGather, *group, self.shape.allreduce_bytes());
+                for &i in members {
                     self.buf
                         .task(ctx.ranks[i], Stream::Compute, TaskKind::Collective(c), label);
                 }
@@ -473,9 +488,12 @@ impl<'a> Generator<'a> {
 
 struct StageCtx {
     stage: u32,
+    /// Ranks of the stage that get tasks.
     ranks: Vec<u32>,
-    tensor_groups: Vec<u32>,
-    data_groups: Vec<u32>,
+    /// Each tensor group: its id (all real ranks) and the indices into `ranks` of its members present.
+    tensor_groups: Vec<(u32, Vec<usize>)>,
+    /// Each data-parallel group, likewise.
+    data_groups: Vec<(u32, Vec<usize>)>,
 }
 
 /// An upper bound on the tasks of one iteration, to reserve memory once (capacity that is never

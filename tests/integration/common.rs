@@ -25,6 +25,7 @@ pub fn report(hardware: &str, workload: &str, sets: &[String]) -> Report {
         &RunOptions {
             seed: 1,
             timeline: TimelineRanks::None,
+            representative: false,
         },
     )
     .unwrap()

@@ -6,5 +6,6 @@ mod determinism;
 mod errors;
 mod formulas;
 mod network;
+mod planner;
 mod sweeps;
 mod validation;

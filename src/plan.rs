@@ -1,0 +1,284 @@
+//! `clustersim plan`: which parallel configuration of a model on N GPUs fits and runs fastest,
+//! and how long training takes.
+//!
+//! Every combination of tensor t (a divisor of N and of the heads, at most one node), pipeline p (a
+//! divisor of N/t and of the layers), data d = N/(t p), microbatch b in {1, 2, 4, 8}, schedule
+//! (1F1B, or interleaved with v in {2, 4}), recompute (none, selective, full), sequence parallelism
+//! (with t > 1) and ZeRO stage (0, or 1 = distributed optimizer) is checked like a run's input; the
+//! valid ones whose peak memory fits are simulated in parallel, one GPU per pipeline stage with the
+//! analytic network model (exact for it, by symmetry), and ranked by throughput.
+
+use crate::config::{load_run_config, Override, RunConfig, Source};
+use crate::error::{Error, Result};
+use crate::report::timeline::TimelineRanks;
+use crate::run::{run, RunOptions};
+use crate::workload::memory::memory;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// One configuration of the search space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// Tensor degree.
+    pub tensor: u32,
+    /// Pipeline degree.
+    pub pipeline: u32,
+    /// Data degree.
+    pub data: u32,
+    /// Microbatch.
+    pub micro: u64,
+    /// Model chunks per GPU (1: 1F1B, more: interleaved).
+    pub interleave: u32,
+    /// Recompute mode.
+    pub recompute: &'static str,
+    /// Sequence parallelism.
+    pub sequence_parallel: bool,
+    /// ZeRO stage.
+    pub zero_stage: u8,
+}
+
+impl Candidate {
+    fn overrides(&self) -> Vec<String> {
+        let schedule = if self.interleave > 1 { "interleaved" } else { "1f1b" };
+        vec![
+            format!("workload.parallel.tensor={}", self.tensor),
+            format!("workload.parallel.pipeline={}", self.pipeline),
+            format!("workload.parallel.data={}", self.data),
+            format!("workload.parallel.interleave={}", self.interleave),
+            format!("workload.parallel.sequence_parallel={}", self.sequence_parallel),
+            format!("workload.batch.micro={}", self.micro),
+            format!("workload.schedule={schedule}"),
+            format!("workload.recompute={}", self.recompute),
+            format!("workload.data_parallel.zero_stage={}", self.zero_stage),
+            "workload.gpus=~".to_string(),
+        ]
+    }
+    /// Short description, e.g. `t8 p16 d8 b1 v1 full sp zero1`.
+    pub fn label(&self) -> String {
+        format!(
+            "t{} p{} d{} b{} v{} {}{} zero{}",
+            self.tensor,
+            self.pipeline,
+            self.data,
+            self.micro,
+            self.interleave,
+            self.recompute,
+            if self.sequence_parallel { " sp" } else { "" },
+            self.zero_stage
+        )
+    }
+}
+
+/// A simulated candidate.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Ranked {
+    /// The configuration.
+    pub candidate: Candidate,
+    /// TFLOP/s per GPU (Megatron eq. 3).
+    pub tflops_per_gpu: f64,
+    /// Tokens per second.
+    pub tokens_per_s: f64,
+    /// Iteration time, s.
+    pub iteration_time_s: f64,
+    /// Peak memory per GPU, bytes.
+    pub peak_memory_bytes: f64,
+    /// Bubble time / iteration time.
+    pub bubble_fraction: f64,
+    /// Days to train the requested tokens, if any.
+    pub days: Option<f64>,
+}
+
+/// What the planner found.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Simulated candidates, fastest first.
+    pub ranked: Vec<Ranked>,
+    /// Candidates that are valid configurations.
+    pub valid: usize,
+    /// Valid candidates dropped for not fitting in memory.
+    pub out_of_memory: usize,
+}
+
+fn divisors(n: u64) -> Vec<u64> {
+    (1..=n).filter(|d| n % d == 0).collect()
+}
+
+/// Every candidate of the search space for `gpus` GPUs (validity is checked later).
+pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
+    let m = &cfg.workload.model;
+    let mut out = Vec::new();
+    for t in divisors(gpus)
+        .into_iter()
+        .filter(|t| *t <= cfg.hardware.node.gpus as u64 && m.heads % t == 0)
+    {
+        for p in divisors(gpus / t).into_iter().filter(|p| m.layers as u64 % p == 0) {
+            let d = gpus / (t * p);
+            for micro in [1u64, 2, 4, 8] {
+                for interleave in [1u32, 2, 4] {
+                    if interleave > 1 && p == 1 {
+                        continue;
+                    }
+                    for recompute in ["none", "selective", "full"] {
+                        for sequence_parallel in [false, true] {
+                            if sequence_parallel && t == 1 {
+                                continue;
+                            }
+                            for zero_stage in [0u8, 1] {
+                                out.push(Candidate {
+                                    tensor: t as u32,
+                                    pipeline: p as u32,
+                                    data: d as u32,
+                                    micro,
+                                    interleave,
+                                    recompute,
+                                    sequence_parallel,
+                                    zero_stage,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Plans `gpus` GPUs for the workload and hardware sources, with extra overrides.
+pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, tokens: Option<f64>) -> Result<Plan> {
+    let mut base = sets.to_vec();
+    base.push(Override::parse("hardware.network.model=analytic")?);
+    let base_cfg = load_run_config(hardware, workload, &base)?;
+    if gpus == 0 || gpus > base_cfg.hardware.total_gpus() {
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus}: {} has {} nodes x {} GPUs = {} GPUs",
+            base_cfg.hardware.name,
+            base_cfg.hardware.nodes,
+            base_cfg.hardware.node.gpus,
+            base_cfg.hardware.total_gpus()
+        )));
+    }
+    // valid configurations, with their memory
+    let configs: Vec<(Candidate, RunConfig)> = candidates(&base_cfg, gpus)
+        .into_iter()
+        .filter_map(|c| {
+            let mut o = base.clone();
+            for s in c.overrides() {
+                o.push(Override::parse(&s).ok()?);
+            }
+            load_run_config(hardware, workload, &o).ok().map(|cfg| (c, cfg))
+        })
+        .collect();
+    if configs.is_empty() {
+        let m = &base_cfg.workload.model;
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus}: no (tensor, pipeline, data) split of {gpus} GPUs is valid for {} ({} layers, {} heads, global batch {}): tensor must divide the heads and be at most {} (one node), pipeline must divide the layers, and the batch must divide over data x microbatch",
+            base_cfg.workload.name, m.layers, m.heads, base_cfg.workload.batch.global, base_cfg.hardware.node.gpus
+        )));
+    }
+    let gpu = &base_cfg.hardware.gpu;
+    let mem = |cfg: &RunConfig| {
+        memory(
+            &cfg.workload,
+            gpu.memory.as_f64(),
+            gpu.memory_reserved.as_f64(),
+            gpu.memory_fragmentation,
+        )
+    };
+    let valid = configs.len();
+    let (fitting, too_big): (Vec<_>, Vec<_>) = configs.into_iter().partition(|(_, cfg)| mem(cfg).fits);
+    if fitting.is_empty() {
+        let (c, cfg) = too_big
+            .iter()
+            .min_by(|a, b| mem(&a.1).peak_bytes_per_gpu.total_cmp(&mem(&b.1).peak_bytes_per_gpu))
+            .expect("configs is not empty");
+        let gib = |x: f64| x / (1u64 << 30) as f64;
+        return Err(Error::Input(format!(
+            "error: nothing fits: the smallest configuration ({}) needs {:.1} GiB per GPU, the GPU has {:.1} GiB; use more GPUs or a GPU with more memory",
+            c.label(),
+            gib(mem(cfg).peak_bytes_per_gpu),
+            gib(gpu.memory.as_f64())
+        )));
+    }
+    let mut ranked: Vec<Ranked> = fitting
+        .par_iter()
+        .filter_map(|(c, cfg)| {
+            let opts = RunOptions {
+                seed: 1,
+                timeline: TimelineRanks::None,
+                representative: true,
+            };
+            let r = run(cfg, &opts).ok()?.report;
+            Some(Ranked {
+                candidate: c.clone(),
+                tflops_per_gpu: r.tflops_per_gpu,
+                tokens_per_s: r.tokens_per_s,
+                iteration_time_s: r.iteration_time_s,
+                peak_memory_bytes: r.memory.peak_bytes_per_gpu,
+                bubble_fraction: r.bubble.fraction,
+                days: tokens.map(|t| t / r.tokens_per_s / 86_400.0),
+            })
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.tokens_per_s
+            .total_cmp(&a.tokens_per_s)
+            .then_with(|| a.candidate.label().cmp(&b.candidate.label()))
+    });
+    Ok(Plan {
+        ranked,
+        valid,
+        out_of_memory: too_big.len(),
+    })
+}
+
+/// The ranked table, top `k` rows.
+pub fn table(plan: &Plan, k: usize) -> String {
+    let mut s = format!(
+        "{:>4}  {:<34} {:>10} {:>12} {:>10} {:>9} {:>8}",
+        "rank", "configuration", "TFLOP/s", "iteration", "memory", "bubble", "days"
+    );
+    s.push('\n');
+    for (i, r) in plan.ranked.iter().take(k).enumerate() {
+        s += &format!(
+            "{:>4}  {:<34} {:>10.1} {:>10.3} s {:>6.1} GiB {:>9.3} {:>8}\n",
+            i + 1,
+            r.candidate.label(),
+            r.tflops_per_gpu,
+            r.iteration_time_s,
+            r.peak_memory_bytes / (1u64 << 30) as f64,
+            r.bubble_fraction,
+            r.days.map(|d| format!("{d:.1}")).unwrap_or_else(|| "-".into())
+        );
+    }
+    s
+}
+
+/// CSV of every simulated candidate, fastest first.
+pub fn csv(plan: &Plan) -> String {
+    let mut s = String::from(
+        "rank,tensor,pipeline,data,micro,interleave,recompute,sequence_parallel,zero_stage,tflops_per_gpu,tokens_per_s,iteration_time_s,peak_memory_bytes,bubble_fraction,days\n",
+    );
+    for (i, r) in plan.ranked.iter().enumerate() {
+        let c = &r.candidate;
+        s += &format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            i + 1,
+            c.tensor,
+            c.pipeline,
+            c.data,
+            c.micro,
+            c.interleave,
+            c.recompute,
+            c.sequence_parallel,
+            c.zero_stage,
+            r.tflops_per_gpu,
+            r.tokens_per_s,
+            r.iteration_time_s,
+            r.peak_memory_bytes,
+            r.bubble_fraction,
+            r.days.map(|d| d.to_string()).unwrap_or_default()
+        );
+    }
+    s
+}
