@@ -4,7 +4,7 @@
 //! Every combination of tensor t (a divisor of N and of the heads, at most one node), pipeline p (a
 //! divisor of N/t and of the layers), data d = N/(t p), microbatch b in {1, 2, 4, 8}, schedule
 //! (1F1B, or interleaved with v in {2, 4}), recompute (none, selective, full), sequence parallelism
-//! (with t > 1) and ZeRO stage (0, or 1 = distributed optimizer) is checked like a run's input; the
+//! (with t > 1) and ZeRO stage (0, 1 = distributed optimizer, 3 = FSDP) is checked like a run's input; the
 //! valid ones whose peak memory fits are simulated in parallel, one GPU per pipeline stage with the
 //! analytic network model (exact for it, by symmetry), and ranked by throughput.
 
@@ -123,7 +123,7 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                             if sequence_parallel && t == 1 {
                                 continue;
                             }
-                            for zero_stage in [0u8, 1] {
+                            for zero_stage in [0u8, 1, 3] {
                                 out.push(Candidate {
                                     tensor: t as u32,
                                     pipeline: p as u32,

@@ -17,6 +17,8 @@ pub enum Piece {
     Compute(&'static str, Vec<Kernel>),
     /// A collective of this many bytes (nccl-tests convention) across the tensor-parallel group.
     Tensor(CollectiveOp, u64),
+    /// A blocking collective across the data-parallel group (ZeRO-3 parameter all-gathers).
+    Data(CollectiveOp, u64),
 }
 
 /// Sizes of one tensor-parallel shard of the model for one microbatch.
@@ -345,7 +347,7 @@ mod tests {
             .iter()
             .map(|p| match p {
                 Piece::Compute(_, k) => k.iter().map(Kernel::flops).sum(),
-                Piece::Tensor(..) => 0.0,
+                Piece::Tensor(..) | Piece::Data(..) => 0.0,
             })
             .sum()
     }
