@@ -38,7 +38,8 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn overrides(&self) -> Vec<String> {
+    /// The `--set` overrides that select this configuration.
+    pub fn overrides(&self) -> Vec<String> {
         let schedule = if self.interleave > 1 { "interleaved" } else { "1f1b" };
         vec![
             format!("workload.parallel.tensor={}", self.tensor),

@@ -407,29 +407,29 @@ impl<'a> Generator<'a> {
                     }
                 }
                 Piece::Data(op, bytes) => {
-                    for (group, members) in &ctx.data_groups {
-                        let c = self.g.collective(op, *group, bytes);
-                        for &i in members {
-                            prev[i] =
-                                Some(
-                                    self.buf
-                                        .task(ctx.ranks[i], Stream::Compute, TaskKind::Collective(c), label),
-                                );
-                        }
-                    }
+                    self.blocking_collective(&ctx.ranks, &ctx.data_groups, op, bytes, label, prev)
                 }
                 Piece::Tensor(op, bytes) => {
-                    for (group, members) in &ctx.tensor_groups {
-                        let c = self.g.collective(op, *group, bytes);
-                        for &i in members {
-                            prev[i] =
-                                Some(
-                                    self.buf
-                                        .task(ctx.ranks[i], Stream::Compute, TaskKind::Collective(c), label),
-                                );
-                        }
-                    }
+                    self.blocking_collective(&ctx.ranks, &ctx.tensor_groups, op, bytes, label, prev)
                 }
+            }
+        }
+    }
+
+    /// One collective per group on the compute stream of each present member, which waits for it.
+    fn blocking_collective(
+        &mut self,
+        ranks: &[u32],
+        groups: &[(u32, Vec<usize>)],
+        op: CollectiveOp,
+        bytes: u64,
+        label: TaskLabel,
+        prev: &mut [Option<TaskId>],
+    ) {
+        for (group, members) in groups {
+            let c = self.g.collective(op, *group, bytes);
+            for &i in members {
+                prev[i] = Some(self.buf.task(ranks[i], Stream::Compute, TaskKind::Collective(c), label));
             }
         }
     }

@@ -31,20 +31,7 @@ fn planner_ranking_equals_brute_force() {
     let mut brute: Vec<(String, f64, f64)> = Vec::new();
     for c in candidates(&base, 8) {
         let mut o = small();
-        for s in [
-            format!("workload.parallel.tensor={}", c.tensor),
-            format!("workload.parallel.pipeline={}", c.pipeline),
-            format!("workload.parallel.data={}", c.data),
-            format!("workload.parallel.interleave={}", c.interleave),
-            format!("workload.parallel.sequence_parallel={}", c.sequence_parallel),
-            format!("workload.batch.micro={}", c.micro),
-            format!(
-                "workload.schedule={}",
-                if c.interleave > 1 { "interleaved" } else { "1f1b" }
-            ),
-            format!("workload.recompute={}", c.recompute),
-            format!("workload.data_parallel.zero_stage={}", c.zero_stage),
-        ] {
+        for s in c.overrides() {
             o.push(Override::parse(&s).unwrap());
         }
         let Ok(cfg) = load_run_config(&hw, &wl, &o) else {
