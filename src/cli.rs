@@ -28,6 +28,40 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Find the parallel configurations of a model on N GPUs that fit, ranked by throughput.
     Plan(PlanArgs),
+    /// Workload traces: export a generated workload as a trace file.
+    Trace(TraceArgs),
+}
+
+/// Arguments of `trace`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TraceArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: TraceAction,
+}
+
+/// `trace` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TraceAction {
+    /// Write a generated workload as a trace (JSON Lines, format version 1).
+    Export(ExportArgs),
+}
+
+/// Arguments of `trace export`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// Hardware YAML file or preset name (checks that the workload fits). Default: dgx-a100.
+    #[arg(long, value_name = "FILE")]
+    pub hardware: Option<String>,
+    /// Workload YAML file or preset name. Default: gpt-5.9b.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<String>,
+    /// Override a YAML field (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Trace file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `plan`.
@@ -139,6 +173,9 @@ pub struct RunArgs {
     /// Ranks recorded in timeline.json and the schedule plot.
     #[arg(long, value_enum, default_value_t = TimelineRanks::FirstReplica)]
     pub timeline: TimelineRanks,
+    /// Run a trace file instead of generating the workload (its header must carry the workload).
+    #[arg(long, value_name = "FILE", conflicts_with = "workload")]
+    pub trace: Option<String>,
 }
 
 impl Default for RunArgs {
@@ -152,6 +189,7 @@ impl Default for RunArgs {
             no_output: false,
             seed: 1,
             timeline: TimelineRanks::FirstReplica,
+            trace: None,
         }
     }
 }

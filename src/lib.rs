@@ -43,6 +43,9 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Sweep(args) => sweep_command(&args),
         Command::Validate(args) => validate_command(&args),
         Command::Plan(args) => plan_command(&args),
+        Command::Trace(args) => match &args.action {
+            cli::TraceAction::Export(e) => export_command(e),
+        },
     };
     match result {
         Ok(()) => 0,
@@ -210,24 +213,93 @@ pub fn collective_command(args: &cli::CollectiveArgs) -> Result<()> {
     Ok(())
 }
 
+/// `clustersim trace export`.
+pub fn export_command(args: &cli::ExportArgs) -> Result<()> {
+    let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let graph = workload::generate(&cfg.workload);
+    report::output::write_atomic(&args.out, |w| {
+        workload::trace::write(w, &cfg.workload.name, Some(&cfg.workload), &graph)
+    })?;
+    println!(
+        "wrote {} ({} tasks on {} ranks)",
+        args.out.display(),
+        graph.len(),
+        graph.ranks
+    );
+    Ok(())
+}
+
+/// Loads a trace and the hardware it runs on; the report uses the workload in the trace header.
+fn trace_config(
+    path: &str,
+    hardware: &Source,
+    overrides: &[Override],
+) -> Result<(config::RunConfig, workload::TaskGraph)> {
+    let trace = workload::trace::read(path)?;
+    let mut doc = config::Document::load(hardware, config::DocumentKind::Hardware)?;
+    for o in overrides {
+        if o.target != config::DocumentKind::Hardware {
+            return Err(error::Error::Input(format!(
+                "error: --set {}: with --trace only hardware.* keys apply",
+                o.original
+            )));
+        }
+        doc.apply(o)?;
+    }
+    let hw = config::HardwareSpec::from_document(&doc)?;
+    if trace.header.ranks as u64 > hw.total_gpus() {
+        return Err(error::Error::Input(format!(
+            "error: {path}: the trace has {} ranks, but {} has {} GPUs",
+            trace.header.ranks,
+            doc.origin("nodes"),
+            hw.total_gpus()
+        )));
+    }
+    let workload = trace.header.workload.clone().ok_or_else(|| {
+        error::Error::Input(format!(
+            "error: {path}: the trace header has no `workload`, which the report needs for its model metrics (reports of workload-free traces are not implemented yet)"
+        ))
+    })?;
+    if workload.gpus_needed() != trace.header.ranks as u64 {
+        return Err(error::Error::Input(format!(
+            "error: {path}: the header's workload splits over {} GPUs but the trace has {} ranks",
+            workload.gpus_needed(),
+            trace.header.ranks
+        )));
+    }
+    Ok((config::RunConfig { hardware: hw, workload }, trace.graph))
+}
+
 /// `clustersim run`.
 pub fn run_command(args: &RunArgs) -> Result<()> {
     let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
-    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let traced = match &args.trace {
+        Some(path) => Some(trace_config(path, &source(&args.hardware), &overrides)?),
+        None => None,
+    };
+    let (cfg, trace_graph) = match traced {
+        Some((cfg, g)) => (cfg, Some(g)),
+        None => (
+            load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?,
+            None,
+        ),
+    };
     let timeline = if args.no_output {
         report::timeline::TimelineRanks::None
     } else {
         args.timeline
     };
     let start = std::time::Instant::now();
-    let res = run::run(
-        &cfg,
-        &run::RunOptions {
-            seed: args.seed,
-            timeline,
-            representative: false,
-        },
-    )?;
+    let opts = run::RunOptions {
+        seed: args.seed,
+        timeline,
+        representative: false,
+    };
+    let res = match trace_graph {
+        Some(graph) => run::run_graph(&cfg, graph, &opts)?,
+        None => run::run(&cfg, &opts)?,
+    };
     let wall = start.elapsed().as_secs_f64();
     let written = if args.no_output {
         Vec::new()

@@ -51,6 +51,11 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
     } else {
         generate(&cfg.workload)
     };
+    run_graph(cfg, graph, opts)
+}
+
+/// Simulates a task graph (generated, or read from a trace) and reports it against `cfg`.
+pub fn run_graph(cfg: &RunConfig, graph: TaskGraph, opts: &RunOptions) -> Result<RunResult> {
     let layout = Layout::of(&cfg.workload);
     let mut timeline = Timeline::new(opts.timeline, layout);
     let outcome = simulate(&graph, &cfg.hardware, SimOptions { seed: opts.seed }, &mut timeline)?;

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use serde::Deserialize;
 
 /// One training job: model, batch, parallel split, schedule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// Name used for the output folder and reports.
@@ -31,7 +31,7 @@ pub struct WorkloadSpec {
 }
 
 /// GPT model shape (Megatron notation: l, h, a, s, V).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Transformer layers l.
@@ -47,7 +47,7 @@ pub struct ModelSpec {
 }
 
 /// Batch sizes in sequences.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchSpec {
     /// Global batch B per iteration.
@@ -57,7 +57,7 @@ pub struct BatchSpec {
 }
 
 /// Parallel degrees.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelSpec {
     /// Tensor (intra-layer) parallel degree t.
@@ -88,7 +88,7 @@ fn one() -> u32 {
 }
 
 /// Pipeline schedules as Megatron-LM implements them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 pub enum Schedule {
     /// All forwards, then all backwards.
     #[serde(rename = "gpipe")]
@@ -114,7 +114,7 @@ impl Schedule {
 }
 
 /// Activation recomputation in the backward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Recompute {
     /// Keep all activations.
@@ -138,7 +138,7 @@ impl Recompute {
 }
 
 /// Element type of gradients in the data-parallel reduction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum GradDtype {
     /// 2 bytes (Megatron's default with fp16 training).
@@ -161,7 +161,7 @@ impl GradDtype {
 }
 
 /// How gradients are reduced across data-parallel replicas.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DataParallelSpec {
     /// Reduce each layer's gradients during the last backward pass instead of after it.

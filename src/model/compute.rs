@@ -31,6 +31,9 @@ impl ComputeModel {
     pub fn kernel_seconds(&self, k: &Kernel) -> f64 {
         let gpu = &self.gpu;
         let peak = gpu.peak_flops.flops_per_s();
+        if let Kernel::Measured { ns } = *k {
+            return ns as f64 * 1e-9;
+        }
         if gpu.compute == ComputeModelKind::Ideal {
             return k.flops() / peak;
         }
@@ -38,6 +41,10 @@ impl ComputeModel {
         let overhead = gpu.kernel_overhead.as_secs_f64();
         match *k {
             Kernel::Stream { bytes } => bytes as f64 / hbm + overhead,
+            Kernel::Generic { flops, bytes } => {
+                (flops as f64 / (peak * gpu.gemm_efficiency)).max(bytes as f64 / hbm) + overhead
+            }
+            Kernel::Measured { .. } => unreachable!("handled above"),
             Kernel::Gemm { batch, m, n, k: kk } => {
                 if batch == 0 || m == 0 || n == 0 || kk == 0 {
                     return overhead;

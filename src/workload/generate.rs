@@ -192,7 +192,7 @@ impl<'a> Generator<'a> {
             stage_params
         };
         let op = self.g.op(Op {
-            name: "optimizer",
+            name: "optimizer".into(),
             kernels: optimizer_kernels(opt_params),
         });
         let label = TaskLabel {
@@ -401,7 +401,10 @@ impl<'a> Generator<'a> {
             };
             match piece {
                 Piece::Compute(name, kernels) => {
-                    let op = self.g.op(Op { name, kernels });
+                    let op = self.g.op(Op {
+                        name: name.into(),
+                        kernels,
+                    });
                     for (i, &r) in ctx.ranks.iter().enumerate() {
                         prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Compute(op), label));
                     }

@@ -67,6 +67,18 @@ pub enum Kernel {
         /// Bytes read plus bytes written.
         bytes: u64,
     },
+    /// A kernel of known work but unknown shape: roofline of FLOPs at the GEMM rate and bytes.
+    Generic {
+        /// Floating-point operations.
+        flops: u64,
+        /// Bytes moved through HBM.
+        bytes: u64,
+    },
+    /// A kernel whose duration was measured (traces): taken as is.
+    Measured {
+        /// Duration in nanoseconds.
+        ns: u64,
+    },
 }
 
 impl Kernel {
@@ -74,7 +86,8 @@ impl Kernel {
     pub fn flops(&self) -> f64 {
         match *self {
             Kernel::Gemm { batch, m, n, k } => 2.0 * batch as f64 * m as f64 * n as f64 * k as f64,
-            Kernel::Stream { .. } => 0.0,
+            Kernel::Generic { flops, .. } => flops as f64,
+            Kernel::Stream { .. } | Kernel::Measured { .. } => 0.0,
         }
     }
 }
@@ -83,7 +96,7 @@ impl Kernel {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Op {
     /// Short name for timelines ("attention", "mlp", "optimizer", ...).
-    pub name: &'static str,
+    pub name: String,
     /// The kernels in order.
     pub kernels: Vec<Kernel>,
 }
@@ -371,6 +384,11 @@ impl GraphBuilder {
         (self.graph.transfers.len() - 1) as TransferId
     }
 
+    /// Sets a transfer's size (a trace may name the receive before the send).
+    pub fn set_transfer_bytes(&mut self, x: TransferId, bytes: u64) {
+        self.graph.transfers[x as usize].bytes = bytes;
+    }
+
     /// Adds a fixed delay value and returns its index for [`TaskKind::Delay`].
     pub fn delay(&mut self, d: SimDuration) -> u32 {
         self.graph.delays.push(d);
@@ -395,6 +413,52 @@ impl GraphBuilder {
     /// The kind of an already added task.
     pub fn kind(&self, task: TaskId) -> TaskKind {
         self.graph.task_kind[task as usize]
+    }
+
+    /// A task that cannot ever run because its explicit dependencies and stream order form a
+    /// cycle (None if there is no cycle). Ids are the ones [`GraphBuilder::task`] returned.
+    pub fn find_cycle(&self) -> Option<TaskId> {
+        let g = &self.graph;
+        let n = g.task_kind.len();
+        let streams = g.ranks as usize * Stream::COUNT;
+        // stream predecessor of each task: the previous task added to the same (rank, stream)
+        let mut last = vec![u32::MAX; streams];
+        let mut stream_next = vec![u32::MAX; n];
+        let mut indegree = vec![0u32; n];
+        for (t, degree) in indegree.iter_mut().enumerate() {
+            let s = g.task_rank[t] as usize * Stream::COUNT + g.task_stream[t] as usize;
+            if last[s] != u32::MAX {
+                stream_next[last[s] as usize] = t as u32;
+                *degree += 1;
+            }
+            last[s] = t as u32;
+        }
+        let mut succ: Vec<Vec<TaskId>> = vec![Vec::new(); n];
+        for &(b, a) in &self.edges {
+            succ[b as usize].push(a);
+            indegree[a as usize] += 1;
+        }
+        let mut ready: Vec<TaskId> = (0..n as u32).filter(|&t| indegree[t as usize] == 0).collect();
+        let mut seen = 0;
+        while let Some(t) = ready.pop() {
+            seen += 1;
+            let next = stream_next[t as usize];
+            for s in succ[t as usize]
+                .iter()
+                .copied()
+                .chain((next != u32::MAX).then_some(next))
+            {
+                indegree[s as usize] -= 1;
+                if indegree[s as usize] == 0 {
+                    ready.push(s);
+                }
+            }
+        }
+        if seen == n {
+            None
+        } else {
+            (0..n as u32).find(|&t| indegree[t as usize] > 0)
+        }
     }
 
     /// Renumbers tasks in stream order, given each stream's first id.

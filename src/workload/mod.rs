@@ -4,6 +4,7 @@ pub mod generate;
 pub mod graph;
 pub mod memory;
 pub mod schedule;
+pub mod trace;
 pub mod transformer;
 
 pub use generate::generate;

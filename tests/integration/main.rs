@@ -8,4 +8,5 @@ mod formulas;
 mod network;
 mod planner;
 mod sweeps;
+mod traces;
 mod validation;

@@ -1,0 +1,132 @@
+//! Traces: export then run gives the generator's report byte for byte; bad traces are explained.
+
+use super::common::clustersim;
+
+fn ok(dir: &std::path::Path, args: &[&str]) {
+    let o = clustersim(dir, args);
+    assert!(o.status.success(), "{:?}: {}", args, String::from_utf8_lossy(&o.stderr));
+}
+
+fn round_trip(sets: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set_args: Vec<&str> = Vec::new();
+    for s in sets {
+        set_args.extend(["--set", s]);
+    }
+    ok(
+        dir.path(),
+        &[&["trace", "export", "--out", "t.jsonl"][..], &set_args].concat(),
+    );
+    ok(dir.path(), &[&["run", "--out", "generated"][..], &set_args].concat());
+    ok(dir.path(), &["run", "--trace", "t.jsonl", "--out", "traced"]);
+    for f in ["report.json", "timeline.json"] {
+        let a = std::fs::read(dir.path().join("generated").join(f)).unwrap();
+        let b = std::fs::read(dir.path().join("traced").join(f)).unwrap();
+        assert!(a == b, "{f} differs after the round trip");
+    }
+}
+
+#[test]
+fn round_trip_of_the_default_workload() {
+    round_trip(&[]);
+}
+
+#[test]
+fn round_trip_of_an_interleaved_tensor_parallel_workload() {
+    round_trip(&[
+        "workload.parallel.tensor=2",
+        "workload.parallel.pipeline=4",
+        "workload.parallel.data=8",
+        "workload.schedule=interleaved",
+        "workload.parallel.interleave=2",
+        "workload.batch.global=64",
+        "workload.recompute=selective",
+    ]);
+}
+
+const HEADER: &str = r#"{"format":"clustersim-trace","version":1,"name":"bad","ranks":2}"#;
+const OP: &str = r#"{"type":"op","id":0,"name":"matmul","kernels":[{"gemm":[1,1024,1024,1024]}]}"#;
+const GROUP: &str = r#"{"type":"group","id":0,"ranks":[0,1]}"#;
+
+fn fails(lines: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.jsonl"), lines.join("\n")).unwrap();
+    let o = clustersim(dir.path(), &["run", "--no-output", "--trace", "bad.jsonl"]);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    format!("exit 2\n{stderr}")
+}
+
+#[test]
+fn dependency_cycle() {
+    insta::assert_snapshot!(fails(&[
+        HEADER,
+        OP,
+        r#"{"type":"task","id":1,"rank":0,"op":0,"deps":[2]}"#,
+        r#"{"type":"task","id":2,"rank":1,"op":0,"deps":[1]}"#,
+    ]));
+}
+
+#[test]
+fn dependency_on_a_missing_task() {
+    insta::assert_snapshot!(fails(&[
+        HEADER,
+        OP,
+        r#"{"type":"task","id":1,"rank":0,"op":0,"deps":[7]}"#
+    ]));
+}
+
+#[test]
+fn rank_outside_the_trace() {
+    insta::assert_snapshot!(fails(&[HEADER, OP, r#"{"type":"task","id":1,"rank":5,"op":0}"#]));
+}
+
+#[test]
+fn more_ranks_than_the_hardware_has() {
+    insta::assert_snapshot!(fails(&[
+        r#"{"format":"clustersim-trace","version":1,"name":"big","ranks":100000}"#
+    ]));
+}
+
+#[test]
+fn collective_members_disagree_on_size() {
+    insta::assert_snapshot!(fails(&[
+        HEADER,
+        GROUP,
+        r#"{"type":"task","id":1,"rank":0,"collective":{"id":3,"op":"all-reduce","group":0,"bytes":1024}}"#,
+        r#"{"type":"task","id":2,"rank":1,"collective":{"id":3,"op":"all-reduce","group":0,"bytes":2048}}"#,
+    ]));
+}
+
+#[test]
+fn collective_member_outside_its_group() {
+    insta::assert_snapshot!(fails(&[
+        HEADER,
+        r#"{"type":"group","id":0,"ranks":[0]}"#,
+        r#"{"type":"task","id":1,"rank":1,"collective":{"id":3,"op":"all-reduce","group":0,"bytes":1024}}"#,
+    ]));
+}
+
+#[test]
+fn send_without_a_matching_receive() {
+    insta::assert_snapshot!(fails(&[
+        HEADER,
+        r#"{"type":"task","id":1,"rank":0,"stream":"send","send":{"peer":1,"bytes":4096,"tag":9}}"#
+    ]));
+}
+
+#[test]
+fn unknown_version() {
+    insta::assert_snapshot!(fails(&[
+        r#"{"format":"clustersim-trace","version":7,"name":"future","ranks":2}"#
+    ]));
+}
+
+#[test]
+fn malformed_record() {
+    insta::assert_snapshot!(fails(&[
+        HEADER,
+        r#"{"type":"task","id":1,"rank":0,"op":0,"colour":"blue"}"#
+    ]));
+}
