@@ -57,18 +57,55 @@ pub struct Header {
     pub workload: Option<WorkloadSpec>,
 }
 
-/// One kernel.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KernelRecord {
+/// One kernel: exactly one of the fields (a map, so that JSON and YAML read alike).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KernelRecord {
     /// [batch, m, n, k].
-    Gemm([u64; 4]),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm: Option<[u64; 4]>,
     /// Bytes streamed.
-    Stream(u64),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<u64>,
     /// [flops, bytes].
-    Generic([u64; 2]),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic: Option<[u64; 2]>,
     /// Nanoseconds.
-    Measured(u64),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<u64>,
+}
+
+impl KernelRecord {
+    fn kernel(&self) -> Option<Kernel> {
+        match (self.gemm, self.stream, self.generic, self.measured) {
+            (Some([batch, m, n, k]), None, None, None) => Some(Kernel::Gemm { batch, m, n, k }),
+            (None, Some(bytes), None, None) => Some(Kernel::Stream { bytes }),
+            (None, None, Some([flops, bytes]), None) => Some(Kernel::Generic { flops, bytes }),
+            (None, None, None, Some(ns)) => Some(Kernel::Measured { ns }),
+            _ => None,
+        }
+    }
+
+    fn of(k: &Kernel) -> Self {
+        match *k {
+            Kernel::Gemm { batch, m, n, k } => KernelRecord {
+                gemm: Some([batch, m, n, k]),
+                ..Default::default()
+            },
+            Kernel::Stream { bytes } => KernelRecord {
+                stream: Some(bytes),
+                ..Default::default()
+            },
+            Kernel::Generic { flops, bytes } => KernelRecord {
+                generic: Some([flops, bytes]),
+                ..Default::default()
+            },
+            Kernel::Measured { ns } => KernelRecord {
+                measured: Some(ns),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// A compute op.
@@ -308,16 +345,15 @@ impl<'a> Loader<'a> {
     fn record(&mut self, r: Record) -> Result<()> {
         match r {
             Record::Op(op) => {
-                let kernels = op
-                    .kernels
-                    .iter()
-                    .map(|k| match *k {
-                        KernelRecord::Gemm([batch, m, n, k]) => Kernel::Gemm { batch, m, n, k },
-                        KernelRecord::Stream(bytes) => Kernel::Stream { bytes },
-                        KernelRecord::Generic([flops, bytes]) => Kernel::Generic { flops, bytes },
-                        KernelRecord::Measured(ns) => Kernel::Measured { ns },
-                    })
-                    .collect();
+                let mut kernels = Vec::with_capacity(op.kernels.len());
+                for (i, k) in op.kernels.iter().enumerate() {
+                    kernels.push(k.kernel().ok_or_else(|| {
+                        self.err(format!(
+                            "op {}: kernel {i} needs exactly one of `gemm`, `stream`, `generic`, `measured`",
+                            op.id
+                        ))
+                    })?);
+                }
                 let id = self.b.op(Op { name: op.name, kernels });
                 if self.ops.insert(op.id, id).is_some() {
                     return Err(self.err(format!("op {} is defined twice", op.id)));
@@ -613,16 +649,7 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
     serde_json::to_writer(&mut *w, &header)?;
     writeln!(w)?;
     for (id, op) in g.ops.iter().enumerate() {
-        let kernels = op
-            .kernels
-            .iter()
-            .map(|k| match *k {
-                Kernel::Gemm { batch, m, n, k } => KernelRecord::Gemm([batch, m, n, k]),
-                Kernel::Stream { bytes } => KernelRecord::Stream(bytes),
-                Kernel::Generic { flops, bytes } => KernelRecord::Generic([flops, bytes]),
-                Kernel::Measured { ns } => KernelRecord::Measured(ns),
-            })
-            .collect();
+        let kernels = op.kernels.iter().map(KernelRecord::of).collect();
         serde_json::to_writer(
             &mut *w,
             &Record::Op(OpRecord {
@@ -696,4 +723,53 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
         writeln!(w)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example in the README and the module docs, as JSON Lines and as YAML.
+    #[test]
+    fn documented_example_reads_in_both_forms() {
+        let jsonl = r#"{"format":"clustersim-trace","version":1,"name":"tiny","ranks":2}
+{"type":"op","id":0,"name":"matmul","kernels":[{"gemm":[1,4096,4096,4096]},{"stream":33554432}]}
+{"type":"op","id":1,"name":"profiled","kernels":[{"measured":1500000}]}
+{"type":"group","id":0,"ranks":[0,1]}
+{"type":"task","id":0,"rank":0,"op":0}
+{"type":"task","id":1,"rank":1,"op":1}
+{"type":"task","id":2,"rank":0,"collective":{"id":0,"op":"all-reduce","group":0,"bytes":1048576},"deps":[0]}
+{"type":"task","id":3,"rank":1,"collective":{"id":0,"op":"all-reduce","group":0,"bytes":1048576}}
+{"type":"task","id":4,"rank":0,"stream":"send","send":{"peer":1,"bytes":4096,"tag":0},"deps":[2]}
+{"type":"task","id":5,"rank":1,"recv":{"peer":0,"tag":0}}
+"#;
+        let yaml = r#"
+format: clustersim-trace
+version: 1
+name: tiny
+ranks: 2
+ops:
+  - { id: 0, name: matmul, kernels: [{ gemm: [1, 4096, 4096, 4096] }, { stream: 33554432 }] }
+  - { id: 1, name: profiled, kernels: [{ measured: 1500000 }] }
+groups: [{ id: 0, ranks: [0, 1] }]
+tasks:
+  - { id: 0, rank: 0, op: 0 }
+  - { id: 1, rank: 1, op: 1 }
+  - { id: 2, rank: 0, collective: { id: 0, op: all-reduce, group: 0, bytes: 1048576 }, deps: [0] }
+  - { id: 3, rank: 1, collective: { id: 0, op: all-reduce, group: 0, bytes: 1048576 } }
+  - { id: 4, rank: 0, stream: send, send: { peer: 1, bytes: 4096, tag: 0 }, deps: [2] }
+  - { id: 5, rank: 1, recv: { peer: 0, tag: 0 } }
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("t.jsonl", jsonl), ("t.yaml", yaml)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let t = read(path.to_str().unwrap()).unwrap();
+            assert_eq!(t.graph.len(), 6, "{name}");
+            assert_eq!(t.graph.collectives.len(), 1);
+            assert_eq!(t.graph.transfers.len(), 1);
+            assert_eq!(t.graph.transfers[0].bytes, 4096);
+            assert_eq!(t.graph.edges.len(), 2);
+        }
+    }
 }
