@@ -230,12 +230,16 @@ pub fn export_command(args: &cli::ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads a trace and the hardware it runs on; the report uses the workload in the trace header.
-fn trace_config(
-    path: &str,
-    hardware: &Source,
-    overrides: &[Override],
-) -> Result<(config::RunConfig, workload::TaskGraph)> {
+/// A trace to run: the hardware, the workload of its header if any, its name and graph.
+struct TraceRun {
+    hardware: config::HardwareSpec,
+    workload: Option<config::WorkloadSpec>,
+    name: String,
+    graph: workload::TaskGraph,
+}
+
+/// Loads a trace and the hardware it runs on.
+fn trace_config(path: &str, hardware: &Source, overrides: &[Override]) -> Result<TraceRun> {
     let trace = workload::trace::read(path)?;
     let mut doc = config::Document::load(hardware, config::DocumentKind::Hardware)?;
     for o in overrides {
@@ -256,56 +260,68 @@ fn trace_config(
             hw.total_gpus()
         )));
     }
-    let workload = trace.header.workload.clone().ok_or_else(|| {
-        error::Error::Input(format!(
-            "error: {path}: the trace header has no `workload`, which the report needs for its model metrics (reports of workload-free traces are not implemented yet)"
-        ))
-    })?;
-    if workload.gpus_needed() != trace.header.ranks as u64 {
-        return Err(error::Error::Input(format!(
-            "error: {path}: the header's workload splits over {} GPUs but the trace has {} ranks",
-            workload.gpus_needed(),
-            trace.header.ranks
-        )));
+    if let Some(w) = &trace.header.workload {
+        if w.gpus_needed() != trace.header.ranks as u64 {
+            return Err(error::Error::Input(format!(
+                "error: {path}: the header's workload splits over {} GPUs but the trace has {} ranks",
+                w.gpus_needed(),
+                trace.header.ranks
+            )));
+        }
     }
-    Ok((config::RunConfig { hardware: hw, workload }, trace.graph))
+    Ok(TraceRun {
+        hardware: hw,
+        workload: trace.header.workload,
+        name: trace.header.name,
+        graph: trace.graph,
+    })
 }
 
 /// `clustersim run`.
 pub fn run_command(args: &RunArgs) -> Result<()> {
     let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
-    let traced = match &args.trace {
-        Some(path) => Some(trace_config(path, &source(&args.hardware), &overrides)?),
-        None => None,
-    };
-    let (cfg, trace_graph) = match traced {
-        Some((cfg, g)) => (cfg, Some(g)),
-        None => (
-            load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?,
-            None,
-        ),
-    };
     let timeline = if args.no_output {
         report::timeline::TimelineRanks::None
     } else {
         args.timeline
     };
-    let start = std::time::Instant::now();
     let opts = run::RunOptions {
         seed: args.seed,
         timeline,
         representative: false,
     };
-    let res = match trace_graph {
-        Some(graph) => run::run_graph(&cfg, graph, &opts)?,
-        None => run::run(&cfg, &opts)?,
-    };
-    let wall = start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
+    if let Some(path) = &args.trace {
+        let t = trace_config(path, &source(&args.hardware), &overrides)?;
+        let (res, dir) = match t.workload {
+            // a trace that records its workload reports like the generator
+            Some(workload) => {
+                let cfg = config::RunConfig {
+                    hardware: t.hardware,
+                    workload,
+                };
+                (run::run_graph(&cfg, t.graph, &opts)?, run::default_out_dir(&cfg))
+            }
+            None => (
+                run::run_trace(&t.hardware, &t.name, t.graph, &opts)?,
+                std::path::Path::new("results").join(&t.name),
+            ),
+        };
+        let dir = args.out.clone().unwrap_or(dir);
+        return finish_run(args, &res, start.elapsed().as_secs_f64(), &dir);
+    }
+    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let res = run::run(&cfg, &opts)?;
+    let dir = args.out.clone().unwrap_or_else(|| run::default_out_dir(&cfg));
+    finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)
+}
+
+/// Writes a run's files (unless --no-output) and prints its report.
+fn finish_run(args: &RunArgs, res: &run::RunResult, wall: f64, dir: &std::path::Path) -> Result<()> {
     let written = if args.no_output {
         Vec::new()
     } else {
-        let dir = args.out.clone().unwrap_or_else(|| run::default_out_dir(&cfg));
-        run::write_outputs(&res, &dir)?
+        run::write_outputs(res, dir)?
     };
     match args.format {
         Format::Json => println!(

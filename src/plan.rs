@@ -215,7 +215,7 @@ pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, 
                 tflops_per_gpu: r.tflops_per_gpu,
                 tokens_per_s: r.tokens_per_s,
                 iteration_time_s: r.iteration_time_s,
-                peak_memory_bytes: r.memory.peak_bytes_per_gpu,
+                peak_memory_bytes: r.memory.as_ref().map_or(0.0, |m| m.peak_bytes_per_gpu),
                 bubble_fraction: r.bubble.fraction,
                 days: tokens.map(|t| t / r.tokens_per_s / 86_400.0),
             })

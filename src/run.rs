@@ -68,6 +68,47 @@ pub fn run_graph(cfg: &RunConfig, graph: TaskGraph, opts: &RunOptions) -> Result
     })
 }
 
+/// Simulates a trace that carries no workload: one "stage" of all its ranks, rates from its kernels.
+pub fn run_trace(
+    hw: &crate::config::HardwareSpec,
+    name: &str,
+    graph: TaskGraph,
+    opts: &RunOptions,
+) -> Result<RunResult> {
+    let layout = Layout {
+        t: graph.ranks,
+        p: 1,
+        d: 1,
+    };
+    let mut timeline = Timeline::new(opts.timeline, layout);
+    let outcome = simulate(&graph, hw, SimOptions { seed: opts.seed }, &mut timeline)?;
+    let op_flops: Vec<f64> = graph
+        .ops
+        .iter()
+        .map(|op| op.kernels.iter().map(|k| k.flops()).sum())
+        .collect();
+    let flops = graph
+        .task_kind
+        .iter()
+        .map(|k| match k {
+            crate::workload::TaskKind::Compute(op) => op_flops[*op as usize],
+            _ => 0.0,
+        })
+        .sum();
+    let subject = crate::report::metrics::Subject::Trace {
+        name,
+        ranks: graph.ranks,
+        flops,
+    };
+    let report = Report::build(hw, subject, &outcome, opts.seed);
+    Ok(RunResult {
+        report,
+        graph,
+        timeline,
+        layout,
+    })
+}
+
 /// The default output folder: results/<workload name>/.
 pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
     Path::new("results").join(&cfg.workload.name)

@@ -121,18 +121,42 @@ pub struct Report {
     pub bubble: BubbleReport,
     /// Mean per GPU over all GPUs.
     pub breakdown: TimeBreakdown,
-    /// Memory per GPU and the out-of-memory verdict.
-    pub memory: crate::workload::memory::MemoryReport,
+    /// Memory per GPU and the out-of-memory verdict (not known for traces without a workload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::workload::memory::MemoryReport>,
     /// Events the engine processed.
     pub events: u64,
+}
+
+/// What a report describes: a generated workload (model metrics by Megatron's formulas) or a
+/// trace without one (rates from the trace's own kernel FLOPs).
+pub enum Subject<'a> {
+    /// A workload spec.
+    Workload(&'a crate::config::WorkloadSpec),
+    /// A trace: its name, ranks and the FLOPs of all its kernels.
+    Trace {
+        /// Name.
+        name: &'a str,
+        /// Ranks.
+        ranks: u32,
+        /// Kernel FLOPs per iteration, all ranks together.
+        flops: f64,
+    },
 }
 
 impl Report {
     /// Derives all metrics from a configuration and a finished simulation.
     pub fn new(cfg: &RunConfig, out: &SimOutcome, seed: u64) -> Report {
-        let w = &cfg.workload;
-        let lay = Layout::of(w);
-        let gpus = w.gpus_needed();
+        Report::build(&cfg.hardware, Subject::Workload(&cfg.workload), out, seed)
+    }
+
+    /// Derives all metrics for a subject simulated on `hw`.
+    pub fn build(hw: &crate::config::HardwareSpec, subject: Subject<'_>, out: &SimOutcome, seed: u64) -> Report {
+        let lay = match subject {
+            Subject::Workload(w) => Layout::of(w),
+            Subject::Trace { ranks, .. } => Layout { t: ranks, p: 1, d: 1 },
+        };
+        let gpus = lay.ranks() as u64;
         let t = out.makespan.as_secs_f64();
         let pipelined = lay.p > 1;
         let per_stage: Vec<StageReport> = (0..lay.p)
@@ -158,49 +182,85 @@ impl Report {
             .filter(|(_, a)| **a)
             .map(|(t, _)| t)
             .collect();
-        let samples = w.batch.global as f64;
+        let peak = hw.gpu.peak_flops.flops_per_s();
+        let compute_model = match hw.gpu.compute {
+            crate::config::ComputeModelKind::Roofline => "roofline",
+            crate::config::ComputeModelKind::Ideal => "ideal",
+        };
+        let (name, parameters, parallel, tflops, mfu, samples, tokens, memory) = match subject {
+            Subject::Workload(w) => {
+                let samples = w.batch.global as f64;
+                (
+                    w.name.clone(),
+                    total_params(&w.model),
+                    ParallelReport {
+                        tensor: lay.t,
+                        pipeline: lay.p,
+                        data: lay.d,
+                        interleave: w.chunks(),
+                        schedule: w.schedule.name(),
+                        recompute: w.recompute.name(),
+                        global_batch: w.batch.global,
+                        microbatch: w.batch.micro,
+                        microbatches: w.microbatches(),
+                    },
+                    safe_div(megatron_flops_per_iteration(&w.model, w.batch.global), t * gpus as f64) / 1e12,
+                    safe_div(
+                        model_flops_per_iteration(&w.model, w.batch.global),
+                        t * gpus as f64 * peak,
+                    ),
+                    samples,
+                    samples * w.model.seq_len as f64,
+                    Some(crate::workload::memory::memory(
+                        w,
+                        hw.gpu.memory.as_f64(),
+                        hw.gpu.memory_reserved.as_f64(),
+                        hw.gpu.memory_fragmentation,
+                    )),
+                )
+            }
+            Subject::Trace { name, ranks, flops } => (
+                name.to_string(),
+                0.0,
+                ParallelReport {
+                    tensor: 1,
+                    pipeline: 1,
+                    data: ranks,
+                    interleave: 1,
+                    schedule: "trace",
+                    recompute: "trace",
+                    global_batch: 0,
+                    microbatch: 0,
+                    microbatches: 0,
+                },
+                safe_div(flops, t * gpus as f64) / 1e12,
+                safe_div(flops, t * gpus as f64 * peak),
+                0.0,
+                0.0,
+                None,
+            ),
+        };
         Report {
-            name: w.name.clone(),
-            hardware: cfg.hardware.name.clone(),
+            name,
+            hardware: hw.name.clone(),
             network_model: out.network_model,
-            compute_model: match cfg.hardware.gpu.compute {
-                crate::config::ComputeModelKind::Roofline => "roofline",
-                crate::config::ComputeModelKind::Ideal => "ideal",
-            },
+            compute_model,
             seed,
             gpus,
-            parameters: total_params(&w.model),
-            parallel: ParallelReport {
-                tensor: lay.t,
-                pipeline: lay.p,
-                data: lay.d,
-                interleave: w.chunks(),
-                schedule: w.schedule.name(),
-                recompute: w.recompute.name(),
-                global_batch: w.batch.global,
-                microbatch: w.batch.micro,
-                microbatches: w.microbatches(),
-            },
+            parameters,
+            parallel,
             iteration_time_s: t,
-            tflops_per_gpu: safe_div(megatron_flops_per_iteration(&w.model, w.batch.global), t * gpus as f64) / 1e12,
-            mfu: safe_div(
-                model_flops_per_iteration(&w.model, w.batch.global),
-                t * gpus as f64 * cfg.hardware.gpu.peak_flops.flops_per_s(),
-            ),
+            tflops_per_gpu: tflops,
+            mfu,
             samples_per_s: safe_div(samples, t),
-            tokens_per_s: safe_div(samples * w.model.seq_len as f64, t),
+            tokens_per_s: safe_div(tokens, t),
             bubble: BubbleReport {
                 fraction,
                 ratio: safe_div(fraction, 1.0 - fraction),
                 per_stage,
             },
             breakdown: TimeBreakdown::of(&all, pipelined),
-            memory: crate::workload::memory::memory(
-                w,
-                cfg.hardware.gpu.memory.as_f64(),
-                cfg.hardware.gpu.memory_reserved.as_f64(),
-                cfg.hardware.gpu.memory_fragmentation,
-            ),
+            memory,
             events: out.events,
         }
     }

@@ -23,19 +23,28 @@ pub fn text(r: &Report) -> String {
         "clustersim: {} on {} ({} GPUs), {} network model, {} compute model, seed {}",
         r.name, r.hardware, r.gpus, r.network_model, r.compute_model, r.seed
     );
-    let _ = writeln!(
-        o,
-        "  split tensor {} x pipeline {} x data {}, schedule {}{}, recompute {}, batch {} / micro {} -> {} microbatches per pipeline",
-        p.tensor,
-        p.pipeline,
-        p.data,
-        p.schedule,
-        if p.interleave > 1 { format!(" (v = {})", p.interleave) } else { String::new() },
-        p.recompute,
-        p.global_batch,
-        p.microbatch,
-        p.microbatches
-    );
+    let trace = p.schedule == "trace";
+    if trace {
+        let _ = writeln!(
+            o,
+            "  a trace of {} ranks (no workload in its header: rates from the trace's own kernels)",
+            r.gpus
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  split tensor {} x pipeline {} x data {}, schedule {}{}, recompute {}, batch {} / micro {} -> {} microbatches per pipeline",
+            p.tensor,
+            p.pipeline,
+            p.data,
+            p.schedule,
+            if p.interleave > 1 { format!(" (v = {})", p.interleave) } else { String::new() },
+            p.recompute,
+            p.global_batch,
+            p.microbatch,
+            p.microbatches
+        );
+    }
     let _ = writeln!(o);
     let rows: [(&str, String); 8] = [
         ("iteration time", human_seconds(r.iteration_time_s)),
@@ -54,18 +63,26 @@ pub fn text(r: &Report) -> String {
         ("events", format!("{}", r.events)),
     ];
     for (k, v) in rows {
+        // a trace has no samples, tokens or pipeline, and its FLOP/s are the kernels' own
+        if trace && !matches!(k, "iteration time" | "MFU" | "events") {
+            if k == "throughput per GPU" {
+                let _ = writeln!(o, "  {k:<20} {:.1} TFLOP/s (kernels in the trace)", r.tflops_per_gpu);
+            }
+            continue;
+        }
         let _ = writeln!(o, "  {k:<20} {v}");
     }
-    let mem = &r.memory;
-    let gib = |x: f64| x / (1u64 << 30) as f64;
-    let _ = writeln!(
-        o,
-        "  {:<20} {:.1} GiB of {:.1} GiB: {}",
-        "peak memory per GPU",
-        gib(mem.peak_bytes_per_gpu),
-        gib(mem.capacity_bytes),
-        if mem.fits { "fits" } else { "OUT OF MEMORY" }
-    );
+    if let Some(mem) = &r.memory {
+        let gib = |x: f64| x / (1u64 << 30) as f64;
+        let _ = writeln!(
+            o,
+            "  {:<20} {:.1} GiB of {:.1} GiB: {}",
+            "peak memory per GPU",
+            gib(mem.peak_bytes_per_gpu),
+            gib(mem.capacity_bytes),
+            if mem.fits { "fits" } else { "OUT OF MEMORY" }
+        );
+    }
     let b = &r.breakdown;
     let _ = writeln!(
         o,

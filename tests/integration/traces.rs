@@ -130,3 +130,23 @@ fn malformed_record() {
         r#"{"type":"task","id":1,"rank":0,"op":0,"colour":"blue"}"#
     ]));
 }
+
+/// The example traces run as they are: workload-free reports, rates from the traces' kernels.
+#[test]
+fn example_traces_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/traces");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["moe-layer.yaml", "dlrm.yaml", "inference-decode.jsonl"] {
+        let path = root.join(f);
+        let o = clustersim(dir.path(), &["run", "--no-output", "--format", "json", "--trace", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{f}: {}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(r["iteration_time_s"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(r["tflops_per_gpu"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(r.get("memory").is_none(), "{f}: no memory model without a workload");
+        if f == "moe-layer.yaml" {
+            // four all-to-alls of 32 MiB per GPU across two nodes block the compute stream
+            assert!(r["breakdown"]["exposed_comm_s"].as_f64().unwrap() > 1e-3, "{r}");
+        }
+    }
+}
