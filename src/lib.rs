@@ -293,6 +293,15 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     let start = std::time::Instant::now();
     if let Some(path) = &args.trace {
         let t = trace_config(path, &source(&args.hardware), &overrides)?;
+        if args.format == Format::Text {
+            println!(
+                "loaded {path}: {} tasks on {} ranks in {:.2} s",
+                t.graph.len(),
+                t.graph.ranks,
+                start.elapsed().as_secs_f64()
+            );
+        }
+        let start = std::time::Instant::now();
         let (res, dir) = match t.workload {
             // a trace that records its workload reports like the generator
             Some(workload) => {

@@ -138,7 +138,17 @@ fn example_traces_run() {
     let dir = tempfile::tempdir().unwrap();
     for f in ["moe-layer.yaml", "dlrm.yaml", "inference-decode.jsonl"] {
         let path = root.join(f);
-        let o = clustersim(dir.path(), &["run", "--no-output", "--format", "json", "--trace", path.to_str().unwrap()]);
+        let o = clustersim(
+            dir.path(),
+            &[
+                "run",
+                "--no-output",
+                "--format",
+                "json",
+                "--trace",
+                path.to_str().unwrap(),
+            ],
+        );
         assert!(o.status.success(), "{f}: {}", String::from_utf8_lossy(&o.stderr));
         let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert!(r["iteration_time_s"].as_f64().unwrap() > 0.0, "{f}");
