@@ -30,6 +30,46 @@ pub enum Command {
     Plan(PlanArgs),
     /// Workload traces: export a generated workload as a trace file.
     Trace(TraceArgs),
+    /// A whole training run: iterations, checkpoints and failures as a seeded Monte Carlo.
+    Train(TrainArgs),
+}
+
+/// Arguments of `train`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// Tokens to train on, e.g. 300e9.
+    #[arg(long)]
+    pub tokens: f64,
+    /// Hardware YAML file or preset name (with `storage` and `failures` sections). Default: dgx-a100.
+    #[arg(long, value_name = "FILE")]
+    pub hardware: Option<String>,
+    /// Workload YAML file or preset name. Default: gpt-5.9b.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<String>,
+    /// Override a YAML field (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Work between checkpoints, e.g. "2 h" (default: Young/Daly's optimum).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Assume nothing fails.
+    #[arg(long)]
+    pub no_failures: bool,
+    /// Take no checkpoints.
+    #[arg(long)]
+    pub no_checkpoints: bool,
+    /// Monte Carlo trials.
+    #[arg(long, default_value_t = 200)]
+    pub trials: u32,
+    /// Seed of the Monte Carlo.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (default: results/train-<workload>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print only, write no files.
+    #[arg(long)]
+    pub no_output: bool,
 }
 
 /// Arguments of `trace`.

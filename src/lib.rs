@@ -26,6 +26,7 @@ pub mod report;
 pub mod run;
 pub mod sim;
 pub mod sweep;
+pub mod train;
 pub mod units;
 pub mod validate;
 pub mod workload;
@@ -43,6 +44,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Sweep(args) => sweep_command(&args),
         Command::Validate(args) => validate_command(&args),
         Command::Plan(args) => plan_command(&args),
+        Command::Train(args) => train_command(&args),
         Command::Trace(args) => match &args.action {
             cli::TraceAction::Export(e) => export_command(e),
         },
@@ -209,6 +211,232 @@ pub fn collective_command(args: &cli::CollectiveArgs) -> Result<()> {
             },
         )?;
         println!("wrote {}, {}", csv.display(), dir.join("busbw.png").display());
+    }
+    Ok(())
+}
+
+/// `clustersim train`.
+pub fn train_command(args: &cli::TrainArgs) -> Result<()> {
+    let bad = |msg: String| error::Error::Input(format!("error: {msg}"));
+    if !(args.tokens.is_finite() && args.tokens > 0.0) {
+        return Err(bad(format!(
+            "--tokens {}: must be a positive number of tokens, e.g. 300e9",
+            args.tokens
+        )));
+    }
+    let mut overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    overrides.push(Override::parse("hardware.network.model=analytic")?);
+    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let w = &cfg.workload;
+    let it = run::run(
+        &cfg,
+        &run::RunOptions {
+            seed: args.seed,
+            timeline: report::timeline::TimelineRanks::None,
+            representative: true,
+        },
+    )?
+    .report;
+    let tokens_per_iteration = (w.batch.global * w.model.seq_len) as f64;
+    let iterations = (args.tokens / tokens_per_iteration).ceil();
+    let work_s = iterations * it.iteration_time_s;
+    let checkpoint = if args.no_checkpoints {
+        None
+    } else {
+        let st = cfg.hardware.storage.as_ref().ok_or_else(|| {
+            bad(format!(
+                "{}: no `storage` section, which checkpoints need (or use --no-checkpoints)",
+                cfg.hardware.name
+            ))
+        })?;
+        Some(model::storage::checkpoint(w, &cfg.hardware, st))
+    };
+    let failure_rate = if args.no_failures {
+        0.0
+    } else {
+        let f = cfg.hardware.failures.as_ref().ok_or_else(|| {
+            bad(format!(
+                "{}: no `failures` section (or use --no-failures)",
+                cfg.hardware.name
+            ))
+        })?;
+        let nodes = (it.gpus as f64 / cfg.hardware.node.gpus as f64).ceil();
+        nodes / f.node_mtbf.as_secs_f64() + it.gpus as f64 / f.gpu_mtbf.as_secs_f64()
+    };
+    let (save_s, load_s) = checkpoint.as_ref().map_or((0.0, 0.0), |c| (c.save_s, c.load_s));
+    let restart_s = cfg.hardware.failures.as_ref().map_or(0.0, |f| f.restart.as_secs_f64());
+    let shape = train::RunShape {
+        work_s,
+        checkpoint_s: save_s,
+        recovery_s: restart_s + load_s,
+        failure_rate,
+    };
+    let young_daly = if failure_rate > 0.0 && save_s > 0.0 {
+        Some(train::young_daly(&shape))
+    } else {
+        None
+    };
+    let interval = match &args.interval {
+        Some(text) => {
+            let d = units::parse_duration(text)
+                .map_err(|e| bad(format!("--interval: {e}")))?
+                .as_secs_f64();
+            if checkpoint.is_none() {
+                return Err(bad(
+                    "--interval needs checkpoints (it is given with --no-checkpoints)".into()
+                ));
+            }
+            if d <= save_s {
+                return Err(bad(format!(
+                    "--interval {text}: shorter than one checkpoint save ({save_s:.1} s); the run would only checkpoint"
+                )));
+            }
+            d
+        }
+        None => young_daly.unwrap_or(f64::INFINITY),
+    };
+    let stats = train::monte_carlo(&shape, interval, args.trials, args.seed);
+    let gpus = it.gpus as f64;
+    let megatron_days = 8.0 * args.tokens * it.parameters / (gpus * it.tflops_per_gpu * 1e12) / 86_400.0;
+    println!(
+        "clustersim train: {} on {} ({} GPUs), {:.3e} tokens",
+        w.name, cfg.hardware.name, it.gpus, args.tokens
+    );
+    println!(
+        "  iteration            {} ({:.1} TFLOP/s per GPU, analytic network)",
+        report::summary::human_seconds(it.iteration_time_s),
+        it.tflops_per_gpu
+    );
+    println!(
+        "  iterations           {iterations:.0} -> {:.2} days of work (8TP/(nX) at this X: {megatron_days:.2} days)",
+        work_s / 86_400.0
+    );
+    if let Some(c) = &checkpoint {
+        println!(
+            "  checkpoint           {:.2} TB: save {:.1} s from {} nodes, load {:.1} s on {} nodes",
+            c.bytes / 1e12,
+            c.save_s,
+            c.writer_nodes,
+            c.load_s,
+            c.reader_nodes
+        );
+    }
+    if failure_rate > 0.0 {
+        println!(
+            "  failures             one every {:.2} h (node and GPU MTBF), restart {:.0} s + load",
+            1.0 / failure_rate / 3600.0,
+            restart_s
+        );
+    }
+    if let Some(yd) = young_daly {
+        println!("  Young/Daly interval  {}", report::summary::human_seconds(yd));
+    }
+    let interval_text = if interval.is_finite() {
+        report::summary::human_seconds(interval)
+    } else {
+        "none".into()
+    };
+    println!(
+        "  expected             {:.2} days (std {:.2}, p10 {:.2}, p90 {:.2}; {} trials, seed {}), goodput {:.3}, {:.1} failures, checkpoint every {interval_text}",
+        stats.mean_days, stats.std_days, stats.p10_days, stats.p90_days, stats.trials, args.seed, stats.goodput, stats.mean_failures
+    );
+    let mut written = Vec::new();
+    let sweep = match young_daly {
+        Some(yd) => {
+            let low = (save_s * 1.05).max(yd / 8.0);
+            let sweep = train::sweep(&shape, low, yd * 8.0, 41, args.trials, args.seed);
+            if let Some(b) = train::best(&sweep) {
+                println!(
+                    "  interval sweep       best {} (goodput {:.4}); Young/Daly {} (goodput {:.4})",
+                    report::summary::human_seconds(b.interval_s),
+                    b.goodput,
+                    report::summary::human_seconds(yd),
+                    train::monte_carlo(&shape, yd, args.trials, args.seed).goodput
+                );
+            }
+            sweep
+        }
+        None => Vec::new(),
+    };
+    if !args.no_output {
+        let dir = args
+            .out
+            .clone()
+            .unwrap_or_else(|| std::path::Path::new("results").join(format!("train-{}", w.name)));
+        report::output::create_dir(&dir)?;
+        let json = dir.join("train.json");
+        let body = serde_json::json!({
+            "workload": w.name, "hardware": cfg.hardware.name, "tokens": args.tokens, "seed": args.seed,
+            "iteration_time_s": it.iteration_time_s, "iterations": iterations, "work_days": work_s / 86_400.0,
+            "megatron_estimate_days": megatron_days,
+            "checkpoint": checkpoint.as_ref().map(|c| serde_json::json!({"bytes": c.bytes, "save_s": c.save_s, "load_s": c.load_s})),
+            "failure_rate_per_s": failure_rate, "young_daly_interval_s": young_daly, "run": stats, "sweep": sweep,
+        });
+        report::output::write_atomic(&json, |f| {
+            serde_json::to_writer_pretty(&mut *f, &body).map_err(std::io::Error::other)
+        })?;
+        written.push(json);
+        if !sweep.is_empty() {
+            let csv = dir.join("interval-sweep.csv");
+            report::output::write_atomic(&csv, |f| {
+                writeln!(
+                    f,
+                    "interval_s,goodput,mean_days,std_days,p10_days,p90_days,mean_failures"
+                )?;
+                for s in &sweep {
+                    writeln!(
+                        f,
+                        "{},{},{},{},{},{},{}",
+                        s.interval_s, s.goodput, s.mean_days, s.std_days, s.p10_days, s.p90_days, s.mean_failures
+                    )?;
+                }
+                Ok(())
+            })?;
+            written.push(csv);
+            // distinct labels for intervals about 11% apart
+            let short = |s: f64| {
+                if s < 600.0 {
+                    format!("{s:.0} s")
+                } else if s < 7200.0 {
+                    format!("{:.1} min", s / 60.0)
+                } else {
+                    format!("{:.2} h", s / 3600.0)
+                }
+            };
+            let categories: Vec<String> = sweep.iter().map(|s| short(s.interval_s)).collect();
+            let lowest = sweep.iter().map(|s| s.goodput).fold(1.0, f64::min);
+            let series = vec![report::plot::Series {
+                name: "goodput".into(),
+                points: categories
+                    .iter()
+                    .cloned()
+                    .zip(sweep.iter().map(|s| s.goodput))
+                    .collect(),
+                published: Vec::new(),
+            }];
+            let title = format!(
+                "Goodput vs checkpoint interval: {} on {} GPUs (Young/Daly {})",
+                w.name,
+                it.gpus,
+                report::summary::human_seconds(young_daly.unwrap_or(0.0))
+            );
+            let stem = dir.join("goodput");
+            report::plot::write_figure(
+                &stem,
+                &report::plot::LineChart {
+                    title: &title,
+                    x_label: "work between checkpoints",
+                    y_label: "goodput (useful / wall time)",
+                    categories: &categories,
+                    series: &series,
+                    y_range: Some((lowest - 0.01, 1.0)),
+                },
+            )?;
+            written.push(stem.with_extension("png"));
+        }
+        for p in &written {
+            println!("  wrote {}", p.display());
+        }
     }
     Ok(())
 }

@@ -237,6 +237,7 @@ pub fn validate(out: &Path, progress: bool) -> Result<(Vec<FigureSummary>, Vec<C
                 y_label: plot.y_label.as_deref().unwrap_or(&plot.y),
                 categories: &categories,
                 series: &series,
+                y_range: None,
             };
             write_figure(&out.join(&plot.file), &chart)?;
         }

@@ -20,6 +20,46 @@ pub struct HardwareSpec {
     /// How communication is modelled.
     #[serde(default)]
     pub network: NetworkSpec,
+    /// The parallel filesystem, for checkpoints (optional).
+    #[serde(default)]
+    pub storage: Option<StorageSpec>,
+    /// Failure rates and recovery, for training-run estimates (optional).
+    #[serde(default)]
+    pub failures: Option<FailureSpec>,
+}
+
+/// A parallel filesystem and the path to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSpec {
+    /// Aggregate read bandwidth of the filesystem.
+    pub read_bandwidth: Bandwidth,
+    /// Aggregate write bandwidth of the filesystem for large checkpoint writes.
+    pub write_bandwidth: Bandwidth,
+    /// Latency of one I/O (send, receive, server and client processing).
+    pub io_latency: SimDuration,
+    /// Size of one I/O request.
+    pub io_size: Bytes,
+    /// I/Os each node keeps outstanding.
+    pub outstanding_ios: u32,
+    /// The filesystem's limit on I/O operations per second.
+    pub iops: f64,
+    /// Storage NICs per node.
+    pub nics: u32,
+    /// One storage NIC.
+    pub nic: LinkSpec,
+}
+
+/// How often things fail and what recovery costs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureSpec {
+    /// Mean time between failures of one node (its CPUs, NICs, memory, software).
+    pub node_mtbf: SimDuration,
+    /// Mean time between failures of one GPU.
+    pub gpu_mtbf: SimDuration,
+    /// Time to restart the job after a failure, before the checkpoint load.
+    pub restart: SimDuration,
 }
 
 /// How compute time is derived from an op's FLOPs and bytes.
@@ -321,6 +361,33 @@ impl HardwareSpec {
         }
         if let Some(t) = &self.network.topology {
             self.validate_topology(t, doc)?;
+        }
+        if let Some(st) = &self.storage {
+            if st.io_latency.0 == 0 {
+                return Err(doc.field_error("storage.io_latency", "must be more than zero"));
+            }
+            if st.io_size.0 == 0 {
+                return Err(doc.field_error("storage.io_size", "must be more than zero"));
+            }
+            if st.outstanding_ios == 0 {
+                return Err(doc.field_error("storage.outstanding_ios", "must be at least 1"));
+            }
+            if !(st.iops.is_finite() && st.iops > 0.0) {
+                return Err(doc.field_error("storage.iops", "must be a positive number of operations per second"));
+            }
+            if st.nics == 0 {
+                return Err(doc.field_error("storage.nics", "must be at least 1"));
+            }
+            if !(st.nic.efficiency > 0.0 && st.nic.efficiency <= 1.0) {
+                return Err(doc.field_error("storage.nic.efficiency", "must be a fraction in (0, 1]"));
+            }
+        }
+        if let Some(f) = &self.failures {
+            for (path, v) in [("failures.node_mtbf", f.node_mtbf), ("failures.gpu_mtbf", f.gpu_mtbf)] {
+                if v.0 == 0 {
+                    return Err(doc.field_error(path, "a mean time between failures must be more than zero"));
+                }
+            }
         }
         if self.gpu.gemm_tiles.is_empty() {
             return Err(doc.field_error("gpu.gemm_tiles", "needs at least one tile shape, e.g. [[128, 128]]"));

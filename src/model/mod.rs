@@ -6,4 +6,5 @@
 pub mod cluster;
 pub mod compute;
 pub mod network;
+pub mod storage;
 pub mod topology;

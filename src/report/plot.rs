@@ -321,6 +321,8 @@ pub struct LineChart<'a> {
     pub categories: &'a [String],
     /// Lines.
     pub series: &'a [Series],
+    /// Y axis range; from 0 to 1.2 x the largest value when None.
+    pub y_range: Option<(f64, f64)>,
 }
 
 const PALETTE: [RGBColor; 6] = [
@@ -354,13 +356,13 @@ impl Figure for LineChart<'_> {
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..top)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, self.y_range.map_or(0.0..top, |(lo, hi)| lo..hi))
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc(self.x_label)
             .y_desc(self.y_label)
-            .x_labels(n.min(40))
+            .x_labels(n.min(12))
             .x_label_formatter(&|x| {
                 let i = x.round();
                 if (x - i).abs() < 1e-6 && i >= 0.0 {

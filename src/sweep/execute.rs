@@ -234,6 +234,7 @@ pub fn write_sweep(result: &SweepResult, dir: &Path) -> Result<Vec<PathBuf>> {
             y_label: plot.y_label.as_deref().unwrap_or(&plot.y),
             categories: &categories,
             series: &series,
+            y_range: None,
         };
         write_figure(&stem, &chart)?;
         written.push(stem.with_extension("png"));

@@ -9,4 +9,5 @@ mod network;
 mod planner;
 mod sweeps;
 mod traces;
+mod training;
 mod validation;
