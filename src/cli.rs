@@ -34,21 +34,29 @@ pub enum Command {
     Train(TrainArgs),
 }
 
+/// The inputs most commands share: hardware, workload and `--set` overrides.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InputArgs {
+    /// Hardware YAML file or preset name (dgx-a100, dgx-h100, ideal). Default: dgx-a100.
+    #[arg(long, value_name = "FILE")]
+    pub hardware: Option<String>,
+    /// Workload YAML file or preset name (gpt-5.9b, gpt-162b, gpt-175b, gpt-1t). Default: gpt-5.9b.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<String>,
+    /// Override a YAML field: workload.parallel.data=16, hardware.nodes=16, ... (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 /// Arguments of `train`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
+    /// Hardware, workload and overrides.
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Tokens to train on, e.g. 300e9.
     #[arg(long)]
     pub tokens: f64,
-    /// Hardware YAML file or preset name (with `storage` and `failures` sections). Default: dgx-a100.
-    #[arg(long, value_name = "FILE")]
-    pub hardware: Option<String>,
-    /// Workload YAML file or preset name. Default: gpt-5.9b.
-    #[arg(long, value_name = "FILE")]
-    pub workload: Option<String>,
-    /// Override a YAML field (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
     /// Work between checkpoints, e.g. "2 h" (default: Young/Daly's optimum).
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
@@ -90,15 +98,9 @@ pub enum TraceAction {
 /// Arguments of `trace export`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportArgs {
-    /// Hardware YAML file or preset name (checks that the workload fits). Default: dgx-a100.
-    #[arg(long, value_name = "FILE")]
-    pub hardware: Option<String>,
-    /// Workload YAML file or preset name. Default: gpt-5.9b.
-    #[arg(long, value_name = "FILE")]
-    pub workload: Option<String>,
-    /// Override a YAML field (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
+    /// Hardware, workload and overrides.
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Trace file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -107,24 +109,18 @@ pub struct ExportArgs {
 /// Arguments of `plan`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlanArgs {
-    /// Workload YAML file or preset name (its model and global batch are kept; the split is searched).
-    #[arg(long, value_name = "FILE")]
-    pub workload: Option<String>,
+    /// Hardware, workload and overrides.
+    #[command(flatten)]
+    pub input: InputArgs,
     /// GPUs to plan for.
     #[arg(long)]
     pub gpus: u64,
-    /// Hardware YAML file or preset name. Default: dgx-a100.
-    #[arg(long, value_name = "FILE")]
-    pub hardware: Option<String>,
     /// Rows to print.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// Tokens to train on (e.g. 300e9): adds the days to train.
     #[arg(long)]
     pub tokens: Option<f64>,
-    /// Override a YAML field (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
     /// Output folder for plan.csv (default: results/plan-<workload>-<gpus>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -189,15 +185,9 @@ pub enum Format {
 /// Arguments of `run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Hardware YAML file or preset name (dgx-a100, ideal). Default: dgx-a100.
-    #[arg(long, value_name = "FILE")]
-    pub hardware: Option<String>,
-    /// Workload YAML file or preset name (gpt-5.9b, gpt-162b, gpt-175b, gpt-1t). Default: gpt-5.9b.
-    #[arg(long, value_name = "FILE")]
-    pub workload: Option<String>,
-    /// Override a YAML field: workload.parallel.data=16, hardware.nodes=16, ... (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
+    /// Hardware, workload and overrides.
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -213,7 +203,7 @@ pub struct RunArgs {
     /// Ranks recorded in timeline.json and the schedule plot.
     #[arg(long, value_enum, default_value_t = TimelineRanks::FirstReplica)]
     pub timeline: TimelineRanks,
-    /// Run a trace file instead of generating the workload (its header must carry the workload).
+    /// Run a trace file instead of generating the workload.
     #[arg(long, value_name = "FILE", conflicts_with = "workload")]
     pub trace: Option<String>,
 }
@@ -221,9 +211,7 @@ pub struct RunArgs {
 impl Default for RunArgs {
     fn default() -> Self {
         RunArgs {
-            hardware: None,
-            workload: None,
-            set: Vec::new(),
+            input: InputArgs::default(),
             format: Format::Text,
             out: None,
             no_output: false,

@@ -95,7 +95,12 @@ pub fn sweep_command(args: &cli::SweepArgs) -> Result<()> {
 
 /// `clustersim plan`.
 pub fn plan_command(args: &cli::PlanArgs) -> Result<()> {
-    let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    let overrides: Vec<Override> = args
+        .input
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<_>>()?;
     if let Some(t) = args.tokens {
         if !(t.is_finite() && t > 0.0) {
             return Err(error::Error::Input(format!(
@@ -105,8 +110,8 @@ pub fn plan_command(args: &cli::PlanArgs) -> Result<()> {
     }
     let start = std::time::Instant::now();
     let plan = plan::plan(
-        &source(&args.hardware),
-        &source(&args.workload),
+        &source(&args.input.hardware),
+        &source(&args.input.workload),
         &overrides,
         args.gpus,
         args.tokens,
@@ -122,6 +127,7 @@ pub fn plan_command(args: &cli::PlanArgs) -> Result<()> {
     print!("{}", plan::table(&plan, args.top));
     if !args.no_output {
         let name = args
+            .input
             .workload
             .as_deref()
             .map(|w| w.rsplit('/').next().unwrap_or(w).trim_end_matches(".yaml"))
@@ -224,9 +230,14 @@ pub fn train_command(args: &cli::TrainArgs) -> Result<()> {
             args.tokens
         )));
     }
-    let mut overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    let mut overrides: Vec<Override> = args
+        .input
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<_>>()?;
     overrides.push(Override::parse("hardware.network.model=analytic")?);
-    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let cfg = load_run_config(&source(&args.input.hardware), &source(&args.input.workload), &overrides)?;
     let w = &cfg.workload;
     let it = run::run(
         &cfg,
@@ -443,8 +454,13 @@ pub fn train_command(args: &cli::TrainArgs) -> Result<()> {
 
 /// `clustersim trace export`.
 pub fn export_command(args: &cli::ExportArgs) -> Result<()> {
-    let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
-    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let overrides: Vec<Override> = args
+        .input
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<_>>()?;
+    let cfg = load_run_config(&source(&args.input.hardware), &source(&args.input.workload), &overrides)?;
     let graph = workload::generate(&cfg.workload);
     report::output::write_atomic(&args.out, |w| {
         workload::trace::write(w, &cfg.workload.name, Some(&cfg.workload), &graph)
@@ -507,7 +523,12 @@ fn trace_config(path: &str, hardware: &Source, overrides: &[Override]) -> Result
 
 /// `clustersim run`.
 pub fn run_command(args: &RunArgs) -> Result<()> {
-    let overrides: Vec<Override> = args.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
+    let overrides: Vec<Override> = args
+        .input
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<_>>()?;
     let timeline = if args.no_output {
         report::timeline::TimelineRanks::None
     } else {
@@ -520,7 +541,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     };
     let start = std::time::Instant::now();
     if let Some(path) = &args.trace {
-        let t = trace_config(path, &source(&args.hardware), &overrides)?;
+        let t = trace_config(path, &source(&args.input.hardware), &overrides)?;
         if args.format == Format::Text {
             println!(
                 "loaded {path}: {} tasks on {} ranks in {:.2} s",
@@ -547,7 +568,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         let dir = args.out.clone().unwrap_or(dir);
         return finish_run(args, &res, start.elapsed().as_secs_f64(), &dir);
     }
-    let cfg = load_run_config(&source(&args.hardware), &source(&args.workload), &overrides)?;
+    let cfg = load_run_config(&source(&args.input.hardware), &source(&args.input.workload), &overrides)?;
     let res = run::run(&cfg, &opts)?;
     let dir = args.out.clone().unwrap_or_else(|| run::default_out_dir(&cfg));
     finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)

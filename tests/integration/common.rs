@@ -40,3 +40,17 @@ pub fn clustersim(dir: &std::path::Path, args: &[&str]) -> Output {
         .output()
         .expect("binary runs")
 }
+
+/// Runs the binary in a fresh folder holding `files` and expects bad input: exit code 2, no panic.
+/// Returns "exit 2" and the error output, for snapshots.
+pub fn expect_input_error(files: &[(&str, &str)], args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let o = clustersim(dir.path(), args);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    format!("exit 2\n{stderr}")
+}

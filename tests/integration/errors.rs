@@ -1,21 +1,11 @@
 //! Bad input: a clear message naming the file, the YAML path and the value; exit code 2; no panic.
 //! Each case is a snapshot of stderr and the exit code.
 
-use super::common::clustersim;
+use super::common::expect_input_error;
 
 /// Runs `clustersim run ARGS` in a folder holding `files`, returns "exit N\n<stderr>".
 fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    let mut all = vec!["run", "--no-output"];
-    all.extend_from_slice(args);
-    let o = clustersim(dir.path(), &all);
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    format!("exit {}\n{}", o.status.code().unwrap(), stderr)
+    expect_input_error(files, &[&["run", "--no-output"][..], args].concat())
 }
 
 const HW: &str = include_str!("../../hardware/dgx-a100.yaml");

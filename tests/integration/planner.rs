@@ -1,6 +1,6 @@
 //! The capacity planner: its ranking equals brute-force simulation, and bad requests are explained.
 
-use super::common::clustersim;
+use super::common::expect_input_error;
 use clustersim::config::{load_run_config, Override, Source};
 use clustersim::plan::{candidates, plan};
 use clustersim::report::timeline::TimelineRanks;
@@ -97,12 +97,7 @@ fn days_to_train_agree_with_megatron_estimate() {
 }
 
 fn fails(args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let o = clustersim(dir.path(), args);
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    format!("exit 2\n{stderr}")
+    expect_input_error(&[], args)
 }
 
 #[test]

@@ -1,16 +1,10 @@
 //! Sweep specs: errors in the spec are fatal and clear; invalid points are reported per row.
 
-use super::common::clustersim;
+use super::common::{clustersim, expect_input_error};
 use clustersim::sweep::{run_sweep, SweepSpec};
 
 fn spec_error(yaml: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("s.yaml"), yaml).unwrap();
-    let o = clustersim(dir.path(), &["sweep", "s.yaml"]);
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    format!("exit 2\n{stderr}")
+    expect_input_error(&[("s.yaml", yaml)], &["sweep", "s.yaml"])
 }
 
 #[test]

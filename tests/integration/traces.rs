@@ -1,6 +1,6 @@
 //! Traces: export then run gives the generator's report byte for byte; bad traces are explained.
 
-use super::common::clustersim;
+use super::common::{clustersim, expect_input_error};
 
 fn ok(dir: &std::path::Path, args: &[&str]) {
     let o = clustersim(dir, args);
@@ -49,13 +49,11 @@ const OP: &str = r#"{"type":"op","id":0,"name":"matmul","kernels":[{"gemm":[1,10
 const GROUP: &str = r#"{"type":"group","id":0,"ranks":[0,1]}"#;
 
 fn fails(lines: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.jsonl"), lines.join("\n")).unwrap();
-    let o = clustersim(dir.path(), &["run", "--no-output", "--trace", "bad.jsonl"]);
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    format!("exit 2\n{stderr}")
+    let trace = lines.join("\n");
+    expect_input_error(
+        &[("bad.jsonl", &trace)],
+        &["run", "--no-output", "--trace", "bad.jsonl"],
+    )
 }
 
 #[test]

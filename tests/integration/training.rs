@@ -1,6 +1,6 @@
 //! `clustersim train`: days to train, checkpoints and failures.
 
-use super::common::clustersim;
+use super::common::{clustersim, expect_input_error};
 
 fn train_json(dir: &std::path::Path, out: &str, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["train", "--out", out];
@@ -72,14 +72,10 @@ fn seeded_monte_carlo() {
 }
 
 fn fails(args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all = vec!["train", "--no-output", "--tokens", "300e9"];
-    all.extend_from_slice(args);
-    let o = clustersim(dir.path(), &all);
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    format!("exit 2\n{stderr}")
+    expect_input_error(
+        &[],
+        &[&["train", "--no-output", "--tokens", "300e9"][..], args].concat(),
+    )
 }
 
 #[test]
