@@ -58,6 +58,16 @@ pub fn main_with(cli: Cli) -> i32 {
     }
 }
 
+/// The `--set` arguments, parsed.
+fn parse_overrides(input: &cli::InputArgs) -> Result<Vec<Override>> {
+    input.set.iter().map(|s| Override::parse(s)).collect()
+}
+
+/// Loads the run configuration the common arguments name, with extra overrides after theirs.
+fn load_input(input: &cli::InputArgs, overrides: &[Override]) -> Result<config::RunConfig> {
+    load_run_config(&source(&input.hardware), &source(&input.workload), overrides)
+}
+
 fn source(given: &Option<String>) -> Source {
     given
         .as_ref()
@@ -95,12 +105,7 @@ pub fn sweep_command(args: &cli::SweepArgs) -> Result<()> {
 
 /// `clustersim plan`.
 pub fn plan_command(args: &cli::PlanArgs) -> Result<()> {
-    let overrides: Vec<Override> = args
-        .input
-        .set
-        .iter()
-        .map(|s| Override::parse(s))
-        .collect::<Result<_>>()?;
+    let overrides = parse_overrides(&args.input)?;
     if let Some(t) = args.tokens {
         if !(t.is_finite() && t > 0.0) {
             return Err(error::Error::Input(format!(
@@ -237,7 +242,7 @@ pub fn train_command(args: &cli::TrainArgs) -> Result<()> {
         .map(|s| Override::parse(s))
         .collect::<Result<_>>()?;
     overrides.push(Override::parse("hardware.network.model=analytic")?);
-    let cfg = load_run_config(&source(&args.input.hardware), &source(&args.input.workload), &overrides)?;
+    let cfg = load_input(&args.input, &overrides)?;
     let w = &cfg.workload;
     let it = run::run(
         &cfg,
@@ -454,13 +459,8 @@ pub fn train_command(args: &cli::TrainArgs) -> Result<()> {
 
 /// `clustersim trace export`.
 pub fn export_command(args: &cli::ExportArgs) -> Result<()> {
-    let overrides: Vec<Override> = args
-        .input
-        .set
-        .iter()
-        .map(|s| Override::parse(s))
-        .collect::<Result<_>>()?;
-    let cfg = load_run_config(&source(&args.input.hardware), &source(&args.input.workload), &overrides)?;
+    let overrides = parse_overrides(&args.input)?;
+    let cfg = load_input(&args.input, &overrides)?;
     let graph = workload::generate(&cfg.workload);
     report::output::write_atomic(&args.out, |w| {
         workload::trace::write(w, &cfg.workload.name, Some(&cfg.workload), &graph)
@@ -523,12 +523,7 @@ fn trace_config(path: &str, hardware: &Source, overrides: &[Override]) -> Result
 
 /// `clustersim run`.
 pub fn run_command(args: &RunArgs) -> Result<()> {
-    let overrides: Vec<Override> = args
-        .input
-        .set
-        .iter()
-        .map(|s| Override::parse(s))
-        .collect::<Result<_>>()?;
+    let overrides = parse_overrides(&args.input)?;
     let timeline = if args.no_output {
         report::timeline::TimelineRanks::None
     } else {
@@ -568,7 +563,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         let dir = args.out.clone().unwrap_or(dir);
         return finish_run(args, &res, start.elapsed().as_secs_f64(), &dir);
     }
-    let cfg = load_run_config(&source(&args.input.hardware), &source(&args.input.workload), &overrides)?;
+    let cfg = load_input(&args.input, &overrides)?;
     let res = run::run(&cfg, &opts)?;
     let dir = args.out.clone().unwrap_or_else(|| run::default_out_dir(&cfg));
     finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)
