@@ -50,6 +50,8 @@ pub struct RankTime {
     pub overlapped_comm: SimDuration,
     /// Waiting at a collective for other members to arrive.
     pub sync_wait: SimDuration,
+    /// Storage I/O in flight while no kernel ran and no communication was in flight.
+    pub io: SimDuration,
     /// Nothing to do: pipeline bubbles, or waiting for the slowest rank at the end.
     pub idle: SimDuration,
 }
@@ -60,6 +62,7 @@ struct RankClock {
     computing: bool,
     comm_active: u32,
     sync_waiting: u32,
+    io_active: u32,
     time: RankTime,
 }
 
@@ -78,6 +81,8 @@ impl RankClock {
             }
         } else if self.comm_active > 0 {
             t.exposed_comm += dt;
+        } else if self.io_active > 0 {
+            t.io += dt;
         } else if self.sync_waiting > 0 {
             t.sync_wait += dt;
         } else {
@@ -188,6 +193,8 @@ struct Sim<'a> {
     clocks: Vec<RankClock>,
     /// Tasks that may have become startable, with their stream index (rank * streams + stream).
     ready: Vec<(TaskId, u32)>,
+    /// The task of each storage operation.
+    storage_task: Vec<TaskId>,
     rng: ChaCha8Rng,
     jitter: f64,
     spans: &'a mut dyn SpanSink,
@@ -227,6 +234,15 @@ impl<'a> Sim<'a> {
             recv_started: vec![false; g.transfers.len()],
             clocks: vec![RankClock::default(); g.ranks as usize],
             ready: Vec::new(),
+            storage_task: {
+                let mut v = vec![0; g.storage.len()];
+                for (t, k) in g.task_kind.iter().enumerate() {
+                    if let TaskKind::Storage(x) = k {
+                        v[*x as usize] = t as TaskId;
+                    }
+                }
+                v
+            },
             rng: ChaCha8Rng::seed_from_u64(seed),
             jitter,
             spans,
@@ -393,6 +409,18 @@ impl<'a> Sim<'a> {
                     &mut Queue(&mut self.queue),
                 );
             }
+            TaskKind::Storage(x) => {
+                let op = self.g.storage[x as usize];
+                self.clocks[r].advance(now);
+                self.clocks[r].io_active += 1;
+                let id = CommId(self.g.collectives.len() as u32 + self.g.transfers.len() as u32 + x);
+                let comm = Communication::Storage {
+                    rank: op.rank,
+                    bytes: op.bytes,
+                    write: op.write,
+                };
+                self.net.start(now, id, comm, &mut Queue(&mut self.queue));
+            }
             TaskKind::Recv(x) => {
                 if self.transfer_done[x as usize] {
                     self.complete(t, si, now);
@@ -405,6 +433,18 @@ impl<'a> Sim<'a> {
 
     fn comm_done(&mut self, id: CommId, now: SimTime) {
         let n_coll = self.g.collectives.len() as u32;
+        let n_comm = n_coll + self.g.transfers.len() as u32;
+        if id.0 >= n_comm {
+            // a storage operation: its task is the head of the stream it was issued on
+            let x = (id.0 - n_comm) as usize;
+            let rank = self.g.storage[x].rank as usize;
+            self.clocks[rank].advance(now);
+            self.clocks[rank].io_active -= 1;
+            let task = self.storage_task[x];
+            let si = self.stream_index(task);
+            self.complete(task, si, now);
+            return;
+        }
         if id.0 < n_coll {
             let members = self.g.collective_tasks(id.0);
             for &m in members {

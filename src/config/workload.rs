@@ -28,6 +28,25 @@ pub struct WorkloadSpec {
     /// Data-parallel gradient reduction.
     #[serde(default)]
     pub data_parallel: DataParallelSpec,
+    /// Checkpoint I/O inside the simulated iteration (needs the hardware's `storage`).
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+    /// Read each microbatch's tokens (first stage) and labels (last stage) from storage, prefetched
+    /// on the I/O stream (needs the hardware's `storage`).
+    #[serde(default)]
+    pub data_loading: bool,
+}
+
+/// Checkpoint I/O in the iteration.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Load the checkpoint before the first step (replica 0 reads, then broadcasts to the others).
+    #[serde(default)]
+    pub load: bool,
+    /// Save a checkpoint after the optimizer step (replica 0's ranks write their shards).
+    #[serde(default)]
+    pub save: bool,
 }
 
 /// GPT model shape (Megatron notation: l, h, a, s, V).
@@ -307,8 +326,18 @@ impl WorkloadSpec {
     }
 }
 
-/// Checks that the job fits on the machine: enough GPUs.
+/// Checks that the job fits on the machine: enough GPUs, and storage when it does I/O.
 pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec, hw_doc: &Document) -> Result<()> {
+    if (w.checkpoint.load || w.checkpoint.save || w.data_loading) && hw.storage.is_none() {
+        let path = if w.data_loading { "data_loading" } else { "checkpoint" };
+        return Err(w_doc.field_error(
+            path,
+            format!(
+                "needs storage, but {} has no `storage` section",
+                hw_doc.origin("storage")
+            ),
+        ));
+    }
     if w.gpus_needed() > hw.total_gpus() {
         return Err(Error::Input(format!(
             "error: {}: the workload needs tensor x pipeline x data = {} x {} x {} = {} GPUs, but {}: `nodes` = {} nodes x {} GPUs = {} GPUs",

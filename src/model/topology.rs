@@ -24,6 +24,10 @@ pub enum LinkClass {
     Nic,
     /// Leaf ↔ spines (bundled).
     LeafUplink,
+    /// A node's storage NICs (bundled, capped by the node's I/O rate).
+    StorageNic,
+    /// The filesystem's aggregate read or write bandwidth.
+    Filesystem,
 }
 
 /// A route: at most 8 links (NVLink up/down to a proxy GPU, NIC up, leaf up, leaf down, NIC down,
@@ -57,6 +61,8 @@ pub struct Topology {
     nic_base: u32,
     leaf_base: u32,
     leaf_of_nic: Vec<u32>,
+    /// First storage link (per node up and down) and the filesystem's write link (read is next), if any.
+    storage_base: Option<(u32, u32)>,
 }
 
 impl Topology {
@@ -90,6 +96,20 @@ impl Topology {
         };
         capacity.extend(std::iter::repeat_n(uplink, 2 * leaves as usize));
         class.extend(std::iter::repeat_n(LinkClass::LeafUplink, 2 * leaves as usize));
+        // storage: each node's storage NICs as one up and one down link at the node's I/O rate
+        // (IOPS x I/O size, capped by the NICs), then the filesystem's write and read limits
+        let storage_base = hw.storage.as_ref().map(|st| {
+            use crate::model::storage::{throughput, Direction};
+            let base = capacity.len() as u32;
+            let per_node = throughput(st, 1, Direction::Read).max(throughput(st, 1, Direction::Write));
+            capacity.extend(std::iter::repeat_n(per_node, 2 * nodes as usize));
+            class.extend(std::iter::repeat_n(LinkClass::StorageNic, 2 * nodes as usize));
+            let ops = st.iops * st.io_size.as_f64();
+            capacity.push(st.write_bandwidth.bytes_per_s().min(ops));
+            capacity.push(st.read_bandwidth.bytes_per_s().min(ops));
+            class.extend([LinkClass::Filesystem, LinkClass::Filesystem]);
+            (base, base + 2 * nodes)
+        });
         Topology {
             capacity,
             class,
@@ -98,6 +118,7 @@ impl Topology {
             nic_base,
             leaf_base,
             leaf_of_nic,
+            storage_base,
         }
     }
 
@@ -159,6 +180,21 @@ impl Topology {
             p.push(self.nvlink_down(dst));
         }
         p
+    }
+
+    /// The route of a storage I/O by `gpu`: its node's storage NICs and the filesystem (None without storage).
+    pub fn storage_route(&self, gpu: u32, write: bool) -> Option<Path> {
+        let (base, fs_write) = self.storage_base?;
+        let node = self.node(gpu);
+        let mut p = Path::default();
+        if write {
+            p.push(base + 2 * node);
+            p.push(fs_write);
+        } else {
+            p.push(fs_write + 1);
+            p.push(base + 2 * node + 1);
+        }
+        Some(p)
     }
 
     /// The direct route from `src` to `dst`.

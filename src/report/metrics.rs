@@ -17,6 +17,8 @@ pub struct TimeBreakdown {
     pub overlapped_comm_s: f64,
     /// Waiting at a collective for the other members.
     pub sync_wait_s: f64,
+    /// Storage I/O (checkpoints, data loading) with nothing else running.
+    pub io_s: f64,
     /// Idle on a pipeline: waiting for work from other stages, or for the iteration to end.
     pub bubble_s: f64,
     /// Idle without a pipeline (pipeline = 1): waiting for the slowest rank.
@@ -33,6 +35,7 @@ impl TimeBreakdown {
             exposed_comm_s: mean(|t| t.exposed_comm.0),
             overlapped_comm_s: mean(|t| t.overlapped_comm.0),
             sync_wait_s: mean(|t| t.sync_wait.0),
+            io_s: mean(|t| t.io.0),
             bubble_s: if pipelined { idle } else { 0.0 },
             idle_s: if pipelined { 0.0 } else { idle },
         }

@@ -92,6 +92,10 @@ pub fn span_name(g: &TaskGraph, task: TaskId, stage: u32) -> String {
         TaskKind::Send(_) => "send".to_string(),
         TaskKind::Recv(_) => "recv".to_string(),
         TaskKind::Delay(_) => "delay".to_string(),
+        TaskKind::Storage(x) => {
+            let op = g.storage[x as usize];
+            if op.write { "storage write" } else { "storage read" }.to_string()
+        }
     };
     let mb = if label.microbatch == u32::MAX {
         String::new()

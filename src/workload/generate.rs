@@ -157,6 +157,11 @@ impl<'a> Generator<'a> {
             data_groups,
         };
 
+        let stage_params: u64 = (0..self.v).map(|c| self.chunk_params(stage, c)).sum();
+        let mut prev_compute: Vec<Option<TaskId>> = vec![None; ctx.ranks.len()];
+        if self.w.checkpoint.load {
+            self.checkpoint_io(&ctx, stage_params, false, &mut prev_compute);
+        }
         let program = steps(self.w.schedule, stage, lay.p, self.m, self.v);
         // The last backward of each chunk, where overlapped gradient reduction happens.
         let mut last_backward = vec![None; self.v as usize];
@@ -165,7 +170,6 @@ impl<'a> Generator<'a> {
                 last_backward[chunk as usize] = Some(i);
             }
         }
-        let mut prev_compute: Vec<Option<TaskId>> = vec![None; ctx.ranks.len()];
         let mut grad_reduces: Vec<Vec<TaskId>> = vec![Vec::new(); ctx.ranks.len()];
         for (i, st) in program.iter().enumerate() {
             match *st {
@@ -176,7 +180,6 @@ impl<'a> Generator<'a> {
                 }
             }
         }
-        let stage_params: u64 = (0..self.v).map(|c| self.chunk_params(stage, c)).sum();
         if !self.w.data_parallel.overlap && !self.zero3() {
             let op = if self.zero() >= 1 {
                 CollectiveOp::ReduceScatter
@@ -213,7 +216,60 @@ impl<'a> Generator<'a> {
             let pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_params), NO_LAYER)];
             self.emit(&ctx, pieces, Phase::Optimizer, NONE_MB, 0, &mut prev_compute);
         }
+        if self.w.checkpoint.save {
+            self.checkpoint_io(&ctx, stage_params, true, &mut prev_compute);
+        }
         self.buf.flush(&mut self.g);
+    }
+
+    /// Checkpoint I/O of a stage, blocking the compute stream: replica 0's ranks write their shards
+    /// (save), or read them and broadcast them to the other replicas (load). A shard is the
+    /// Megatron checkpoint state of the rank's parameters (14 bytes each).
+    fn checkpoint_io(&mut self, ctx: &StageCtx, params: u64, write: bool, prev: &mut [Option<TaskId>]) {
+        let bytes = (crate::model::storage::CHECKPOINT_BYTES_PER_PARAM as u64) * params;
+        let label = TaskLabel {
+            phase: Phase::Io,
+            chunk: 0,
+            layer: NO_LAYER,
+            microbatch: NONE_MB,
+        };
+        let replica0: Vec<usize> = (0..ctx.ranks.len())
+            .filter(|&i| self.lay.coord(ctx.ranks[i]).data == 0)
+            .collect();
+        for i in replica0 {
+            let r = ctx.ranks[i];
+            let x = self.g.storage(r, bytes, write);
+            prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Storage(x), label));
+        }
+        if !write && self.lay.d > 1 {
+            self.blocking_collective(
+                &ctx.ranks,
+                &ctx.data_groups,
+                CollectiveOp::Broadcast,
+                bytes,
+                label,
+                prev,
+            );
+        }
+    }
+
+    /// Reads a microbatch's tokens or labels (b s int32) on the I/O stream, and makes the compute
+    /// stream wait for it.
+    fn data_read(&mut self, ctx: &StageCtx, mb: u32) {
+        let bytes = 4 * self.w.batch.micro * self.w.model.seq_len;
+        let label = TaskLabel {
+            phase: Phase::Io,
+            chunk: 0,
+            layer: NO_LAYER,
+            microbatch: mb,
+        };
+        let zero = self.g.delay(crate::units::SimDuration::ZERO);
+        for &r in &ctx.ranks {
+            let x = self.g.storage(r, bytes, false);
+            let read = self.buf.task(r, Stream::Io, TaskKind::Storage(x), label);
+            let wait = self.buf.task(r, Stream::Compute, TaskKind::Delay(zero), label);
+            self.buf.depend(read, wait);
+        }
     }
 
     /// Parameters per tensor rank of one layer and of the (tied) embedding.
@@ -269,6 +325,9 @@ impl<'a> Generator<'a> {
         let first_layer = vs * self.layers_per_chunk;
         if vs > 0 {
             self.recv(ctx, vs - 1, mb, true, chunk, Phase::Forward);
+        }
+        if self.w.data_loading && (vs == 0 || vs == last) {
+            self.data_read(ctx, mb);
         }
         let (layer_params, embedding_params) = self.param_counts();
         let mut pieces: Vec<(Piece, u16)> = Vec::new();

@@ -31,19 +31,22 @@ pub enum Stream {
     DataParallel = 1,
     /// Pipeline sends.
     PipelineSend = 2,
+    /// Storage reads and writes that run ahead of compute (data loading).
+    Io = 3,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
     /// All streams, in id order.
-    pub const ALL: [Stream; 3] = [Stream::Compute, Stream::DataParallel, Stream::PipelineSend];
+    pub const ALL: [Stream; 4] = [Stream::Compute, Stream::DataParallel, Stream::PipelineSend, Stream::Io];
     /// Name used for timeline threads.
     pub fn name(self) -> &'static str {
         match self {
             Stream::Compute => "compute",
             Stream::DataParallel => "data-parallel comm",
             Stream::PipelineSend => "pipeline send",
+            Stream::Io => "storage io",
         }
     }
 }
@@ -175,6 +178,17 @@ pub struct Gate {
     pub preds: u32,
 }
 
+/// A read from or a write to the parallel filesystem by one rank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageOp {
+    /// The rank doing the I/O.
+    pub rank: u32,
+    /// Bytes.
+    pub bytes: u64,
+    /// Write (true) or read.
+    pub write: bool,
+}
+
 /// What a task does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskKind {
@@ -188,6 +202,8 @@ pub enum TaskKind {
     Recv(TransferId),
     /// Wait a fixed time (index into [`TaskGraph::delays`]).
     Delay(u32),
+    /// Read from or write to the filesystem (index into [`TaskGraph::storage`]).
+    Storage(u32),
 }
 
 /// Training phase of a task, for timelines and plots.
@@ -204,6 +220,8 @@ pub enum Phase {
     GradReduce,
     /// Optimizer step.
     Optimizer,
+    /// Checkpoints and data loading.
+    Io,
     /// Anything else (trace tasks).
     Other,
 }
@@ -217,6 +235,7 @@ impl Phase {
             Phase::Recompute => "recompute",
             Phase::GradReduce => "grad-reduce",
             Phase::Optimizer => "optimizer",
+            Phase::Io => "io",
             Phase::Other => "other",
         }
     }
@@ -252,6 +271,8 @@ pub struct TaskGraph {
     pub ops: Vec<Op>,
     /// Fixed delays referenced by [`TaskKind::Delay`].
     pub delays: Vec<SimDuration>,
+    /// Storage operations referenced by [`TaskKind::Storage`].
+    pub storage: Vec<StorageOp>,
     /// Rank groups.
     pub groups: Vec<Vec<u32>>,
     /// Collective instances.
@@ -387,6 +408,12 @@ impl GraphBuilder {
     /// Sets a transfer's size (a trace may name the receive before the send).
     pub fn set_transfer_bytes(&mut self, x: TransferId, bytes: u64) {
         self.graph.transfers[x as usize].bytes = bytes;
+    }
+
+    /// Adds a storage operation and returns its index for [`TaskKind::Storage`].
+    pub fn storage(&mut self, rank: u32, bytes: u64, write: bool) -> u32 {
+        self.graph.storage.push(StorageOp { rank, bytes, write });
+        (self.graph.storage.len() - 1) as u32
     }
 
     /// Adds a fixed delay value and returns its index for [`TaskKind::Delay`].

@@ -20,14 +20,15 @@
 //!   `measured: nanoseconds` (a profiled duration, taken as is);
 //! - a task is exactly one of `op` (compute), `collective` (every member has a task with the same
 //!   collective `id`, `op`, `group` and `bytes`; it starts when all have started), `send` / `recv`
-//!   (matched by sender, receiver and `tag`), or `delay_ns`;
-//! - `stream` is `compute` (default), `data-parallel` or `send`; tasks of one rank and stream run in
-//!   file order; `deps` lists task ids that must finish first;
+//!   (matched by sender, receiver and `tag`), `storage` ({bytes, write}: a filesystem I/O by the
+//!   task's rank), or `delay_ns`;
+//! - `stream` is `compute` (default), `data-parallel`, `send` or `io`; tasks of one rank and stream
+//!   run in file order; `deps` lists task ids that must finish first;
 //! - optional labels for timelines: `phase`, `microbatch`, `layer`, `chunk`;
 //! - the header may carry the generating `workload`, so that a report can give model metrics.
 //!
 //! A YAML file (ending in `.yaml`/`.yml`) holds the same header fields plus `ops`, `groups` and
-//! `tasks` lists, for small hand-written traces. Storage tasks are reserved for the storage model.
+//! `tasks` lists, for small hand-written traces.
 
 use super::graph::{CollectiveOp, GraphBuilder, Kernel, Op, Phase, Stream, TaskGraph, TaskKind, TaskLabel};
 use crate::config::WorkloadSpec;
@@ -206,6 +207,16 @@ pub struct RecvRecord {
     pub tag: u64,
 }
 
+/// A storage I/O.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageRecord {
+    /// Bytes.
+    pub bytes: u64,
+    /// Write (true) or read.
+    pub write: bool,
+}
+
 /// Stream names.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -217,6 +228,8 @@ pub enum StreamName {
     DataParallel,
     /// Send stream.
     Send,
+    /// Storage I/O stream.
+    Io,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -249,6 +262,9 @@ pub struct TaskRecord {
     /// Fixed wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ns: Option<u64>,
+    /// A filesystem read or write by this rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageRecord>,
     /// Tasks that must finish first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deps: Vec<u64>,
@@ -307,6 +323,7 @@ fn phase_of(name: &str) -> Phase {
         "recompute" => Phase::Recompute,
         "grad-reduce" => Phase::GradReduce,
         "optimizer" => Phase::Optimizer,
+        "io" => Phase::Io,
         _ => Phase::Other,
     }
 }
@@ -389,10 +406,11 @@ impl<'a> Loader<'a> {
             + t.collective.is_some() as u8
             + t.send.is_some() as u8
             + t.recv.is_some() as u8
-            + t.delay_ns.is_some() as u8;
+            + t.delay_ns.is_some() as u8
+            + t.storage.is_some() as u8;
         if kinds != 1 {
             return Err(bad(
-                "needs exactly one of `op`, `collective`, `send`, `recv`, `delay_ns`".into(),
+                "needs exactly one of `op`, `collective`, `send`, `recv`, `delay_ns`, `storage`".into(),
             ));
         }
         let kind = if let Some(op) = t.op {
@@ -482,6 +500,8 @@ impl<'a> Loader<'a> {
             }
             entry.2 = Some(id);
             TaskKind::Recv(entry.0)
+        } else if let Some(st) = t.storage {
+            TaskKind::Storage(self.b.storage(t.rank, st.bytes, st.write))
         } else {
             TaskKind::Delay(self.b.delay(SimDuration(t.delay_ns.unwrap_or(0))))
         };
@@ -489,6 +509,7 @@ impl<'a> Loader<'a> {
             StreamName::Compute => Stream::Compute,
             StreamName::DataParallel => Stream::DataParallel,
             StreamName::Send => Stream::PipelineSend,
+            StreamName::Io => Stream::Io,
         };
         let label = TaskLabel {
             phase: t.phase.as_deref().map(phase_of).unwrap_or(Phase::Other),
@@ -682,7 +703,8 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
             stream: match g.task_stream[t] {
                 0 => StreamName::Compute,
                 1 => StreamName::DataParallel,
-                _ => StreamName::Send,
+                2 => StreamName::Send,
+                _ => StreamName::Io,
             },
             deps: std::mem::take(task_deps),
             phase: (label.phase != Phase::Other).then(|| phase_name(label.phase).to_string()),
@@ -718,6 +740,13 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
                 });
             }
             TaskKind::Delay(d) => rec.delay_ns = Some(g.delays[d as usize].0),
+            TaskKind::Storage(x) => {
+                let op = g.storage[x as usize];
+                rec.storage = Some(StorageRecord {
+                    bytes: op.bytes,
+                    write: op.write,
+                });
+            }
         }
         serde_json::to_writer(&mut *w, &Record::Task(rec))?;
         writeln!(w)?;

@@ -16,6 +16,7 @@ pub struct AnalyticNetwork {
     placement: Placement,
     costs: LinkCosts,
     choice: AlgorithmChoice,
+    storage: Option<crate::config::StorageSpec>,
 }
 
 impl AnalyticNetwork {
@@ -25,6 +26,7 @@ impl AnalyticNetwork {
             placement: Placement::new(hw),
             costs: LinkCosts::new(hw),
             choice: hw.network.algorithm,
+            storage: hw.storage.clone(),
         }
     }
 
@@ -47,6 +49,18 @@ impl AnalyticNetwork {
                 let (latency, bw) = algorithms::cost(op, algo, &shape, bytes as f64, &self.costs);
                 latency + bw
             }
+            // one node's I/O alone: no other node shares the filesystem in this contention-free model
+            Communication::Storage { bytes, write, .. } => match &self.storage {
+                Some(st) => {
+                    let dir = if write {
+                        crate::model::storage::Direction::Write
+                    } else {
+                        crate::model::storage::Direction::Read
+                    };
+                    crate::model::storage::transfer_seconds(st, bytes as f64, 1, dir)
+                }
+                None => 0.0,
+            },
             Communication::Transfer { src, dst, bytes } => {
                 let same = self.placement.node(src) == self.placement.node(dst);
                 let (latency, bw) = algorithms::transfer_cost(same, bytes as f64, &self.costs);

@@ -50,6 +50,7 @@ pub struct FlowNetwork {
     placement: Placement,
     costs: LinkCosts,
     choice: AlgorithmChoice,
+    io_latency: f64,
     flows: Vec<Option<Flow>>,
     free_flows: Vec<u32>,
     on_link: Vec<Vec<u32>>,
@@ -93,6 +94,7 @@ impl FlowNetwork {
             placement: Placement::new(hw),
             costs: LinkCosts::new(hw),
             choice: hw.network.algorithm,
+            io_latency: hw.storage.as_ref().map_or(0.0, |st| st.io_latency.as_secs_f64()),
             on_link: vec![Vec::new(); links],
             link_mark: vec![0; links],
             topo,
@@ -302,6 +304,20 @@ impl NetworkModel for FlowNetwork {
                     decompose::collective(&self.topo, op, algo, ranks, bytes as f64, channels),
                     latency,
                 )
+            }
+            Communication::Storage { rank, bytes, write } => {
+                let specs = self
+                    .topo
+                    .storage_route(rank, write)
+                    .map(|path| {
+                        vec![FlowSpec {
+                            path,
+                            weight: 1.0,
+                            bytes: bytes as f64,
+                        }]
+                    })
+                    .unwrap_or_default();
+                (specs, self.io_latency)
             }
             Communication::Transfer { src, dst, bytes } => {
                 let same = self.topo.node(src) == self.topo.node(dst);

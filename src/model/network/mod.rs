@@ -34,6 +34,15 @@ pub enum Communication<'a> {
         /// Buffer size.
         bytes: u64,
     },
+    /// A read from or a write to the parallel filesystem.
+    Storage {
+        /// The rank doing the I/O.
+        rank: u32,
+        /// Bytes.
+        bytes: u64,
+        /// Write (true) or read.
+        write: bool,
+    },
     /// A point-to-point transfer.
     Transfer {
         /// Sender.
