@@ -83,6 +83,8 @@ struct Generator<'a> {
     buf: StageBuffer,
     /// Only one rank per stage gets tasks.
     representative: bool,
+    /// The zero-length delay that makes the compute stream wait for a data read (created on first use).
+    zero_delay: Option<u32>,
     /// (virtual stage boundary, microbatch, direction, data, tensor) -> transfer id
     /// Transfer id by (virtual stage boundary, microbatch, direction, data, tensor), dense; created
     /// by whichever of the send and the receive is generated first.
@@ -109,6 +111,7 @@ impl<'a> Generator<'a> {
             ),
             buf: StageBuffer::default(),
             representative,
+            zero_delay: None,
             transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
         }
     }
@@ -263,7 +266,10 @@ impl<'a> Generator<'a> {
             layer: NO_LAYER,
             microbatch: mb,
         };
-        let zero = self.g.delay(crate::units::SimDuration::ZERO);
+        let zero = match self.zero_delay {
+            Some(z) => z,
+            None => *self.zero_delay.insert(self.g.delay(crate::units::SimDuration::ZERO)),
+        };
         for &r in &ctx.ranks {
             let x = self.g.storage(r, bytes, false);
             let read = self.buf.task(r, Stream::Io, TaskKind::Storage(x), label);
