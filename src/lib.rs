@@ -158,14 +158,14 @@ pub fn validate_command(args: &cli::ValidateArgs) -> Result<()> {
         "figure", "points", "mean abs. error", "max abs. error", "order kept"
     );
     for f in &summaries {
-        let unit = if f.figure == "fig6" { "" } else { " %" };
+        let unit = f.unit();
         println!(
             "{:<8} {:>7} {:>14.3}{unit:2} {:>13.3}{unit:2} {:>9}/{}",
             f.figure,
             f.points,
             f.mean_abs_error,
             f.max_abs_error,
-            f.order_pairs - f.order_violations,
+            f.order_kept(),
             f.order_pairs
         );
     }

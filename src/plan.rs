@@ -10,7 +10,6 @@
 
 use crate::config::{load_run_config, Override, RunConfig, Source};
 use crate::error::{Error, Result};
-use crate::report::timeline::TimelineRanks;
 use crate::run::{run, RunOptions};
 use crate::workload::memory::memory;
 use rayon::prelude::*;
@@ -204,11 +203,7 @@ pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, 
     let mut ranked: Vec<Ranked> = fitting
         .par_iter()
         .filter_map(|(c, cfg)| {
-            let opts = RunOptions {
-                seed: 1,
-                timeline: TimelineRanks::None,
-                representative: true,
-            };
+            let opts = RunOptions::metrics_only(true);
             let r = run(cfg, &opts).ok()?.report;
             Some(Ranked {
                 candidate: c.clone(),

@@ -22,6 +22,18 @@ pub struct RunOptions {
     pub representative: bool,
 }
 
+impl RunOptions {
+    /// Options for runs whose report is all that matters (sweeps, the planner, tests): seed 1, no
+    /// timeline; `representative` gives tasks to one GPU per pipeline stage only.
+    pub fn metrics_only(representative: bool) -> Self {
+        RunOptions {
+            seed: 1,
+            timeline: TimelineRanks::None,
+            representative,
+        }
+    }
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {

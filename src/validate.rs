@@ -177,6 +177,22 @@ fn push(
     });
 }
 
+impl FigureSummary {
+    /// The unit of the errors: absolute for Figure 6, percent otherwise.
+    pub fn unit(&self) -> &'static str {
+        if self.figure == "fig6" {
+            ""
+        } else {
+            " %"
+        }
+    }
+
+    /// Pairs whose published order the simulation keeps.
+    pub fn order_kept(&self) -> usize {
+        self.order_pairs - self.order_violations
+    }
+}
+
 /// Summarises one figure's comparisons.
 pub fn summarise(figure: &str, comps: &[Comparison]) -> FigureSummary {
     let errs: Vec<f64> = comps.iter().filter_map(|c| c.error.map(f64::abs)).collect();
@@ -297,7 +313,7 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     );
     let _ = writeln!(s, "|---|---|---|---|---|");
     for f in summaries {
-        let unit = if f.figure == "fig6" { "" } else { " %" };
+        let unit = f.unit();
         let _ = writeln!(
             s,
             "| {} | {} | {:.3}{unit} | {:.3}{unit} | {}/{} |",
@@ -305,7 +321,7 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
             f.points,
             f.mean_abs_error,
             f.max_abs_error,
-            f.order_pairs - f.order_violations,
+            f.order_kept(),
             f.order_pairs
         );
     }

@@ -5,7 +5,6 @@ use super::spec::{scalar_text, Point, SweepSpec};
 use crate::config::{load_run_config, Override, Source};
 use crate::error::{Error, Result};
 use crate::report::plot::{write_figure, LineChart, Series};
-use crate::report::timeline::TimelineRanks;
 use crate::report::Report;
 use crate::run::{run, RunOptions};
 use rayon::prelude::*;
@@ -81,15 +80,7 @@ fn run_point(spec: &SweepSpec, base: &[Override], hardware: &Source, workload: &
             overrides.push(Override::parse(&format!("{k}={}", scalar_text(v)))?);
         }
         let cfg = load_run_config(hardware, workload, &overrides)?;
-        run(
-            &cfg,
-            &RunOptions {
-                seed: 1,
-                timeline: TimelineRanks::None,
-                representative: false,
-            },
-        )
-        .map(|r| r.report)
+        run(&cfg, &RunOptions::metrics_only(false)).map(|r| r.report)
     })();
     match outcome {
         Ok(report) => {

@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests.
 
 use clustersim::config::{load_run_config, Override, RunConfig, Source};
-use clustersim::report::timeline::TimelineRanks;
 use clustersim::report::Report;
 use clustersim::run::{run, RunOptions};
 use std::process::{Command, Output};
@@ -20,16 +19,7 @@ pub fn config(hardware: &str, workload: &str, sets: &[String]) -> RunConfig {
 /// Simulates and returns the report (no files, no spans).
 pub fn report(hardware: &str, workload: &str, sets: &[String]) -> Report {
     let cfg = config(hardware, workload, sets);
-    run(
-        &cfg,
-        &RunOptions {
-            seed: 1,
-            timeline: TimelineRanks::None,
-            representative: false,
-        },
-    )
-    .unwrap()
-    .report
+    run(&cfg, &RunOptions::metrics_only(false)).unwrap().report
 }
 
 /// Runs the `clustersim` binary in `dir` with `args`.

@@ -3,7 +3,6 @@
 use super::common::expect_input_error;
 use clustersim::config::{load_run_config, Override, Source};
 use clustersim::plan::{candidates, plan};
-use clustersim::report::timeline::TimelineRanks;
 use clustersim::run::{run, RunOptions};
 use clustersim::workload::memory::memory;
 
@@ -48,16 +47,7 @@ fn planner_ranking_equals_brute_force() {
         {
             continue;
         }
-        let full = run(
-            &cfg,
-            &RunOptions {
-                seed: 1,
-                timeline: TimelineRanks::None,
-                representative: false,
-            },
-        )
-        .unwrap()
-        .report;
+        let full = run(&cfg, &RunOptions::metrics_only(false)).unwrap().report;
         brute.push((c.label(), full.tokens_per_s, full.iteration_time_s));
     }
     brute.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
