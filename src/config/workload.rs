@@ -193,6 +193,13 @@ pub struct DataParallelSpec {
     /// 2 also gradients, 3 also weights (FSDP).
     #[serde(default)]
     pub zero_stage: u8,
+    /// The weight-gradient GEMMs accumulate straight into the gradient buffer (Megatron-LM's
+    /// `--gradient-accumulation-fusion`). Off (the default, as in Megatron-LM of 2021 and in plain
+    /// PyTorch), every microbatch's weight gradients are added into the buffer by a separate
+    /// memory-bound kernel: read the new gradient (2 B) and read and write the buffer
+    /// (`grad_dtype` bytes each) per parameter.
+    #[serde(default)]
+    pub gradient_accumulation_fusion: bool,
 }
 
 impl WorkloadSpec {

@@ -127,11 +127,21 @@ impl LayerShape {
     }
 
     /// The backward pass of one layer (reverse order), with the recomputation `recompute` asks for.
+    ///
+    /// Besides the GEMMs, each block's backward streams the b x s x h activations it shares with
+    /// the residual path (all of them on every tensor rank, or 1/t with sequence parallelism):
+    /// dropout backward (read gradient and 1-byte mask, write: 5 B per element), the bias gradient
+    /// of the row-parallel output (a reduction reading the gradient: 2 B), layer norm backward as
+    /// apex runs it, one pass for the gamma/beta partial sums (read gradient and input: 4 B) and
+    /// one for the input gradient (read both again, write: 6 B), and autograd's sum of the two
+    /// gradients that reach the block input, through the block and along the residual (read 2 + 2,
+    /// write 2: 6 B).
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
         let mlp = vec![
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward: read grad, mask; write
+            Self::stream(self.local_bsh()),         // bias gradient of the 4h->h output: reduce the grad over b s
             Self::gemm(bs, 4 * h / t, h),           // 4h->h data gradient
             Self::gemm(4 * h / t, h, bs),           // 4h->h weight gradient
             Self::stream(self.bsh() * 4 / t * 3),   // GeLU backward: read grad and input, write
@@ -139,8 +149,10 @@ impl LayerShape {
             Self::gemm(h, 4 * h / t, bs),           // h->4h weight gradient
         ];
         let mut attention = vec![
-            Self::stream(self.local_bsh() * 3),     // layer norm backward: read input, grad; write
+            Self::stream(self.local_bsh() * 5),     // layer norm backward: two passes, 10 B per element
+            Self::stream(self.local_bsh() * 3),     // residual: add the two gradients of the block input
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward after attention
+            Self::stream(self.local_bsh()),         // bias gradient of the projection output
             Self::gemm(bs, h / t, h),               // projection data gradient
             Self::gemm(h / t, h, bs),               // projection weight gradient
         ];
@@ -176,7 +188,8 @@ impl LayerShape {
             }, // grad K = dS^T Q
             Self::gemm(bs, h, 3 * h / t),                // QKV data gradient
             Self::gemm(h, 3 * h / t, bs),                // QKV weight gradient
-            Self::stream(self.local_bsh() * 3),          // layer norm backward
+            Self::stream(self.local_bsh() * 5),          // layer norm backward (two passes)
+            Self::stream(self.local_bsh() * 3),          // residual: add the two gradients of the layer input
         ]);
         self.with_allreduces(vec![("mlp", mlp), ("attention", attention)])
     }
@@ -269,6 +282,15 @@ impl LayerShape {
             out.push(self.join());
         }
         out
+    }
+}
+
+/// Adding one microbatch's weight gradients for `params` parameters into the gradient buffer
+/// (unfused gradient accumulation): read the new 16-bit gradient, read and write the buffer
+/// element of `grad_bytes` bytes.
+pub fn grad_accumulation_kernel(params: u64, grad_bytes: u64) -> Kernel {
+    Kernel::Stream {
+        bytes: params * (ACT + 2 * grad_bytes),
     }
 }
 
@@ -367,6 +389,41 @@ mod tests {
             let sel = flops(&sh.backward(Recompute::Selective)) * t as f64;
             assert!((sel - bwd - 4.0 * b * s * s * h).abs() / sel < 1e-12);
         }
+    }
+
+    fn stream_bytes(pieces: &[Piece]) -> u64 {
+        pieces
+            .iter()
+            .flat_map(|p| match p {
+                Piece::Compute(_, k) => k.as_slice(),
+                _ => &[],
+            })
+            .map(|k| match k {
+                Kernel::Stream { bytes } => *bytes,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Streamed bytes per rank are R + S/t: R is the traffic every tensor rank repeats on the
+    /// whole b x s x h activation, so R = 2 x bytes(t = 2) - bytes(t = 1). Per element of b s h,
+    /// forward: per block bias-dropout-add (read 2 + 2, write 2, mask 1) and layer norm (read 2,
+    /// write 2) = 11 B, two blocks = 22 B; backward: per block dropout backward (read 2, mask 1,
+    /// write 2), output-bias gradient (read 2), layer norm backward in two passes (read 4, then read
+    /// 4 and write 2) and the residual gradient sum (read 4, write 2) = 23 B, two blocks = 46 B.
+    #[test]
+    fn replicated_elementwise_traffic_per_layer() {
+        let elems = 2 * 2048 * 3840;
+        let replicated = |f: &dyn Fn(&LayerShape) -> Vec<Piece>| {
+            2 * stream_bytes(&f(&shape(2))) - stream_bytes(&f(&shape(1)))
+        };
+        assert_eq!(replicated(&|s| s.forward()), 22 * elems);
+        assert_eq!(replicated(&|s| s.backward(Recompute::None)), 46 * elems);
+        // with sequence parallelism each rank handles 1/t of it
+        let sp = LayerShape { sp: true, ..shape(4) };
+        let no_sp = shape(4);
+        let diff = stream_bytes(&no_sp.backward(Recompute::None)) - stream_bytes(&sp.backward(Recompute::None));
+        assert_eq!(diff, 46 * elems * 3 / 4);
     }
 
     #[test]
