@@ -91,6 +91,9 @@ struct Generator<'a> {
     /// Transfer id by (virtual stage boundary, microbatch, direction, data, tensor), dense; created
     /// by whichever of the send and the receive is generated first.
     transfers: Vec<u32>,
+    /// Collective id of the tied-embedding gradient all-reduce between the first and the last
+    /// stage, by (data, tensor), dense; created by the first stage.
+    embedding_syncs: Vec<u32>,
 }
 
 const NONE_MB: u32 = u32::MAX;
@@ -115,6 +118,7 @@ impl<'a> Generator<'a> {
             representative,
             zero_delay: None,
             transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
+            embedding_syncs: vec![u32::MAX; (lay.d * lay.t) as usize],
         }
     }
 
@@ -193,6 +197,7 @@ impl<'a> Generator<'a> {
             };
             self.grad_reduce(&ctx, op, stage_params, NO_LAYER, &prev_compute, &mut grad_reduces);
         }
+        self.embedding_sync(&ctx, &grad_reduces, &mut prev_compute);
         // ZeRO shards the optimizer step over the data-parallel ranks
         let opt_params = if self.zero() >= 1 {
             stage_params.div_ceil(self.lay.d as u64)
@@ -225,6 +230,39 @@ impl<'a> Generator<'a> {
             self.checkpoint_io(&ctx, stage_params, true, &mut prev_compute);
         }
         self.buf.flush(&mut self.g);
+    }
+
+    /// The input embedding (first stage) and the output layer (last stage) share one weight: after
+    /// the backward passes, each (tensor, data) pair of them all-reduces its embedding gradient
+    /// (V h / t parameters) after the data-parallel reduction and before the optimizer step, as
+    /// Megatron-LM does. Nothing with one stage or without a vocabulary.
+    fn embedding_sync(&mut self, ctx: &StageCtx, grad_reduces: &[Vec<TaskId>], prev: &mut [Option<TaskId>]) {
+        let (lay, last) = (self.lay, self.lay.p - 1);
+        if lay.p == 1 || self.w.model.vocab == 0 || (ctx.stage != 0 && ctx.stage != last) {
+            return;
+        }
+        let bytes = embedding_params_per_rank(&self.w.model, lay.t) * self.w.data_parallel.grad_dtype.bytes();
+        let label = TaskLabel {
+            phase: Phase::GradReduce,
+            chunk: 0,
+            layer: NO_LAYER,
+            microbatch: NONE_MB,
+        };
+        for (i, &rank) in ctx.ranks.iter().enumerate() {
+            let RankCoord { tensor, data, .. } = lay.coord(rank);
+            let slot = (data * lay.t + tensor) as usize;
+            if self.embedding_syncs[slot] == u32::MAX {
+                let pair = [0, last].map(|stage| lay.rank(RankCoord { tensor, data, stage }));
+                let group = self.g.group(pair.to_vec());
+                self.embedding_syncs[slot] = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+            }
+            let c = self.embedding_syncs[slot];
+            let task = self.buf.task(rank, Stream::Compute, TaskKind::Collective(c), label);
+            for &gr in &grad_reduces[i] {
+                self.buf.depend(gr, task);
+            }
+            prev[i] = Some(task);
+        }
     }
 
     /// Checkpoint I/O of a stage, blocking the compute stream: replica 0's ranks write their shards
@@ -771,6 +809,41 @@ mod tests {
         ));
         assert!(off.transfers.iter().all(|x| x.bytes == bsh));
         assert!(off.collectives.iter().all(|c| c.op != CollectiveOp::AllGather));
+    }
+
+    /// With p > 1 the tied embedding's gradient is all-reduced between each first-stage rank and the
+    /// last-stage rank with the same tensor and data index: t x d = 2 x 2 pairs here, each moving the
+    /// rank's V h / t = 51200 x 3840 / 2 gradients of 2 bytes. None without a vocabulary.
+    #[test]
+    fn tied_embedding_gradients_are_all_reduced_between_first_and_last_stage() {
+        let base = [
+            "workload.parallel.tensor=2",
+            "workload.parallel.pipeline=4",
+            "workload.parallel.data=2",
+            "workload.batch.global=8",
+        ];
+        let w = workload(&base);
+        let lay = Layout::of(&w);
+        // (collective index) of the all-reduces between a first-stage and a last-stage rank
+        let syncs = |g: &TaskGraph| -> Vec<usize> {
+            (0..g.collectives.len())
+                .filter(|&i| {
+                    let ranks = &g.groups[g.collectives[i].group as usize];
+                    let stages: Vec<u32> = ranks.iter().map(|&r| lay.coord(r).stage).collect();
+                    stages == [0, 3]
+                })
+                .collect()
+        };
+        let g = generate(&w);
+        let found = syncs(&g);
+        assert_eq!(found.len(), 4);
+        for &i in &found {
+            let c = &g.collectives[i];
+            assert_eq!((c.op, c.bytes), (CollectiveOp::AllReduce, 51200 * 3840 / 2 * 2));
+            assert_eq!(g.collective_tasks(i as u32).len(), 2, "both ends of the pair take part");
+        }
+        let no_vocab = generate(&workload(&[&base[..], &["workload.model.vocab=0"]].concat()));
+        assert!(syncs(&no_vocab).is_empty());
     }
 
     /// Streamed bytes of all compute tasks of rank 0.
