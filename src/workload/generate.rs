@@ -428,7 +428,10 @@ impl<'a> Generator<'a> {
         let (layer_params, embedding_params) = self.param_counts();
         if vs == last && self.w.model.vocab > 0 {
             let layer = (first_layer + self.layers_per_chunk - 1) as u16;
-            let logits = self.accumulated(embedding_params, self.gathered(embedding_params, self.shape.logits_backward()));
+            let logits = self.accumulated(
+                embedding_params,
+                self.gathered(embedding_params, self.shape.logits_backward()),
+            );
             let pieces = logits.into_iter().map(|p| (p, layer)).collect();
             self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
         }

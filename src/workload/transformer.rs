@@ -149,12 +149,12 @@ impl LayerShape {
             Self::gemm(h, 4 * h / t, bs),           // h->4h weight gradient
         ];
         let mut attention = vec![
-            Self::stream(self.local_bsh() * 5),     // layer norm backward: two passes, 10 B per element
-            Self::stream(self.local_bsh() * 3),     // residual: add the two gradients of the block input
+            Self::stream(self.local_bsh() * 5), // layer norm backward: two passes, 10 B per element
+            Self::stream(self.local_bsh() * 3), // residual: add the two gradients of the block input
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward after attention
-            Self::stream(self.local_bsh()),         // bias gradient of the projection output
-            Self::gemm(bs, h / t, h),               // projection data gradient
-            Self::gemm(h / t, h, bs),               // projection weight gradient
+            Self::stream(self.local_bsh()),     // bias gradient of the projection output
+            Self::gemm(bs, h / t, h),           // projection data gradient
+            Self::gemm(h / t, h, bs),           // projection weight gradient
         ];
         if recompute == Recompute::Selective {
             attention.extend(self.attention_core()); // recompute scores, softmax, dropout, context
@@ -414,9 +414,8 @@ mod tests {
     #[test]
     fn replicated_elementwise_traffic_per_layer() {
         let elems = 2 * 2048 * 3840;
-        let replicated = |f: &dyn Fn(&LayerShape) -> Vec<Piece>| {
-            2 * stream_bytes(&f(&shape(2))) - stream_bytes(&f(&shape(1)))
-        };
+        let replicated =
+            |f: &dyn Fn(&LayerShape) -> Vec<Piece>| 2 * stream_bytes(&f(&shape(2))) - stream_bytes(&f(&shape(1)));
         assert_eq!(replicated(&|s| s.forward()), 22 * elems);
         assert_eq!(replicated(&|s| s.backward(Recompute::None)), 46 * elems);
         // with sequence parallelism each rank handles 1/t of it
