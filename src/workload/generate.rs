@@ -214,13 +214,8 @@ impl<'a> Generator<'a> {
             layer: NO_LAYER,
             microbatch: NONE_MB,
         };
-        for (i, &r) in ctx.ranks.iter().enumerate() {
-            let t = self.buf.task(r, Stream::Compute, TaskKind::Compute(op), label);
-            for &gr in &grad_reduces[i] {
-                self.buf.depend(gr, t);
-            }
-            prev_compute[i] = Some(t);
-        }
+        let kinds = vec![TaskKind::Compute(op); ctx.ranks.len()];
+        self.after_grad_reduces(&ctx, &kinds, label, &grad_reduces, &mut prev_compute);
         if matches!(self.zero(), 1 | 2) {
             // every rank updated 1/d of the weights: all-gather the 16-bit weights
             let pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_params), NO_LAYER)];
@@ -248,7 +243,8 @@ impl<'a> Generator<'a> {
             layer: NO_LAYER,
             microbatch: NONE_MB,
         };
-        for (i, &rank) in ctx.ranks.iter().enumerate() {
+        let mut kinds = Vec::with_capacity(ctx.ranks.len());
+        for &rank in &ctx.ranks {
             let RankCoord { tensor, data, .. } = lay.coord(rank);
             let slot = (data * lay.t + tensor) as usize;
             if self.embedding_syncs[slot] == u32::MAX {
@@ -256,8 +252,23 @@ impl<'a> Generator<'a> {
                 let group = self.g.group(pair.to_vec());
                 self.embedding_syncs[slot] = self.g.collective(CollectiveOp::AllReduce, group, bytes);
             }
-            let c = self.embedding_syncs[slot];
-            let task = self.buf.task(rank, Stream::Compute, TaskKind::Collective(c), label);
+            kinds.push(TaskKind::Collective(self.embedding_syncs[slot]));
+        }
+        self.after_grad_reduces(ctx, &kinds, label, grad_reduces, prev);
+    }
+
+    /// One compute-stream task per rank of the stage (`kinds[i]` for rank i) that waits for that
+    /// rank's data-parallel gradient reductions.
+    fn after_grad_reduces(
+        &mut self,
+        ctx: &StageCtx,
+        kinds: &[TaskKind],
+        label: TaskLabel,
+        grad_reduces: &[Vec<TaskId>],
+        prev: &mut [Option<TaskId>],
+    ) {
+        for (i, (&rank, &kind)) in ctx.ranks.iter().zip(kinds).enumerate() {
+            let task = self.buf.task(rank, Stream::Compute, kind, label);
             for &gr in &grad_reduces[i] {
                 self.buf.depend(gr, task);
             }
@@ -857,10 +868,7 @@ mod tests {
                 _ => None,
             })
             .flat_map(|op| op.kernels.iter())
-            .map(|k| match k {
-                Kernel::Stream { bytes } => *bytes,
-                _ => 0,
-            })
+            .map(Kernel::streamed_bytes)
             .sum()
     }
 

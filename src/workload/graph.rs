@@ -85,6 +85,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// Bytes a streaming kernel moves through HBM (other kernels count none).
+    pub fn streamed_bytes(&self) -> u64 {
+        match *self {
+            Kernel::Stream { bytes } => bytes,
+            _ => 0,
+        }
+    }
+
     /// Floating-point operations (2 per multiply-add; streaming kernels count none).
     pub fn flops(&self) -> f64 {
         match *self {

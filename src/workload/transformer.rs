@@ -398,10 +398,7 @@ mod tests {
                 Piece::Compute(_, k) => k.as_slice(),
                 _ => &[],
             })
-            .map(|k| match k {
-                Kernel::Stream { bytes } => *bytes,
-                _ => 0,
-            })
+            .map(Kernel::streamed_bytes)
             .sum()
     }
 
