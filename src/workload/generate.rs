@@ -362,12 +362,20 @@ impl<'a> Generator<'a> {
         }
     }
 
-    /// A backward pass's pieces followed, without gradient-accumulation fusion, by the kernel
-    /// that adds this microbatch's weight gradients of `params` parameters into the buffer.
+    /// A backward pass's pieces with, without gradient-accumulation fusion, the kernel that adds
+    /// this microbatch's weight gradients of `params` parameters into the buffer at the end of its
+    /// last compute piece (the weight gradients are all computed by then; the input gradient's
+    /// all-reduce may still follow).
     fn accumulated(&self, params: u64, mut pieces: Vec<Piece>) -> Vec<Piece> {
         if !self.w.data_parallel.gradient_accumulation_fusion {
             let kernel = grad_accumulation_kernel(params, self.w.data_parallel.grad_dtype.bytes());
-            pieces.push(Piece::Compute("grad accumulation", vec![kernel]));
+            match pieces.iter_mut().rev().find_map(|p| match p {
+                Piece::Compute(_, kernels) => Some(kernels),
+                _ => None,
+            }) {
+                Some(kernels) => kernels.push(kernel),
+                None => pieces.push(Piece::Compute("grad accumulation", vec![kernel])),
+            }
         }
         pieces
     }
