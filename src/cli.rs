@@ -151,8 +151,8 @@ pub struct ValidateArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct CollectiveArgs {
     /// The operation.
-    #[arg(long, value_enum, default_value_t = crate::collective::SweepOp::AllReduce)]
-    pub op: crate::collective::SweepOp,
+    #[arg(long, value_enum, default_value_t = crate::studies::collective::SweepOp::AllReduce)]
+    pub op: crate::studies::collective::SweepOp,
     /// GPUs taking part: ranks 0..N, placed in node order.
     #[arg(long, default_value_t = 8)]
     pub gpus: u32,

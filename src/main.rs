@@ -3,5 +3,5 @@
 use clap::Parser;
 
 fn main() {
-    std::process::exit(clustersim::main_with(clustersim::cli::Cli::parse()));
+    std::process::exit(clustersim::commands::main_with(clustersim::cli::Cli::parse()));
 }

@@ -12,8 +12,8 @@
 //! The `ideal` model charges exactly FLOPs / peak.
 
 use crate::config::{ComputeModelKind, GpuSpec};
+use crate::ops::Kernel;
 use crate::units::SimDuration;
-use crate::workload::Kernel;
 
 /// Prices kernels on one GPU model.
 #[derive(Clone, Debug)]

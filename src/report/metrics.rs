@@ -2,7 +2,7 @@
 
 use crate::config::RunConfig;
 use crate::sim::{RankTime, SimOutcome};
-use crate::workload::generate::Layout;
+use crate::workload::layout::Layout;
 use crate::workload::transformer::{megatron_flops_per_iteration, model_flops_per_iteration, total_params};
 use serde::Serialize;
 

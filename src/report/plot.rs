@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::report::output::{commit, temporary_path};
 use crate::report::timeline::Span;
-use crate::workload::generate::{Layout, RankCoord};
+use crate::workload::layout::{Layout, RankCoord};
 use crate::workload::{Phase, TaskGraph, TaskKind};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -208,7 +208,7 @@ impl Figure for ScheduleChart<'_> {
 fn draw_busbw<DB: DrawingBackend>(
     area: DrawingArea<DB, Shift>,
     title: &str,
-    points: &[crate::collective::Point],
+    points: &[(u64, f64)],
     reference: Option<&(f64, String)>,
 ) -> std::result::Result<(), String> {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -216,13 +216,13 @@ fn draw_busbw<DB: DrawingBackend>(
     let log2 = |b: u64| (b.max(1) as f64).log2();
     let lo = points
         .iter()
-        .map(|p| log2(p.bytes))
+        .map(|p| log2(p.0))
         .fold(f64::INFINITY, f64::min)
         .min(0.0f64.max(1.0) * 64.0);
-    let hi = points.iter().map(|p| log2(p.bytes)).fold(0.0, f64::max).max(lo + 1.0);
+    let hi = points.iter().map(|p| log2(p.0)).fold(0.0, f64::max).max(lo + 1.0);
     let top = points
         .iter()
-        .map(|p| p.busbw / 1e9)
+        .map(|p| p.1 / 1e9)
         .filter(|b| b.is_finite())
         .chain(reference.map(|r| r.0))
         .fold(1.0, f64::max)
@@ -239,14 +239,14 @@ fn draw_busbw<DB: DrawingBackend>(
         .x_desc("message size")
         .y_desc("bus bandwidth (GB/s)")
         .x_labels(((hi - lo) / 3.0).ceil() as usize + 1)
-        .x_label_formatter(&|x| crate::collective::human_size(2f64.powf(x.round()) as u64))
+        .x_label_formatter(&|x| crate::units::human_size(2f64.powf(x.round()) as u64))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())?;
     let series: Vec<(f64, f64)> = points
         .iter()
-        .filter(|p| p.busbw.is_finite())
-        .map(|p| (log2(p.bytes), p.busbw / 1e9))
+        .filter(|p| p.1.is_finite())
+        .map(|p| (log2(p.0), p.1 / 1e9))
         .collect();
     chart
         .draw_series(LineSeries::new(series.clone(), BLUE.stroke_width(2)))
@@ -283,8 +283,8 @@ fn draw_busbw<DB: DrawingBackend>(
 pub struct BusBandwidthChart<'a> {
     /// Title.
     pub title: &'a str,
-    /// The sweep.
-    pub points: &'a [crate::collective::Point],
+    /// The sweep: message size in bytes and bus bandwidth in bytes/s.
+    pub points: &'a [(u64, f64)],
     /// Published level (GB/s) and its source.
     pub reference: Option<&'a (f64, String)>,
 }

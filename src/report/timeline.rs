@@ -5,7 +5,7 @@
 
 use crate::sim::SpanSink;
 use crate::units::SimTime;
-use crate::workload::generate::Layout;
+use crate::workload::layout::Layout;
 use crate::workload::{Phase, Stream, TaskGraph, TaskId, TaskKind};
 use std::io::Write;
 

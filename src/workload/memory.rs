@@ -14,7 +14,7 @@
 //! variance per parameter; ZeRO stage 1 shards the 12 over the data-parallel degree N, stage 2 also
 //! the gradients, stage 3 also the weights.
 
-use super::generate::Layout;
+use super::layout::Layout;
 use super::schedule::{steps, Step};
 use super::transformer::{embedding_params_per_rank, layer_params_per_rank};
 use crate::config::{Recompute, WorkloadSpec};

@@ -1,14 +1,18 @@
-//! Workloads: the per-rank task graph and the generators that build it.
+//! Workloads: what runs where. The per-rank task graph, the Megatron-style generator that builds it,
+//! the trace format that reads and writes it, and the memory a workload needs.
+//!
+//! A workload knows transformers, schedules and ranks; it must not know how long anything takes
+//! (that is [`crate::model`]'s job) nor how the simulation runs it.
 
+pub mod builder;
+pub mod checkpoint;
 pub mod generate;
 pub mod graph;
+pub mod layout;
 pub mod memory;
 pub mod schedule;
 pub mod trace;
 pub mod transformer;
 
 pub use generate::generate;
-pub use graph::{
-    CollectiveId, CollectiveOp, GroupId, Kernel, OpId, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel,
-    TransferId,
-};
+pub use graph::{CollectiveId, GroupId, OpId, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel, TransferId};

@@ -5,8 +5,8 @@
 //! Forward FLOPs per layer: 24 b s h^2 + 4 b s^2 h (QKV 6bsh^2, scores 2bs^2h, context 2bs^2h,
 //! projection 2bsh^2, MLP 16bsh^2); the backward pass does twice that (data and weight gradients).
 
-use super::graph::{CollectiveOp, Kernel};
 use crate::config::{ModelSpec, Recompute};
+use crate::ops::{CollectiveOp, Kernel};
 
 const ACT: u64 = 2; // bytes per 16-bit activation element
 

@@ -2,7 +2,7 @@
 
 use clustersim::config::{load_run_config, Override, RunConfig, Source};
 use clustersim::report::Report;
-use clustersim::run::{run, RunOptions};
+use clustersim::studies::run::{run, RunOptions};
 use std::process::{Command, Output};
 
 /// Loads presets with `--set` style overrides.

@@ -1,12 +1,14 @@
 //! The network: calibration against nccl-tests on DGX A100, contention, and what-ifs.
 
 use super::common::{expect_input_error, report};
-use clustersim::collective::{sweep, SweepOp};
 use clustersim::config::{Document, HardwareSpec, Override};
+use clustersim::ops::CollectiveOp;
 use clustersim::sim::{simulate, SimOptions, SpanSink};
+use clustersim::studies::collective::{sweep, SweepOp};
 use clustersim::units::SimTime;
-use clustersim::workload::graph::{GraphBuilder, Phase, Stream, TaskKind, TaskLabel};
-use clustersim::workload::{CollectiveOp, TaskId};
+use clustersim::workload::builder::GraphBuilder;
+use clustersim::workload::graph::{Phase, Stream, TaskKind, TaskLabel};
+use clustersim::workload::TaskId;
 
 const GIB: u64 = 1 << 30;
 

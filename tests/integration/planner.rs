@@ -2,8 +2,8 @@
 
 use super::common::expect_input_error;
 use clustersim::config::{load_run_config, Override, Source};
-use clustersim::plan::{candidates, plan};
-use clustersim::run::{run, RunOptions};
+use clustersim::studies::plan::{candidates, plan};
+use clustersim::studies::run::{run, RunOptions};
 use clustersim::workload::memory::memory;
 
 /// A small GPT (8 layers, hidden 1024, 16 heads, batch 16) on 8 GPUs.

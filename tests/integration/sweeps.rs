@@ -1,7 +1,7 @@
 //! Sweep specs: errors in the spec are fatal and clear; invalid points are reported per row.
 
 use super::common::{clustersim, expect_input_error};
-use clustersim::sweep::{run_sweep, SweepSpec};
+use clustersim::studies::sweep::{run_sweep, SweepSpec};
 
 fn spec_error(yaml: &str) -> String {
     expect_input_error(&[("s.yaml", yaml)], &["sweep", "s.yaml"])
@@ -52,7 +52,7 @@ fn invalid_points_are_reported_per_row() {
         "{:?}",
         result.rows[1].error
     );
-    let csv = clustersim::sweep::execute::csv(&result);
+    let csv = clustersim::studies::sweep::execute::csv(&result);
     assert_eq!(csv.lines().count(), 7, "{csv}");
     assert!(csv
         .lines()

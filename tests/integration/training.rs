@@ -105,7 +105,8 @@ fn no_storage_section() {
 fn storage_tasks_share_the_filesystem() {
     use clustersim::config::{builtin_hardware, Document, HardwareSpec};
     use clustersim::sim::{simulate, NoSpans, SimOptions};
-    use clustersim::workload::graph::{GraphBuilder, Phase, Stream, TaskKind, TaskLabel};
+    use clustersim::workload::builder::GraphBuilder;
+    use clustersim::workload::graph::{Phase, Stream, TaskKind, TaskLabel};
     let hw = HardwareSpec::from_document(&Document::parse("dgx-a100", builtin_hardware("dgx-a100").unwrap()).unwrap())
         .unwrap();
     let label = TaskLabel {

@@ -19,7 +19,7 @@
 //! hierarchical is not an NCCL algorithm and runs only when asked for, for what-if studies.
 
 use crate::config::{AlgorithmChoice, HardwareSpec};
-use crate::workload::CollectiveOp;
+use crate::ops::CollectiveOp;
 
 /// An algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -111,7 +111,7 @@ impl NetworkModel for IdealNetwork {
 mod tests {
     use super::*;
     use crate::config::{builtin_hardware, Document};
-    use crate::workload::CollectiveOp;
+    use crate::ops::CollectiveOp;
 
     fn a100(choice: AlgorithmChoice) -> AnalyticNetwork {
         let doc = Document::parse("dgx-a100", builtin_hardware("dgx-a100").unwrap()).unwrap();

@@ -17,7 +17,7 @@
 
 use super::algorithms::Algorithm;
 use crate::model::topology::{Path, Topology};
-use crate::workload::CollectiveOp;
+use crate::ops::CollectiveOp;
 use std::collections::HashMap;
 
 /// One flow to start: a path, how many identical connections it stands for, and the bytes each moves.

@@ -15,8 +15,8 @@ pub use analytic::{AnalyticNetwork, IdealNetwork};
 pub use flow::FlowNetwork;
 
 use crate::engine::EventKey;
+use crate::ops::CollectiveOp;
 use crate::units::SimTime;
-use crate::workload::CollectiveOp;
 
 /// Identifies one communication (a collective instance or a transfer) to the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@ use crate::report::plot::{schedule_blocks, write_figure, ScheduleChart};
 use crate::report::timeline::{write_chrome_trace, Timeline, TimelineRanks};
 use crate::report::Report;
 use crate::sim::{simulate, SimOptions};
-use crate::workload::generate::Layout;
+use crate::workload::layout::Layout;
 use crate::workload::{generate, TaskGraph};
 use std::path::{Path, PathBuf};
 

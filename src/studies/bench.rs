@@ -1,6 +1,5 @@
-//! `clustersim bench`: simulator speed, as events per second and wall time.
+//! Benchmark cases for `clustersim bench`: simulator speed, as events per second and wall time.
 
-use crate::cli::{BenchArgs, BenchCase};
 use crate::config::{load_run_config, Override, Source};
 use crate::engine::EventQueue;
 use crate::error::Result;
@@ -110,7 +109,7 @@ pub fn ring_4096() -> Result<(BenchResult, f64)> {
         doc.apply(&Override::parse(s)?)?;
     }
     let hw = crate::config::HardwareSpec::from_document(&doc)?;
-    let graph = crate::collective::graph(crate::collective::SweepOp::AllReduce, 4096, 1 << 30);
+    let graph = crate::studies::collective::graph(crate::studies::collective::SweepOp::AllReduce, 4096, 1 << 30);
     let out = crate::sim::simulate(
         &graph,
         &hw,
@@ -126,37 +125,4 @@ pub fn ring_4096() -> Result<(BenchResult, f64)> {
         },
         out.makespan.as_secs_f64(),
     ))
-}
-
-fn print_row(r: &BenchResult, note: &str) {
-    println!(
-        "{:<60} {:>12} {:>10.3} {:>14.0}{note}",
-        r.case,
-        r.events,
-        r.wall_s,
-        r.events_per_s()
-    );
-}
-
-/// Runs the selected cases and prints a table.
-pub fn bench(args: &BenchArgs) -> Result<()> {
-    println!("{:<80} {:>12} {:>10} {:>14}", "case", "events", "wall (s)", "events/s");
-    for _ in 0..args.repeat.max(1) {
-        if matches!(args.case, BenchCase::Engine | BenchCase::All) {
-            for spread in [10_000, 1 << 40] {
-                print_row(&engine_synthetic(10_000, 20_000_000, spread), "");
-            }
-        }
-        if matches!(args.case, BenchCase::Collective | BenchCase::All) {
-            let (r, t) = ring_4096()?;
-            print_row(&r, &format!("   (simulated {:.2} ms)", t * 1e3));
-        }
-        if matches!(args.case, BenchCase::Gpt1t | BenchCase::All) {
-            for network in ["analytic", "flow"] {
-                let (r, iter) = gpt_1t(network)?;
-                print_row(&r, &format!("   (simulated iteration {iter:.2} s)"));
-            }
-        }
-    }
-    Ok(())
 }

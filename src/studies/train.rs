@@ -1,4 +1,4 @@
-//! `clustersim train`: a whole training run — iterations, periodic checkpoints, failures and
+//! A whole training run — iterations, periodic checkpoints, failures and
 //! restarts — as a seeded Monte Carlo.
 //!
 //! The run needs W seconds of useful work (iterations x simulated iteration time). Every τ seconds
@@ -10,6 +10,9 @@
 //! same seeds for every τ (common random numbers), so differences between intervals are not noise.
 //! Young/Daly's first-order optimum is τ = sqrt(2 C / λ).
 
+use crate::config::{HardwareSpec, StorageSpec, WorkloadSpec};
+use crate::model::storage::{transfer_seconds, Direction};
+use crate::workload::checkpoint::checkpoint_shape;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -46,6 +49,33 @@ pub struct RunStats {
     pub goodput: f64,
     /// Mean failures per run.
     pub mean_failures: f64,
+}
+
+/// A checkpoint of a workload on a machine: its size, who moves it, and how long that takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    /// Total bytes.
+    pub bytes: f64,
+    /// Nodes that write it: those of data-parallel replica 0 (each model-parallel rank writes its shard).
+    pub writer_nodes: u32,
+    /// Nodes that read it back: all nodes of the job.
+    pub reader_nodes: u32,
+    /// Save time, s.
+    pub save_s: f64,
+    /// Load time, s: each shard is read once from the filesystem.
+    pub load_s: f64,
+}
+
+/// Checkpoint size (the workload's) and times (the storage model's) of `w` on `hw`'s storage.
+pub fn checkpoint(w: &WorkloadSpec, hw: &HardwareSpec, st: &StorageSpec) -> Checkpoint {
+    let shape = checkpoint_shape(w, hw.node.gpus);
+    Checkpoint {
+        bytes: shape.bytes,
+        writer_nodes: shape.writer_nodes,
+        reader_nodes: shape.reader_nodes,
+        save_s: transfer_seconds(st, shape.bytes, shape.writer_nodes, Direction::Write),
+        load_s: transfer_seconds(st, shape.bytes, shape.reader_nodes, Direction::Read),
+    }
 }
 
 /// Young/Daly's optimal interval sqrt(2 C MTBF), s.
@@ -123,6 +153,7 @@ pub fn best(stats: &[RunStats]) -> Option<&RunStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{builtin_hardware, builtin_workload, Document};
 
     /// No failures, no checkpoints: the wall time is exactly the work.
     #[test]
@@ -177,5 +208,30 @@ mod tests {
         let b = monte_carlo(&shape, 3600.0, 50, 2);
         assert_ne!(a.mean_days, b.mean_days);
         assert!(a.std_days > 0.0 && a.p90_days > a.p10_days);
+    }
+
+    /// Megatron SC'21 s5.10: the 1T model's 13.8 TB checkpoint loads in about 14 s at 1 TB/s and
+    /// saves at 273 GB/s (so about 50 s) on 384 DGX A100 nodes.
+    #[test]
+    fn checkpoint_of_the_1t_model_on_selene() {
+        let hw =
+            HardwareSpec::from_document(&Document::parse("dgx-a100", builtin_hardware("dgx-a100").unwrap()).unwrap())
+                .unwrap();
+        let w = WorkloadSpec::from_document(&Document::parse("gpt-1t", builtin_workload("gpt-1t").unwrap()).unwrap())
+            .unwrap();
+        let c = checkpoint(&w, &hw, hw.storage.as_ref().unwrap());
+        // P = 12 l h^2 (1 + 13/(12h) + (V+s)/(12 l h)) = 1.008e12 parameters, x 14 bytes = 14.1 TB
+        assert!((c.bytes / 13.8e12 - 1.0).abs() < 0.03, "{}", c.bytes);
+        assert_eq!(c.reader_nodes, 384);
+        assert_eq!(
+            c.writer_nodes, 64,
+            "data-parallel replica 0: 64 stages x 8 tensor ranks = 64 nodes"
+        );
+        assert!((c.load_s - 14.1).abs() < 0.5, "load {} s", c.load_s);
+        assert!(
+            (c.bytes / c.save_s / 273e9 - 1.0).abs() < 0.01,
+            "save at {} B/s",
+            c.bytes / c.save_s
+        );
     }
 }

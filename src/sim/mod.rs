@@ -9,19 +9,32 @@
 //! - a send begins its transfer at once (eager) and completes when the transfer does; the matching
 //!   receive completes when it has started and the transfer has arrived.
 //!
+//! Each task kind has its handler in its own file ([`compute`] for compute and delay tasks,
+//! [`collective`], [`transfer`] for send/recv, [`storage`]); this file holds the loop, the stream
+//! heads and dependency bookkeeping that all kinds share.
+//!
 //! While it runs, it accounts each rank's time into compute, exposed and overlapped communication,
 //! synchronisation wait and idle time, in O(1) per state change; a [`SpanSink`] may keep spans.
+
+mod clock;
+mod collective;
+mod compute;
+mod spans;
+mod storage;
+mod transfer;
 
 use crate::config::{HardwareSpec, NetworkModelKind};
 use crate::engine::{EventKey, EventQueue};
 use crate::model::compute::ComputeModel;
-use crate::model::network::{
-    AnalyticNetwork, CommId, Communication, FlowNetwork, IdealNetwork, NetEvent, NetScheduler, NetworkModel,
-};
+use crate::model::network::{AnalyticNetwork, CommId, FlowNetwork, IdealNetwork, NetEvent, NetScheduler, NetworkModel};
 use crate::units::{SimDuration, SimTime};
 use crate::workload::{Stream, TaskGraph, TaskId, TaskKind};
-use rand::{RngExt, SeedableRng};
+use clock::RankClock;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+pub use clock::RankTime;
+pub use spans::{NoSpans, SpanSink};
 
 /// The closed set of events of a simulation.
 #[derive(Clone, Copy, Debug)]
@@ -39,73 +52,15 @@ enum Event {
     Network(NetEvent),
 }
 
-/// Time of one rank, split by what it was doing.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct RankTime {
-    /// Running kernels.
-    pub compute: SimDuration,
-    /// Communication in flight while no kernel ran.
-    pub exposed_comm: SimDuration,
-    /// Communication in flight while kernels ran (also counted in `compute`).
-    pub overlapped_comm: SimDuration,
-    /// Waiting at a collective for other members to arrive.
-    pub sync_wait: SimDuration,
-    /// Storage I/O in flight while no kernel ran and no communication was in flight.
-    pub io: SimDuration,
-    /// Nothing to do: pipeline bubbles, or waiting for the slowest rank at the end.
-    pub idle: SimDuration,
-}
-
-#[derive(Clone, Copy, Default)]
-struct RankClock {
-    last: SimTime,
-    computing: bool,
-    comm_active: u32,
-    sync_waiting: u32,
-    io_active: u32,
-    time: RankTime,
-}
-
-impl RankClock {
-    fn advance(&mut self, now: SimTime) {
-        let dt = now.since(self.last);
-        self.last = now;
-        if dt.0 == 0 {
-            return;
-        }
-        let t = &mut self.time;
-        if self.computing {
-            t.compute += dt;
-            if self.comm_active > 0 {
-                t.overlapped_comm += dt;
-            }
-        } else if self.comm_active > 0 {
-            t.exposed_comm += dt;
-        } else if self.io_active > 0 {
-            t.io += dt;
-        } else if self.sync_waiting > 0 {
-            t.sync_wait += dt;
-        } else {
-            t.idle += dt;
-        }
-    }
-}
-
-/// Receives the start and end of every task on the ranks it asks for.
-pub trait SpanSink {
-    /// Whether spans of `rank` are wanted.
-    fn wants(&self, rank: u32) -> bool;
-    /// One finished task.
-    fn span(&mut self, task: TaskId, start: SimTime, end: SimTime);
-}
-
-/// A sink that keeps nothing.
-pub struct NoSpans;
-impl SpanSink for NoSpans {
-    fn wants(&self, _rank: u32) -> bool {
-        false
-    }
-    fn span(&mut self, _: TaskId, _: SimTime, _: SimTime) {}
+/// A communication the network model runs for the simulation.
+#[derive(Clone, Copy, Debug)]
+enum Comm {
+    /// A collective instance.
+    Collective(u32),
+    /// A point-to-point transfer.
+    Transfer(u32),
+    /// A storage operation.
+    Storage(u32),
 }
 
 /// What a finished simulation reports.
@@ -251,13 +206,6 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn collective_comm(&self, c: u32) -> CommId {
-        CommId(c)
-    }
-    fn transfer_comm(&self, x: u32) -> CommId {
-        CommId(self.g.collectives.len() as u32 + x)
-    }
-
     fn run(&mut self) -> crate::error::Result<()> {
         for r in 0..self.g.ranks {
             for s in 0..Stream::COUNT {
@@ -270,19 +218,10 @@ impl<'a> Sim<'a> {
         self.drain();
         while let Some((now, event)) = self.queue.pop() {
             match event {
-                Event::TaskDone { task, stream, kernels } => {
-                    let si = stream as usize;
-                    if kernels {
-                        let clock = &mut self.clocks[si / Stream::COUNT];
-                        clock.advance(now);
-                        clock.computing = false;
-                    }
-                    self.complete(task, si, now);
-                }
+                Event::TaskDone { task, stream, kernels } => self.task_done(task, stream as usize, kernels),
                 Event::Network(ne) => {
-                    let done = self.net.handle(now, ne, &mut Queue(&mut self.queue));
-                    if let Some(id) = done {
-                        self.comm_done(id, now);
+                    if let Some(id) = self.net.handle(now, ne, &mut Queue(&mut self.queue)) {
+                        self.comm_done(id);
                     }
                 }
             }
@@ -334,146 +273,60 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn start(&mut self, t: TaskId, si: usize) {
-        let now = self.queue.now();
-        let ti = t as usize;
-        self.head_started[si] = true;
-        self.head_start_time[si] = now;
-        let r = si / Stream::COUNT;
-        match self.g.task_kind[ti] {
-            TaskKind::Compute(op) => {
-                let mut d = self.op_time[op as usize];
-                if self.jitter > 0.0 {
-                    let f: f64 = self.rng.random_range(-self.jitter..self.jitter);
-                    d = SimDuration::from_secs_f64(d.as_secs_f64() * (1.0 + f));
-                }
-                self.clocks[r].advance(now);
-                self.clocks[r].computing = true;
-                self.queue.schedule(
-                    now + d,
-                    Event::TaskDone {
-                        task: t,
-                        stream: si as u32,
-                        kernels: true,
-                    },
-                );
-            }
-            TaskKind::Delay(i) => {
-                let d = self.g.delays[i as usize];
-                self.queue.schedule(
-                    now + d,
-                    Event::TaskDone {
-                        task: t,
-                        stream: si as u32,
-                        kernels: false,
-                    },
-                );
-            }
-            TaskKind::Collective(c) => {
-                self.clocks[r].advance(now);
-                self.clocks[r].sync_waiting += 1;
-                self.arrived[c as usize] += 1;
-                let members = self.g.collective_tasks(c);
-                if self.arrived[c as usize] as usize == members.len() {
-                    for &m in members {
-                        let mr = self.g.task_rank[m as usize] as usize;
-                        self.clocks[mr].advance(now);
-                        self.clocks[mr].sync_waiting -= 1;
-                        self.clocks[mr].comm_active += 1;
-                    }
-                    let coll = &self.g.collectives[c as usize];
-                    let comm = Communication::Collective {
-                        op: coll.op,
-                        ranks: &self.g.groups[coll.group as usize],
-                        bytes: coll.bytes,
-                    };
-                    let id = self.collective_comm(c);
-                    self.net.start(now, id, comm, &mut Queue(&mut self.queue));
-                }
-            }
-            TaskKind::Send(x) => {
-                let tr = self.g.transfers[x as usize];
-                for rank in [tr.src, tr.dst] {
-                    self.clocks[rank as usize].advance(now);
-                    self.clocks[rank as usize].comm_active += 1;
-                }
-                let id = self.transfer_comm(x);
-                self.net.start(
-                    now,
-                    id,
-                    Communication::Transfer {
-                        src: tr.src,
-                        dst: tr.dst,
-                        bytes: tr.bytes,
-                    },
-                    &mut Queue(&mut self.queue),
-                );
-            }
-            TaskKind::Storage(x) => {
-                let op = self.g.storage[x as usize];
-                self.clocks[r].advance(now);
-                self.clocks[r].io_active += 1;
-                let id = CommId(self.g.collectives.len() as u32 + self.g.transfers.len() as u32 + x);
-                let comm = Communication::Storage {
-                    rank: op.rank,
-                    bytes: op.bytes,
-                    write: op.write,
-                };
-                self.net.start(now, id, comm, &mut Queue(&mut self.queue));
-            }
-            TaskKind::Recv(x) => {
-                if self.transfer_done[x as usize] {
-                    self.complete(t, si, now);
-                } else {
-                    self.recv_started[x as usize] = true;
-                }
-            }
-        }
+    /// The communication id the network model knows `comm` by: collectives first, then transfers,
+    /// then storage operations.
+    fn comm_id(&self, comm: Comm) -> CommId {
+        let (collectives, transfers) = (self.g.collectives.len() as u32, self.g.transfers.len() as u32);
+        CommId(match comm {
+            Comm::Collective(c) => c,
+            Comm::Transfer(x) => collectives + x,
+            Comm::Storage(x) => collectives + transfers + x,
+        })
     }
 
-    fn comm_done(&mut self, id: CommId, now: SimTime) {
-        let n_coll = self.g.collectives.len() as u32;
-        let n_comm = n_coll + self.g.transfers.len() as u32;
-        if id.0 >= n_comm {
-            // a storage operation: its task is the head of the stream it was issued on
-            let x = (id.0 - n_comm) as usize;
-            let rank = self.g.storage[x].rank as usize;
-            self.clocks[rank].advance(now);
-            self.clocks[rank].io_active -= 1;
-            let task = self.storage_task[x];
-            let si = self.stream_index(task);
-            self.complete(task, si, now);
-            return;
-        }
-        if id.0 < n_coll {
-            let members = self.g.collective_tasks(id.0);
-            for &m in members {
-                let mr = self.g.task_rank[m as usize] as usize;
-                self.clocks[mr].advance(now);
-                self.clocks[mr].comm_active -= 1;
-            }
-            for i in 0..members.len() {
-                let m = self.g.collective_tasks(id.0)[i];
-                let si = self.stream_index(m);
-                self.complete(m, si, now);
-            }
+    /// The inverse of [`Sim::comm_id`].
+    fn comm_of(&self, id: CommId) -> Comm {
+        let collectives = self.g.collectives.len() as u32;
+        let transfers = collectives + self.g.transfers.len() as u32;
+        if id.0 < collectives {
+            Comm::Collective(id.0)
+        } else if id.0 < transfers {
+            Comm::Transfer(id.0 - collectives)
         } else {
-            let x = (id.0 - n_coll) as usize;
-            let tr = self.g.transfers[x];
-            for rank in [tr.src, tr.dst] {
-                self.clocks[rank as usize].advance(now);
-                self.clocks[rank as usize].comm_active -= 1;
-            }
-            self.transfer_done[x] = true;
-            let si = self.stream_index(tr.send);
-            self.complete(tr.send, si, now);
-            if self.recv_started[x] {
-                let si = self.stream_index(tr.recv);
-                self.complete(tr.recv, si, now);
-            }
+            Comm::Storage(id.0 - transfers)
         }
     }
 
+    /// The rank a stream index belongs to.
+    fn rank_of_stream(&self, si: usize) -> usize {
+        si / Stream::COUNT
+    }
+
+    /// Starts task `t`, the head of stream `si`: one handler per task kind.
+    fn start(&mut self, t: TaskId, si: usize) {
+        self.head_started[si] = true;
+        self.head_start_time[si] = self.queue.now();
+        let r = self.rank_of_stream(si);
+        match self.g.task_kind[t as usize] {
+            TaskKind::Compute(op) => self.start_compute(t, si, op),
+            TaskKind::Delay(i) => self.start_delay(t, si, i),
+            TaskKind::Collective(c) => self.start_collective(c, r),
+            TaskKind::Send(x) => self.start_send(x),
+            TaskKind::Recv(x) => self.start_recv(t, si, x),
+            TaskKind::Storage(x) => self.start_storage(x, r),
+        }
+    }
+
+    /// The network model finished communication `id`.
+    fn comm_done(&mut self, id: CommId) {
+        match self.comm_of(id) {
+            Comm::Collective(c) => self.collective_done(c),
+            Comm::Transfer(x) => self.transfer_done(x),
+            Comm::Storage(x) => self.storage_done(x),
+        }
+    }
+
+    /// Task `t`, the head of stream `si`, finished: the stream moves on and its successors may start.
     fn complete(&mut self, t: TaskId, si: usize, now: SimTime) {
         self.done += 1;
         if self.record[si / Stream::COUNT] {

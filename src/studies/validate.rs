@@ -9,23 +9,23 @@
 use crate::error::Result;
 use crate::report::output::{create_dir, write_atomic};
 use crate::report::plot::{write_figure, LineChart};
-use crate::sweep::execute::{plot_series, run_sweep, series_name, write_sweep, x_label, SweepResult};
-use crate::sweep::SweepSpec;
+use crate::studies::sweep::execute::{plot_series, run_sweep, series_name, write_sweep, x_label, SweepResult};
+use crate::studies::sweep::SweepSpec;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// The figures and their sweep specs.
 pub const FIGURES: &[(&str, &str)] = &[
-    ("fig6", include_str!("../workloads/sweeps/megatron-fig6.yaml")),
-    ("fig7", include_str!("../workloads/sweeps/megatron-fig7.yaml")),
-    ("fig13", include_str!("../workloads/sweeps/megatron-fig13.yaml")),
-    ("fig14", include_str!("../workloads/sweeps/megatron-fig14.yaml")),
-    ("fig15", include_str!("../workloads/sweeps/megatron-fig15.yaml")),
+    ("fig6", include_str!("../../workloads/sweeps/megatron-fig6.yaml")),
+    ("fig7", include_str!("../../workloads/sweeps/megatron-fig7.yaml")),
+    ("fig13", include_str!("../../workloads/sweeps/megatron-fig13.yaml")),
+    ("fig14", include_str!("../../workloads/sweeps/megatron-fig14.yaml")),
+    ("fig15", include_str!("../../workloads/sweeps/megatron-fig15.yaml")),
 ];
 
-const THROUGHPUT: &str = include_str!("../workloads/reference/megatron-figures.csv");
-const BUBBLES: &str = include_str!("../workloads/reference/megatron-figure6.csv");
+const THROUGHPUT: &str = include_str!("../../workloads/reference/megatron-figures.csv");
+const BUBBLES: &str = include_str!("../../workloads/reference/megatron-figure6.csv");
 
 /// One published point next to its simulation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -144,7 +144,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
 fn push(
     out: &mut Vec<Comparison>,
     figure: &str,
-    row: Option<&crate::sweep::Row>,
+    row: Option<&crate::studies::sweep::Row>,
     xkeys: &[String],
     skeys: &[String],
     y: &str,
@@ -155,7 +155,7 @@ fn push(
 ) {
     let simulated = row
         .and_then(|r| r.report.as_ref())
-        .and_then(|rep| crate::sweep::execute::metric(rep, y));
+        .and_then(|rep| crate::studies::sweep::execute::metric(rep, y));
     let error = simulated.map(|s| {
         if percent {
             (s - published) / published * 100.0

@@ -10,7 +10,7 @@
 
 use crate::config::{load_run_config, Override, RunConfig, Source};
 use crate::error::{Error, Result};
-use crate::run::{run, RunOptions};
+use crate::studies::run::{run, RunOptions};
 use crate::workload::memory::memory;
 use rayon::prelude::*;
 use serde::Serialize;

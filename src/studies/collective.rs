@@ -8,10 +8,12 @@
 
 use crate::config::HardwareSpec;
 use crate::error::{Error, Result};
+use crate::ops::CollectiveOp;
 use crate::sim::{simulate, NoSpans, SimOptions};
-use crate::units::parse_bytes;
-use crate::workload::graph::{GraphBuilder, Phase, Stream, TaskKind, TaskLabel};
-use crate::workload::{CollectiveOp, TaskGraph};
+use crate::units::{human_size, parse_bytes};
+use crate::workload::builder::GraphBuilder;
+use crate::workload::graph::{Phase, Stream, TaskKind, TaskLabel};
+use crate::workload::TaskGraph;
 use serde::Serialize;
 
 /// Operations `collective` can sweep.
@@ -162,22 +164,6 @@ pub fn sweep(hw: &HardwareSpec, op: SweepOp, gpus: u32, sizes: &[u64]) -> Result
         .collect()
 }
 
-/// A size as nccl-tests prints it, in binary units.
-pub fn human_size(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if v.fract() == 0.0 {
-        format!("{v:.0} {}", units[u])
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
 /// The table printed on stdout.
 pub fn table(op: SweepOp, gpus: u32, model: &str, points: &[Point]) -> String {
     let mut s = format!("# {} over {gpus} GPUs, {model} network model\n", op.name());
@@ -207,7 +193,7 @@ pub fn csv(points: &[Point]) -> String {
 }
 
 /// Published nccl-tests bus bandwidths (workloads/reference/nccl-tests.csv), compiled in.
-const PUBLISHED: &str = include_str!("../workloads/reference/nccl-tests.csv");
+const PUBLISHED: &str = include_str!("../../workloads/reference/nccl-tests.csv");
 
 /// The published bus bandwidth (GB/s) and its source for this hardware, operation and scale, if any.
 pub fn published_busbw(hardware: &str, op: SweepOp, gpus: u32, gpus_per_node: u32) -> Option<(f64, String)> {

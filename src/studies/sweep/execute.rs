@@ -6,7 +6,7 @@ use crate::config::{load_run_config, Override, Source};
 use crate::error::{Error, Result};
 use crate::report::plot::{write_figure, LineChart, Series};
 use crate::report::Report;
-use crate::run::{run, RunOptions};
+use crate::studies::run::{run, RunOptions};
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,124 @@
+//! `clustersim run`: one training iteration, generated or from a trace, with its report and files.
+
+use super::input::{load_hardware, load_input, parse_overrides, source};
+use crate::cli::{Format, RunArgs};
+use crate::config::{Override, Source};
+use crate::error::{Error, Result};
+use crate::studies;
+
+/// A trace to run: the hardware, the workload of its header if any, its name and graph.
+struct TraceRun {
+    hardware: crate::config::HardwareSpec,
+    workload: Option<crate::config::WorkloadSpec>,
+    name: String,
+    graph: crate::workload::TaskGraph,
+}
+
+/// Loads a trace and the hardware it runs on.
+fn trace_config(path: &str, hardware: &Source, overrides: &[Override]) -> Result<TraceRun> {
+    let trace = crate::workload::trace::read(path)?;
+    let (hw, doc) = load_hardware(hardware, overrides, "with --trace only hardware.* keys apply")?;
+    if trace.header.ranks as u64 > hw.total_gpus() {
+        return Err(Error::Input(format!(
+            "error: {path}: the trace has {} ranks, but {} has {} GPUs",
+            trace.header.ranks,
+            doc.origin("nodes"),
+            hw.total_gpus()
+        )));
+    }
+    if let Some(w) = &trace.header.workload {
+        if w.gpus_needed() != trace.header.ranks as u64 {
+            return Err(Error::Input(format!(
+                "error: {path}: the header's workload splits over {} GPUs but the trace has {} ranks",
+                w.gpus_needed(),
+                trace.header.ranks
+            )));
+        }
+    }
+    Ok(TraceRun {
+        hardware: hw,
+        workload: trace.header.workload,
+        name: trace.header.name,
+        graph: trace.graph,
+    })
+}
+
+/// `clustersim run`.
+pub fn run_command(args: &RunArgs) -> Result<()> {
+    let overrides = parse_overrides(&args.input)?;
+    let timeline = if args.no_output {
+        crate::report::timeline::TimelineRanks::None
+    } else {
+        args.timeline
+    };
+    let opts = studies::run::RunOptions {
+        seed: args.seed,
+        timeline,
+        representative: false,
+    };
+    let start = std::time::Instant::now();
+    if let Some(path) = &args.trace {
+        let t = trace_config(path, &source(&args.input.hardware), &overrides)?;
+        if args.format == Format::Text {
+            println!(
+                "loaded {path}: {} tasks on {} ranks in {:.2} s",
+                t.graph.len(),
+                t.graph.ranks,
+                start.elapsed().as_secs_f64()
+            );
+        }
+        let start = std::time::Instant::now();
+        let (res, dir) = match t.workload {
+            // a trace that records its workload reports like the generator
+            Some(workload) => {
+                let cfg = crate::config::RunConfig {
+                    hardware: t.hardware,
+                    workload,
+                };
+                (
+                    studies::run::run_graph(&cfg, t.graph, &opts)?,
+                    studies::run::default_out_dir(&cfg),
+                )
+            }
+            None => (
+                studies::run::run_trace(&t.hardware, &t.name, t.graph, &opts)?,
+                std::path::Path::new("results").join(&t.name),
+            ),
+        };
+        let dir = args.out.clone().unwrap_or(dir);
+        return finish_run(args, &res, start.elapsed().as_secs_f64(), &dir);
+    }
+    let cfg = load_input(&args.input, &overrides)?;
+    let res = studies::run::run(&cfg, &opts)?;
+    let dir = args.out.clone().unwrap_or_else(|| studies::run::default_out_dir(&cfg));
+    finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)
+}
+
+/// Writes a run's files (unless --no-output) and prints its report.
+fn finish_run(args: &RunArgs, res: &studies::run::RunResult, wall: f64, dir: &std::path::Path) -> Result<()> {
+    let written = if args.no_output {
+        Vec::new()
+    } else {
+        studies::run::write_outputs(res, dir)?
+    };
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&res.report).map_err(|e| Error::Internal(e.to_string()))?
+        ),
+        Format::Text => {
+            print!("{}", crate::report::summary::text(&res.report));
+            println!(
+                "\n  simulated {} tasks, {} events in {:.2} s wall ({:.1} M events/s)",
+                res.graph.len(),
+                res.report.events,
+                wall,
+                res.report.events as f64 / wall / 1e6
+            );
+            for p in &written {
+                println!("  wrote {}", p.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! The vocabulary that workloads and models share: what a kernel is and which collectives exist.
+//!
+//! Workloads say what runs (sized kernels, collectives over groups); models say how long it takes.
+//! Both speak these types, so this file sits below both and imports nothing of either.
+
+/// One GPU kernel, sized; priced by the compute model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `batch` independent (m x k) . (k x n) products in 16-bit precision.
+    Gemm {
+        /// Independent products (batched GEMM).
+        batch: u64,
+        /// Rows of the output.
+        m: u64,
+        /// Columns of the output.
+        n: u64,
+        /// Reduction dimension.
+        k: u64,
+    },
+    /// A memory-bound kernel that streams this many bytes through HBM.
+    Stream {
+        /// Bytes read plus bytes written.
+        bytes: u64,
+    },
+    /// A kernel of known work but unknown shape: roofline of FLOPs at the GEMM rate and bytes.
+    Generic {
+        /// Floating-point operations.
+        flops: u64,
+        /// Bytes moved through HBM.
+        bytes: u64,
+    },
+    /// A kernel whose duration was measured (traces): taken as is.
+    Measured {
+        /// Duration in nanoseconds.
+        ns: u64,
+    },
+}
+
+impl Kernel {
+    /// Bytes a streaming kernel moves through HBM (other kernels count none).
+    pub fn streamed_bytes(&self) -> u64 {
+        match *self {
+            Kernel::Stream { bytes } => bytes,
+            _ => 0,
+        }
+    }
+
+    /// Floating-point operations (2 per multiply-add; streaming kernels count none).
+    pub fn flops(&self) -> f64 {
+        match *self {
+            Kernel::Gemm { batch, m, n, k } => 2.0 * batch as f64 * m as f64 * n as f64 * k as f64,
+            Kernel::Generic { flops, .. } => flops as f64,
+            Kernel::Stream { .. } | Kernel::Measured { .. } => 0.0,
+        }
+    }
+}
+
+/// Collective operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CollectiveOp {
+    /// Sum across the group, result everywhere.
+    AllReduce,
+    /// Sum, each rank keeps 1/n.
+    ReduceScatter,
+    /// Gather 1/n from each rank, result everywhere.
+    AllGather,
+    /// One rank's buffer to all.
+    Broadcast,
+    /// Each rank sends a distinct 1/n to every other.
+    AllToAll,
+}
+
+impl CollectiveOp {
+    /// Name in nccl-tests spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectiveOp::AllReduce => "all-reduce",
+            CollectiveOp::ReduceScatter => "reduce-scatter",
+            CollectiveOp::AllGather => "all-gather",
+            CollectiveOp::Broadcast => "broadcast",
+            CollectiveOp::AllToAll => "all-to-all",
+        }
+    }
+}

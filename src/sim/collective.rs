@@ -1,0 +1,49 @@
+//! Collective tasks: a member that reaches its collective waits (synchronisation) until every member
+//! has; then the network model runs it, and it completes for all members at once.
+
+use super::{Comm, Queue, Sim};
+use crate::model::network::Communication;
+use crate::workload::CollectiveId;
+
+impl Sim<'_> {
+    /// A member (on rank `r`) reached collective `c`; the last to arrive starts it.
+    pub(super) fn start_collective(&mut self, c: CollectiveId, r: usize) {
+        let now = self.queue.now();
+        self.clocks[r].advance(now);
+        self.clocks[r].sync_waiting += 1;
+        self.arrived[c as usize] += 1;
+        let members = self.g.collective_tasks(c);
+        if self.arrived[c as usize] as usize == members.len() {
+            for &m in members {
+                let mr = self.g.task_rank[m as usize] as usize;
+                self.clocks[mr].advance(now);
+                self.clocks[mr].sync_waiting -= 1;
+                self.clocks[mr].comm_active += 1;
+            }
+            let coll = &self.g.collectives[c as usize];
+            let comm = Communication::Collective {
+                op: coll.op,
+                ranks: &self.g.groups[coll.group as usize],
+                bytes: coll.bytes,
+            };
+            let id = self.comm_id(Comm::Collective(c));
+            self.net.start(now, id, comm, &mut Queue(&mut self.queue));
+        }
+    }
+
+    /// Collective `c` finished: every member task completes.
+    pub(super) fn collective_done(&mut self, c: CollectiveId) {
+        let now = self.queue.now();
+        let members = self.g.collective_tasks(c);
+        for &m in members {
+            let mr = self.g.task_rank[m as usize] as usize;
+            self.clocks[mr].advance(now);
+            self.clocks[mr].comm_active -= 1;
+        }
+        for i in 0..members.len() {
+            let m = self.g.collective_tasks(c)[i];
+            let si = self.stream_index(m);
+            self.complete(m, si, now);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Compute and delay tasks: a compute task runs its op's kernels for the compute model's time
+//! (times a seeded jitter, if any); a delay waits a fixed time without running kernels.
+
+use super::{Event, Sim};
+use crate::units::SimDuration;
+use crate::workload::TaskId;
+use rand::RngExt;
+
+impl Sim<'_> {
+    /// Starts compute task `t` (op `op`) on stream `si`.
+    pub(super) fn start_compute(&mut self, t: TaskId, si: usize, op: u32) {
+        let now = self.queue.now();
+        let mut d = self.op_time[op as usize];
+        if self.jitter > 0.0 {
+            let f: f64 = self.rng.random_range(-self.jitter..self.jitter);
+            d = SimDuration::from_secs_f64(d.as_secs_f64() * (1.0 + f));
+        }
+        let r = self.rank_of_stream(si);
+        let clock = &mut self.clocks[r];
+        clock.advance(now);
+        clock.computing = true;
+        self.queue.schedule(
+            now + d,
+            Event::TaskDone {
+                task: t,
+                stream: si as u32,
+                kernels: true,
+            },
+        );
+    }
+
+    /// Starts delay task `t` (delay index `i`) on stream `si`.
+    pub(super) fn start_delay(&mut self, t: TaskId, si: usize, i: u32) {
+        let now = self.queue.now();
+        let d = self.g.delays[i as usize];
+        self.queue.schedule(
+            now + d,
+            Event::TaskDone {
+                task: t,
+                stream: si as u32,
+                kernels: false,
+            },
+        );
+    }
+
+    /// A compute or delay task finished.
+    pub(super) fn task_done(&mut self, t: TaskId, si: usize, kernels: bool) {
+        let now = self.queue.now();
+        if kernels {
+            let r = self.rank_of_stream(si);
+            let clock = &mut self.clocks[r];
+            clock.advance(now);
+            clock.computing = false;
+        }
+        self.complete(t, si, now);
+    }
+}

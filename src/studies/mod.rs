@@ -1,0 +1,12 @@
+//! What the commands compute, as library calls: one run end to end, a collective sweep, a sweep
+//! of configurations, the Megatron-LM validation, the capacity planner, the training-run Monte
+//! Carlo and the benchmark cases. Each strings config → workload → sim → report together; none
+//! prints (progress bars aside) or parses command lines.
+
+pub mod bench;
+pub mod collective;
+pub mod plan;
+pub mod run;
+pub mod sweep;
+pub mod train;
+pub mod validate;

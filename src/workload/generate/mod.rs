@@ -1,0 +1,164 @@
+//! Builds the task graph of one Megatron-style training iteration from a validated workload.
+//!
+//! Ranks are laid out by [`Layout`]. Each stage's schedule is walked once and every step is emitted
+//! for all t x d ranks of the stage, so collective and transfer ids are shared by construction.
+//! The generator is split by concern: [`program`] expands the schedule into per-stage passes,
+//! [`pipeline`] the send/receive between stages, [`reduction`] the data-parallel gradient
+//! reduction, ZeRO and the embedding sync, [`io`] checkpoints and data loading, and [`buffer`]
+//! hands the stage's tasks to the builder in stream order.
+//! It must not know how long anything takes: that is the models' job.
+
+mod buffer;
+mod io;
+mod pipeline;
+mod program;
+mod reduction;
+
+use super::builder::GraphBuilder;
+use super::graph::TaskGraph;
+use super::layout::Layout;
+use super::transformer::{embedding_params_per_rank, layer_params_per_rank, LayerShape};
+use crate::config::WorkloadSpec;
+use buffer::StageBuffer;
+
+/// Generates one training iteration, every rank with its tasks.
+pub fn generate(w: &WorkloadSpec) -> TaskGraph {
+    Generator::new(w, false).run()
+}
+
+/// Generates one training iteration with tasks only on tensor rank 0 of replica 0 of each stage.
+/// All ranks run the same program, so with a contention-free network model the timeline of those
+/// ranks, and every metric, equal the full simulation's, at 1/(t d) of the cost.
+pub fn generate_representative(w: &WorkloadSpec) -> TaskGraph {
+    Generator::new(w, true).run()
+}
+
+struct Generator<'a> {
+    w: &'a WorkloadSpec,
+    lay: Layout,
+    shape: LayerShape,
+    m: u32,
+    v: u32,
+    layers_per_chunk: u32,
+    g: GraphBuilder,
+    /// Tasks of the stage being generated, flushed to `g` in (rank, stream) order.
+    buf: StageBuffer,
+    /// Only one rank per stage gets tasks.
+    representative: bool,
+    /// The zero-length delay that makes the compute stream wait for a data read (created on first use).
+    zero_delay: Option<u32>,
+    /// (virtual stage boundary, microbatch, direction, data, tensor) -> transfer id
+    /// Transfer id by (virtual stage boundary, microbatch, direction, data, tensor), dense; created
+    /// by whichever of the send and the receive is generated first.
+    transfers: Vec<u32>,
+    /// Collective id of the tied-embedding gradient all-reduce between the first and the last
+    /// stage, by (data, tensor), dense; created by the first stage.
+    embedding_syncs: Vec<u32>,
+}
+
+const NONE_MB: u32 = u32::MAX;
+
+const NO_LAYER: u16 = u16::MAX;
+
+impl<'a> Generator<'a> {
+    fn new(w: &'a WorkloadSpec, representative: bool) -> Self {
+        let lay = Layout::of(w);
+        let v = w.chunks();
+        Generator {
+            w,
+            lay,
+            shape: LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel),
+            m: w.microbatches() as u32,
+            v,
+            layers_per_chunk: w.model.layers / (lay.p * v),
+            g: GraphBuilder::with_capacity(
+                lay.ranks(),
+                estimate_tasks(w) / if representative { (lay.t * lay.d) as usize } else { 1 },
+            ),
+            buf: StageBuffer::default(),
+            representative,
+            zero_delay: None,
+            transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
+            embedding_syncs: vec![u32::MAX; (lay.d * lay.t) as usize],
+        }
+    }
+
+    fn run(mut self) -> TaskGraph {
+        for stage in 0..self.lay.p {
+            self.stage(stage);
+        }
+        self.g.finish()
+    }
+
+    /// Parameters per tensor rank of one layer and of the (tied) embedding.
+    fn param_counts(&self) -> (u64, u64) {
+        let t = self.w.parallel.tensor;
+        (
+            layer_params_per_rank(&self.w.model, t),
+            embedding_params_per_rank(&self.w.model, t),
+        )
+    }
+
+    fn zero(&self) -> u8 {
+        if self.lay.d > 1 {
+            self.w.data_parallel.zero_stage
+        } else {
+            0
+        }
+    }
+
+    /// ZeRO-3 / FSDP: weights are sharded, gathered before every use and freed after.
+    fn zero3(&self) -> bool {
+        self.zero() >= 3
+    }
+
+    fn virtual_stage(&self, stage: u32, chunk: u32) -> u32 {
+        chunk * self.lay.p + stage
+    }
+
+    fn chunk_params(&self, stage: u32, chunk: u32) -> u64 {
+        let vs = self.virtual_stage(stage, chunk);
+        let last = self.lay.p * self.v - 1;
+        let mut params = self.layers_per_chunk as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        if vs == 0 || vs == last {
+            params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        }
+        params
+    }
+}
+
+struct StageCtx {
+    stage: u32,
+    /// Ranks of the stage that get tasks.
+    ranks: Vec<u32>,
+    /// Each tensor group: its id (all real ranks) and the indices into `ranks` of its members present.
+    tensor_groups: Vec<(u32, Vec<usize>)>,
+    /// Each data-parallel group, likewise.
+    data_groups: Vec<(u32, Vec<usize>)>,
+}
+
+/// An upper bound on the tasks of one iteration, to reserve memory once (capacity that is never
+/// touched costs no physical memory). Per rank and model-chunk pass: a receive, a send, embedding
+/// and logits pieces (3 each way), and per layer at most 4 forward, 4 recompute, 4 backward tasks and
+/// a gradient reduction.
+fn estimate_tasks(w: &WorkloadSpec) -> usize {
+    let lay = Layout::of(w);
+    let passes = w.microbatches() as usize * w.chunks() as usize;
+    let layers = (w.model.layers / (lay.p * w.chunks())) as usize;
+    let per_rank = passes * (2 * (2 + 3) + layers * 13) + layers * w.chunks() as usize + 2;
+    lay.ranks() as usize * per_rank
+}
+
+#[cfg(test)]
+pub(super) mod test_support {
+    use crate::config::{builtin_workload, Document, Override, WorkloadSpec};
+
+    /// The default workload with `--set`-style overrides.
+    pub fn workload(sets: &[&str]) -> WorkloadSpec {
+        let mut doc = Document::parse("gpt-5.9b", builtin_workload("gpt-5.9b").unwrap()).unwrap();
+        for s in sets {
+            doc.apply(&Override::parse(s).unwrap()).unwrap();
+        }
+        WorkloadSpec::from_document(&doc).unwrap()
+    }
+}

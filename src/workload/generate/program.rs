@@ -1,0 +1,336 @@
+//! A stage's program: the schedule's forward and backward passes expanded into per-layer pieces
+//! (with ZeRO-3 gathers and gradient accumulation), emitted for every rank of the stage.
+
+use super::{Generator, StageCtx};
+use crate::ops::CollectiveOp;
+use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
+use crate::workload::layout::RankCoord;
+use crate::workload::schedule::{steps, Step};
+use crate::workload::transformer::{embedding_params_per_rank, grad_accumulation_kernel, layer_params_per_rank, Piece};
+
+impl Generator<'_> {
+    /// The ranks of a stage, grouped: tensor groups (one per data index) and data groups (one per
+    /// tensor index). In representative mode only tensor rank 0 of replica 0 gets tasks, but every
+    /// group still lists all its real ranks, so communication is priced for the real group.
+    pub(super) fn stage(&mut self, stage: u32) {
+        let lay = self.lay;
+        let (datas, tensors) = if self.representative { (1, 1) } else { (lay.d, lay.t) };
+        let ranks: Vec<u32> = (0..datas)
+            .flat_map(|data| (0..tensors).map(move |tensor| lay.rank(RankCoord { tensor, data, stage })))
+            .collect();
+        let index = |tensor: u32, data: u32| (data * tensors + tensor) as usize;
+        let tensor_groups = (0..datas)
+            .map(|data| {
+                let all = (0..lay.t)
+                    .map(|tensor| lay.rank(RankCoord { tensor, data, stage }))
+                    .collect();
+                (
+                    self.g.group(all),
+                    (0..tensors).map(|tensor| index(tensor, data)).collect(),
+                )
+            })
+            .collect();
+        let data_groups = (0..tensors)
+            .map(|tensor| {
+                let all = (0..lay.d)
+                    .map(|data| lay.rank(RankCoord { tensor, data, stage }))
+                    .collect();
+                (self.g.group(all), (0..datas).map(|data| index(tensor, data)).collect())
+            })
+            .collect();
+        self.buf.begin(ranks[0]);
+        let ctx = StageCtx {
+            stage,
+            ranks,
+            tensor_groups,
+            data_groups,
+        };
+
+        let stage_params: u64 = (0..self.v).map(|c| self.chunk_params(stage, c)).sum();
+        let mut prev_compute: Vec<Option<TaskId>> = vec![None; ctx.ranks.len()];
+        if self.w.checkpoint.load {
+            self.checkpoint_io(&ctx, stage_params, false, &mut prev_compute);
+        }
+        let program = steps(self.w.schedule, stage, lay.p, self.m, self.v);
+        // The last backward of each chunk, where overlapped gradient reduction happens.
+        let mut last_backward = vec![None; self.v as usize];
+        for (i, st) in program.iter().enumerate() {
+            if let Step::Backward { chunk, .. } = *st {
+                last_backward[chunk as usize] = Some(i);
+            }
+        }
+        let mut grad_reduces: Vec<Vec<TaskId>> = vec![Vec::new(); ctx.ranks.len()];
+        for (i, st) in program.iter().enumerate() {
+            match *st {
+                Step::Forward { microbatch, chunk } => self.forward(&ctx, microbatch, chunk, &mut prev_compute),
+                Step::Backward { microbatch, chunk } => {
+                    let overlap = self.w.data_parallel.overlap && last_backward[chunk as usize] == Some(i);
+                    self.backward(&ctx, microbatch, chunk, overlap, &mut prev_compute, &mut grad_reduces)
+                }
+            }
+        }
+        self.finish_step(&ctx, stage_params, &mut grad_reduces, &mut prev_compute);
+        if self.w.checkpoint.save {
+            self.checkpoint_io(&ctx, stage_params, true, &mut prev_compute);
+        }
+        self.buf.flush(&mut self.g);
+    }
+
+    pub(super) fn forward(&mut self, ctx: &StageCtx, mb: u32, chunk: u32, prev: &mut [Option<TaskId>]) {
+        let vs = self.virtual_stage(ctx.stage, chunk);
+        let last = self.lay.p * self.v - 1;
+        let first_layer = vs * self.layers_per_chunk;
+        if vs > 0 {
+            self.recv(ctx, vs - 1, mb, true, chunk, Phase::Forward);
+        }
+        if self.w.data_loading && (vs == 0 || vs == last) {
+            self.data_read(ctx, mb);
+        }
+        let (layer_params, embedding_params) = self.param_counts();
+        let mut pieces: Vec<(Piece, u16)> = Vec::new();
+        if vs == 0 && self.w.model.vocab > 0 {
+            let embedding = self.gathered(embedding_params, self.shape.embedding_forward());
+            pieces.extend(embedding.into_iter().map(|p| (p, first_layer as u16)));
+        }
+        for l in 0..self.layers_per_chunk {
+            let layer = self.gathered(layer_params, self.shape.forward());
+            pieces.extend(layer.into_iter().map(|p| (p, (first_layer + l) as u16)));
+        }
+        if vs == last && self.w.model.vocab > 0 {
+            let logits = self.gathered(embedding_params, self.shape.logits_forward());
+            pieces.extend(
+                logits
+                    .into_iter()
+                    .map(|p| (p, (first_layer + self.layers_per_chunk - 1) as u16)),
+            );
+        }
+        self.emit(ctx, pieces, Phase::Forward, mb, chunk, prev);
+        if vs < last {
+            self.send(ctx, vs, mb, true, chunk, Phase::Forward, prev);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn backward(
+        &mut self,
+        ctx: &StageCtx,
+        mb: u32,
+        chunk: u32,
+        overlap_grads: bool,
+        prev: &mut [Option<TaskId>],
+        grad_reduces: &mut [Vec<TaskId>],
+    ) {
+        let vs = self.virtual_stage(ctx.stage, chunk);
+        let last = self.lay.p * self.v - 1;
+        let first_layer = vs * self.layers_per_chunk;
+        if vs < last {
+            self.recv(ctx, vs, mb, false, chunk, Phase::Backward);
+        }
+        let (layer_params, embedding_params) = self.param_counts();
+        if vs == last && self.w.model.vocab > 0 {
+            let layer = (first_layer + self.layers_per_chunk - 1) as u16;
+            let logits = self.accumulated(
+                embedding_params,
+                self.gathered(embedding_params, self.shape.logits_backward()),
+            );
+            let pieces = logits.into_iter().map(|p| (p, layer)).collect();
+            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+        }
+        for l in (0..self.layers_per_chunk).rev() {
+            let layer = (first_layer + l) as u16;
+            if self.w.recompute == crate::config::Recompute::Full {
+                let recompute = self.gathered(layer_params, self.shape.forward());
+                let pieces = recompute.into_iter().map(|p| (p, layer)).collect();
+                self.emit(ctx, pieces, Phase::Recompute, mb, chunk, prev);
+            }
+            let backward = self.accumulated(
+                layer_params,
+                self.gathered(layer_params, self.shape.backward(self.w.recompute)),
+            );
+            let pieces = backward.into_iter().map(|p| (p, layer)).collect();
+            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+            if self.zero3() {
+                // FSDP reduce-scatters each layer's gradients after every backward pass
+                self.grad_reduce(
+                    ctx,
+                    CollectiveOp::ReduceScatter,
+                    layer_params,
+                    layer,
+                    prev,
+                    grad_reduces,
+                );
+            } else if overlap_grads {
+                let mut params = layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                if l == 0 && vs == 0 {
+                    params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                }
+                if l == self.layers_per_chunk - 1 && vs == last {
+                    params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                }
+                let op = if self.zero() >= 1 {
+                    CollectiveOp::ReduceScatter
+                } else {
+                    CollectiveOp::AllReduce
+                };
+                self.grad_reduce(ctx, op, params, layer, prev, grad_reduces);
+            }
+        }
+        if vs == 0 && self.w.model.vocab > 0 {
+            let embedding = self.accumulated(
+                embedding_params,
+                self.gathered(embedding_params, self.shape.embedding_backward()),
+            );
+            let pieces = embedding.into_iter().map(|p| (p, first_layer as u16)).collect();
+            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+            if self.zero3() {
+                self.grad_reduce(
+                    ctx,
+                    CollectiveOp::ReduceScatter,
+                    embedding_params,
+                    first_layer as u16,
+                    prev,
+                    grad_reduces,
+                );
+            }
+        }
+        if vs > 0 {
+            self.send(ctx, vs - 1, mb, false, chunk, Phase::Backward, prev);
+        }
+    }
+
+    /// Emits pieces for every rank of the stage, merging adjacent compute pieces into one task.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit(
+        &mut self,
+        ctx: &StageCtx,
+        pieces: Vec<(Piece, u16)>,
+        phase: Phase,
+        mb: u32,
+        chunk: u32,
+        prev: &mut [Option<TaskId>],
+    ) {
+        // adjacent compute pieces run back to back on the compute stream: merge them into one task
+        let mut merged: Vec<(Piece, u16)> = Vec::with_capacity(pieces.len());
+        for (piece, layer) in pieces {
+            match (merged.last_mut(), piece) {
+                (Some((Piece::Compute(_, into), _)), Piece::Compute(_, kernels)) => into.extend(kernels),
+                (_, piece) => merged.push((piece, layer)),
+            }
+        }
+        for (piece, layer) in merged {
+            let label = TaskLabel {
+                phase,
+                chunk: chunk as u8,
+                layer,
+                microbatch: mb,
+            };
+            match piece {
+                Piece::Compute(name, kernels) => {
+                    let op = self.g.op(Op {
+                        name: name.into(),
+                        kernels,
+                    });
+                    for (i, &r) in ctx.ranks.iter().enumerate() {
+                        prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Compute(op), label));
+                    }
+                }
+                Piece::Data(op, bytes) => {
+                    self.blocking_collective(&ctx.ranks, &ctx.data_groups, op, bytes, label, prev)
+                }
+                Piece::Tensor(op, bytes) => {
+                    self.blocking_collective(&ctx.ranks, &ctx.tensor_groups, op, bytes, label, prev)
+                }
+            }
+        }
+    }
+
+    /// One collective per group on the compute stream of each present member, which waits for it.
+    pub(super) fn blocking_collective(
+        &mut self,
+        ranks: &[u32],
+        groups: &[(u32, Vec<usize>)],
+        op: CollectiveOp,
+        bytes: u64,
+        label: TaskLabel,
+        prev: &mut [Option<TaskId>],
+    ) {
+        for (group, members) in groups {
+            let c = self.g.collective(op, *group, bytes);
+            for &i in members {
+                prev[i] = Some(self.buf.task(ranks[i], Stream::Compute, TaskKind::Collective(c), label));
+            }
+        }
+    }
+
+    /// `pieces` preceded, under ZeRO-3, by the all-gather of the 16-bit weights they use.
+    pub(super) fn gathered(&self, params: u64, pieces: Vec<Piece>) -> Vec<Piece> {
+        if self.zero3() {
+            std::iter::once(Piece::Data(CollectiveOp::AllGather, 2 * params))
+                .chain(pieces)
+                .collect()
+        } else {
+            pieces
+        }
+    }
+
+    /// A backward pass's pieces with, without gradient-accumulation fusion, the kernel that adds
+    /// this microbatch's weight gradients of `params` parameters into the buffer at the end of its
+    /// last compute piece (the weight gradients are all computed by then; the input gradient's
+    /// all-reduce may still follow).
+    pub(super) fn accumulated(&self, params: u64, mut pieces: Vec<Piece>) -> Vec<Piece> {
+        if !self.w.data_parallel.gradient_accumulation_fusion {
+            let kernel = grad_accumulation_kernel(params, self.w.data_parallel.grad_dtype.bytes());
+            match pieces.iter_mut().rev().find_map(|p| match p {
+                Piece::Compute(_, kernels) => Some(kernels),
+                _ => None,
+            }) {
+                Some(kernels) => kernels.push(kernel),
+                None => pieces.push(Piece::Compute("grad accumulation", vec![kernel])),
+            }
+        }
+        pieces
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::workload;
+    use crate::ops::Kernel;
+    use crate::workload::generate;
+    use crate::workload::graph::{Stream, TaskGraph, TaskKind};
+
+    /// Streamed bytes of all compute tasks of rank 0.
+    fn rank0_stream_bytes(g: &TaskGraph) -> u64 {
+        g.stream(0, Stream::Compute as usize)
+            .filter_map(|t| match g.task_kind[t as usize] {
+                TaskKind::Compute(op) => Some(&g.ops[op as usize]),
+                _ => None,
+            })
+            .flat_map(|op| op.kernels.iter())
+            .map(Kernel::streamed_bytes)
+            .sum()
+    }
+
+    /// Without gradient-accumulation fusion every backward pass adds its weight gradients into the
+    /// buffer: per microbatch and parameter, read the 2-byte gradient and read and write the buffer
+    /// element (2 bytes for fp16, 4 for fp32). Rank 0 of p = 2, t = 1 holds 16 layers of
+    /// 12 h^2 + 13 h parameters and the 51200 x 3840 embedding; m = 4 microbatches.
+    #[test]
+    fn unfused_gradient_accumulation_streams_every_parameter_per_microbatch() {
+        let base = [
+            "workload.parallel.pipeline=2",
+            "workload.parallel.data=1",
+            "workload.batch.global=4",
+        ];
+        let params = 16 * (12 * 3840 * 3840 + 13 * 3840) + 51200 * 3840;
+        let fused = rank0_stream_bytes(&generate(&workload(
+            &[&base[..], &["workload.data_parallel.gradient_accumulation_fusion=true"]].concat(),
+        )));
+        let fp16 = rank0_stream_bytes(&generate(&workload(&base)));
+        assert_eq!(fp16 - fused, 4 * params * (2 + 2 * 2));
+        let fp32 = rank0_stream_bytes(&generate(&workload(
+            &[&base[..], &["workload.data_parallel.grad_dtype=fp32"]].concat(),
+        )));
+        assert_eq!(fp32 - fused, 4 * params * (2 + 2 * 4));
+    }
+}

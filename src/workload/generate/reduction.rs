@@ -1,0 +1,216 @@
+//! After the backward passes: the data-parallel gradient reduction (all-reduce, or reduce-scatter
+//! under ZeRO), the tied-embedding sync between first and last stage, the optimizer step and
+//! ZeRO's weight all-gather.
+
+use super::{Generator, StageCtx, NONE_MB, NO_LAYER};
+use crate::ops::CollectiveOp;
+use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
+use crate::workload::layout::RankCoord;
+use crate::workload::transformer::{embedding_params_per_rank, optimizer_kernels, Piece};
+
+impl Generator<'_> {
+    /// Everything between the last backward pass and the checkpoint: the gradient reduction when it
+    /// is not overlapped with the backward passes, the embedding sync, the optimizer step (1/d of
+    /// the parameters under ZeRO) and, under ZeRO-1/2, the all-gather of the updated weights.
+    pub(super) fn finish_step(
+        &mut self,
+        ctx: &StageCtx,
+        stage_params: u64,
+        grad_reduces: &mut [Vec<TaskId>],
+        prev: &mut [Option<TaskId>],
+    ) {
+        if !self.w.data_parallel.overlap && !self.zero3() {
+            let op = if self.zero() >= 1 {
+                CollectiveOp::ReduceScatter
+            } else {
+                CollectiveOp::AllReduce
+            };
+            self.grad_reduce(ctx, op, stage_params, NO_LAYER, prev, grad_reduces);
+        }
+        self.embedding_sync(ctx, grad_reduces, prev);
+        // ZeRO shards the optimizer step over the data-parallel ranks
+        let opt_params = if self.zero() >= 1 {
+            stage_params.div_ceil(self.lay.d as u64)
+        } else {
+            stage_params
+        };
+        let op = self.g.op(Op {
+            name: "optimizer".into(),
+            kernels: optimizer_kernels(opt_params),
+        });
+        let label = TaskLabel {
+            phase: Phase::Optimizer,
+            chunk: 0,
+            layer: NO_LAYER,
+            microbatch: NONE_MB,
+        };
+        let kinds = vec![TaskKind::Compute(op); ctx.ranks.len()];
+        self.after_grad_reduces(ctx, &kinds, label, grad_reduces, prev);
+        if matches!(self.zero(), 1 | 2) {
+            // every rank updated 1/d of the weights: all-gather the 16-bit weights
+            let pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_params), NO_LAYER)];
+            self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
+        }
+    }
+
+    /// The input embedding (first stage) and the output layer (last stage) share one weight: after
+    /// the backward passes, each (tensor, data) pair of them all-reduces its embedding gradient
+    /// (V h / t parameters) after the data-parallel reduction and before the optimizer step, as
+    /// Megatron-LM does. Nothing with one stage or without a vocabulary.
+    pub(super) fn embedding_sync(&mut self, ctx: &StageCtx, grad_reduces: &[Vec<TaskId>], prev: &mut [Option<TaskId>]) {
+        let (lay, last) = (self.lay, self.lay.p - 1);
+        if lay.p == 1 || self.w.model.vocab == 0 || (ctx.stage != 0 && ctx.stage != last) {
+            return;
+        }
+        let bytes = embedding_params_per_rank(&self.w.model, lay.t) * self.w.data_parallel.grad_dtype.bytes();
+        let label = TaskLabel {
+            phase: Phase::GradReduce,
+            chunk: 0,
+            layer: NO_LAYER,
+            microbatch: NONE_MB,
+        };
+        let mut kinds = Vec::with_capacity(ctx.ranks.len());
+        for &rank in &ctx.ranks {
+            let RankCoord { tensor, data, .. } = lay.coord(rank);
+            let slot = (data * lay.t + tensor) as usize;
+            if self.embedding_syncs[slot] == u32::MAX {
+                let pair = [0, last].map(|stage| lay.rank(RankCoord { tensor, data, stage }));
+                let group = self.g.group(pair.to_vec());
+                self.embedding_syncs[slot] = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+            }
+            kinds.push(TaskKind::Collective(self.embedding_syncs[slot]));
+        }
+        self.after_grad_reduces(ctx, &kinds, label, grad_reduces, prev);
+    }
+
+    /// One compute-stream task per rank of the stage (`kinds[i]` for rank i) that waits for that
+    /// rank's data-parallel gradient reductions.
+    pub(super) fn after_grad_reduces(
+        &mut self,
+        ctx: &StageCtx,
+        kinds: &[TaskKind],
+        label: TaskLabel,
+        grad_reduces: &[Vec<TaskId>],
+        prev: &mut [Option<TaskId>],
+    ) {
+        for (i, (&rank, &kind)) in ctx.ranks.iter().zip(kinds).enumerate() {
+            let task = self.buf.task(rank, Stream::Compute, kind, label);
+            for &gr in &grad_reduces[i] {
+                self.buf.depend(gr, task);
+            }
+            prev[i] = Some(task);
+        }
+    }
+
+    /// Data-parallel reduction (all-reduce, or reduce-scatter under ZeRO) of `params` gradients on
+    /// the data-parallel stream, after `prev`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn grad_reduce(
+        &mut self,
+        ctx: &StageCtx,
+        op: CollectiveOp,
+        params: u64,
+        layer: u16,
+        prev: &[Option<TaskId>],
+        out: &mut [Vec<TaskId>],
+    ) {
+        if self.lay.d == 1 {
+            return;
+        }
+        let bytes = params * self.w.data_parallel.grad_dtype.bytes();
+        let label = TaskLabel {
+            phase: Phase::GradReduce,
+            chunk: 0,
+            layer,
+            microbatch: NONE_MB,
+        };
+        for (group, members) in &ctx.data_groups {
+            let c = self.g.collective(op, *group, bytes);
+            for &i in members {
+                let task = self
+                    .buf
+                    .task(ctx.ranks[i], Stream::DataParallel, TaskKind::Collective(c), label);
+                if let Some(p) = prev[i] {
+                    self.buf.depend(p, task);
+                }
+                out[i].push(task);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::workload;
+    use crate::ops::CollectiveOp;
+    use crate::workload::generate;
+    use crate::workload::graph::TaskGraph;
+    use crate::workload::layout::Layout;
+    use crate::workload::transformer::layer_params_per_rank;
+
+    /// With p > 1 the tied embedding's gradient is all-reduced between each first-stage rank and the
+    /// last-stage rank with the same tensor and data index: t x d = 2 x 2 pairs here, each moving the
+    /// rank's V h / t = 51200 x 3840 / 2 gradients of 2 bytes. None without a vocabulary.
+    #[test]
+    fn tied_embedding_gradients_are_all_reduced_between_first_and_last_stage() {
+        let base = [
+            "workload.parallel.tensor=2",
+            "workload.parallel.pipeline=4",
+            "workload.parallel.data=2",
+            "workload.batch.global=8",
+        ];
+        let w = workload(&base);
+        let lay = Layout::of(&w);
+        // (collective index) of the all-reduces between a first-stage and a last-stage rank
+        let syncs = |g: &TaskGraph| -> Vec<usize> {
+            (0..g.collectives.len())
+                .filter(|&i| {
+                    let ranks = &g.groups[g.collectives[i].group as usize];
+                    let stages: Vec<u32> = ranks.iter().map(|&r| lay.coord(r).stage).collect();
+                    stages == [0, 3]
+                })
+                .collect()
+        };
+        let g = generate(&w);
+        let found = syncs(&g);
+        assert_eq!(found.len(), 4);
+        for &i in &found {
+            let c = &g.collectives[i];
+            assert_eq!((c.op, c.bytes), (CollectiveOp::AllReduce, 51200 * 3840 / 2 * 2));
+            assert_eq!(g.collective_tasks(i as u32).len(), 2, "both ends of the pair take part");
+        }
+        let no_vocab = generate(&workload(&[&base[..], &["workload.model.vocab=0"]].concat()));
+        assert!(syncs(&no_vocab).is_empty());
+    }
+
+    /// ZeRO-3 over 8 data-parallel ranks, one microbatch, no embedding (vocab 0): the data-parallel
+    /// collectives move 3P elements of 16-bit data (ZeRO: all-gather of the weights in the forward
+    /// and in the backward pass, reduce-scatter of the gradients), P = 32 layers x (12 h^2 + 13 h).
+    #[test]
+    fn zero3_moves_three_times_the_parameters() {
+        let w = workload(&[
+            "workload.model.vocab=0",
+            "workload.parallel.pipeline=1",
+            "workload.parallel.data=8",
+            "workload.batch.global=8",
+            "workload.data_parallel.zero_stage=3",
+        ]);
+        let g = generate(&w);
+        let p = 32 * layer_params_per_rank(&w.model, 1);
+        let dp_bytes: u64 = g
+            .collectives
+            .iter()
+            .filter(|c| g.groups[c.group as usize].len() == 8)
+            .map(|c| c.bytes)
+            .sum();
+        assert_eq!(dp_bytes, 3 * 2 * p);
+        let ops = |op| g.collectives.iter().filter(|c| c.op == op).count();
+        assert_eq!(
+            ops(CollectiveOp::AllGather),
+            2 * 32,
+            "forward and backward gather per layer"
+        );
+        assert_eq!(ops(CollectiveOp::ReduceScatter), 32);
+        assert_eq!(ops(CollectiveOp::AllReduce), 0);
+    }
+}
