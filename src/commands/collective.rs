@@ -35,12 +35,18 @@ pub fn collective_command(args: &CollectiveArgs) -> Result<()> {
             hw.network.model.name()
         );
         let reference = studies::collective::published_busbw(&hw.name, args.op, args.gpus, hw.node.gpus);
+        let published = if hw.name == "dgx-a100" {
+            studies::nccl_tests::published_busbw(args.op, args.gpus, args.gpus.div_ceil(hw.node.gpus))
+        } else {
+            Vec::new()
+        };
         crate::report::plot::write_figure(
             &dir.join("busbw"),
             &crate::report::plot::BusBandwidthChart {
                 title: &title,
                 points: &points.iter().map(|p| (p.bytes, p.busbw)).collect::<Vec<_>>(),
                 reference: reference.as_ref(),
+                published: &published,
             },
         )?;
         println!("wrote {}, {}", csv.display(), dir.join("busbw.png").display());

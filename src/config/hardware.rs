@@ -256,6 +256,38 @@ pub struct NetworkSpec {
     /// The fabric (needed by the flow model; without it the fabric above the NICs is non-blocking).
     #[serde(default)]
     pub topology: Option<TopologySpec>,
+    /// The NCCL that runs the collectives: its version's cost model and what it discovered on this
+    /// machine. Without it collectives are costed from the links alone (alpha-beta per step).
+    #[serde(default)]
+    pub nccl: Option<NcclSpec>,
+}
+
+/// An NCCL release whose tuning model is built in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum NcclVersion {
+    /// 2.8.3 to 2.9.9 (Megatron-LM's NGC containers of early 2021).
+    #[serde(rename = "2.8")]
+    V2_8,
+    /// 2.10.3 (mid 2021).
+    #[serde(rename = "2.10")]
+    V2_10,
+}
+
+/// NCCL on this machine: the version's cost model, and what NCCL discovers at run time that no
+/// source pins down (fitted to nccl-tests curves; the fit is stated in the hardware file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NcclSpec {
+    /// Which tuning model ("2.8" or "2.10", quoted).
+    pub version: NcclVersion,
+    /// Channels of NCCL's topology graph (graph->nChannels).
+    pub channels: u32,
+    /// Per-channel speed inside a node (and for up to 2 nodes), graph->speedIntra.
+    pub speed_intra: Bandwidth,
+    /// Per-channel speed across more than 2 nodes, graph->speedInter.
+    pub speed_inter: Bandwidth,
+    /// Fixed cost of one collective or send/receive: host enqueue and kernel launch.
+    pub launch: SimDuration,
 }
 
 fn one() -> f64 {
@@ -361,6 +393,9 @@ impl HardwareSpec {
         }
         if let Some(t) = &self.network.topology {
             self.validate_topology(t, doc)?;
+        }
+        if let Some(n) = &self.network.nccl {
+            positive("network.nccl.channels", n.channels)?;
         }
         if let Some(st) = &self.storage {
             if st.io_latency.0 == 0 {

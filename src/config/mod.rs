@@ -9,8 +9,8 @@ mod workload;
 
 pub use document::{Document, Override};
 pub use hardware::{
-    AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind,
-    NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
+    AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NcclSpec, NcclVersion,
+    NetworkModelKind, NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
 };
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use workload::{

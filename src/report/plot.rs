@@ -210,6 +210,7 @@ fn draw_busbw<DB: DrawingBackend>(
     title: &str,
     points: &[(u64, f64)],
     reference: Option<&(f64, String)>,
+    published: &[(String, Vec<(u64, f64)>)],
 ) -> std::result::Result<(), String> {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     // x is log2(size) on a linear axis, so that ticks fall on powers of two
@@ -225,6 +226,7 @@ fn draw_busbw<DB: DrawingBackend>(
         .map(|p| p.1 / 1e9)
         .filter(|b| b.is_finite())
         .chain(reference.map(|r| r.0))
+        .chain(published.iter().flat_map(|(_, p)| p.iter().map(|p| p.1 / 1e9)))
         .fold(1.0, f64::max)
         * 1.15;
     let mut chart = ChartBuilder::on(&area)
@@ -268,6 +270,25 @@ fn draw_busbw<DB: DrawingBackend>(
             .label(format!("published nccl-tests: {bw} GB/s ({source})"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2)));
     }
+    let palette = [
+        RGBColor(200, 40, 40),
+        RGBColor(30, 140, 60),
+        RGBColor(150, 60, 170),
+        RGBColor(220, 130, 20),
+    ];
+    for (k, (source, pts)) in published.iter().enumerate() {
+        let color = palette[k % palette.len()];
+        let marks: Vec<(f64, f64)> = pts.iter().map(|&(b, bw)| (log2(b), bw / 1e9)).collect();
+        chart
+            .draw_series(
+                marks
+                    .iter()
+                    .map(|&(x, y)| TriangleMarker::new((x, y), 6, color.filled())),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("published: {source}"))
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.filled()));
+    }
     chart
         .configure_series_labels()
         .border_style(BLACK)
@@ -287,6 +308,8 @@ pub struct BusBandwidthChart<'a> {
     pub points: &'a [(u64, f64)],
     /// Published level (GB/s) and its source.
     pub reference: Option<&'a (f64, String)>,
+    /// Published nccl-tests points per source: (bytes, busbw bytes/s), drawn as triangles.
+    pub published: &'a [(String, Vec<(u64, f64)>)],
 }
 
 impl Figure for BusBandwidthChart<'_> {
@@ -294,7 +317,7 @@ impl Figure for BusBandwidthChart<'_> {
         (1200, 700)
     }
     fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
-        draw_busbw(area, self.title, self.points, self.reference)
+        draw_busbw(area, self.title, self.points, self.reference, self.published)
     }
 }
 

@@ -105,7 +105,12 @@ pub fn parse_sizes(text: &str) -> Result<Vec<u64>> {
 
 /// The task graph of one collective (or one ring of send/recv) over ranks 0..gpus.
 pub fn graph(op: SweepOp, gpus: u32, bytes: u64) -> TaskGraph {
-    let mut g = GraphBuilder::new(gpus);
+    graph_on(op, &(0..gpus).collect::<Vec<_>>(), bytes)
+}
+
+/// The task graph of one collective (or one ring of send/recv) over the given ranks.
+pub fn graph_on(op: SweepOp, ranks: &[u32], bytes: u64) -> TaskGraph {
+    let mut g = GraphBuilder::new(ranks.iter().max().map_or(0, |&r| r + 1));
     let label = TaskLabel {
         phase: Phase::Other,
         chunk: 0,
@@ -114,17 +119,18 @@ pub fn graph(op: SweepOp, gpus: u32, bytes: u64) -> TaskGraph {
     };
     match op.collective() {
         Some(c) => {
-            let group = g.group((0..gpus).collect());
+            let group = g.group(ranks.to_vec());
             let id = g.collective(c, group, bytes);
-            for r in 0..gpus {
+            for &r in ranks {
                 g.task(r, Stream::Compute, TaskKind::Collective(id), label);
             }
         }
         None => {
-            for r in 0..gpus {
-                let x = g.transfer(r, (r + 1) % gpus, bytes);
+            for (i, &r) in ranks.iter().enumerate() {
+                let next = ranks[(i + 1) % ranks.len()];
+                let x = g.transfer(r, next, bytes);
                 g.task(r, Stream::PipelineSend, TaskKind::Send(x), label);
-                g.task((r + 1) % gpus, Stream::Compute, TaskKind::Recv(x), label);
+                g.task(next, Stream::Compute, TaskKind::Recv(x), label);
             }
         }
     }
@@ -147,10 +153,16 @@ pub fn sweep(hw: &HardwareSpec, op: SweepOp, gpus: u32, sizes: &[u64]) -> Result
             hw.total_gpus()
         )));
     }
+    sweep_on(hw, op, &(0..gpus).collect::<Vec<_>>(), sizes)
+}
+
+/// Simulates `op` over the given ranks at each size (the caller checks they exist).
+pub fn sweep_on(hw: &HardwareSpec, op: SweepOp, ranks: &[u32], sizes: &[u64]) -> Result<Vec<Point>> {
+    let gpus = ranks.len() as u32;
     sizes
         .iter()
         .map(|&bytes| {
-            let g = graph(op, gpus, bytes);
+            let g = graph_on(op, ranks, bytes);
             let out = simulate(&g, hw, SimOptions { seed: 1 }, &mut NoSpans)?;
             let t = out.makespan.as_secs_f64();
             let algbw = if t > 0.0 { bytes as f64 / t } else { f64::INFINITY };

@@ -17,7 +17,14 @@
 //!
 //! `auto` picks the faster estimate of ring and tree, the two NCCL has (as NCCL's tuner does);
 //! hierarchical is not an NCCL algorithm and runs only when asked for, for what-if studies.
+//!
+//! With `network.nccl` in the hardware file, [`plan`] follows NCCL instead: its tuner picks the
+//! algorithm and protocol, the latency is NCCL's (plus the launch cost), and the bandwidth term is
+//! the slower of the links' (above, uncontended) and NCCL's predicted protocol bandwidth
+//! ([`super::nccl`]), so nothing is counted twice: links carry physical figures, protocols their
+//! factors.
 
+use super::nccl::{NcclAlgorithm, NcclModel, Protocol};
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::ops::CollectiveOp;
 
@@ -67,6 +74,8 @@ pub struct LinkCosts {
     pub nic_alpha: f64,
     /// NICs per GPU (1 on DGX A100).
     pub nics_per_gpu: f64,
+    /// NCCL's cost model, if the hardware file names an NCCL.
+    pub nccl: Option<NcclModel>,
 }
 
 impl LinkCosts {
@@ -78,6 +87,7 @@ impl LinkCosts {
             nic_bw: hw.node.nic.effective_bandwidth().bytes_per_s(),
             nic_alpha: hw.node.nic.latency.as_secs_f64(),
             nics_per_gpu: hw.node.nics as f64 / hw.node.gpus as f64,
+            nccl: hw.network.nccl.as_ref().map(NcclModel::new),
         }
     }
 
@@ -152,11 +162,107 @@ pub fn choose(op: CollectiveOp, choice: AlgorithmChoice, shape: &GroupShape, byt
     }
 }
 
-/// (latency s, bandwidth time s) of a point-to-point transfer.
-pub fn transfer_cost(same_node: bool, bytes: f64, c: &LinkCosts) -> (f64, f64) {
-    if same_node {
-        (c.nvlink_alpha, bytes / c.nvlink_bw)
+/// How one collective runs and what it costs without contention.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CollectivePlan {
+    /// The algorithm (its flows, in the flow model).
+    pub algorithm: Algorithm,
+    /// NCCL's protocol, when NCCL is modelled.
+    pub protocol: Option<Protocol>,
+    /// Launch and per-step latency, s.
+    pub latency_s: f64,
+    /// Bandwidth time the links allow, s.
+    pub link_s: f64,
+    /// Bandwidth time NCCL's protocol allows (0 without NCCL), s.
+    pub protocol_s: f64,
+}
+
+impl CollectivePlan {
+    /// The uncontended time, s.
+    pub fn time_s(&self) -> f64 {
+        self.latency_s + self.link_s.max(self.protocol_s)
+    }
+    /// How much slower than its links the protocol moves data (at least 1): the flow model sends
+    /// this many times the bytes, so that contention shares what the protocol really occupies.
+    pub fn slowdown(&self) -> f64 {
+        if self.link_s > 0.0 {
+            (self.protocol_s / self.link_s).max(1.0)
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Which algorithm and protocol a collective runs with, and its uncontended cost: NCCL's tuner when
+/// the machine names an NCCL (hierarchical, not an NCCL algorithm, keeps the alpha-beta costs).
+pub fn plan(
+    op: CollectiveOp,
+    choice: AlgorithmChoice,
+    shape: &GroupShape,
+    bytes: f64,
+    c: &LinkCosts,
+) -> CollectivePlan {
+    let alpha_beta = |algorithm| {
+        let (latency_s, link_s) = cost(op, algorithm, shape, bytes, c);
+        CollectivePlan {
+            algorithm,
+            protocol: None,
+            latency_s,
+            link_s,
+            protocol_s: 0.0,
+        }
+    };
+    let nccl = match c.nccl {
+        Some(m) if shape.n > 1 => m,
+        _ => return alpha_beta(choose(op, choice, shape, bytes, c)),
+    };
+    let multi_node_allreduce = op == CollectiveOp::AllReduce && shape.nodes > 1;
+    let allowed: &[NcclAlgorithm] = match choice {
+        AlgorithmChoice::Hierarchical if multi_node_allreduce => return alpha_beta(Algorithm::Hierarchical),
+        AlgorithmChoice::Auto => &[NcclAlgorithm::Tree, NcclAlgorithm::Ring],
+        AlgorithmChoice::Tree => &[NcclAlgorithm::Tree],
+        _ => &[NcclAlgorithm::Ring],
+    };
+    let tuned = nccl.tune(op, allowed, shape.n, shape.nodes, bytes);
+    let algorithm = match tuned.algorithm {
+        NcclAlgorithm::Tree => Algorithm::Tree,
+        NcclAlgorithm::Ring => Algorithm::Ring,
+    };
+    CollectivePlan {
+        algorithm,
+        protocol: Some(tuned.protocol),
+        latency_s: tuned.latency_s,
+        link_s: cost(op, algorithm, shape, bytes, c).1,
+        protocol_s: tuned.bandwidth_s,
+    }
+}
+
+/// The path's bandwidth over what NCCL's channels move on it (at least 1; 1 without NCCL).
+pub fn transfer_slowdown(same_node: bool, c: &LinkCosts) -> f64 {
+    let link_bw = if same_node {
+        c.nvlink_bw
     } else {
-        (c.nic_alpha, bytes / (c.nic_bw * c.nics_per_gpu.min(1.0)))
+        c.nic_bw * c.nics_per_gpu.min(1.0)
+    };
+    match c.nccl {
+        Some(m) => (link_bw / m.simple_bus_bandwidth()).max(1.0),
+        None => 1.0,
+    }
+}
+
+/// (latency s, bandwidth time s) of a point-to-point transfer. With NCCL: its launch cost and one
+/// Simple-protocol step, and at most what one GPU's NCCL channels move.
+pub fn transfer_cost(same_node: bool, bytes: f64, c: &LinkCosts) -> (f64, f64) {
+    let (alpha, link_bw) = if same_node {
+        (c.nvlink_alpha, c.nvlink_bw)
+    } else {
+        (c.nic_alpha, c.nic_bw * c.nics_per_gpu.min(1.0))
+    };
+    match c.nccl {
+        None => (alpha, bytes / link_bw),
+        Some(m) => (
+            m.p2p_latency_s(same_node),
+            bytes / link_bw.min(m.simple_bus_bandwidth()),
+        ),
     }
 }

@@ -297,12 +297,13 @@ impl NetworkModel for FlowNetwork {
         let (specs, latency) = match comm {
             Communication::Collective { op, ranks, bytes } => {
                 let shape = self.group_shape(ranks);
-                let algo = algorithms::choose(op, self.choice, &shape, bytes as f64, &self.costs);
-                let (latency, _) = algorithms::cost(op, algo, &shape, bytes as f64, &self.costs);
+                let plan = algorithms::plan(op, self.choice, &shape, bytes as f64, &self.costs);
                 let channels = self.costs.ring_channels(&shape);
+                // a protocol slower than the links occupies them for longer: as if it sent more
+                let wire_bytes = bytes as f64 * plan.slowdown();
                 (
-                    decompose::collective(&self.topo, op, algo, ranks, bytes as f64, channels),
-                    latency,
+                    decompose::collective(&self.topo, op, plan.algorithm, ranks, wire_bytes, channels),
+                    plan.latency_s,
                 )
             }
             Communication::Storage { rank, bytes, write } => {
@@ -322,7 +323,9 @@ impl NetworkModel for FlowNetwork {
             Communication::Transfer { src, dst, bytes } => {
                 let same = self.topo.node(src) == self.topo.node(dst);
                 let (latency, _) = algorithms::transfer_cost(same, bytes as f64, &self.costs);
-                (decompose::transfer(&self.topo, src, dst, bytes as f64), latency)
+                // NCCL's channels may move less than the path carries: stretch the flow likewise
+                let wire_bytes = bytes as f64 * algorithms::transfer_slowdown(same, &self.costs);
+                (decompose::transfer(&self.topo, src, dst, wire_bytes), latency)
             }
         };
         self.begin(now, id, specs, latency, sched);

@@ -10,6 +10,7 @@ mod analytic;
 mod decompose;
 mod flow;
 pub mod maxmin;
+pub mod nccl;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};
 pub use flow::FlowNetwork;
