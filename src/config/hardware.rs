@@ -108,6 +108,10 @@ pub struct GpuSpec {
     /// Tile shapes the GEMM library can pick; the fastest for each shape is used.
     #[serde(default = "default_tiles")]
     pub gemm_tiles: Vec<GemmTile>,
+    /// Fixed cost of each wave of GEMM tiles: the main loop's prologue (filling the operand
+    /// pipeline) and epilogue (writing the output tile), which do no tensor-core work.
+    #[serde(default)]
+    pub gemm_wave_overhead: SimDuration,
     /// Fixed cost of each kernel (launch and tail).
     #[serde(default)]
     pub kernel_overhead: SimDuration,

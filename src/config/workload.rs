@@ -200,6 +200,20 @@ pub struct DataParallelSpec {
     /// (`grad_dtype` bytes each) per parameter.
     #[serde(default)]
     pub gradient_accumulation_fusion: bool,
+    /// Gradients live in one contiguous buffer per dtype (Megatron-LM's
+    /// `--use-contiguous-buffers-in-ddp`, later the default). Off, as in the SC'21 runs: the
+    /// gradients are the parameters' own `.grad` tensors, which the data-parallel reduction flattens
+    /// into one tensor, divides, all-reduces and copies back. fp32 gradients always use the buffer
+    /// (Megatron-LM's `--accumulate-allreduce-grads-in-fp32` turns it on).
+    #[serde(default)]
+    pub contiguous_buffer: bool,
+}
+
+impl DataParallelSpec {
+    /// Whether gradients accumulate in a contiguous buffer (asked for, or implied by fp32 gradients).
+    pub fn grad_buffer(&self) -> bool {
+        self.contiguous_buffer || self.grad_dtype == GradDtype::Fp32
+    }
 }
 
 impl WorkloadSpec {

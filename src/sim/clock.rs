@@ -15,7 +15,8 @@ pub struct RankTime {
     pub sync_wait: SimDuration,
     /// Storage I/O in flight while no kernel ran and no communication was in flight.
     pub io: SimDuration,
-    /// Nothing to do: pipeline bubbles, or waiting for the slowest rank at the end.
+    /// Nothing to do: pipeline bubbles (including waits at collectives that span pipeline stages),
+    /// or waiting for the slowest rank at the end.
     pub idle: SimDuration,
 }
 

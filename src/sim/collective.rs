@@ -9,15 +9,17 @@ impl Sim<'_> {
     /// A member (on rank `r`) reached collective `c`; the last to arrive starts it.
     pub(super) fn start_collective(&mut self, c: CollectiveId, r: usize) {
         let now = self.queue.now();
+        // waiting for other pipeline stages is bubble (idle), not synchronisation
+        let sync = !self.g.collectives[c as usize].cross_stage as u32;
         self.clocks[r].advance(now);
-        self.clocks[r].sync_waiting += 1;
+        self.clocks[r].sync_waiting += sync;
         self.arrived[c as usize] += 1;
         let members = self.g.collective_tasks(c);
         if self.arrived[c as usize] as usize == members.len() {
             for &m in members {
                 let mr = self.g.task_rank[m as usize] as usize;
                 self.clocks[mr].advance(now);
-                self.clocks[mr].sync_waiting -= 1;
+                self.clocks[mr].sync_waiting -= sync;
                 self.clocks[mr].comm_active += 1;
             }
             let coll = &self.g.collectives[c as usize];

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod collective;
+pub mod gemm;
 pub mod nccl_tests;
 pub mod plan;
 pub mod run;

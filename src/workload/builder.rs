@@ -70,8 +70,18 @@ impl GraphBuilder {
 
     /// Declares a collective; member tasks are added with [`GraphBuilder::task`].
     pub fn collective(&mut self, op: CollectiveOp, group: GroupId, bytes: u64) -> CollectiveId {
-        self.graph.collectives.push(Collective { op, group, bytes });
+        self.graph.collectives.push(Collective {
+            op,
+            group,
+            bytes,
+            cross_stage: false,
+        });
         (self.graph.collectives.len() - 1) as CollectiveId
+    }
+
+    /// Marks a collective whose group spans pipeline stages (see [`Collective::cross_stage`]).
+    pub fn mark_cross_stage(&mut self, c: CollectiveId) {
+        self.graph.collectives[c as usize].cross_stage = true;
     }
 
     /// Declares a transfer; its send and receive tasks are added with [`GraphBuilder::task`].

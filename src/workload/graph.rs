@@ -70,6 +70,9 @@ pub struct Collective {
     pub group: GroupId,
     /// Buffer size per rank, nccl-tests convention (the full vector for all-reduce).
     pub bytes: u64,
+    /// The group spans pipeline stages (the optimizer's model-parallel scalars, the embedding
+    /// sync): waiting there for the other members is pipeline bubble, not synchronisation.
+    pub cross_stage: bool,
 }
 
 /// One point-to-point transfer between a send task and a receive task.

@@ -335,17 +335,50 @@ pub fn model_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
     72.0 * b * l * s * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * h * l))
 }
 
-/// Optimizer step of Megatron-LM's fp16 optimizer with Adam over `params` parameters, as the
-/// streaming kernels it runs (bytes per parameter): copy fp16 model grads to fp32 main grads
-/// (read 2, write 4), unscale and check for inf/nan (read 4, write 4), gradient norm for clipping
-/// (read 4), fused Adam (read grad, param, momentum, variance: 16; write param, momentum,
-/// variance: 12), copy fp32 main params to fp16 model params (read 4, write 2), zero the fp16
-/// model grads (write 2): 54 bytes per parameter in all.
-pub fn optimizer_kernels(params: u64) -> Vec<Kernel> {
-    [6, 8, 4, 28, 6, 2]
-        .iter()
-        .map(|b| Kernel::Stream { bytes: b * params })
-        .collect()
+/// Megatron-LM's (2021) fp16 optimizer step with Adam over `params` parameters, in three phases
+/// separated by the two model-parallel scalar all-reduces it issues (found-inf, then the gradient
+/// norm), as the streaming kernels it runs (bytes per parameter, read + written):
+/// 1. copy the model gradients to fp32 main gradients (read `grad_bytes`, write 4; nothing when the
+///    gradients already sit in an fp32 buffer, which the main gradients alias), then unscale and
+///    check for inf/nan (read 4, write 4);
+/// 2. the gradient norm for clipping (read 4);
+/// 3. fused Adam (read grad, param, momentum, variance: 16; write param, momentum, variance: 12),
+///    copy the fp32 main params to the fp16 model params (read 4, write 2), and, with a contiguous
+///    buffer, zero it for the next iteration (write `grad_bytes`; without one the gradients are
+///    set to None, no kernel).
+///
+/// Without a buffer (SC'21's runs): 6 + 8, 4, 28 + 6 = 52 bytes per parameter.
+pub fn optimizer_phases(params: u64, grad_bytes: u64, grad_buffer: bool) -> [Vec<Kernel>; 3] {
+    let stream = |bytes: &[u64]| -> Vec<Kernel> {
+        bytes
+            .iter()
+            .filter(|&&b| b > 0)
+            .map(|b| Kernel::Stream { bytes: b * params })
+            .collect()
+    };
+    let to_main = if grad_buffer && grad_bytes == 4 {
+        0
+    } else {
+        grad_bytes + 4
+    };
+    let zero = if grad_buffer { grad_bytes } else { 0 };
+    [stream(&[to_main, 8]), stream(&[4]), stream(&[28, ACT + 4, zero])]
+}
+
+/// The kernels Megatron-LM's (2021) local DDP runs around the data-parallel all-reduce of `params`
+/// gradients of `grad_bytes` each: (before, after). Without a buffer: flatten into one tensor (read
+/// and write) and divide by the data-parallel size (read and write) before, copy back into the
+/// gradients (read and write) after; with a buffer only the divide. They run whatever the
+/// data-parallel size, even 1.
+pub fn data_parallel_kernels(params: u64, grad_bytes: u64, grad_buffer: bool) -> (Vec<Kernel>, Vec<Kernel>) {
+    let pass = Kernel::Stream {
+        bytes: 2 * grad_bytes * params,
+    };
+    if grad_buffer {
+        (vec![pass], Vec::new())
+    } else {
+        (vec![pass, pass], vec![pass])
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod errors;
 mod formulas;
 mod network;
 mod planner;
+mod published;
 mod sweeps;
 mod traces;
 mod training;

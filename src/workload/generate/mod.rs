@@ -54,6 +54,9 @@ struct Generator<'a> {
     /// Collective id of the tied-embedding gradient all-reduce between the first and the last
     /// stage, by (data, tensor), dense; created by the first stage.
     embedding_syncs: Vec<u32>,
+    /// Collective ids of the optimizer's found-inf and gradient-norm all-reduces over each replica's
+    /// model-parallel group, by (data, which), dense; created by the first stage.
+    model_parallel_scalars: Vec<u32>,
 }
 
 const NONE_MB: u32 = u32::MAX;
@@ -80,6 +83,7 @@ impl<'a> Generator<'a> {
             zero_delay: None,
             transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
             embedding_syncs: vec![u32::MAX; (lay.d * lay.t) as usize],
+            model_parallel_scalars: vec![u32::MAX; (lay.d * 2) as usize],
         }
     }
 

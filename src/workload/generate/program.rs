@@ -1,7 +1,7 @@
 //! A stage's program: the schedule's forward and backward passes expanded into per-layer pieces
 //! (with ZeRO-3 gathers and gradient accumulation), emitted for every rank of the stage.
 
-use super::{Generator, StageCtx};
+use super::{Generator, StageCtx, NO_LAYER};
 use crate::ops::CollectiveOp;
 use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
@@ -104,6 +104,9 @@ impl Generator<'_> {
                     .map(|p| (p, (first_layer + self.layers_per_chunk - 1) as u16)),
             );
         }
+        if vs == last && self.w.model.vocab > 0 && self.lay.d > 1 {
+            pieces.push((Piece::Data(CollectiveOp::AllReduce, 4), NO_LAYER));
+        }
         self.emit(ctx, pieces, Phase::Forward, mb, chunk, prev);
         if vs < last {
             self.send(ctx, vs, mb, true, chunk, Phase::Forward, prev);
@@ -131,6 +134,7 @@ impl Generator<'_> {
             let layer = (first_layer + self.layers_per_chunk - 1) as u16;
             let logits = self.accumulated(
                 embedding_params,
+                mb,
                 self.gathered(embedding_params, self.shape.logits_backward()),
             );
             let pieces = logits.into_iter().map(|p| (p, layer)).collect();
@@ -145,6 +149,7 @@ impl Generator<'_> {
             }
             let backward = self.accumulated(
                 layer_params,
+                mb,
                 self.gathered(layer_params, self.shape.backward(self.w.recompute)),
             );
             let pieces = backward.into_iter().map(|p| (p, layer)).collect();
@@ -178,6 +183,7 @@ impl Generator<'_> {
         if vs == 0 && self.w.model.vocab > 0 {
             let embedding = self.accumulated(
                 embedding_params,
+                mb,
                 self.gathered(embedding_params, self.shape.embedding_backward()),
             );
             let pieces = embedding.into_iter().map(|p| (p, first_layer as u16)).collect();
@@ -274,11 +280,14 @@ impl Generator<'_> {
     }
 
     /// A backward pass's pieces with, without gradient-accumulation fusion, the kernel that adds
-    /// this microbatch's weight gradients of `params` parameters into the buffer at the end of its
-    /// last compute piece (the weight gradients are all computed by then; the input gradient's
-    /// all-reduce may still follow).
-    pub(super) fn accumulated(&self, params: u64, mut pieces: Vec<Piece>) -> Vec<Piece> {
-        if !self.w.data_parallel.gradient_accumulation_fusion {
+    /// microbatch `mb`'s weight gradients of `params` parameters into the gradients at the end of
+    /// its last compute piece (the weight gradients are all computed by then; the input gradient's
+    /// all-reduce may still follow). Without a contiguous buffer the first microbatch's gradients
+    /// are assigned by autograd, so microbatch 0 adds nothing.
+    pub(super) fn accumulated(&self, params: u64, mb: u32, mut pieces: Vec<Piece>) -> Vec<Piece> {
+        let dp = &self.w.data_parallel;
+        // without a buffer the first microbatch's gradients are assigned, not added (autograd)
+        if !dp.gradient_accumulation_fusion && (dp.grad_buffer() || mb > 0) {
             let kernel = grad_accumulation_kernel(params, self.w.data_parallel.grad_dtype.bytes());
             match pieces.iter_mut().rev().find_map(|p| match p {
                 Piece::Compute(_, kernels) => Some(kernels),
@@ -312,9 +321,11 @@ mod tests {
     }
 
     /// Without gradient-accumulation fusion every backward pass adds its weight gradients into the
-    /// buffer: per microbatch and parameter, read the 2-byte gradient and read and write the buffer
-    /// element (2 bytes for fp16, 4 for fp32). Rank 0 of p = 2, t = 1 holds 16 layers of
-    /// 12 h^2 + 13 h parameters and the 51200 x 3840 embedding; m = 4 microbatches.
+    /// gradients: per microbatch and parameter, read the 2-byte gradient and read and write the
+    /// accumulated element (2 bytes for fp16, 4 for fp32). Without a contiguous buffer (fp16, as in
+    /// SC'21) autograd assigns the first microbatch's gradients, so m - 1 microbatches add; the fp32
+    /// buffer adds all m. Rank 0 of p = 2, t = 1 holds 16 layers of 12 h^2 + 13 h parameters and the
+    /// 51200 x 3840 embedding; m = 4 microbatches.
     #[test]
     fn unfused_gradient_accumulation_streams_every_parameter_per_microbatch() {
         let base = [
@@ -327,10 +338,17 @@ mod tests {
             &[&base[..], &["workload.data_parallel.gradient_accumulation_fusion=true"]].concat(),
         )));
         let fp16 = rank0_stream_bytes(&generate(&workload(&base)));
-        assert_eq!(fp16 - fused, 4 * params * (2 + 2 * 2));
-        let fp32 = rank0_stream_bytes(&generate(&workload(
-            &[&base[..], &["workload.data_parallel.grad_dtype=fp32"]].concat(),
+        assert_eq!(fp16 - fused, 3 * params * (2 + 2 * 2));
+        let fp32 = ["workload.data_parallel.grad_dtype=fp32"];
+        let fused32 = rank0_stream_bytes(&generate(&workload(
+            &[
+                &base[..],
+                &fp32,
+                &["workload.data_parallel.gradient_accumulation_fusion=true"],
+            ]
+            .concat(),
         )));
-        assert_eq!(fp32 - fused, 4 * params * (2 + 2 * 4));
+        let fp32 = rank0_stream_bytes(&generate(&workload(&[&base[..], &fp32].concat())));
+        assert_eq!(fp32 - fused32, 4 * params * (2 + 2 * 4));
     }
 }

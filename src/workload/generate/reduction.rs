@@ -6,7 +6,7 @@ use super::{Generator, StageCtx, NONE_MB, NO_LAYER};
 use crate::ops::CollectiveOp;
 use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
-use crate::workload::transformer::{embedding_params_per_rank, optimizer_kernels, Piece};
+use crate::workload::transformer::{data_parallel_kernels, embedding_params_per_rank, optimizer_phases, Piece};
 
 impl Generator<'_> {
     /// Everything between the last backward pass and the checkpoint: the gradient reduction when it
@@ -19,13 +19,21 @@ impl Generator<'_> {
         grad_reduces: &mut [Vec<TaskId>],
         prev: &mut [Option<TaskId>],
     ) {
-        if !self.w.data_parallel.overlap && !self.zero3() {
-            let op = if self.zero() >= 1 {
-                CollectiveOp::ReduceScatter
+        let dp = &self.w.data_parallel;
+        let (grad_bytes, buffer) = (dp.grad_dtype.bytes(), dp.grad_buffer());
+        if !dp.overlap && !self.zero3() {
+            if self.zero() >= 1 {
+                self.grad_reduce(
+                    ctx,
+                    CollectiveOp::ReduceScatter,
+                    stage_params,
+                    NO_LAYER,
+                    prev,
+                    grad_reduces,
+                );
             } else {
-                CollectiveOp::AllReduce
-            };
-            self.grad_reduce(ctx, op, stage_params, NO_LAYER, prev, grad_reduces);
+                self.local_ddp_reduce(ctx, grad_bytes, buffer, prev);
+            }
         }
         self.embedding_sync(ctx, grad_reduces, prev);
         // ZeRO shards the optimizer step over the data-parallel ranks
@@ -34,22 +42,73 @@ impl Generator<'_> {
         } else {
             stage_params
         };
-        let op = self.g.op(Op {
-            name: "optimizer".into(),
-            kernels: optimizer_kernels(opt_params),
-        });
+        let [unscale, norm, adam] = optimizer_phases(opt_params, grad_bytes, buffer);
         let label = TaskLabel {
             phase: Phase::Optimizer,
             chunk: 0,
             layer: NO_LAYER,
             microbatch: NONE_MB,
         };
+        let op = self.g.op(Op {
+            name: "optimizer".into(),
+            kernels: unscale,
+        });
         let kinds = vec![TaskKind::Compute(op); ctx.ranks.len()];
         self.after_grad_reduces(ctx, &kinds, label, grad_reduces, prev);
+        // found-inf, then the gradient norm for clipping, each all-reduced over the model-parallel group
+        self.model_parallel_scalar(ctx, 0, label, prev);
+        let pieces = vec![(Piece::Compute("grad norm", norm), NO_LAYER)];
+        self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
+        self.model_parallel_scalar(ctx, 1, label, prev);
+        let pieces = vec![(Piece::Compute("optimizer", adam), NO_LAYER)];
+        self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
         if matches!(self.zero(), 1 | 2) {
             // every rank updated 1/d of the weights: all-gather the 16-bit weights
             let pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_params), NO_LAYER)];
             self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
+        }
+    }
+
+    /// Megatron-LM's local DDP after the last backward pass, once per model chunk and on the
+    /// compute stream (nothing overlaps it): the kernels before (flatten, divide), the all-reduce of
+    /// the chunk's gradients over the data-parallel group (none with one replica), the copy back.
+    fn local_ddp_reduce(&mut self, ctx: &StageCtx, grad_bytes: u64, buffer: bool, prev: &mut [Option<TaskId>]) {
+        for chunk in 0..self.v {
+            let params = self.chunk_params(ctx.stage, chunk);
+            let (before, after) = data_parallel_kernels(params, grad_bytes, buffer);
+            let mut pieces = vec![(Piece::Compute("grad flatten", before), NO_LAYER)];
+            if self.lay.d > 1 {
+                pieces.push((Piece::Data(CollectiveOp::AllReduce, params * grad_bytes), NO_LAYER));
+            }
+            if !after.is_empty() {
+                pieces.push((Piece::Compute("grad copy back", after), NO_LAYER));
+            }
+            self.emit(ctx, pieces, Phase::GradReduce, NONE_MB, chunk, prev);
+        }
+    }
+
+    /// One 4-byte all-reduce (`which`: 0 found-inf, 1 gradient norm) over each rank's model-parallel
+    /// group (every tensor rank of every stage of its replica), blocking the compute stream; none
+    /// when that group is one rank.
+    fn model_parallel_scalar(&mut self, ctx: &StageCtx, which: usize, label: TaskLabel, prev: &mut [Option<TaskId>]) {
+        let lay = self.lay;
+        if lay.t * lay.p == 1 {
+            return;
+        }
+        for (i, &rank) in ctx.ranks.iter().enumerate() {
+            let data = lay.coord(rank).data;
+            let slot = data as usize * 2 + which;
+            if self.model_parallel_scalars[slot] == u32::MAX {
+                let ranks = (0..lay.p)
+                    .flat_map(|stage| (0..lay.t).map(move |tensor| lay.rank(RankCoord { tensor, data, stage })))
+                    .collect();
+                let group = self.g.group(ranks);
+                let c = self.g.collective(CollectiveOp::AllReduce, group, 4);
+                self.g.mark_cross_stage(c);
+                self.model_parallel_scalars[slot] = c;
+            }
+            let c = self.model_parallel_scalars[slot];
+            prev[i] = Some(self.buf.task(rank, Stream::Compute, TaskKind::Collective(c), label));
         }
     }
 
@@ -76,7 +135,9 @@ impl Generator<'_> {
             if self.embedding_syncs[slot] == u32::MAX {
                 let pair = [0, last].map(|stage| lay.rank(RankCoord { tensor, data, stage }));
                 let group = self.g.group(pair.to_vec());
-                self.embedding_syncs[slot] = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+                let c = self.g.collective(CollectiveOp::AllReduce, group, bytes);
+                self.g.mark_cross_stage(c);
+                self.embedding_syncs[slot] = c;
             }
             kinds.push(TaskKind::Collective(self.embedding_syncs[slot]));
         }
@@ -212,5 +273,54 @@ mod tests {
         );
         assert_eq!(ops(CollectiveOp::ReduceScatter), 32);
         assert_eq!(ops(CollectiveOp::AllReduce), 0);
+    }
+
+    /// Megatron-LM 2021's local DDP, interleaved with v = 2 chunks over t = 2, p = 2, d = 2: one
+    /// fp16 all-reduce per chunk and data-parallel group (2 chunks x 2 stages x 2 tensor ranks = 8),
+    /// each of that chunk's parameters; the optimizer's found-inf and gradient-norm all-reduces
+    /// (4 bytes) once per replica over its t x p = 4 ranks, spanning stages; one 4-byte loss
+    /// all-reduce per microbatch over each last-stage data group (m = 4 microbatches x 2 tensor ranks).
+    #[test]
+    fn megatron_2021_collectives() {
+        let w = workload(&[
+            "workload.parallel.tensor=2",
+            "workload.parallel.pipeline=2",
+            "workload.parallel.data=2",
+            "workload.batch.global=8",
+            "workload.schedule=interleaved",
+            "workload.parallel.interleave=2",
+        ]);
+        let g = generate(&w);
+        let lay = Layout::of(&w);
+        let group = |c: &crate::workload::graph::Collective| &g.groups[c.group as usize];
+        let data_parallel: Vec<_> = g
+            .collectives
+            .iter()
+            .filter(|c| c.bytes > 4 && c.op == CollectiveOp::AllReduce)
+            .filter(|c| group(c).iter().map(|&r| lay.coord(r).data).collect::<Vec<_>>() == [0, 1])
+            .collect();
+        assert_eq!(data_parallel.len(), 8);
+        let chunk = 8 * layer_params_per_rank(&w.model, 2);
+        assert!(data_parallel
+            .iter()
+            .all(|c| c.bytes == 2 * chunk || c.bytes == 2 * (chunk + 51200 * 3840 / 2)));
+        let scalars: Vec<_> = g.collectives.iter().filter(|c| c.bytes == 4).collect();
+        let model_parallel: Vec<_> = scalars.iter().filter(|c| group(c).len() == 4).collect();
+        assert_eq!(model_parallel.len(), 2 * 2);
+        assert!(model_parallel.iter().all(|c| c.cross_stage));
+        let losses = scalars.iter().filter(|c| group(c).len() == 2 && !c.cross_stage).count();
+        assert_eq!(losses, 4 * 2);
+    }
+
+    /// The data-parallel kernels run with one replica too: flatten, divide and copy back stream
+    /// 3 x 2 x 2 bytes per parameter of fp16 gradients; with an fp32 buffer only the divide (8).
+    #[test]
+    fn local_ddp_kernels() {
+        let p = 1000;
+        let sum = |k: Vec<crate::ops::Kernel>| k.iter().map(crate::ops::Kernel::streamed_bytes).sum::<u64>();
+        let (before, after) = crate::workload::transformer::data_parallel_kernels(p, 2, false);
+        assert_eq!(sum(before) + sum(after), 12 * p);
+        let (before, after) = crate::workload::transformer::data_parallel_kernels(p, 4, true);
+        assert_eq!(sum(before) + sum(after), 8 * p);
     }
 }

@@ -110,6 +110,9 @@ pub struct CollectiveRecord {
     pub group: u32,
     /// Bytes, nccl-tests convention.
     pub bytes: u64,
+    /// The group spans pipeline stages: waiting there counts as pipeline bubble.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cross_stage: bool,
 }
 
 /// Collective operation names.

@@ -106,6 +106,9 @@ impl<'a> Loader<'a> {
                 Some(e) => e,
                 None => {
                     let cid = self.b.collective(c.op.into(), group, c.bytes);
+                    if c.cross_stage {
+                        self.b.mark_cross_stage(cid);
+                    }
                     self.collectives.entry(c.id).or_insert((cid, c, Vec::new(), id))
                 }
             };

@@ -70,6 +70,7 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
                     op: coll.op.into(),
                     group: coll.group,
                     bytes: coll.bytes,
+                    cross_stage: coll.cross_stage,
                 });
             }
             TaskKind::Send(x) => {
