@@ -15,16 +15,18 @@ pub fn collective_command(args: &CollectiveArgs) -> Result<()> {
         "`collective` takes hardware.* keys only",
     )?;
     let sizes = studies::collective::parse_sizes(&args.sizes)?;
+    let dir = args.out.clone().unwrap_or_else(|| {
+        std::path::Path::new("results/collective").join(format!("{}-{}", args.op.name(), args.gpus))
+    });
+    if !args.no_output {
+        crate::report::output::check_out_dir(&dir)?;
+    }
     let points = studies::collective::sweep(&hw, args.op, args.gpus, &sizes)?;
     print!(
         "{}",
         studies::collective::table(args.op, args.gpus, hw.network.model.name(), &points)
     );
     if !args.no_output {
-        let dir = args.out.clone().unwrap_or_else(|| {
-            std::path::Path::new("results/collective").join(format!("{}-{}", args.op.name(), args.gpus))
-        });
-        crate::report::output::create_dir(&dir)?;
         let csv = dir.join("busbw.csv");
         crate::report::output::write_atomic(&csv, |w| w.write_all(studies::collective::csv(&points).as_bytes()))?;
         let title = format!(

@@ -15,6 +15,22 @@ pub fn plan_command(args: &PlanArgs) -> Result<()> {
             )));
         }
     }
+    let dir = if args.no_output {
+        None
+    } else {
+        let name = args
+            .input
+            .workload
+            .as_deref()
+            .map(|w| w.rsplit('/').next().unwrap_or(w).trim_end_matches(".yaml"))
+            .unwrap_or("gpt-5.9b");
+        let dir = args
+            .out
+            .clone()
+            .unwrap_or_else(|| std::path::Path::new("results").join(format!("plan-{name}-{}", args.gpus)));
+        crate::report::output::check_out_dir(&dir)?;
+        Some(dir)
+    };
     let start = std::time::Instant::now();
     let plan = studies::plan::plan(
         &source(&args.input.hardware),
@@ -32,18 +48,7 @@ pub fn plan_command(args: &PlanArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     print!("{}", studies::plan::table(&plan, args.top));
-    if !args.no_output {
-        let name = args
-            .input
-            .workload
-            .as_deref()
-            .map(|w| w.rsplit('/').next().unwrap_or(w).trim_end_matches(".yaml"))
-            .unwrap_or("gpt-5.9b");
-        let dir = args
-            .out
-            .clone()
-            .unwrap_or_else(|| std::path::Path::new("results").join(format!("plan-{name}-{}", args.gpus)));
-        crate::report::output::create_dir(&dir)?;
+    if let Some(dir) = dir {
         let path = dir.join("plan.csv");
         crate::report::output::write_atomic(&path, |w| w.write_all(studies::plan::csv(&plan).as_bytes()))?;
         println!("\nwrote {}", path.display());

@@ -26,6 +26,13 @@ fn trace_config(path: &str, hardware: &Source, overrides: &[Override]) -> Result
             hw.total_gpus()
         )));
     }
+    if !trace.graph.storage.is_empty() && hw.storage.is_none() {
+        return Err(Error::Input(format!(
+            "error: {path}: the trace has {} storage task(s), but {} has no `storage` section to price them",
+            trace.graph.storage.len(),
+            hw.name
+        )));
+    }
     if let Some(w) = &trace.header.workload {
         if w.gpus_needed() != trace.header.ranks as u64 {
             return Err(Error::Input(format!(
@@ -51,7 +58,16 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     } else {
         args.timeline
     };
+    let max_memory = match &args.max_memory {
+        Some(text) => {
+            crate::units::parse_bytes(text)
+                .map_err(|e| Error::Input(format!("error: --max-memory {text}: {e}")))?
+                .0
+        }
+        None => studies::run::DEFAULT_MAX_MEMORY,
+    };
     let opts = studies::run::RunOptions {
+        max_memory,
         seed: args.seed,
         timeline,
         representative: false,
@@ -68,30 +84,44 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
             );
         }
         let start = std::time::Instant::now();
-        let (res, dir) = match t.workload {
+        let default_dir = match &t.workload {
+            Some(w) => std::path::Path::new("results").join(&w.name),
+            None => std::path::Path::new("results").join(&t.name),
+        };
+        let dir = check_dir(args, args.out.clone().unwrap_or(default_dir))?;
+        let res = match t.workload {
             // a trace that records its workload reports like the generator
             Some(workload) => {
                 let cfg = crate::config::RunConfig {
                     hardware: t.hardware,
                     workload,
                 };
-                (
-                    studies::run::run_graph(&cfg, t.graph, &opts)?,
-                    studies::run::default_out_dir(&cfg),
-                )
+                studies::run::run_graph(&cfg, t.graph, &opts)
             }
-            None => (
-                studies::run::run_trace(&t.hardware, &t.name, t.graph, &opts)?,
-                std::path::Path::new("results").join(&t.name),
-            ),
-        };
-        let dir = args.out.clone().unwrap_or(dir);
+            None => studies::run::run_trace(&t.hardware, &t.name, t.graph, &opts),
+        }
+        .map_err(|e| match e {
+            // the simulation's input errors (a deadlock, an overflowing clock) are the trace's
+            Error::Input(m) => Error::Input(format!("error: {path}: {}", m.trim_start_matches("error: "))),
+            other => other,
+        })?;
         return finish_run(args, &res, start.elapsed().as_secs_f64(), &dir);
     }
     let cfg = load_input(&args.input, &overrides)?;
+    let dir = check_dir(
+        args,
+        args.out.clone().unwrap_or_else(|| studies::run::default_out_dir(&cfg)),
+    )?;
     let res = studies::run::run(&cfg, &opts)?;
-    let dir = args.out.clone().unwrap_or_else(|| studies::run::default_out_dir(&cfg));
     finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)
+}
+
+/// The output folder, checked before any work starts (unless nothing is written).
+fn check_dir(args: &RunArgs, dir: std::path::PathBuf) -> Result<std::path::PathBuf> {
+    if !args.no_output {
+        crate::report::output::check_out_dir(&dir)?;
+    }
+    Ok(dir)
 }
 
 /// Writes a run's files (unless --no-output) and prints its report.

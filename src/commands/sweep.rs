@@ -7,13 +7,14 @@ use crate::studies;
 /// `clustersim sweep`.
 pub fn sweep_command(args: &SweepArgs) -> Result<()> {
     let spec = studies::sweep::SweepSpec::load(&args.spec)?;
-    let start = std::time::Instant::now();
-    let result = studies::sweep::run_sweep(&spec, true)?;
-    studies::sweep::execute::require_some(&result)?;
     let dir = args
         .out
         .clone()
         .unwrap_or_else(|| std::path::Path::new("results").join(&spec.name));
+    crate::report::output::check_out_dir(&dir)?;
+    let start = std::time::Instant::now();
+    let result = studies::sweep::run_sweep(&spec, true)?;
+    studies::sweep::execute::require_some(&result)?;
     let written = studies::sweep::write_sweep(&result, &dir)?;
     let failed = studies::sweep::execute::failures(&result);
     println!(

@@ -8,6 +8,7 @@ use crate::error::Result;
 pub fn export_command(args: &ExportArgs) -> Result<()> {
     let overrides = parse_overrides(&args.input)?;
     let cfg = load_input(&args.input, &overrides)?;
+    crate::report::output::check_out_file(&args.out)?;
     let graph = crate::workload::generate(&cfg.workload);
     crate::report::output::write_atomic(&args.out, |w| {
         crate::workload::trace::write(w, &cfg.workload.name, Some(&cfg.workload), &graph)

@@ -31,6 +31,8 @@ struct TrainRun {
     /// Work between checkpoints, s (infinite: none).
     interval: f64,
     megatron_days: f64,
+    /// The output folder, checked before the simulation (None with --no-output).
+    dir: Option<PathBuf>,
 }
 
 /// `clustersim train`.
@@ -39,8 +41,8 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
     let stats = train::monte_carlo(&run.shape, run.interval, args.trials, args.seed);
     print_summary(args, &run, &stats);
     let sweep = interval_sweep(args, &run);
-    if !args.no_output {
-        write_outputs(args, &run, &stats, &sweep)?;
+    if let Some(dir) = &run.dir {
+        write_outputs(args, &run, &stats, &sweep, dir)?;
     }
     Ok(())
 }
@@ -54,6 +56,9 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
             args.tokens
         )));
     }
+    if !(1..=1_000_000).contains(&args.trials) {
+        return Err(bad(format!("--trials {}: must be between 1 and 1000000", args.trials)));
+    }
     let mut overrides: Vec<Override> = args
         .input
         .set
@@ -62,9 +67,20 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
         .collect::<Result<_>>()?;
     overrides.push(Override::parse("hardware.network.model=analytic")?);
     let cfg = load_input(&args.input, &overrides)?;
+    let dir = if args.no_output {
+        None
+    } else {
+        let dir = args
+            .out
+            .clone()
+            .unwrap_or_else(|| std::path::Path::new("results").join(format!("train-{}", cfg.workload.name)));
+        report::output::check_out_dir(&dir)?;
+        Some(dir)
+    };
     let it = run(
         &cfg,
         &RunOptions {
+            max_memory: crate::studies::run::DEFAULT_MAX_MEMORY,
             seed: args.seed,
             timeline: report::timeline::TimelineRanks::None,
             representative: true,
@@ -73,6 +89,12 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
     .report;
     let tokens_per_iteration = (cfg.workload.batch.global * cfg.workload.model.seq_len) as f64;
     let iterations = (args.tokens / tokens_per_iteration).ceil();
+    if iterations > 1e12 {
+        return Err(bad(format!(
+            "--tokens {:e}: {iterations:.3e} iterations of {} tokens, more than 1e12; this is not a training run",
+            args.tokens, tokens_per_iteration
+        )));
+    }
     let work_s = iterations * it.iteration_time_s;
     let checkpoint = if args.no_checkpoints {
         None
@@ -110,6 +132,17 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
         Some(text) => interval_arg(text, checkpoint.is_some(), save_s)?,
         None => young_daly.unwrap_or(f64::INFINITY),
     };
+    let steps = args.trials as f64 * train::expected_steps(&shape, interval);
+    if steps > train::MAX_TRIAL_STEPS {
+        return Err(bad(format!(
+            "a failure every {:.1} s: a segment of {:.1} s of work and a {:.1} s checkpoint survives with probability {:.2e}, so the run would need about {:.2e} restarts and never finish; lower the failure rates or checkpoint more often",
+            1.0 / failure_rate.max(f64::MIN_POSITIVE),
+            interval.min(work_s),
+            save_s,
+            (-failure_rate * (interval.min(work_s) + save_s)).exp(),
+            steps / args.trials as f64
+        )));
+    }
     let megatron_days = 8.0 * args.tokens * it.parameters / (it.gpus as f64 * it.tflops_per_gpu * 1e12) / 86_400.0;
     Ok(TrainRun {
         cfg,
@@ -123,6 +156,7 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
         young_daly,
         interval,
         megatron_days,
+        dir,
     })
 }
 
@@ -213,13 +247,14 @@ fn interval_sweep(args: &TrainArgs, run: &TrainRun) -> Vec<RunStats> {
 }
 
 /// train.json, and with a sweep interval-sweep.csv and goodput.png/.svg.
-fn write_outputs(args: &TrainArgs, run: &TrainRun, stats: &RunStats, sweep: &[RunStats]) -> Result<()> {
+fn write_outputs(
+    args: &TrainArgs,
+    run: &TrainRun,
+    stats: &RunStats,
+    sweep: &[RunStats],
+    dir: &std::path::Path,
+) -> Result<()> {
     let w = &run.cfg.workload;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| std::path::Path::new("results").join(format!("train-{}", w.name)));
-    report::output::create_dir(&dir)?;
     let json = dir.join("train.json");
     let body = serde_json::json!({
         "workload": w.name, "hardware": run.cfg.hardware.name, "tokens": args.tokens, "seed": args.seed,
@@ -233,7 +268,7 @@ fn write_outputs(args: &TrainArgs, run: &TrainRun, stats: &RunStats, sweep: &[Ru
     })?;
     let mut written = vec![json];
     if !sweep.is_empty() {
-        written.extend(write_sweep(run, sweep, &dir)?);
+        written.extend(write_sweep(run, sweep, dir)?);
     }
     for p in &written {
         println!("  wrote {}", p.display());

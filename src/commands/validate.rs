@@ -7,6 +7,7 @@ use crate::studies;
 /// `clustersim validate`.
 pub fn validate_command(args: &ValidateArgs) -> Result<()> {
     let start = std::time::Instant::now();
+    crate::report::output::check_out_dir(&args.out)?;
     let (summaries, _) = studies::validate::validate(&args.out, true)?;
     println!(
         "{:<8} {:>7} {:>16} {:>15} {:>12}",

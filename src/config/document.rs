@@ -71,7 +71,7 @@ impl Document {
                 let (name, text) = presets::default_for(kind);
                 (format!("built-in preset {name}"), text.to_string())
             }
-            Source::Named(given) => match std::fs::read_to_string(given) {
+            Source::Named(given) => match read_limited(given) {
                 Ok(text) => (given.clone(), text),
                 Err(e) => match presets::find(kind, given) {
                     Some(text) => (format!("built-in preset {given}"), text.to_string()),
@@ -201,10 +201,56 @@ impl Document {
                     ))
                 }
                 None if path.is_empty() => Error::Input(format!("error: {}: {inner}", self.source)),
+                None if inner.contains("Value::Tagged enum") => {
+                    // a non-string where a named value belongs: ask serde again with the value as a
+                    // string, whose error lists the names
+                    let listed = self.enum_names::<T>(&path).unwrap_or(inner);
+                    self.field_error(&path, listed)
+                }
                 None => self.field_error(&path, inner),
             }
         })
     }
+
+    /// serde's message for the enum at `path` given a string: it lists the accepted names.
+    fn enum_names<T: DeserializeOwned>(&self, path: &str) -> Option<String> {
+        let mut value = self.value.clone();
+        let mut node = &mut value;
+        for key in path.split('.') {
+            node = node.as_mapping_mut()?.get_mut(key)?;
+        }
+        let text = match node {
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Null => "null".to_string(),
+            _ => return None,
+        };
+        *node = Value::String(text);
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Err(e) => Some(e.inner().to_string()),
+            Ok(_) => None,
+        }
+    }
+}
+
+/// The largest YAML file read (hardware, workload, sweep spec, YAML trace): larger inputs are refused
+/// before they fill memory (streamed JSON Lines traces are exempt: they are meant to be large).
+pub const MAX_YAML_BYTES: u64 = 64 << 20;
+
+/// Reads a YAML file of at most [`MAX_YAML_BYTES`].
+pub fn read_limited(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_YAML_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_YAML_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than the {} MiB a YAML input may have",
+            MAX_YAML_BYTES >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// Picks apart serde's "unknown field `x`, expected one of `a`, `b`" message.

@@ -375,6 +375,7 @@ impl HardwareSpec {
         positive("node.gpus", self.node.gpus)?;
         positive("node.nics", self.node.nics)?;
         positive("gpu.sms", self.gpu.sms)?;
+        super::ranges::check_hardware(self, doc)?;
         let fraction = |path: &str, v: f64| {
             if v > 0.0 && v <= 1.0 {
                 Ok(())

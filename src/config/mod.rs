@@ -5,9 +5,10 @@
 mod document;
 mod hardware;
 mod presets;
+mod ranges;
 mod workload;
 
-pub use document::{Document, Override};
+pub use document::{read_limited, Document, Override, MAX_YAML_BYTES};
 pub use hardware::{
     AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NcclSpec, NcclVersion,
     NetworkModelKind, NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
@@ -72,4 +73,19 @@ impl DocumentKind {
             DocumentKind::Workload => "workload",
         }
     }
+}
+
+/// What a name that becomes a file or folder name must be: one path component of letters, digits,
+/// `-`, `_` and `.`, not empty and not `.` or `..`, so that outputs never leave their folder.
+pub const SAFE_NAME: &str =
+    "must be one path component of letters, digits, '-', '_' and '.' (not empty, not '.' or '..')";
+
+/// Whether `name` is a safe file or folder name (see [`SAFE_NAME`]).
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

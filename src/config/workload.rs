@@ -226,12 +226,14 @@ impl WorkloadSpec {
 
     /// tensor x pipeline x data.
     pub fn gpus_needed(&self) -> u64 {
-        self.parallel.tensor as u64 * self.parallel.pipeline as u64 * self.parallel.data as u64
+        (self.parallel.tensor as u64)
+            .saturating_mul(self.parallel.pipeline as u64)
+            .saturating_mul(self.parallel.data as u64)
     }
 
     /// Microbatches per pipeline per iteration, m = B / (b d).
     pub fn microbatches(&self) -> u64 {
-        self.batch.global / (self.batch.micro * self.parallel.data as u64)
+        self.batch.global / self.batch.micro.saturating_mul(self.parallel.data as u64)
     }
 
     /// Model chunks per device: v for the interleaved schedule, 1 otherwise.
@@ -243,6 +245,9 @@ impl WorkloadSpec {
     }
 
     fn validate(&self, doc: &Document) -> Result<()> {
+        if !super::is_safe_name(&self.name) {
+            return Err(doc.field_error("name", super::SAFE_NAME));
+        }
         let (m, b, p) = (&self.model, &self.batch, &self.parallel);
         for (path, v) in [
             ("model.layers", m.layers as u64),
@@ -260,6 +265,7 @@ impl WorkloadSpec {
                 return Err(doc.field_error(path, "must be at least 1"));
             }
         }
+        super::ranges::check_workload(self, doc)?;
         if let Some(gpus) = self.gpus {
             if gpus != self.gpus_needed() {
                 return Err(doc.field_error(

@@ -1,20 +1,33 @@
 //! Writing output files without ever leaving a half-written one: write a temporary, then rename.
+//!
+//! Every temporary name is unique to the process and the file (`.<stem>.<pid>.<n>.partial.<ext>`),
+//! so two runs writing into one folder at once both succeed, each file complete (the last rename
+//! wins). A file that cannot be written is an input error (exit 2) naming the path.
 
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The temporary name used while `path` is being written (same folder, same extension).
+/// Temporaries made by this process so far.
+static TEMPORARIES: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary name for writing `path` (same folder, same extension), unique to this process and call.
 pub fn temporary_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
+    let unique = format!("{}.{}", std::process::id(), TEMPORARIES.fetch_add(1, Ordering::Relaxed));
     let tmp = match name.rsplit_once('.') {
-        Some((stem, ext)) => format!(".{stem}.partial.{ext}"),
-        None => format!(".{name}.partial"),
+        Some((stem, ext)) => format!(".{stem}.{unique}.partial.{ext}"),
+        None => format!(".{name}.{unique}.partial"),
     };
     path.with_file_name(tmp)
+}
+
+fn cannot_write(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Input(format!("error: cannot write {}: {e}", path.display()))
 }
 
 /// Writes a file through `write` into a temporary, then renames it into place.
@@ -30,7 +43,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::Internal(format!("cannot write {}: {e}", path.display()))
+        cannot_write(path, e)
     })
 }
 
@@ -38,12 +51,43 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::
 pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
     std::fs::rename(tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(tmp);
-        Error::Internal(format!("cannot write {}: {e}", path.display()))
+        cannot_write(path, e)
     })
 }
 
-/// Creates the output folder.
+/// Creates the output folder (and its parents).
 pub fn create_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Input(format!(
+            "error: output folder {}: exists and is not a folder",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir)
-        .map_err(|e| Error::Internal(format!("cannot create output folder {}: {e}", dir.display())))
+        .map_err(|e| Error::Input(format!("error: cannot create output folder {}: {e}", dir.display())))
+}
+
+/// Checks, before any work starts, that `dir` is a folder this process can create and write into.
+pub fn check_out_dir(dir: &Path) -> Result<()> {
+    create_dir(dir)?;
+    let probe = temporary_path(&dir.join("write-check"));
+    std::fs::File::create(&probe)
+        .map_err(|e| Error::Input(format!("error: cannot write into output folder {}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Checks, before any work starts, that `file` can be written: its folder exists or can be made
+/// and `file` is not a folder.
+pub fn check_out_file(file: &Path) -> Result<()> {
+    if file.is_dir() {
+        return Err(Error::Input(format!(
+            "error: --out {}: is a folder; give a file name",
+            file.display()
+        )));
+    }
+    match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => check_out_dir(parent),
+        None => check_out_dir(Path::new(".")),
+    }
 }

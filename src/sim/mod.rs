@@ -52,6 +52,9 @@ enum Event {
     Network(NetEvent),
 }
 
+/// Simulated time at which a run is refused: 1e18 ns, 31.7 years (the u64 clock saturates at 584).
+const CLOCK_LIMIT_NS: u64 = 1_000_000_000_000_000_000;
+
 /// A communication the network model runs for the simulation.
 #[derive(Clone, Copy, Debug)]
 enum Comm {
@@ -227,14 +230,60 @@ impl<'a> Sim<'a> {
             }
             self.drain();
         }
+        if self.queue.now().0 >= CLOCK_LIMIT_NS {
+            return Err(crate::error::Error::Input(format!(
+                "error: simulated time reached {:.3e} s, beyond what the nanosecond clock holds reliably ({:.0} years): a delay or a kernel is absurdly long",
+                self.queue.now().as_secs_f64(),
+                CLOCK_LIMIT_NS as f64 * 1e-9 / 3.156e7
+            )));
+        }
         if self.done != self.g.len() {
             return Err(crate::error::Error::Input(format!(
-                "error: the task graph deadlocked: {} of {} tasks never ran (a receive without a send, a collective some members never reach, or a dependency cycle)",
+                "error: the task graph deadlocked: {} of {} tasks never ran (a receive without a send, a collective some members never reach, or a dependency cycle); blocked: {}",
                 self.g.len() - self.done,
-                self.g.len()
+                self.g.len(),
+                self.blocked()
             )));
         }
         Ok(())
+    }
+
+    /// The first few streams that never finished, with the task each is stuck at.
+    fn blocked(&self) -> String {
+        let mut out = Vec::new();
+        for si in 0..self.head.len() {
+            let (head, end) = (self.head[si], self.g.stream_offsets[si + 1]);
+            if head >= end {
+                continue;
+            }
+            if out.len() == 4 {
+                out.push("...".to_string());
+                break;
+            }
+            let stream = crate::workload::Stream::ALL[si % Stream::COUNT];
+            let what = match self.g.task_kind[head as usize] {
+                TaskKind::Collective(c) => format!(
+                    "collective {c} ({} of {} members arrived)",
+                    self.arrived[c as usize],
+                    self.g.collective_tasks(c).len()
+                ),
+                TaskKind::Recv(x) => format!(
+                    "a receive from rank {} that never arrived",
+                    self.g.transfers[x as usize].src
+                ),
+                TaskKind::Send(x) => format!("a send to rank {}", self.g.transfers[x as usize].dst),
+                _ => "a task waiting for its dependencies".to_string(),
+            };
+            let first = self.g.stream_offsets[si];
+            out.push(format!(
+                "rank {} {} stream at its task {} of {}: {what}",
+                si / Stream::COUNT,
+                stream.name(),
+                head - first + 1,
+                end - first
+            ));
+        }
+        out.join("; ")
     }
 
     fn outcome(&mut self) -> SimOutcome {

@@ -149,7 +149,10 @@ pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, 
     let mut base = sets.to_vec();
     base.push(Override::parse("hardware.network.model=analytic")?);
     let base_cfg = load_run_config(hardware, workload, &base)?;
-    if gpus == 0 || gpus > base_cfg.hardware.total_gpus() {
+    if gpus == 0 {
+        return Err(Error::Input("error: --gpus 0: a plan needs at least 1 GPU".into()));
+    }
+    if gpus > base_cfg.hardware.total_gpus() {
         return Err(Error::Input(format!(
             "error: --gpus {gpus}: {} has {} nodes x {} GPUs = {} GPUs",
             base_cfg.hardware.name,

@@ -20,7 +20,13 @@ pub struct RunOptions {
     pub timeline: TimelineRanks,
     /// Give tasks to one GPU per pipeline stage only (exact for contention-free network models).
     pub representative: bool,
+    /// Refuse to build a task graph estimated to need more memory than this, bytes.
+    pub max_memory: u64,
 }
+
+/// The default memory limit of a run: 16 GiB, whatever the machine has, so that results never
+/// depend on where they ran; `--max-memory` changes it.
+pub const DEFAULT_MAX_MEMORY: u64 = 16 << 30;
 
 impl RunOptions {
     /// Options for runs whose report is all that matters (sweeps, the planner, tests): seed 1, no
@@ -30,6 +36,7 @@ impl RunOptions {
             seed: 1,
             timeline: TimelineRanks::None,
             representative,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -40,6 +47,7 @@ impl Default for RunOptions {
             seed: 1,
             timeline: TimelineRanks::FirstReplica,
             representative: false,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -58,12 +66,28 @@ pub struct RunResult {
 
 /// Generates and simulates one iteration.
 pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
+    check_size(cfg, opts)?;
     let graph = if opts.representative {
         crate::workload::generate::generate_representative(&cfg.workload)
     } else {
         generate(&cfg.workload)
     };
     run_graph(cfg, graph, opts)
+}
+
+/// Refuses, before anything is built, a run whose task graph would need more than `opts.max_memory`.
+pub fn check_size(cfg: &RunConfig, opts: &RunOptions) -> Result<()> {
+    let tasks = crate::workload::generate::estimated_tasks(&cfg.workload, opts.representative);
+    let bytes = tasks * crate::workload::generate::BYTES_PER_TASK;
+    if bytes > opts.max_memory as f64 {
+        return Err(crate::error::Error::Input(format!(
+            "error: this run would build about {tasks:.2e} tasks, about {} of memory, more than the limit of {}; \
+             shrink the batch, the layers or the cluster, or raise the limit with --max-memory",
+            crate::units::human_size(bytes.min(u64::MAX as f64) as u64),
+            crate::units::human_size(opts.max_memory)
+        )));
+    }
+    Ok(())
 }
 
 /// Simulates a task graph (generated, or read from a trace) and reports it against `cfg`.

@@ -135,14 +135,28 @@ pub fn monte_carlo(shape: &RunShape, interval: f64, trials: u32, seed: u64) -> R
 }
 
 /// Goodput for `count` intervals spaced geometrically from `low` to `high` (same seeds for all).
+/// Intervals are log-spaced from `low` to `high`; those whose trials would take more than
+/// [`MAX_TRIAL_STEPS`] steps (see [`expected_steps`]) are left out.
 pub fn sweep(shape: &RunShape, low: f64, high: f64, count: u32, trials: u32, seed: u64) -> Vec<RunStats> {
     let count = count.max(2);
     (0..count)
-        .map(|i| {
-            let tau = low * (high / low).powf(i as f64 / (count - 1) as f64);
-            monte_carlo(shape, tau, trials, seed)
-        })
+        .map(|i| low * (high / low).powf(i as f64 / (count - 1) as f64))
+        .filter(|&tau| trials as f64 * expected_steps(shape, tau) <= MAX_TRIAL_STEPS)
+        .map(|tau| monte_carlo(shape, tau, trials, seed))
         .collect()
+}
+
+/// The most loop steps (segment attempts) all trials together may take: a run beyond it cannot
+/// finish in any useful time, and is refused.
+pub const MAX_TRIAL_STEPS: f64 = 1e9;
+
+/// Expected segment attempts of one trial with checkpoints every `interval` s of work: each of the
+/// ceil(W / interval) segments of `interval + C` seconds survives the exponential failures with
+/// probability exp(-rate x (interval + C)), so it is attempted exp(rate x (interval + C)) times.
+pub fn expected_steps(shape: &RunShape, interval: f64) -> f64 {
+    let segment = interval.min(shape.work_s);
+    let segments = (shape.work_s / segment.max(1e-9)).ceil();
+    segments * (shape.failure_rate * (segment + shape.checkpoint_s)).exp()
 }
 
 /// The interval with the best mean goodput.

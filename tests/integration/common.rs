@@ -31,6 +31,29 @@ pub fn clustersim(dir: &std::path::Path, args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// Runs the binary in `dir` with `args`, killing it (and failing the test) after `seconds`: a hang
+/// is a bug.
+pub fn clustersim_within(dir: &std::path::Path, args: &[&str], seconds: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersim"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed().as_secs() >= seconds {
+            let _ = child.kill();
+            panic!("clustersim {args:?} still running after {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs the binary in a fresh folder holding `files` and expects bad input: exit code 2, no panic.
 /// Returns "exit 2" and the error output, for snapshots.
 pub fn expect_input_error(files: &[(&str, &str)], args: &[&str]) -> String {
@@ -38,7 +61,7 @@ pub fn expect_input_error(files: &[(&str, &str)], args: &[&str]) -> String {
     for (name, text) in files {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    let o = clustersim(dir.path(), args);
+    let o = clustersim_within(dir.path(), args, 10);
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(o.status.code(), Some(2), "{stderr}");

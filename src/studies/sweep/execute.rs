@@ -253,5 +253,16 @@ pub fn require_some(result: &SweepResult) -> Result<()> {
             result.rows.first().and_then(|r| r.error.clone()).unwrap_or_default()
         )));
     }
+    // a metric that no report has is a misspelt name, not an empty column
+    if let Some(report) = result.rows.iter().find_map(|r| r.report.as_ref()) {
+        for m in &result.spec.metrics {
+            if metric(report, m).is_none() {
+                return Err(Error::Input(format!(
+                    "error: sweep {}: metric `{m}` is not a number in the report (e.g. tflops_per_gpu, iteration_time_s, mfu, bubble.fraction, breakdown.exposed_comm_s, memory.peak_bytes_per_gpu)",
+                    result.spec.name
+                )));
+            }
+        }
+    }
     Ok(())
 }

@@ -105,6 +105,9 @@ pub fn scalar_text(v: &Value) -> String {
     }
 }
 
+/// The most points a sweep may run.
+pub const MAX_POINTS: usize = 1_000_000;
+
 impl SweepSpec {
     /// Reads and checks a spec file (or text with a source name).
     pub fn parse(source: &str, text: &str) -> Result<SweepSpec> {
@@ -116,12 +119,20 @@ impl SweepSpec {
 
     /// Reads a spec file.
     pub fn load(path: &str) -> Result<SweepSpec> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::config::read_limited(path)
             .map_err(|e| Error::Input(format!("error: {path}: cannot read sweep spec: {e}")))?;
         SweepSpec::parse(path, &text)
     }
 
     fn check(&self, doc: &Document) -> Result<()> {
+        if !crate::config::is_safe_name(&self.name) {
+            return Err(doc.field_error("name", crate::config::SAFE_NAME));
+        }
+        if let Some(plot) = &self.plot {
+            if !crate::config::is_safe_name(&plot.file) {
+                return Err(doc.field_error("plot.file", crate::config::SAFE_NAME));
+            }
+        }
         if self.axes.is_empty() {
             return Err(doc.field_error("axes", "needs at least one axis"));
         }
@@ -165,6 +176,13 @@ impl SweepSpec {
                     ))
                 }
             }
+        }
+        let count = self.point_count();
+        if count > MAX_POINTS as f64 {
+            return Err(Error::Input(format!(
+                "error: {}: `axes`: the axes make {count:.3e} points, more than the {MAX_POINTS} a sweep may run",
+                doc.source
+            )));
         }
         // every key must be a field the documents have: apply the first value and deserialize
         for key in self.axis_keys() {
@@ -214,6 +232,18 @@ impl SweepSpec {
             }
         }
         keys
+    }
+
+    /// How many points the axes make (floating point: counted before anything is built).
+    pub fn point_count(&self) -> f64 {
+        self.axes
+            .iter()
+            .map(|a| match (&a.values, &a.zip) {
+                (Some(v), _) => v.len() as f64,
+                (_, Some(zip)) => zip.values().next().and_then(|v| v.as_sequence()).map_or(1, |s| s.len()) as f64,
+                _ => 1.0,
+            })
+            .product()
     }
 
     /// The cartesian product of the axes, first axis outermost.

@@ -74,10 +74,7 @@ impl<'a> Generator<'a> {
             m: w.microbatches() as u32,
             v,
             layers_per_chunk: w.model.layers / (lay.p * v),
-            g: GraphBuilder::with_capacity(
-                lay.ranks(),
-                estimate_tasks(w) / if representative { (lay.t * lay.d) as usize } else { 1 },
-            ),
+            g: GraphBuilder::with_capacity(lay.ranks(), estimated_tasks(w, representative) as usize),
             buf: StageBuffer::default(),
             representative,
             zero_delay: None,
@@ -142,16 +139,28 @@ struct StageCtx {
 }
 
 /// An upper bound on the tasks of one iteration, to reserve memory once (capacity that is never
-/// touched costs no physical memory). Per rank and model-chunk pass: a receive, a send, embedding
-/// and logits pieces (3 each way), and per layer at most 4 forward, 4 recompute, 4 backward tasks and
-/// a gradient reduction.
-fn estimate_tasks(w: &WorkloadSpec) -> usize {
+/// touched costs no physical memory) and to refuse absurd sizes before building anything: per rank
+/// and model-chunk pass, a receive, a send, embedding and logits pieces (3 each way), and per layer at
+/// most 4 forward, 4 recompute, 4 backward tasks and a gradient reduction; per stage a few dozen for
+/// the reduction and optimizer. Floating point, so that absurd sizes are measured instead of
+/// overflowing; `representative` counts one rank per stage.
+pub fn estimated_tasks(w: &WorkloadSpec, representative: bool) -> f64 {
     let lay = Layout::of(w);
-    let passes = w.microbatches() as usize * w.chunks() as usize;
-    let layers = (w.model.layers / (lay.p * w.chunks())) as usize;
-    let per_rank = passes * (2 * (2 + 3) + layers * 13) + layers * w.chunks() as usize + 2;
-    lay.ranks() as usize * per_rank
+    let chunks = w.chunks() as f64;
+    let passes = w.microbatches() as f64 * chunks;
+    let layers = (w.model.layers / (lay.p * w.chunks()).max(1)) as f64;
+    let per_rank = passes * (2.0 * (2.0 + 3.0) + layers * 13.0 + 1.0) + layers * chunks + 32.0;
+    let ranks = if representative {
+        lay.p as f64
+    } else {
+        lay.ranks() as f64
+    };
+    ranks * per_rank
 }
+
+/// Bytes of memory a simulation needs per task, measured on the GPT-1T bench case (47 M tasks in
+/// 1.3 GB: 28 bytes) and rounded up.
+pub const BYTES_PER_TASK: f64 = 32.0;
 
 #[cfg(test)]
 pub(super) mod test_support {

@@ -58,6 +58,11 @@ impl<'a> Loader<'a> {
                         g.id, self.ranks
                     )));
                 }
+                let mut sorted = g.ranks.clone();
+                sorted.sort_unstable();
+                if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(self.err(format!("group {}: rank {} is listed twice", g.id, w[0])));
+                }
                 let id = self.b.group(g.ranks.clone());
                 if self.groups.insert(g.id, (id, g.ranks)).is_some() {
                     return Err(self.err(format!("group {} is defined twice", g.id)));
@@ -255,6 +260,9 @@ impl<'a> Loader<'a> {
     }
 }
 
+/// The most ranks a trace may have: as many GPUs as a hardware file may describe.
+const MAX_RANKS: u32 = 1 << 24;
+
 fn check_header(file: &str, h: &Header) -> Result<()> {
     if h.format != "clustersim-trace" {
         return Err(Error::Input(format!(
@@ -270,6 +278,19 @@ fn check_header(file: &str, h: &Header) -> Result<()> {
     }
     if h.ranks == 0 {
         return Err(Error::Input(format!("error: {file}: a trace needs at least one rank")));
+    }
+    if h.ranks > MAX_RANKS {
+        return Err(Error::Input(format!(
+            "error: {file}: header `ranks` = {}: at most {MAX_RANKS} ranks (the largest machine a hardware file may describe)",
+            h.ranks
+        )));
+    }
+    if !crate::config::is_safe_name(&h.name) {
+        return Err(Error::Input(format!(
+            "error: {file}: header `name` = {:?}: {}",
+            h.name,
+            crate::config::SAFE_NAME
+        )));
     }
     Ok(())
 }
@@ -293,7 +314,8 @@ fn loader(file: &str, ranks: u32) -> Loader<'_> {
 pub fn read(path: &str) -> Result<Trace> {
     let open = || std::fs::File::open(path).map_err(|e| Error::Input(format!("error: {path}: cannot read trace: {e}")));
     if path.ends_with(".yaml") || path.ends_with(".yml") {
-        let text = std::io::read_to_string(open()?).map_err(|e| Error::Input(format!("error: {path}: {e}")))?;
+        open()?;
+        let text = crate::config::read_limited(path).map_err(|e| Error::Input(format!("error: {path}: {e}")))?;
         let y: YamlTrace = crate::config::Document::parse(path, &text)?.deserialize()?;
         let header = Header {
             format: y.format,
