@@ -153,6 +153,43 @@ impl Report {
         Report::build(&cfg.hardware, Subject::Workload(&cfg.workload), out, seed)
     }
 
+    /// The report's own invariants: every headline number finite, MFU at most 1 unless the compute
+    /// model is ideal (where the clock's nanosecond rounding may shave a hair off), the breakdown
+    /// summing to the iteration time. A broken one is an internal error, never a published number.
+    pub fn check(&self, ideal_compute: bool) -> crate::error::Result<()> {
+        let b = &self.breakdown;
+        let numbers = [
+            self.iteration_time_s,
+            self.tflops_per_gpu,
+            self.mfu,
+            self.samples_per_s,
+            self.tokens_per_s,
+            self.bubble.fraction,
+            self.bubble.ratio,
+            b.compute_s,
+            b.exposed_comm_s,
+            b.bubble_s,
+        ];
+        let sum = b.compute_s + b.exposed_comm_s + b.io_s + b.sync_wait_s + b.bubble_s + b.idle_s;
+        let broken = if numbers.iter().any(|v| !v.is_finite()) {
+            Some("a metric is not a finite number".to_string())
+        } else if !ideal_compute && self.mfu > 1.0 + 1e-9 {
+            Some(format!("MFU {} exceeds 1", self.mfu))
+        } else if (sum - self.iteration_time_s).abs() > 1e-6 * self.iteration_time_s.max(1e-9) + 1e-9 {
+            Some(format!(
+                "the breakdown sums to {sum} s, the iteration takes {} s",
+                self.iteration_time_s
+            ))
+        } else {
+            None
+        };
+        debug_assert!(broken.is_none(), "{broken:?}");
+        match broken {
+            Some(why) => Err(crate::error::Error::Internal(format!("report of {}: {why}", self.name))),
+            None => Ok(()),
+        }
+    }
+
     /// Derives all metrics for a subject simulated on `hw`.
     pub fn build(hw: &crate::config::HardwareSpec, subject: Subject<'_>, out: &SimOutcome, seed: u64) -> Report {
         let lay = match subject {

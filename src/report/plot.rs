@@ -148,7 +148,8 @@ fn draw_gantt<DB: DrawingBackend>(
                 String::new()
             }
         })
-        .x_desc("time (ms)")
+        // the legend, where it hides nothing
+        .x_desc("time (ms)    blue: forward (number: microbatch)    green: backward with recomputation    grey: gradient reduction, optimizer, I/O")
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())?;
@@ -167,7 +168,8 @@ fn draw_gantt<DB: DrawingBackend>(
         let label = if b.microbatch == u32::MAX {
             String::new()
         } else {
-            (b.microbatch + 1).to_string()
+            // numbered from 0, as timeline.json's `mb0`
+            b.microbatch.to_string()
         };
         let font_px = 12.0;
         if !label.is_empty() && (x1 - x0) * px_per_ms > font_px * 0.7 * label.len() as f64 + 4.0 {
@@ -404,7 +406,11 @@ impl Figure for LineChart<'_> {
             chart
                 .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
                 .map_err(|e| e.to_string())?
-                .label(format!("{} (simulated)", s.name))
+                .label(if s.name.contains("simulated") {
+                    s.name.clone()
+                } else {
+                    format!("{} (simulated)", s.name)
+                })
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
             chart
                 .draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 4, colour.filled())))
@@ -418,7 +424,11 @@ impl Figure for LineChart<'_> {
                             .map(|&(x, y)| TriangleMarker::new((x, y), 8, colour.stroke_width(2))),
                     )
                     .map_err(|e| e.to_string())?
-                    .label(format!("{} (published)", s.name))
+                    .label(if s.name.contains("simulated") {
+                        "published".to_string()
+                    } else {
+                        format!("{} (published)", s.name)
+                    })
                     .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, colour.stroke_width(2)));
             }
         }

@@ -96,6 +96,7 @@ pub fn run_graph(cfg: &RunConfig, graph: TaskGraph, opts: &RunOptions) -> Result
     let mut timeline = Timeline::new(opts.timeline, layout);
     let outcome = simulate(&graph, &cfg.hardware, SimOptions { seed: opts.seed }, &mut timeline)?;
     let report = Report::new(cfg, &outcome, opts.seed);
+    report.check(cfg.hardware.gpu.compute == crate::config::ComputeModelKind::Ideal)?;
     Ok(RunResult {
         report,
         graph,
@@ -137,6 +138,8 @@ pub fn run_trace(
         flops,
     };
     let report = Report::build(hw, subject, &outcome, opts.seed);
+    // a trace's measured kernels may beat the peak its FLOPs imply: only finiteness is checked
+    report.check(true)?;
     Ok(RunResult {
         report,
         graph,
@@ -165,18 +168,20 @@ pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
     write_atomic(&csv, |w| {
         writeln!(
             w,
-            "stage,compute_s,exposed_comm_s,overlapped_comm_s,sync_wait_s,bubble_s,idle_s,bubble_fraction,bubble_ratio"
+            "stage,compute_s,exposed_comm_s,overlapped_comm_s,sync_wait_s,io_s,bubble_s,idle_s,bubble_fraction,bubble_ratio"
         )?;
+        // times to the nanosecond the clock resolves, fractions to 6 digits: no float noise
         for s in &res.report.bubble.per_stage {
             let b = &s.breakdown;
             writeln!(
                 w,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{:.9},{:.9},{:.9},{:.9},{:.9},{:.9},{:.9},{:.6},{:.6}",
                 s.stage,
                 b.compute_s,
                 b.exposed_comm_s,
                 b.overlapped_comm_s,
                 b.sync_wait_s,
+                b.io_s,
                 b.bubble_s,
                 b.idle_s,
                 s.fraction,
@@ -193,19 +198,27 @@ pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(trace);
         let blocks = schedule_blocks(&res.graph, res.layout, &spans);
         let p = &res.report.parallel;
-        let title = format!(
-            "{} on {}: {} schedule, p = {}, m = {}{} (tensor 0, data 0 of each stage)",
-            res.report.name,
-            res.report.hardware,
-            p.schedule,
-            p.pipeline,
-            p.microbatches,
-            if p.interleave > 1 {
-                format!(", v = {}", p.interleave)
-            } else {
-                String::new()
-            }
-        );
+        let title = if p.microbatches == 0 {
+            // a trace without a workload: no schedule to name
+            format!(
+                "{} on {}: trace timeline, {} GPUs",
+                res.report.name, res.report.hardware, res.report.gpus
+            )
+        } else {
+            format!(
+                "{} on {}: {} schedule, p = {}, m = {}{} (tensor 0, data 0 of each stage)",
+                res.report.name,
+                res.report.hardware,
+                p.schedule,
+                p.pipeline,
+                p.microbatches,
+                if p.interleave > 1 {
+                    format!(", v = {}", p.interleave)
+                } else {
+                    String::new()
+                }
+            )
+        };
         let stem = dir.join("schedule");
         write_figure(
             &stem,

@@ -34,7 +34,9 @@ pub fn clustersim(dir: &std::path::Path, args: &[&str]) -> Output {
 /// Runs the binary in `dir` with `args`, killing it (and failing the test) after `seconds`: a hang
 /// is a bug.
 pub fn clustersim_within(dir: &std::path::Path, args: &[&str], seconds: u64) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersim"))
+    // CLUSTERSIM_BIN: a copy of the binary, for long runs that must not see rebuilds
+    let bin = std::env::var("CLUSTERSIM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_clustersim").to_string());
+    let mut child = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())

@@ -234,3 +234,58 @@ fn ten_axes() -> String {
     }
     s
 }
+
+/// Two processes writing one output folder at once: both succeed and leave complete files (each
+/// writes its own temporary, then renames; the last rename wins). 20 pairs of `run` and 20 of
+/// `collective`.
+#[test]
+fn concurrent_runs_share_an_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_clustersim");
+    let cases: [&[&str]; 2] = [
+        &[
+            "run",
+            "--out",
+            "out",
+            "--set",
+            "workload.batch.global=64",
+            "--timeline",
+            "none",
+        ],
+        &["collective", "--gpus", "8", "--sizes", "1KiB:64KiB", "--out", "out"],
+    ];
+    for args in cases {
+        for _ in 0..20 {
+            let spawn = || {
+                std::process::Command::new(bin)
+                    .args(args)
+                    .current_dir(dir.path())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let (a, b) = (spawn(), spawn());
+            for child in [a, b] {
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    let out = dir.path().join("out");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(report["iteration_time_s"].as_f64().unwrap() > 0.0);
+    let csv = std::fs::read_to_string(out.join("busbw.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 7, "header and 1 KiB .. 64 KiB");
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -5,6 +5,7 @@ mod common;
 mod determinism;
 mod errors;
 mod formulas;
+mod fuzz;
 mod hostile;
 mod network;
 mod planner;
