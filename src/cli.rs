@@ -206,6 +206,9 @@ pub struct RunArgs {
     /// Run a trace file instead of generating the workload.
     #[arg(long, value_name = "FILE", conflicts_with = "workload")]
     pub trace: Option<String>,
+    /// Rerun the configuration (hardware, workload, seed) recorded in a report.json.
+    #[arg(long, value_name = "REPORT", conflicts_with_all = ["trace"])]
+    pub config: Option<String>,
     /// Refuse runs estimated to need more memory than this, e.g. "64 GiB" (default 16 GiB).
     #[arg(long, value_name = "SIZE")]
     pub max_memory: Option<String>,
@@ -221,6 +224,7 @@ impl Default for RunArgs {
             seed: 1,
             timeline: TimelineRanks::FirstReplica,
             trace: None,
+            config: None,
             max_memory: None,
         }
     }

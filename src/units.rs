@@ -4,7 +4,7 @@
 //! functions here are the only place where those strings become numbers. Simulated time is an
 //! integer count of nanoseconds: the clock never holds a float.
 
-use serde::{de, Deserialize, Deserializer};
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
@@ -308,6 +308,29 @@ impl<'de> Deserialize<'de> for SimDuration {
 impl<'de> Deserialize<'de> for FlopRate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         deserialize_unit(d, parse_flop_rate)
+    }
+}
+
+// Written back in the units the parsers read, exactly (Rust prints the shortest f64 that reads back
+// as the same value), so a report's configuration reruns to the same numbers.
+impl Serialize for Bandwidth {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{} B/s", self.0))
+    }
+}
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{} B", self.0))
+    }
+}
+impl Serialize for SimDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{} ns", self.0))
+    }
+}
+impl Serialize for FlopRate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{} FLOP/s", self.0))
     }
 }
 

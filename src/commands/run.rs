@@ -107,13 +107,55 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         })?;
         return finish_run(args, &res, start.elapsed().as_secs_f64(), &dir);
     }
-    let cfg = load_input(&args.input, &overrides)?;
+    let (cfg, opts) = match &args.config {
+        Some(report) => recorded_config(report, args, &overrides, opts)?,
+        None => (load_input(&args.input, &overrides)?, opts),
+    };
     let dir = check_dir(
         args,
         args.out.clone().unwrap_or_else(|| studies::run::default_out_dir(&cfg)),
     )?;
     let res = studies::run::run(&cfg, &opts)?;
     finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)
+}
+
+/// The configuration and seed a report.json recorded (its `config` and `seed`), with `--set` applied.
+fn recorded_config(
+    report: &str,
+    args: &RunArgs,
+    overrides: &[Override],
+    opts: studies::run::RunOptions,
+) -> Result<(crate::config::RunConfig, studies::run::RunOptions)> {
+    use crate::config::{Document, DocumentKind, HardwareSpec, WorkloadSpec};
+    if args.input.hardware.is_some() || args.input.workload.is_some() {
+        return Err(Error::Input(format!(
+            "error: --config {report}: the report names its hardware and workload; give no --hardware or --workload"
+        )));
+    }
+    let bad = |what: String| Error::Input(format!("error: {report}: {what}"));
+    let text = crate::config::read_limited(report).map_err(|e| bad(format!("cannot read report: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not a report.json: {e}")))?;
+    let config = &value["config"];
+    if config.get("hardware").is_some() && config.get("workload").is_none() {
+        return Err(bad(
+            "the report of a trace without a workload: rerun it with --trace and its file".into(),
+        ));
+    }
+    let document = |key: &str, kind: DocumentKind| -> Result<Document> {
+        let v = config.get(key).ok_or_else(|| bad(format!("has no `config.{key}`")))?;
+        let mut doc = Document::parse(&format!("{report} (config.{key})"), &v.to_string())?;
+        for o in overrides.iter().filter(|o| o.target == kind) {
+            doc.apply(o)?;
+        }
+        Ok(doc)
+    };
+    let hardware = HardwareSpec::from_document(&document("hardware", DocumentKind::Hardware)?)?;
+    let workload = WorkloadSpec::from_document(&document("workload", DocumentKind::Workload)?)?;
+    let seed = value["seed"].as_u64().ok_or_else(|| bad("has no `seed`".into()))?;
+    Ok((
+        crate::config::RunConfig { hardware, workload },
+        studies::run::RunOptions { seed, ..opts },
+    ))
 }
 
 /// The output folder, checked before any work starts (unless nothing is written).

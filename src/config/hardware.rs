@@ -6,7 +6,7 @@ use crate::units::{Bandwidth, Bytes, FlopRate, SimDuration};
 use serde::Deserialize;
 
 /// A whole cluster: `nodes` identical nodes on one fabric.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HardwareSpec {
     /// Preset or file name, used in reports.
@@ -29,7 +29,7 @@ pub struct HardwareSpec {
 }
 
 /// A parallel filesystem and the path to it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSpec {
     /// Aggregate read bandwidth of the filesystem.
@@ -51,7 +51,7 @@ pub struct StorageSpec {
 }
 
 /// How often things fail and what recovery costs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailureSpec {
     /// Mean time between failures of one node (its CPUs, NICs, memory, software).
@@ -63,7 +63,7 @@ pub struct FailureSpec {
 }
 
 /// How compute time is derived from an op's FLOPs and bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ComputeModelKind {
     /// Roofline with a shape-dependent GEMM efficiency, HBM time and kernel overheads.
@@ -74,11 +74,11 @@ pub enum ComputeModelKind {
 }
 
 /// One GEMM tile shape a kernel library may pick (rows x columns of the output per thread block).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct GemmTile(pub u32, pub u32);
 
 /// One GPU model.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuSpec {
     /// Marketing name, for reports.
@@ -127,7 +127,7 @@ pub struct GpuSpec {
 }
 
 /// A point-to-point link class (NVLink port, NIC).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
     /// Nominal bandwidth per direction.
@@ -147,7 +147,7 @@ impl LinkSpec {
 }
 
 /// One node: GPUs joined by NVLink/NVSwitch, and NICs to the fabric.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     /// GPUs per node.
@@ -161,7 +161,7 @@ pub struct NodeSpec {
 }
 
 /// Which network model turns communication into time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkModelKind {
     /// Alpha-beta per collective algorithm, no contention.
@@ -185,7 +185,7 @@ impl NetworkModelKind {
 }
 
 /// Collective algorithm choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AlgorithmChoice {
     /// The faster predicted of ring and tree (NCCL's algorithms) for each size and group, as NCCL's tuner picks.
@@ -200,7 +200,7 @@ pub enum AlgorithmChoice {
 }
 
 /// How NICs attach to leaf switches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum TopologyKind {
     /// NICs fill leaves in node order.
@@ -211,7 +211,7 @@ pub enum TopologyKind {
 }
 
 /// The InfiniBand fabric between the NICs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopologySpec {
     /// Leaf attachment.
@@ -248,7 +248,7 @@ impl TopologySpec {
 }
 
 /// Network modelling options.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// The model; `analytic` unless stated.
@@ -267,7 +267,7 @@ pub struct NetworkSpec {
 }
 
 /// An NCCL release whose tuning model is built in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum NcclVersion {
     /// 2.8.3 to 2.9.9 (Megatron-LM's NGC containers of early 2021).
     #[serde(rename = "2.8")]
@@ -279,7 +279,7 @@ pub enum NcclVersion {
 
 /// NCCL on this machine: the version's cost model, and what NCCL discovers at run time that no
 /// source pins down (fitted to nccl-tests curves; the fit is stated in the hardware file).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NcclSpec {
     /// Which tuning model ("2.8" or "2.10", quoted).

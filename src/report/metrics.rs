@@ -129,6 +129,28 @@ pub struct Report {
     pub memory: Option<crate::workload::memory::MemoryReport>,
     /// Events the engine processed.
     pub events: u64,
+    /// The whole resolved configuration that ran (after `--set`), so that
+    /// `clustersim run --config report.json` reruns it to the identical report.
+    pub config: ConfigRecord,
+}
+
+/// What ran: the hardware and the workload (none for a trace without one). A trace run's file is
+/// not recorded here: the report of `run --trace` of an exported workload must stay byte-identical
+/// to the report of `run` (the trace format's round trip).
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigRecord {
+    /// The hardware description as it ran.
+    pub hardware: crate::config::HardwareSpec,
+    /// The workload as it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<crate::config::WorkloadSpec>,
+}
+
+/// Equal when they serialize alike (the specs themselves have no equality).
+impl PartialEq for ConfigRecord {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_string(self).ok() == serde_json::to_string(other).ok()
+    }
 }
 
 /// What a report describes: a generated workload (model metrics by Megatron's formulas) or a
@@ -302,6 +324,13 @@ impl Report {
             breakdown: TimeBreakdown::of(&all, pipelined),
             memory,
             events: out.events,
+            config: ConfigRecord {
+                hardware: hw.clone(),
+                workload: match subject {
+                    Subject::Workload(w) => Some(w.clone()),
+                    Subject::Trace { .. } => None,
+                },
+            },
         }
     }
 }

@@ -79,3 +79,44 @@ fn json_format_has_the_documented_fields() {
         "--no-output writes nothing"
     );
 }
+
+/// report.json carries the whole resolved configuration (hardware and workload after `--set`, and
+/// the seed): `run --config report.json` reruns it to a byte-identical report.
+#[test]
+fn report_reruns_from_its_own_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = super::common::clustersim(
+        dir.path(),
+        &[
+            "run",
+            "--out",
+            "a",
+            "--seed",
+            "7",
+            "--timeline",
+            "none",
+            "--set",
+            "workload.parallel.tensor=2",
+            "--set",
+            "workload.parallel.data=4",
+            "--set",
+            "hardware.node.nic.bandwidth=100 Gb/s",
+            "--set",
+            "workload.batch.global=64",
+        ],
+    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let again = super::common::clustersim(
+        dir.path(),
+        &["run", "--config", "a/report.json", "--out", "b", "--timeline", "none"],
+    );
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let a = std::fs::read(dir.path().join("a/report.json")).unwrap();
+    let b = std::fs::read(dir.path().join("b/report.json")).unwrap();
+    assert_eq!(a, b);
+    let text = String::from_utf8(a).unwrap();
+    assert!(
+        text.contains("\"bandwidth\": \"12500000000 B/s\""),
+        "the --set value is recorded"
+    );
+}
