@@ -118,6 +118,14 @@ mod tests {
         net
     }
 
+    fn allreduce_seconds(net: &AnalyticNetwork, ranks: &[u32], bytes: u64) -> f64 {
+        net.seconds(&Communication::Collective {
+            op: CollectiveOp::AllReduce,
+            ranks,
+            bytes,
+        })
+    }
+
     fn busbw(net: &AnalyticNetwork, ranks: &[u32], bytes: u64) -> f64 {
         let n = ranks.len() as f64;
         let t = net.seconds(&Communication::Collective {
@@ -137,11 +145,7 @@ mod tests {
         let ranks: Vec<u32> = (0..8).collect();
         let s = (1u64 << 30) as f64;
         let expected = 14.0 * 2e-6 + 1.75 * s / 300e9;
-        let got = net.seconds(&Communication::Collective {
-            op: CollectiveOp::AllReduce,
-            ranks: &ranks,
-            bytes: 1 << 30,
-        });
+        let got = allreduce_seconds(&net, &ranks, 1 << 30);
         assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
     }
 
@@ -154,11 +158,7 @@ mod tests {
         let ranks: Vec<u32> = (0..8).collect();
         let s = (1u64 << 30) as f64;
         let expected = 66e-6 + s / (235e9 * 8.0 / 14.0);
-        let got = net.seconds(&Communication::Collective {
-            op: CollectiveOp::AllReduce,
-            ranks: &ranks,
-            bytes: 1 << 30,
-        });
+        let got = allreduce_seconds(&net, &ranks, 1 << 30);
         assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
     }
 
