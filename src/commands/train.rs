@@ -67,16 +67,7 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
         .collect::<Result<_>>()?;
     overrides.push(Override::parse("hardware.network.model=analytic")?);
     let cfg = load_input(&args.input, &overrides)?;
-    let dir = if args.no_output {
-        None
-    } else {
-        let dir = args
-            .out
-            .clone()
-            .unwrap_or_else(|| std::path::Path::new("results").join(format!("train-{}", cfg.workload.name)));
-        report::output::check_out_dir(&dir)?;
-        Some(dir)
-    };
+    let dir = out_dir(args, &cfg)?;
     let it = run(
         &cfg,
         &RunOptions {
@@ -96,6 +87,53 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
         )));
     }
     let work_s = iterations * it.iteration_time_s;
+    let (checkpoint, failure_rate) = checkpoints_and_failures(args, &cfg, &it)?;
+    let (save_s, load_s) = checkpoint.as_ref().map_or((0.0, 0.0), |c| (c.save_s, c.load_s));
+    let restart_s = cfg.hardware.failures.as_ref().map_or(0.0, |f| f.restart.as_secs_f64());
+    let shape = RunShape {
+        work_s,
+        checkpoint_s: save_s,
+        recovery_s: restart_s + load_s,
+        failure_rate,
+    };
+    let young_daly = (failure_rate > 0.0 && save_s > 0.0).then(|| train::young_daly(&shape));
+    let interval = match &args.interval {
+        Some(text) => interval_arg(text, checkpoint.is_some(), save_s)?,
+        None => young_daly.unwrap_or(f64::INFINITY),
+    };
+    check_finishes(&shape, interval, args.trials)?;
+    let megatron_days = 8.0 * args.tokens * it.parameters / (it.gpus as f64 * it.tflops_per_gpu * 1e12) / 86_400.0;
+    Ok(TrainRun {
+        cfg,
+        it,
+        iterations,
+        work_s,
+        checkpoint,
+        failure_rate,
+        restart_s,
+        shape,
+        young_daly,
+        interval,
+        megatron_days,
+        dir,
+    })
+}
+
+/// The output folder (None with --no-output), checked before the simulation.
+fn out_dir(args: &TrainArgs, cfg: &RunConfig) -> Result<Option<PathBuf>> {
+    if args.no_output {
+        return Ok(None);
+    }
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new("results").join(format!("train-{}", cfg.workload.name)));
+    report::output::check_out_dir(&dir)?;
+    Ok(Some(dir))
+}
+
+/// The checkpoint (unless --no-checkpoints) and the failure rate (unless --no-failures) of the run.
+fn checkpoints_and_failures(args: &TrainArgs, cfg: &RunConfig, it: &Report) -> Result<(Option<Checkpoint>, f64)> {
     let checkpoint = if args.no_checkpoints {
         None
     } else {
@@ -119,45 +157,24 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
         let nodes = (it.gpus as f64 / cfg.hardware.node.gpus as f64).ceil();
         nodes / f.node_mtbf.as_secs_f64() + it.gpus as f64 / f.gpu_mtbf.as_secs_f64()
     };
-    let (save_s, load_s) = checkpoint.as_ref().map_or((0.0, 0.0), |c| (c.save_s, c.load_s));
-    let restart_s = cfg.hardware.failures.as_ref().map_or(0.0, |f| f.restart.as_secs_f64());
-    let shape = RunShape {
-        work_s,
-        checkpoint_s: save_s,
-        recovery_s: restart_s + load_s,
-        failure_rate,
-    };
-    let young_daly = (failure_rate > 0.0 && save_s > 0.0).then(|| train::young_daly(&shape));
-    let interval = match &args.interval {
-        Some(text) => interval_arg(text, checkpoint.is_some(), save_s)?,
-        None => young_daly.unwrap_or(f64::INFINITY),
-    };
-    let steps = args.trials as f64 * train::expected_steps(&shape, interval);
-    if steps > train::MAX_TRIAL_STEPS {
-        return Err(bad(format!(
-            "a failure every {:.1} s: a segment of {:.1} s of work and a {:.1} s checkpoint survives with probability {:.2e}, so the run would need about {:.2e} restarts and never finish; lower the failure rates or checkpoint more often",
-            1.0 / failure_rate.max(f64::MIN_POSITIVE),
-            interval.min(work_s),
-            save_s,
-            (-failure_rate * (interval.min(work_s) + save_s)).exp(),
-            steps / args.trials as f64
-        )));
+    Ok((checkpoint, failure_rate))
+}
+
+/// Refuses a run whose trials could never finish: failures faster than a segment and its checkpoint.
+fn check_finishes(shape: &RunShape, interval: f64, trials: u32) -> Result<()> {
+    let steps = trials as f64 * train::expected_steps(shape, interval);
+    if steps <= train::MAX_TRIAL_STEPS {
+        return Ok(());
     }
-    let megatron_days = 8.0 * args.tokens * it.parameters / (it.gpus as f64 * it.tflops_per_gpu * 1e12) / 86_400.0;
-    Ok(TrainRun {
-        cfg,
-        it,
-        iterations,
-        work_s,
-        checkpoint,
-        failure_rate,
-        restart_s,
-        shape,
-        young_daly,
-        interval,
-        megatron_days,
-        dir,
-    })
+    let segment = interval.min(shape.work_s);
+    Err(bad(format!(
+        "a failure every {:.1} s: a segment of {:.1} s of work and a {:.1} s checkpoint survives with probability {:.2e}, so the run would need about {:.2e} restarts and never finish; lower the failure rates or checkpoint more often",
+        1.0 / shape.failure_rate.max(f64::MIN_POSITIVE),
+        segment,
+        shape.checkpoint_s,
+        (-shape.failure_rate * (segment + shape.checkpoint_s)).exp(),
+        steps / trials as f64
+    )))
 }
 
 /// `--interval`: a duration longer than one checkpoint save, with checkpoints on.
