@@ -239,6 +239,9 @@ pub struct BenchArgs {
     /// Repetitions of each case (the best is reported too).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// One JSON object per case instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Benchmark cases.

@@ -1,36 +1,58 @@
-//! `clustersim bench`: runs the benchmark cases and prints events per second and wall time.
+//! `clustersim bench`: runs the benchmark cases and prints, per case, tasks, events, events per
+//! second, wall time, peak memory and bytes per task (or one JSON object per case with `--json`).
 
 use crate::cli::{BenchArgs, BenchCase};
-use crate::error::Result;
-use crate::studies::bench::{engine_synthetic, gpt_1t, ring_4096, BenchResult};
+use crate::error::{Error, Result};
+use crate::studies::bench::{engine_synthetic, gpt_1t, reset_peak_rss, ring_4096, BenchResult};
 
-fn print_row(r: &BenchResult, note: &str) {
+fn print_row(r: &BenchResult, json: bool) -> Result<()> {
+    if json {
+        let line = serde_json::to_string(r).map_err(|e| Error::Internal(e.to_string()))?;
+        println!("{line}");
+        return Ok(());
+    }
+    let mib = |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / (1 << 20) as f64));
+    let per_task = r.bytes_per_task().map_or("-".to_string(), |b| format!("{b:.1}"));
+    let simulated = r
+        .simulated_s
+        .map_or(String::new(), |s| format!("   (simulated {s:.4} s)"));
     println!(
-        "{:<60} {:>12} {:>10.3} {:>14.0}{note}",
+        "{:<72} {:>10} {:>10} {:>9.3} {:>12.0} {:>9} {:>8}{simulated}",
         r.case,
+        r.tasks,
         r.events,
         r.wall_s,
-        r.events_per_s()
+        r.events_per_s(),
+        mib(r.peak_rss_bytes),
+        per_task
     );
+    Ok(())
 }
 
 /// Runs the selected cases and prints a table.
 pub fn bench_command(args: &BenchArgs) -> Result<()> {
-    println!("{:<80} {:>12} {:>10} {:>14}", "case", "events", "wall (s)", "events/s");
+    if !args.json {
+        println!(
+            "{:<72} {:>10} {:>10} {:>9} {:>12} {:>9} {:>8}",
+            "case", "tasks", "events", "wall (s)", "events/s", "peak MiB", "B/task"
+        );
+    }
+    let run = |case: &dyn Fn() -> Result<BenchResult>| -> Result<()> {
+        reset_peak_rss();
+        print_row(&case()?, args.json)
+    };
     for _ in 0..args.repeat.max(1) {
         if matches!(args.case, BenchCase::Engine | BenchCase::All) {
             for spread in [10_000, 1 << 40] {
-                print_row(&engine_synthetic(10_000, 20_000_000, spread), "");
+                run(&|| Ok(engine_synthetic(10_000, 20_000_000, spread)))?;
             }
         }
         if matches!(args.case, BenchCase::Collective | BenchCase::All) {
-            let (r, t) = ring_4096()?;
-            print_row(&r, &format!("   (simulated {:.2} ms)", t * 1e3));
+            run(&ring_4096)?;
         }
         if matches!(args.case, BenchCase::Gpt1t | BenchCase::All) {
             for network in ["analytic", "flow"] {
-                let (r, iter) = gpt_1t(network)?;
-                print_row(&r, &format!("   (simulated iteration {iter:.2} s)"));
+                run(&|| gpt_1t(network))?;
             }
         }
     }

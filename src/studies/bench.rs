@@ -7,14 +7,20 @@ use crate::units::SimTime;
 use std::time::Instant;
 
 /// Result of one benchmark case.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchResult {
     /// Case name.
     pub case: String,
+    /// Tasks in the simulated graph (0 for the engine alone).
+    pub tasks: u64,
     /// Events processed.
     pub events: u64,
     /// Wall seconds.
     pub wall_s: f64,
+    /// The process's peak resident memory during the case (Linux; None elsewhere), bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// What the case simulated (an iteration or a collective), s.
+    pub simulated_s: Option<f64>,
 }
 
 impl BenchResult {
@@ -22,6 +28,27 @@ impl BenchResult {
     pub fn events_per_s(&self) -> f64 {
         self.events as f64 / self.wall_s
     }
+    /// Peak resident memory per task (None without tasks or a measurement).
+    pub fn bytes_per_task(&self) -> Option<f64> {
+        match (self.peak_rss_bytes, self.tasks) {
+            (Some(b), t) if t > 0 => Some(b as f64 / t as f64),
+            _ => None,
+        }
+    }
+}
+
+/// Resets the process's peak resident memory (Linux: `5` into /proc/self/clear_refs), so that the
+/// next [`peak_rss`] measures one case.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak resident memory since the last reset, bytes (Linux's VmHWM).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// The event queue alone: `live` pending events, each pop schedules one at a pseudo-random
@@ -51,14 +78,17 @@ pub fn engine_synthetic(live: u64, total: u64, spread: u64) -> BenchResult {
     }
     BenchResult {
         case: format!("engine: hold model, {live} pending, times spread over {spread} ns"),
+        tasks: 0,
         events: popped,
         wall_s: start.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss(),
+        simulated_s: None,
     }
 }
 
 /// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100 (batch 3072, microbatch 1, 1F1B) with the given
 /// network model: generation and simulation of one iteration, no files.
-pub fn gpt_1t(network: &str) -> Result<(BenchResult, f64)> {
+pub fn gpt_1t(network: &str) -> Result<BenchResult> {
     let start = Instant::now();
     let sets = [
         "workload.batch.global=3072",
@@ -86,18 +116,18 @@ pub fn gpt_1t(network: &str) -> Result<(BenchResult, f64)> {
         graph.len(),
         out.network_model
     );
-    Ok((
-        BenchResult {
-            case,
-            events: out.events,
-            wall_s: wall,
-        },
-        out.makespan.as_secs_f64(),
-    ))
+    Ok(BenchResult {
+        case,
+        tasks: graph.len() as u64,
+        events: out.events,
+        wall_s: wall,
+        peak_rss_bytes: peak_rss(),
+        simulated_s: Some(out.makespan.as_secs_f64()),
+    })
 }
 
 /// A 1 GiB ring all-reduce over 4096 GPUs (512 DGX A100 nodes) with the flow model, every rank simulated.
-pub fn ring_4096() -> Result<(BenchResult, f64)> {
+pub fn ring_4096() -> Result<BenchResult> {
     let start = Instant::now();
     let mut doc =
         crate::config::Document::load(&Source::Named("dgx-a100".into()), crate::config::DocumentKind::Hardware)?;
@@ -117,12 +147,44 @@ pub fn ring_4096() -> Result<(BenchResult, f64)> {
         &mut crate::sim::NoSpans,
     )?;
     let case = "ring all-reduce 1 GiB over 4096 GPUs, flow network".to_string();
-    Ok((
-        BenchResult {
-            case,
-            events: out.events,
-            wall_s: start.elapsed().as_secs_f64(),
-        },
-        out.makespan.as_secs_f64(),
-    ))
+    Ok(BenchResult {
+        case,
+        tasks: graph.len() as u64,
+        events: out.events,
+        wall_s: start.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss(),
+        simulated_s: Some(out.makespan.as_secs_f64()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1 GiB peak over 2^25 tasks is 32 bytes per task; no tasks, no figure.
+    #[test]
+    fn bytes_per_task_is_peak_over_tasks() {
+        let mut r = BenchResult {
+            case: "x".into(),
+            tasks: 1 << 25,
+            events: 1,
+            wall_s: 1.0,
+            peak_rss_bytes: Some(1 << 30),
+            simulated_s: None,
+        };
+        assert_eq!(r.bytes_per_task(), Some(32.0));
+        r.tasks = 0;
+        assert_eq!(r.bytes_per_task(), None);
+    }
+
+    /// On Linux the process's peak memory is readable and at least what it holds now.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn peak_memory_is_measured() {
+        reset_peak_rss();
+        let block = vec![1u8; 64 << 20];
+        let peak = peak_rss().expect("VmHWM on Linux");
+        assert!(peak >= 64 << 20, "{peak}");
+        drop(block);
+    }
 }
