@@ -182,7 +182,9 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn peak_memory_is_measured() {
         reset_peak_rss();
-        let block = vec![1u8; 64 << 20];
+        let block = std::hint::black_box(vec![1u8; 64 << 20]);
+        let sum: u64 = block.iter().step_by(4096).map(|&b| b as u64).sum();
+        assert_eq!(sum, (64 << 20) / 4096);
         let peak = peak_rss().expect("VmHWM on Linux");
         assert!(peak >= 64 << 20, "{peak}");
         drop(block);
