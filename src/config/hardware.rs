@@ -217,7 +217,7 @@ pub struct TopologySpec {
     /// Leaf attachment.
     #[serde(default)]
     pub kind: TopologyKind,
-    /// Switch levels (2: leaf-spine, 3: leaf-spine-core).
+    /// Switch levels (2: leaf-spine, 3: leaf-spine-core, 4: one more level for 100k-GPU fabrics).
     #[serde(default = "three")]
     pub levels: u32,
     /// Ports per switch.
@@ -238,12 +238,12 @@ impl TopologySpec {
     pub fn leaf_down_ports(&self) -> u32 {
         ((self.radix as f64 * self.oversubscription / (self.oversubscription + 1.0)).floor() as u32).max(1)
     }
-    /// The most leaves the levels can join: radix (2 levels), radix^2 / 2 (3 levels).
+    /// The most leaves the levels can join: radix (2 levels), radix^2 / 2 (3), radix^3 / 4 (4).
     pub fn max_leaves(&self) -> u64 {
-        match self.levels {
-            2 => self.radix as u64,
-            _ => self.radix as u64 * self.radix as u64 / 2,
-        }
+        // a folded Clos of L levels of radix-k switches: each level above the leaves halves the
+        // ports that go further up, so it joins k^(L-1) / 2^(L-2) leaves (k; k^2/2; k^3/4)
+        let k = self.radix as u64;
+        (2..self.levels).fold(k, |leaves, _| leaves.saturating_mul(k) / 2)
     }
 }
 
@@ -316,10 +316,10 @@ impl HardwareSpec {
     }
 
     fn validate_topology(&self, t: &TopologySpec, doc: &Document) -> Result<()> {
-        if !(2..=3).contains(&t.levels) {
+        if !(2..=4).contains(&t.levels) {
             return Err(doc.field_error(
                 "network.topology.levels",
-                "must be 2 (leaf-spine) or 3 (leaf-spine-core)",
+                "must be 2 (leaf-spine), 3 (leaf-spine-core) or 4 (a fourth switch level, for 100k-GPU fabrics)",
             ));
         }
         if t.radix < 2 {

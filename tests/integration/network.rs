@@ -287,3 +287,30 @@ fn unknown_topology_kind() {
 fn collective_on_more_gpus_than_the_machine_has() {
     insta::assert_snapshot!(fails(&["collective", "--gpus", "4096", "--no-output"], None));
 }
+
+/// A 98 304-GPU DGX-H100 fabric (12 288 nodes x 8 NDR NICs, rail-optimized, radix-64 switches) needs
+/// 12 288 / 32 x 8 = 3072 leaves: more than a 3-level fat tree joins (64^2 / 2 = 2048), within a
+/// 4-level one (64^3 / 4 = 65 536). With four levels a 1 GiB all-reduce over every GPU runs (flow
+/// model, every rank) and reaches the NICs' 8 x 48 GB/s less its latency.
+#[test]
+fn four_level_fabric_for_100k_gpus() {
+    let err = expect_input_error(
+        &[],
+        &[
+            "collective",
+            "--hardware",
+            "dgx-h100",
+            "--set",
+            "hardware.nodes=12288",
+            "--no-output",
+        ],
+    );
+    assert!(err.contains("joins at most 2048"), "{err}");
+    let mut doc = Document::parse("dgx-h100", clustersim::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
+    for s in ["hardware.nodes=12288", "hardware.network.topology.levels=4"] {
+        doc.apply(&Override::parse(s).unwrap()).unwrap();
+    }
+    let hw = HardwareSpec::from_document(&doc).unwrap();
+    let bw = busbw(&hw, 98_304, GIB);
+    assert!(bw > 300.0 && bw < 8.0 * 48.0, "{bw}");
+}
