@@ -152,9 +152,18 @@ fn recorded_config(
     let hardware = HardwareSpec::from_document(&document("hardware", DocumentKind::Hardware)?)?;
     let workload = WorkloadSpec::from_document(&document("workload", DocumentKind::Workload)?)?;
     let seed = value["seed"].as_u64().ok_or_else(|| bad("has no `seed`".into()))?;
+    // the recorded memory limit, unless --max-memory says otherwise
+    let max_memory = match (&args.max_memory, value["max_memory_bytes"].as_u64()) {
+        (None, Some(recorded)) => recorded,
+        _ => opts.max_memory,
+    };
     Ok((
         crate::config::RunConfig { hardware, workload },
-        studies::run::RunOptions { seed, ..opts },
+        studies::run::RunOptions {
+            seed,
+            max_memory,
+            ..opts
+        },
     ))
 }
 

@@ -104,6 +104,8 @@ pub struct Report {
     pub compute_model: &'static str,
     /// RNG seed.
     pub seed: u64,
+    /// The memory limit the run was checked against before it was built (`--max-memory`), bytes.
+    pub max_memory_bytes: u64,
     /// GPUs used.
     pub gpus: u64,
     /// Parameters, Megatron eq. 2.
@@ -308,6 +310,7 @@ impl Report {
             network_model: out.network_model,
             compute_model,
             seed,
+            max_memory_bytes: 0,
             gpus,
             parameters,
             parallel,

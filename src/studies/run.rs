@@ -95,7 +95,8 @@ pub fn run_graph(cfg: &RunConfig, graph: TaskGraph, opts: &RunOptions) -> Result
     let layout = Layout::of(&cfg.workload);
     let mut timeline = Timeline::new(opts.timeline, layout);
     let outcome = simulate(&graph, &cfg.hardware, SimOptions { seed: opts.seed }, &mut timeline)?;
-    let report = Report::new(cfg, &outcome, opts.seed);
+    let mut report = Report::new(cfg, &outcome, opts.seed);
+    report.max_memory_bytes = opts.max_memory;
     report.check(cfg.hardware.gpu.compute == crate::config::ComputeModelKind::Ideal)?;
     Ok(RunResult {
         report,
@@ -137,7 +138,8 @@ pub fn run_trace(
         ranks: graph.ranks,
         flops,
     };
-    let report = Report::build(hw, subject, &outcome, opts.seed);
+    let mut report = Report::build(hw, subject, &outcome, opts.seed);
+    report.max_memory_bytes = opts.max_memory;
     // a trace's measured kernels may beat the peak its FLOPs imply: only finiteness is checked
     report.check(true)?;
     Ok(RunResult {

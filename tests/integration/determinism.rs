@@ -103,6 +103,8 @@ fn report_reruns_from_its_own_configuration() {
             "hardware.node.nic.bandwidth=100 Gb/s",
             "--set",
             "workload.batch.global=64",
+            "--max-memory",
+            "8GiB",
         ],
     );
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -118,5 +120,9 @@ fn report_reruns_from_its_own_configuration() {
     assert!(
         text.contains("\"bandwidth\": \"12500000000 B/s\""),
         "the --set value is recorded"
+    );
+    assert!(
+        text.contains("\"max_memory_bytes\": 8589934592"),
+        "the memory limit is recorded"
     );
 }
