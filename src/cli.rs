@@ -212,6 +212,10 @@ pub struct RunArgs {
     /// Refuse runs estimated to need more memory than this, e.g. "64 GiB" (default 16 GiB).
     #[arg(long, value_name = "SIZE")]
     pub max_memory: Option<String>,
+    /// Simulate one rank per pipeline stage, each standing for its symmetric copies (replicas and
+    /// tensor ranks), where that is exact; otherwise every rank runs and the report says why.
+    #[arg(long, conflicts_with = "trace")]
+    pub representative: bool,
 }
 
 impl Default for RunArgs {
@@ -226,6 +230,7 @@ impl Default for RunArgs {
             trace: None,
             config: None,
             max_memory: None,
+            representative: false,
         }
     }
 }

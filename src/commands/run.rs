@@ -70,7 +70,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         max_memory,
         seed: args.seed,
         timeline,
-        representative: false,
+        representative: args.representative,
     };
     let start = std::time::Instant::now();
     if let Some(path) = &args.trace {

@@ -8,6 +8,12 @@
 //! spreads flows over the spine ports, which at flow level is one bundled link per leaf and
 //! direction (deterministic, no hash collisions).
 //!
+//! A leaf whose uplink carries at least what all its NICs can send (no oversubscription) can never
+//! be a bottleneck: every flow through it also crosses one of those NICs, so its max-min constraint
+//! is implied by theirs. Routes leave such links out; the allocation is the same, the flow model's
+//! connected components are smaller, and symmetric copies of a replica placed across a leaf
+//! boundary load the fabric alike (see [`crate::model::network::copies`]).
+//!
 //! Capacities are effective bandwidths (nominal x efficiency), in bytes per second.
 
 use crate::config::{HardwareSpec, TopologyKind};
@@ -43,6 +49,14 @@ impl Path {
     pub fn links(&self) -> &[LinkId] {
         &self.links[..self.len as usize]
     }
+    /// A route over the given links (at most 8).
+    pub fn from_links(links: &[LinkId]) -> Path {
+        let mut p = Path::default();
+        for &l in links {
+            p.push(l);
+        }
+        p
+    }
     fn push(&mut self, l: LinkId) {
         self.links[self.len as usize] = l;
         self.len += 1;
@@ -61,6 +75,8 @@ pub struct Topology {
     nic_base: u32,
     leaf_base: u32,
     leaf_of_nic: Vec<u32>,
+    /// Whether each leaf's uplinks can bind (their capacity is below what the leaf's NICs carry).
+    leaf_binds: Vec<bool>,
     /// First storage link (per node up and down) and the filesystem's write link (read is next), if any.
     storage_base: Option<(u32, u32)>,
 }
@@ -94,6 +110,14 @@ impl Topology {
             }
             None => ((0..total_nics).map(|_| 0).collect(), 0, f64::INFINITY),
         };
+        let mut nics_on_leaf = vec![0u32; leaves as usize];
+        for &l in &leaf_of_nic {
+            nics_on_leaf[l as usize] += 1;
+        }
+        let leaf_binds = nics_on_leaf
+            .iter()
+            .map(|&n| n as f64 * nic_bw > uplink * (1.0 + 1e-12))
+            .collect();
         capacity.extend(std::iter::repeat_n(uplink, 2 * leaves as usize));
         class.extend(std::iter::repeat_n(LinkClass::LeafUplink, 2 * leaves as usize));
         // storage: each node's storage NICs as one up and one down link at the node's I/O rate
@@ -118,6 +142,7 @@ impl Topology {
             nic_base,
             leaf_base,
             leaf_of_nic,
+            leaf_binds,
             storage_base,
         }
     }
@@ -171,8 +196,12 @@ impl Topology {
         p.push(self.nic_up(a));
         let (la, lb) = (self.leaf_of_nic[a as usize], self.leaf_of_nic[b as usize]);
         if la != lb {
-            p.push(self.leaf_base + 2 * la);
-            p.push(self.leaf_base + 2 * lb + 1);
+            if self.leaf_binds[la as usize] {
+                p.push(self.leaf_base + 2 * la);
+            }
+            if self.leaf_binds[lb as usize] {
+                p.push(self.leaf_base + 2 * lb + 1);
+            }
         }
         p.push(self.nic_down(b));
         if dst != dst_nic_gpu {
@@ -225,12 +254,17 @@ mod tests {
         let p = t.direct(3, 8 + 3);
         assert_eq!(p.links().len(), 2);
         assert_eq!(t.class[p.links()[0] as usize], LinkClass::Nic);
-        // node 0 to node 20 (another scalable unit of 20 nodes): through the leaf uplinks
-        assert_eq!(t.direct(3, 20 * 8 + 3).links().len(), 4);
+        // node 0 to node 20 (another scalable unit of 20 nodes): through the spines, but at 1:1 the
+        // leaf uplinks (20 x 24 GB/s) carry all their 20 NICs send, so they cannot bind and the
+        // route leaves them out
+        assert_eq!(t.direct(3, 20 * 8 + 3).links().len(), 2);
+        // at 2:1 (26 NIC ports per leaf: scalable units of 26 nodes) the uplinks bind: node 0 to 30
+        let t2 = Topology::new(&hw(&["hardware.network.topology.oversubscription=2"]), 64);
+        assert_eq!(t2.direct(3, 30 * 8 + 3).links().len(), 4);
         // GPU 3 to GPU 4 of the next node: a different rail, so it crosses the spines
-        assert_eq!(t.direct(3, 8 + 4).links().len(), 4);
+        assert_eq!(t2.direct(3, 8 + 4).links().len(), 4);
         // PXN: hop to GPU 4 over NVLink first, then stay on rail 4
-        let pxn = t.route(3, 8 + 4, 4, 8 + 4);
+        let pxn = t2.route(3, 8 + 4, 4, 8 + 4);
         assert_eq!(pxn.links().len(), 4);
         assert_eq!(pxn.links()[0], t.nvlink_up(3));
         assert_eq!(pxn.links()[1], t.nvlink_down(4));

@@ -131,6 +131,15 @@ pub struct Report {
     pub memory: Option<crate::workload::memory::MemoryReport>,
     /// Events the engine processed.
     pub events: u64,
+    /// Ranks whose tasks were simulated: every rank, or one per pipeline stage in a
+    /// representative run, where each stands for its symmetric copies.
+    pub ranks_simulated: u64,
+    /// Ranks the simulated ones stand for (all GPUs of the run).
+    pub ranks_represented: u64,
+    /// Why a representative run was asked for but every rank ran (the machine or the compute
+    /// model is not symmetric for it), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every_rank_because: Option<String>,
     /// The whole resolved configuration that ran (after `--set`), so that
     /// `clustersim run --config report.json` reruns it to the identical report.
     pub config: ConfigRecord,
@@ -327,6 +336,9 @@ impl Report {
             breakdown: TimeBreakdown::of(&all, pipelined),
             memory,
             events: out.events,
+            ranks_simulated: out.active.iter().filter(|&&a| a).count() as u64,
+            ranks_represented: gpus,
+            every_rank_because: None,
             config: ConfigRecord {
                 hardware: hw.clone(),
                 workload: match subject {

@@ -19,6 +19,7 @@
 mod clock;
 mod collective;
 mod compute;
+mod copies;
 mod spans;
 mod storage;
 mod transfer;
@@ -34,6 +35,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use clock::RankTime;
+pub use copies::network_for;
 pub use spans::{NoSpans, SpanSink};
 
 /// The closed set of events of a simulation.
@@ -107,24 +109,30 @@ impl NetScheduler for Queue<'_> {
     }
 }
 
-/// Runs `graph` on `hw` to completion.
+/// Runs `graph` on `hw` to completion, with the network model [`network_for`] gives it.
 pub fn simulate(
     graph: &TaskGraph,
     hw: &HardwareSpec,
     opts: SimOptions,
     spans: &mut dyn SpanSink,
 ) -> crate::error::Result<SimOutcome> {
+    let net = network_for(graph, hw).map_err(|why| {
+        crate::error::Error::Internal(format!("a representative graph cannot run exactly here: {why}"))
+    })?;
+    simulate_on(graph, hw, net, opts, spans)
+}
+
+/// Runs `graph` on `hw` to completion with a given network model.
+pub fn simulate_on(
+    graph: &TaskGraph,
+    hw: &HardwareSpec,
+    net: Box<dyn NetworkModel>,
+    opts: SimOptions,
+    spans: &mut dyn SpanSink,
+) -> crate::error::Result<SimOutcome> {
     let compute = ComputeModel::new(&hw.gpu);
     let op_time: Vec<SimDuration> = graph.ops.iter().map(|op| compute.op_duration(&op.kernels)).collect();
-    let nodes = graph.ranks.div_ceil(hw.node.gpus).max(1);
-    let mut sim = Sim::new(
-        graph,
-        op_time,
-        network_model(hw, nodes),
-        opts.seed,
-        hw.gpu.jitter,
-        spans,
-    );
+    let mut sim = Sim::new(graph, op_time, net, opts.seed, hw.gpu.jitter, spans);
     sim.run()?;
     Ok(sim.outcome())
 }

@@ -6,7 +6,7 @@ use crate::report::output::{create_dir, write_atomic};
 use crate::report::plot::{schedule_blocks, write_figure, ScheduleChart};
 use crate::report::timeline::{write_chrome_trace, Timeline, TimelineRanks};
 use crate::report::Report;
-use crate::sim::{simulate, SimOptions};
+use crate::sim::{simulate, simulate_on, SimOptions};
 use crate::workload::layout::Layout;
 use crate::workload::{generate, TaskGraph};
 use std::path::{Path, PathBuf};
@@ -64,15 +64,29 @@ pub struct RunResult {
     pub layout: Layout,
 }
 
-/// Generates and simulates one iteration.
+/// Generates and simulates one iteration. A representative run (`opts.representative`) simulates
+/// one rank per pipeline stage where that is exact ([`crate::sim::network_for`]); elsewhere it runs
+/// every rank and the report says why.
 pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
     check_size(cfg, opts)?;
-    let graph = if opts.representative {
-        crate::workload::generate::generate_representative(&cfg.workload)
-    } else {
-        generate(&cfg.workload)
-    };
-    run_graph(cfg, graph, opts)
+    if opts.representative {
+        let graph = crate::workload::generate::generate_representative(&cfg.workload);
+        match crate::sim::network_for(&graph, &cfg.hardware) {
+            Ok(net) => return run_graph_on(cfg, graph, net, opts),
+            Err(why) => {
+                drop(graph);
+                let every = RunOptions {
+                    representative: false,
+                    ..opts.clone()
+                };
+                check_size(cfg, &every)?;
+                let mut res = run_graph(cfg, generate(&cfg.workload), &every)?;
+                res.report.every_rank_because = Some(why);
+                return Ok(res);
+            }
+        }
+    }
+    run_graph(cfg, generate(&cfg.workload), opts)
 }
 
 /// Refuses, before anything is built, a run whose task graph would need more than `opts.max_memory`.
@@ -92,9 +106,27 @@ pub fn check_size(cfg: &RunConfig, opts: &RunOptions) -> Result<()> {
 
 /// Simulates a task graph (generated, or read from a trace) and reports it against `cfg`.
 pub fn run_graph(cfg: &RunConfig, graph: TaskGraph, opts: &RunOptions) -> Result<RunResult> {
+    let net = crate::sim::network_for(&graph, &cfg.hardware).map_err(|why| {
+        crate::error::Error::Internal(format!("a representative graph cannot run exactly here: {why}"))
+    })?;
+    run_graph_on(cfg, graph, net, opts)
+}
+
+fn run_graph_on(
+    cfg: &RunConfig,
+    graph: TaskGraph,
+    net: Box<dyn crate::model::network::NetworkModel>,
+    opts: &RunOptions,
+) -> Result<RunResult> {
     let layout = Layout::of(&cfg.workload);
     let mut timeline = Timeline::new(opts.timeline, layout);
-    let outcome = simulate(&graph, &cfg.hardware, SimOptions { seed: opts.seed }, &mut timeline)?;
+    let outcome = simulate_on(
+        &graph,
+        &cfg.hardware,
+        net,
+        SimOptions { seed: opts.seed },
+        &mut timeline,
+    )?;
     let mut report = Report::new(cfg, &outcome, opts.seed);
     report.max_memory_bytes = opts.max_memory;
     report.check(cfg.hardware.gpu.compute == crate::config::ComputeModelKind::Ideal)?;

@@ -103,7 +103,18 @@ impl GraphBuilder {
 
     /// Adds a storage operation and returns its index for [`TaskKind::Storage`].
     pub fn storage(&mut self, rank: u32, bytes: u64, write: bool) -> u32 {
-        self.graph.storage.push(StorageOp { rank, bytes, write });
+        self.storage_by(rank, bytes, write, true)
+    }
+
+    /// Adds a storage operation that, in a generated iteration, `every_replica` does or only
+    /// replica 0 does, and returns its index for [`TaskKind::Storage`].
+    pub fn storage_by(&mut self, rank: u32, bytes: u64, write: bool, every_replica: bool) -> u32 {
+        self.graph.storage.push(StorageOp {
+            rank,
+            bytes,
+            write,
+            every_replica,
+        });
         (self.graph.storage.len() - 1) as u32
     }
 

@@ -119,6 +119,9 @@ pub struct StorageOp {
     pub bytes: u64,
     /// Write (true) or read.
     pub write: bool,
+    /// Whether every data-parallel replica does the same (data reads) or only replica 0 does it
+    /// (checkpoint I/O); see [`crate::workload::replication`].
+    pub every_replica: bool,
 }
 
 /// What a task does.
@@ -223,6 +226,8 @@ pub struct TaskGraph {
     pub collective_offsets: Vec<u32>,
     /// See `collective_offsets`.
     pub collective_tasks: Vec<TaskId>,
+    /// Set on representative graphs: the symmetry by which their tasks stand for every rank.
+    pub replication: Option<crate::workload::replication::Replication>,
 }
 
 impl TaskGraph {

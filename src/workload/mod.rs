@@ -10,6 +10,7 @@ pub mod generate;
 pub mod graph;
 pub mod layout;
 pub mod memory;
+pub mod replication;
 pub mod schedule;
 pub mod trace;
 pub mod transformer;

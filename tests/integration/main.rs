@@ -10,6 +10,7 @@ mod hostile;
 mod network;
 mod planner;
 mod published;
+mod representative;
 mod sweeps;
 mod traces;
 mod training;

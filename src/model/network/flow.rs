@@ -11,8 +11,12 @@
 //!
 //! A collective completes when its last flow has drained plus the algorithm's latency
 //! ([`algorithms::cost`]); a transfer when its flow has drained plus the path latency.
+//!
+//! A representative run ([`FlowNetwork::representative`]) runs the same model on class links: each
+//! flow stands for its symmetric copies, with per-link weights ([`super::copies`]).
 
 use super::algorithms::{self, GroupShape, LinkCosts};
+use super::copies::{self, ClassFabric, CommCopies};
 use super::decompose::{self, FlowSpec};
 use super::maxmin::{FlowTable, Solver};
 use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel};
@@ -27,7 +31,8 @@ struct Flow {
     path: Path,
     /// position of this flow in each of its links' lists
     slot: [u32; 8],
-    weight: f64,
+    /// connections it stands for on each link of its path
+    weights: [f64; 8],
     /// bytes per unit weight still to move
     remaining: f64,
     /// bytes/s per unit weight
@@ -47,6 +52,11 @@ struct Comm {
 /// Max-min fair flow model on the cluster topology.
 pub struct FlowNetwork {
     topo: Topology,
+    /// Capacity of each link the flows cross: the topology's, or its class links' in a
+    /// representative run.
+    capacity: Vec<f64>,
+    /// In a representative run: the class links, and the template of each communication id.
+    classes: Option<(ClassFabric, Vec<u32>)>,
     placement: Placement,
     costs: LinkCosts,
     choice: AlgorithmChoice,
@@ -74,8 +84,10 @@ struct Table<'a> {
     on_link: &'a [Vec<u32>],
 }
 impl FlowTable for Table<'_> {
-    fn weight(&self, f: u32) -> f64 {
-        self.flows[f as usize].as_ref().map_or(0.0, |x| x.weight)
+    fn weights(&self, f: u32) -> &[f64] {
+        self.flows[f as usize]
+            .as_ref()
+            .map_or(&[], |x| &x.weights[..x.path.links().len()])
     }
     fn path(&self, f: u32) -> &[u32] {
         self.flows[f as usize].as_ref().map_or(&[], |x| x.path.links())
@@ -97,6 +109,8 @@ impl FlowNetwork {
             io_latency: hw.storage.as_ref().map_or(0.0, |st| st.io_latency.as_secs_f64()),
             on_link: vec![Vec::new(); links],
             link_mark: vec![0; links],
+            capacity: topo.capacity.clone(),
+            classes: None,
             topo,
             flows: Vec::new(),
             free_flows: Vec::new(),
@@ -114,28 +128,46 @@ impl FlowNetwork {
         }
     }
 
+    /// The model for a representative run on the first `nodes` nodes: each communication id `i`
+    /// stands for the copies of `templates[template_of[i]]`. Fails, saying where, if the machine is
+    /// not symmetric for those copies (then only an every-rank run is exact).
+    pub fn representative(
+        hw: &HardwareSpec,
+        nodes: u32,
+        templates: &[CommCopies<'_>],
+        template_of: Vec<u32>,
+    ) -> Result<Self, String> {
+        let mut net = FlowNetwork::new(hw, nodes);
+        let fabric = copies::build(&net.topo.capacity, templates, |comm| net.specs(comm))?;
+        let links = fabric.capacity.len();
+        net.capacity = fabric.capacity.clone();
+        net.on_link = vec![Vec::new(); links];
+        net.link_mark = vec![0; links];
+        net.classes = Some((fabric, template_of));
+        Ok(net)
+    }
+
     /// The topology.
     pub fn topology(&self) -> &Topology {
         &self.topo
     }
 
-    fn add_flow(&mut self, spec: &FlowSpec, comm: u32, now: SimTime) {
+    fn add_flow(&mut self, path: Path, weights: [f64; 8], bytes: f64, comm: u32, now: SimTime) {
         let id = self.free_flows.pop().unwrap_or_else(|| {
             self.flows.push(None);
             (self.flows.len() - 1) as u32
         });
         let mut slot = [0u32; 8];
-        for (i, &l) in spec.path.links().iter().enumerate() {
+        for (i, &l) in path.links().iter().enumerate() {
             slot[i] = self.on_link[l as usize].len() as u32;
             self.on_link[l as usize].push(id);
             self.dirty_links.push(l);
         }
-        self.bytes_moved += spec.weight * spec.bytes;
         self.flows[id as usize] = Some(Flow {
-            path: spec.path,
+            path,
             slot,
-            weight: spec.weight,
-            remaining: spec.bytes,
+            weights,
+            remaining: bytes,
             rate: 0.0,
             updated: now,
             event: None,
@@ -192,8 +224,26 @@ impl FlowNetwork {
             sched.schedule(now + SimDuration::from_secs_f64(latency), NetEvent::Done(id));
             return;
         }
-        for s in &specs {
-            self.add_flow(s, c, now);
+        match self.classes.as_ref().map(|(_, of)| of[id.0 as usize] as usize) {
+            Some(t) => {
+                let fabric = &self.classes.as_ref().expect("a representative run").0;
+                let copies = fabric.copies[t] as f64;
+                self.bytes_moved += copies * specs.iter().map(|s| s.weight * s.bytes).sum::<f64>();
+                // one leader per colour: the others drain with it
+                let leaders: Vec<_> = fabric.flows[t].clone();
+                self.comms[c as usize].flows_left = leaders.len() as u32;
+                for leader in leaders {
+                    let s = specs[leader.spec as usize];
+                    let weights = leader.multiplicity.map(|m| m * s.weight);
+                    self.add_flow(leader.path, weights, s.bytes, c, now);
+                }
+            }
+            None => {
+                for s in &specs {
+                    self.bytes_moved += s.weight * s.bytes;
+                    self.add_flow(s.path, [s.weight; 8], s.bytes, c, now);
+                }
+            }
         }
         self.request_rebalance(now, sched);
     }
@@ -250,7 +300,7 @@ impl FlowNetwork {
             on_link: &self.on_link,
         };
         self.solver.solve(
-            &self.topo.capacity,
+            &self.capacity,
             &self.comp_links,
             &self.comp_flows,
             &table,
@@ -278,23 +328,28 @@ impl FlowNetwork {
         }
     }
 
-    fn group_shape(&self, ranks: &[u32]) -> GroupShape {
-        let (nodes, per_node) = self.placement.spread(ranks);
-        GroupShape {
-            n: ranks.len() as u32,
-            nodes,
-            per_node,
-        }
+    /// The flows of a communication on the topology's links, and its latency, s.
+    fn specs(&self, comm: Communication<'_>) -> (Vec<FlowSpec>, f64) {
+        let (mut specs, latency) = self.flows_of(comm);
+        // a flow that drains within one tick of the nanosecond clock at its path's capacity takes
+        // no time the clock can resolve, and would only perturb its neighbours' shares for that
+        // tick: it is priced by latency alone (tiny control all-reduces: loss, found-inf, norm)
+        specs.retain(|f| {
+            let slowest = f
+                .path
+                .links()
+                .iter()
+                .map(|&l| self.topo.capacity[l as usize])
+                .fold(f64::INFINITY, f64::min);
+            f.bytes * f.weight > slowest * 1e-9
+        });
+        (specs, latency)
     }
-}
 
-impl NetworkModel for FlowNetwork {
-    fn name(&self) -> &'static str {
-        "flow"
-    }
-
-    fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
-        let (specs, latency) = match comm {
+    /// The flows of a communication and its latency, before [`FlowNetwork::specs`] drops the ones
+    /// below the clock's resolution.
+    fn flows_of(&self, comm: Communication<'_>) -> (Vec<FlowSpec>, f64) {
+        match comm {
             Communication::Collective { op, ranks, bytes } => {
                 let shape = self.group_shape(ranks);
                 let plan = algorithms::plan(op, self.choice, &shape, bytes as f64, &self.costs);
@@ -327,7 +382,26 @@ impl NetworkModel for FlowNetwork {
                 let wire_bytes = bytes as f64 * algorithms::transfer_slowdown(same, &self.costs);
                 (decompose::transfer(&self.topo, src, dst, wire_bytes), latency)
             }
-        };
+        }
+    }
+
+    fn group_shape(&self, ranks: &[u32]) -> GroupShape {
+        let (nodes, per_node) = self.placement.spread(ranks);
+        GroupShape {
+            n: ranks.len() as u32,
+            nodes,
+            per_node,
+        }
+    }
+}
+
+impl NetworkModel for FlowNetwork {
+    fn name(&self) -> &'static str {
+        "flow"
+    }
+
+    fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
+        let (specs, latency) = self.specs(comm);
         self.begin(now, id, specs, latency, sched);
     }
 

@@ -7,12 +7,14 @@
 
 pub mod algorithms;
 mod analytic;
+pub mod copies;
 mod decompose;
 mod flow;
 pub mod maxmin;
 pub mod nccl;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};
+pub use copies::CommCopies;
 pub use flow::FlowNetwork;
 
 use crate::engine::EventKey;
@@ -53,6 +55,38 @@ pub enum Communication<'a> {
         /// Payload.
         bytes: u64,
     },
+}
+
+impl Communication<'_> {
+    /// The ranks taking part, in order (a transfer: sender then receiver).
+    pub fn members(&self) -> Vec<u32> {
+        match *self {
+            Communication::Collective { ranks, .. } => ranks.to_vec(),
+            Communication::Storage { rank, .. } => vec![rank],
+            Communication::Transfer { src, dst, .. } => vec![src, dst],
+        }
+    }
+
+    /// The same communication among other ranks, listed as [`Communication::members`] lists them.
+    pub fn among<'b>(&self, members: &'b [u32]) -> Communication<'b> {
+        match *self {
+            Communication::Collective { op, bytes, .. } => Communication::Collective {
+                op,
+                ranks: members,
+                bytes,
+            },
+            Communication::Storage { bytes, write, .. } => Communication::Storage {
+                rank: members[0],
+                bytes,
+                write,
+            },
+            Communication::Transfer { bytes, .. } => Communication::Transfer {
+                src: members[0],
+                dst: members[1],
+                bytes,
+            },
+        }
+    }
 }
 
 /// Events that network models schedule for themselves.

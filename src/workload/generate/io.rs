@@ -22,7 +22,7 @@ impl Generator<'_> {
             .collect();
         for i in replica0 {
             let r = ctx.ranks[i];
-            let x = self.g.storage(r, bytes, write);
+            let x = self.g.storage_by(r, bytes, write, false);
             prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Storage(x), label));
         }
         if !write && self.lay.d > 1 {

@@ -19,6 +19,7 @@ use super::graph::TaskGraph;
 use super::layout::Layout;
 use super::transformer::{embedding_params_per_rank, layer_params_per_rank, LayerShape};
 use crate::config::WorkloadSpec;
+use crate::workload::replication::Replication;
 use buffer::StageBuffer;
 
 /// Generates one training iteration, every rank with its tasks.
@@ -27,8 +28,9 @@ pub fn generate(w: &WorkloadSpec) -> TaskGraph {
 }
 
 /// Generates one training iteration with tasks only on tensor rank 0 of replica 0 of each stage.
-/// All ranks run the same program, so with a contention-free network model the timeline of those
-/// ranks, and every metric, equal the full simulation's, at 1/(t d) of the cost.
+/// All ranks run the same program, so where the machine is symmetric too the timeline of those
+/// ranks, and every metric, equal the full simulation's, at 1/(t d) of the cost; the graph carries
+/// its [`Replication`] so that a contention model can price each communication with its copies.
 pub fn generate_representative(w: &WorkloadSpec) -> TaskGraph {
     Generator::new(w, true).run()
 }
@@ -88,7 +90,11 @@ impl<'a> Generator<'a> {
         for stage in 0..self.lay.p {
             self.stage(stage);
         }
-        self.g.finish()
+        let mut graph = self.g.finish();
+        if self.representative {
+            graph.replication = Some(Replication { layout: self.lay });
+        }
+        graph
     }
 
     /// Parameters per tensor rank of one layer and of the (tied) embedding.

@@ -1,0 +1,84 @@
+//! The network model of a representative graph: each communication priced with its symmetric
+//! copies (see [`crate::workload::replication`] and [`crate::model::network::copies`]).
+
+use super::network_model;
+use crate::config::{HardwareSpec, NetworkModelKind};
+use crate::model::network::{CommCopies, Communication, FlowNetwork, NetworkModel};
+use crate::ops::CollectiveOp;
+use crate::workload::TaskGraph;
+use std::collections::HashMap;
+
+/// The network model for `graph` on `hw`. A representative graph runs exactly only where all its
+/// copies would run alike: `Err` says why not (compute jitter draws differ per rank; a flow-model
+/// fabric on which the copies load links unlike their representative), and then only an every-rank
+/// graph is exact. Work only replica 0 does (checkpoint I/O) breaks it on any model. Closed-form
+/// models price a communication alone, so they need no more checks.
+pub fn network_for<'a>(graph: &'a TaskGraph, hw: &HardwareSpec) -> Result<Box<dyn NetworkModel>, String> {
+    let nodes = graph.ranks.div_ceil(hw.node.gpus).max(1);
+    let Some(replication) = graph.replication else {
+        return Ok(network_model(hw, nodes));
+    };
+    if hw.gpu.jitter > 0.0 {
+        return Err(format!(
+            "compute jitter ({}) draws a different time for every rank",
+            hw.gpu.jitter
+        ));
+    }
+    if replication.layout.d > 1 && graph.storage.iter().any(|s| !s.every_replica) {
+        return Err("checkpoint I/O runs on data-parallel replica 0 only, so replicas differ".to_string());
+    }
+    if hw.network.model != NetworkModelKind::Flow {
+        return Ok(network_model(hw, nodes));
+    }
+    // one template per distinct communication, in communication-id order (collectives, transfers,
+    // storage: as the simulation numbers them)
+    let mut index: HashMap<Key, u32> = HashMap::new();
+    let mut templates: Vec<CommCopies<'a>> = Vec::new();
+    let mut template_of = Vec::with_capacity(graph.collectives.len() + graph.transfers.len() + graph.storage.len());
+    let mut add = |key: Key, comm: Communication<'a>, templates: &mut Vec<CommCopies<'a>>| {
+        let next = templates.len() as u32;
+        let t = *index.entry(key).or_insert(next);
+        if t == next {
+            templates.push(CommCopies {
+                copies: replication.copies(&comm.members()),
+                comm,
+            });
+        }
+        t
+    };
+    for c in &graph.collectives {
+        let comm = Communication::Collective {
+            op: c.op,
+            ranks: &graph.groups[c.group as usize],
+            bytes: c.bytes,
+        };
+        template_of.push(add(Key::Collective(c.group, c.op, c.bytes), comm, &mut templates));
+    }
+    for x in &graph.transfers {
+        let comm = Communication::Transfer {
+            src: x.src,
+            dst: x.dst,
+            bytes: x.bytes,
+        };
+        template_of.push(add(Key::Transfer(x.src, x.dst, x.bytes), comm, &mut templates));
+    }
+    for s in &graph.storage {
+        let comm = Communication::Storage {
+            rank: s.rank,
+            bytes: s.bytes,
+            write: s.write,
+        };
+        let key = Key::Storage(s.rank, s.write, s.bytes);
+        template_of.push(add(key, comm, &mut templates));
+    }
+    let net = FlowNetwork::representative(hw, nodes, &templates, template_of)?;
+    Ok(Box::new(net))
+}
+
+/// What makes two communications of a graph the same template.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Collective(u32, CollectiveOp, u64),
+    Transfer(u32, u32, u64),
+    Storage(u32, bool, u64),
+}

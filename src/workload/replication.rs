@@ -1,0 +1,89 @@
+//! How a representative task graph stands for the whole iteration.
+//!
+//! A generated workload is symmetric: every data-parallel replica, and within a stage every tensor
+//! rank, runs the same program. A representative graph gives tasks to tensor rank 0 of replica 0 of
+//! each stage only; each of its communications then stands for its *copies*, the same
+//! communication moved to the other (replica, tensor rank) positions. A group that already spans a
+//! dimension (a tensor-parallel all-reduce spans the tensor ranks, a data-parallel one the replicas)
+//! has no copies along it. Work that only replica 0 does (checkpoint I/O) breaks the symmetry:
+//! such a graph is run every rank. Network models that share links (the flow model) price a communication
+//! together with its copies; closed-form models need only the communication itself.
+
+use crate::workload::layout::{Layout, RankCoord};
+
+/// The symmetry a representative graph relies on: the rank layout it was cut from.
+#[derive(Clone, Copy, Debug)]
+pub struct Replication {
+    /// The full layout (every rank of it is represented).
+    pub layout: Layout,
+}
+
+impl Replication {
+    /// The copies of a communication among `members` (in order): copy 0 is `members` itself, every
+    /// other copy lists the image of each member, in the same order.
+    pub fn copies(&self, members: &[u32]) -> Vec<Vec<u32>> {
+        let lay = self.layout;
+        let mut sorted = members.to_vec();
+        sorted.sort_unstable();
+        let shift = |r: u32, data: u32, tensor: u32| {
+            let c = lay.coord(r);
+            lay.rank(RankCoord {
+                tensor: (c.tensor + tensor) % lay.t,
+                data: (c.data + data) % lay.d,
+                stage: c.stage,
+            })
+        };
+        // a group closed under a shift spans that dimension: its copies along it are itself
+        let closed = |data: u32, tensor: u32| {
+            members
+                .iter()
+                .all(|&r| sorted.binary_search(&shift(r, data, tensor)).is_ok())
+        };
+        let datas = if closed(1, 0) { 1 } else { lay.d };
+        let tensors = if closed(0, 1) { 1 } else { lay.t };
+        let mut out = Vec::with_capacity((datas * tensors) as usize);
+        for data in 0..datas {
+            for tensor in 0..tensors {
+                out.push(members.iter().map(|&r| shift(r, data, tensor)).collect());
+            }
+        }
+        out
+    }
+
+    /// Ranks the representative graph stands for.
+    pub fn ranks_represented(&self) -> u32 {
+        self.layout.ranks()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep(t: u32, d: u32, p: u32) -> Replication {
+        Replication {
+            layout: Layout { t, p, d },
+        }
+    }
+
+    #[test]
+    fn a_point_to_point_transfer_has_a_copy_per_replica_and_tensor_rank() {
+        // t 2 d 3 p 2: rank = tensor + 2 (data + 3 stage); stage 0 → 1 of (data 0, tensor 0) is 0 → 6
+        let c = rep(2, 3, 2).copies(&[0, 6]);
+        assert_eq!(
+            c,
+            vec![vec![0, 6], vec![1, 7], vec![2, 8], vec![3, 9], vec![4, 10], vec![5, 11]]
+        );
+    }
+
+    #[test]
+    fn a_tensor_group_is_copied_per_replica_and_a_data_group_per_tensor_rank() {
+        let r = rep(2, 3, 1);
+        // tensor group of replica 0: ranks 0, 1 → replicas 1 and 2: 2, 3 and 4, 5
+        assert_eq!(r.copies(&[0, 1]), vec![vec![0, 1], vec![2, 3], vec![4, 5]]);
+        // data group of tensor rank 0: 0, 2, 4 → tensor rank 1: 1, 3, 5
+        assert_eq!(r.copies(&[0, 2, 4]), vec![vec![0, 2, 4], vec![1, 3, 5]]);
+        // the whole machine has no copies
+        assert_eq!(r.copies(&[0, 1, 2, 3, 4, 5]).len(), 1);
+    }
+}
