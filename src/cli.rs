@@ -254,10 +254,13 @@ pub struct BenchArgs {
 pub enum BenchCase {
     /// The event queue alone on a synthetic load.
     Engine,
-    /// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100, batch 3072, microbatch 1, 1F1B, both network models.
+    /// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100, batch 3072, microbatch 1, 1F1B: analytic and
+    /// flow networks every rank, and flow representative.
     Gpt1t,
+    /// GPT-1T t8 p64 d192 on 98 304 GPUs (12 288 DGX-H100 nodes, 4-level fat tree), flow network, representative.
+    Scale,
     /// A 1 GiB ring all-reduce over 4096 GPUs with the flow model.
     Collective,
-    /// Both.
+    /// Every case.
     All,
 }

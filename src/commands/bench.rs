@@ -3,7 +3,7 @@
 
 use crate::cli::{BenchArgs, BenchCase};
 use crate::error::{Error, Result};
-use crate::studies::bench::{engine_synthetic, gpt_1t, reset_peak_rss, ring_4096, BenchResult};
+use crate::studies::bench::{engine_synthetic, gpt_1t, reset_peak_rss, ring_4096, scale, BenchResult};
 
 fn print_row(r: &BenchResult, json: bool) -> Result<()> {
     if json {
@@ -51,9 +51,12 @@ pub fn bench_command(args: &BenchArgs) -> Result<()> {
             run(&ring_4096)?;
         }
         if matches!(args.case, BenchCase::Gpt1t | BenchCase::All) {
-            for network in ["analytic", "flow"] {
-                run(&|| gpt_1t(network))?;
+            for (network, representative) in [("analytic", false), ("flow", false), ("flow", true)] {
+                run(&|| gpt_1t(network, representative))?;
             }
+        }
+        if matches!(args.case, BenchCase::Scale | BenchCase::All) {
+            run(&scale)?;
         }
     }
     Ok(())

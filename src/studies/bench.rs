@@ -87,42 +87,55 @@ pub fn engine_synthetic(live: u64, total: u64, spread: u64) -> BenchResult {
 }
 
 /// GPT-1T, t8 p64 d6 on 3072 GPUs of dgx-a100 (batch 3072, microbatch 1, 1F1B) with the given
-/// network model: generation and simulation of one iteration, no files.
-pub fn gpt_1t(network: &str) -> Result<BenchResult> {
-    let start = Instant::now();
+/// network model, every rank or representative: generation and simulation of one iteration, no files.
+pub fn gpt_1t(network: &str, representative: bool) -> Result<BenchResult> {
     let sets = [
         "workload.batch.global=3072",
         "workload.batch.micro=1",
         "workload.schedule=1f1b",
+        &format!("hardware.network.model={network}"),
     ];
-    let mut overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
-    overrides.push(Override::parse(&format!("hardware.network.model={network}"))?);
+    iteration("dgx-a100", "gpt-1t", &sets, representative)
+}
+
+/// GPT-1T, t8 p64 d192 (batch 12 288) on 98 304 GPUs: 12 288 DGX-H100 nodes on a 4-level
+/// rail-optimized fat tree of radix 64, flow network with ring all-reduces (NCCL's trees load the
+/// nodes of a group unequally, which a representative run cannot stand for), representative.
+pub fn scale() -> Result<BenchResult> {
+    let sets = [
+        "hardware.nodes=12288",
+        "hardware.network.topology.levels=4",
+        "hardware.network.model=flow",
+        "hardware.network.algorithm=ring",
+        "workload.parallel.data=192",
+        "workload.batch.global=12288",
+    ];
+    iteration("dgx-h100", "gpt-1t", &sets, true)
+}
+
+/// One iteration of a preset workload on a preset machine with overrides, no files.
+fn iteration(hardware: &str, workload: &str, sets: &[&str], representative: bool) -> Result<BenchResult> {
+    let start = Instant::now();
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
     let cfg = load_run_config(
-        &Source::Named("dgx-a100".into()),
-        &Source::Named("gpt-1t".into()),
+        &Source::Named(hardware.into()),
+        &Source::Named(workload.into()),
         &overrides,
     )?;
-    let graph = crate::workload::generate(&cfg.workload);
-    let generated = start.elapsed().as_secs_f64();
-    let out = crate::sim::simulate(
-        &graph,
-        &cfg.hardware,
-        crate::sim::SimOptions { seed: 1 },
-        &mut crate::sim::NoSpans,
-    )?;
-    let wall = start.elapsed().as_secs_f64();
-    let case = format!(
-        "gpt-1t, 3072 GPUs, {} tasks (built in {generated:.2} s), {} network",
-        graph.len(),
-        out.network_model
-    );
+    let res = crate::studies::run::run(&cfg, &crate::studies::run::RunOptions::metrics_only(representative))?;
+    let r = &res.report;
+    let mode = if r.ranks_simulated < r.ranks_represented {
+        format!("{} of {} ranks", r.ranks_simulated, r.ranks_represented)
+    } else {
+        "every rank".to_string()
+    };
     Ok(BenchResult {
-        case,
-        tasks: graph.len() as u64,
-        events: out.events,
-        wall_s: wall,
+        case: format!("{workload}, {} GPUs, {} network, {mode}", r.gpus, r.network_model),
+        tasks: res.graph.len() as u64,
+        events: r.events,
+        wall_s: start.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss(),
-        simulated_s: Some(out.makespan.as_secs_f64()),
+        simulated_s: Some(r.iteration_time_s),
     })
 }
 
