@@ -126,3 +126,17 @@ fn report_reruns_from_its_own_configuration() {
         "the memory limit is recorded"
     );
 }
+
+#[test]
+fn representative_runs_are_byte_identical_and_rerun_from_their_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run_to(dir.path(), "a", &["--representative"]);
+    let b = run_to(dir.path(), "b", &["--representative"]);
+    assert!(a.0 == b.0, "report.json differs");
+    assert!(a.1 == b.1, "timeline.json differs");
+    let report: serde_json::Value = serde_json::from_slice(&a.0).unwrap();
+    // the default split is p8 d8 on 64 GPUs: 8 ranks stand for 64
+    assert_eq!(report["ranks_simulated"], 8);
+    assert_eq!(report["ranks_represented"], 64);
+    assert!(report.get("every_rank_because").is_none());
+}
