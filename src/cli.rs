@@ -145,6 +145,10 @@ pub struct ValidateArgs {
     /// Output folder.
     #[arg(long, value_name = "DIR", default_value = "results/megatron")]
     pub out: PathBuf,
+    /// Overrides applied to every run after the sweeps' own (sensitivity studies), e.g.
+    /// `hardware.node.host_dispatch=5us`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// Arguments of `collective`.

@@ -8,7 +8,7 @@ use crate::studies;
 pub fn validate_command(args: &ValidateArgs) -> Result<()> {
     let start = std::time::Instant::now();
     crate::report::output::check_out_dir(&args.out)?;
-    let (summaries, _) = studies::validate::validate(&args.out, true)?;
+    let (summaries, _) = studies::validate::validate(&args.out, &args.set, true)?;
     println!(
         "{:<8} {:>7} {:>16} {:>15} {:>12}",
         "figure", "points", "mean abs. error", "max abs. error", "order kept"
@@ -25,8 +25,17 @@ pub fn validate_command(args: &ValidateArgs) -> Result<()> {
             f.order_pairs
         );
     }
-    let hw =
-        crate::config::load_run_config(&crate::config::Source::Default, &crate::config::Source::Default, &[])?.hardware;
+    let overrides = args
+        .set
+        .iter()
+        .map(|s| crate::config::Override::parse(s))
+        .collect::<Result<Vec<_>>>()?;
+    let hw = crate::config::load_run_config(
+        &crate::config::Source::Default,
+        &crate::config::Source::Default,
+        &overrides,
+    )?
+    .hardware;
     let collectives = studies::nccl_tests::compare(&hw)?;
     crate::report::output::write_atomic(&args.out.join("nccl-tests.csv"), |w| {
         w.write_all(studies::nccl_tests::csv(&collectives).as_bytes())

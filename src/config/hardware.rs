@@ -158,6 +158,11 @@ pub struct NodeSpec {
     pub nics: u32,
     /// One NIC and its path into the fabric.
     pub nic: LinkSpec,
+    /// Host time to dispatch one framework operation from Python (PyTorch's dispatcher, autograd
+    /// recording, the kernel launch); operations the C++ autograd engine dispatches in the backward
+    /// pass cost half. 0 (the default) leaves the host out.
+    #[serde(default)]
+    pub host_dispatch: SimDuration,
 }
 
 /// Which network model turns communication into time.

@@ -61,6 +61,7 @@ pub fn check_hardware(hw: &HardwareSpec, doc: &Document) -> Result<()> {
     latency(doc, "node.nvlink.latency", hw.node.nvlink.latency)?;
     latency(doc, "node.nic.latency", hw.node.nic.latency)?;
     latency(doc, "gpu.kernel_overhead", hw.gpu.kernel_overhead)?;
+    latency(doc, "node.host_dispatch", hw.node.host_dispatch)?;
     latency(doc, "gpu.gemm_wave_overhead", hw.gpu.gemm_wave_overhead)?;
     if let Some(t) = &hw.network.topology {
         bandwidth(doc, "network.topology.link.bandwidth", t.link.bandwidth)?;

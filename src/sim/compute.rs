@@ -16,11 +16,12 @@ impl Sim<'_> {
             d = SimDuration::from_secs_f64(d.as_secs_f64() * (1.0 + f));
         }
         let r = self.rank_of_stream(si);
+        let end = self.host_bound_end(t, r, op, d, now);
         let clock = &mut self.clocks[r];
         clock.advance(now);
         clock.computing = true;
         self.queue.schedule(
-            now + d,
+            end,
             Event::TaskDone {
                 task: t,
                 stream: si as u32,

@@ -20,6 +20,7 @@ mod clock;
 mod collective;
 mod compute;
 mod copies;
+mod host;
 mod spans;
 mod storage;
 mod transfer;
@@ -133,6 +134,7 @@ pub fn simulate_on(
     let compute = ComputeModel::new(&hw.gpu);
     let op_time: Vec<SimDuration> = graph.ops.iter().map(|op| compute.op_duration(&op.kernels)).collect();
     let mut sim = Sim::new(graph, op_time, net, opts.seed, hw.gpu.jitter, spans);
+    sim.host_dispatch = hw.node.host_dispatch;
     sim.run()?;
     Ok(sim.outcome())
 }
@@ -163,6 +165,9 @@ struct Sim<'a> {
     storage_task: Vec<TaskId>,
     rng: ChaCha8Rng,
     jitter: f64,
+    /// Host time per dispatched operation (0: no host model), and each rank's host thread.
+    host_dispatch: SimDuration,
+    hosts: Vec<host::Host>,
     spans: &'a mut dyn SpanSink,
     record: Vec<bool>,
     done: usize,
@@ -211,6 +216,8 @@ impl<'a> Sim<'a> {
             },
             rng: ChaCha8Rng::seed_from_u64(seed),
             jitter,
+            host_dispatch: SimDuration::ZERO,
+            hosts: vec![host::Host::default(); g.ranks as usize],
             spans,
             record,
             done: 0,
@@ -367,7 +374,12 @@ impl<'a> Sim<'a> {
         match self.g.task_kind[t as usize] {
             TaskKind::Compute(op) => self.start_compute(t, si, op),
             TaskKind::Delay(i) => self.start_delay(t, si, i),
-            TaskKind::Collective(c) => self.start_collective(c, r),
+            TaskKind::Collective(c) => {
+                if si % Stream::COUNT == Stream::Compute as usize {
+                    self.host_dispatches_collective(t, r, self.queue.now());
+                }
+                self.start_collective(c, r)
+            }
             TaskKind::Send(x) => self.start_send(x),
             TaskKind::Recv(x) => self.start_recv(t, si, x),
             TaskKind::Storage(x) => self.start_storage(x, r),

@@ -228,12 +228,13 @@ pub fn summarise(figure: &str, comps: &[Comparison]) -> FigureSummary {
 }
 
 /// Runs every figure, writes results into `out`, returns the per-figure summaries.
-pub fn validate(out: &Path, progress: bool) -> Result<(Vec<FigureSummary>, Vec<Comparison>)> {
+pub fn validate(out: &Path, sets: &[String], progress: bool) -> Result<(Vec<FigureSummary>, Vec<Comparison>)> {
     create_dir(out)?;
     let mut all = Vec::new();
     let mut summaries = Vec::new();
     for (figure, yaml) in FIGURES {
-        let spec = SweepSpec::parse(&format!("workloads/sweeps/megatron-{figure}.yaml"), yaml)?;
+        let mut spec = SweepSpec::parse(&format!("workloads/sweeps/megatron-{figure}.yaml"), yaml)?;
+        spec.set.extend(sets.iter().cloned());
         let result = run_sweep(&spec, progress)?;
         // the sweep's own CSV, then the figure with the published points overlaid
         let mut unplotted = result.clone();

@@ -59,6 +59,9 @@ pub struct Op {
     pub name: String,
     /// The kernels in order.
     pub kernels: Vec<Kernel>,
+    /// Framework operations the host thread dispatches to launch them (Python calls into PyTorch,
+    /// views and allocations included; see [`crate::workload::dispatch`]).
+    pub host_ops: u32,
 }
 
 /// One collective instance: every member rank has one task that refers to it.

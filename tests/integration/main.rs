@@ -6,6 +6,7 @@ mod determinism;
 mod errors;
 mod formulas;
 mod fuzz;
+mod host;
 mod hostile;
 mod network;
 mod planner;

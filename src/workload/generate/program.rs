@@ -3,6 +3,7 @@
 
 use super::{Generator, StageCtx, NO_LAYER};
 use crate::ops::CollectiveOp;
+use crate::workload::dispatch::host_ops;
 use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
 use crate::workload::schedule::{steps, Step};
@@ -215,15 +216,23 @@ impl Generator<'_> {
         chunk: u32,
         prev: &mut [Option<TaskId>],
     ) {
-        // adjacent compute pieces run back to back on the compute stream: merge them into one task
-        let mut merged: Vec<(Piece, u16)> = Vec::with_capacity(pieces.len());
+        // adjacent compute pieces run back to back on the compute stream: merge them into one task,
+        // with the host operations that dispatch them
+        let mut merged: Vec<(Piece, u16, u32)> = Vec::with_capacity(pieces.len());
         for (piece, layer) in pieces {
+            let ops = match &piece {
+                Piece::Compute(name, kernels) => host_ops(name, phase, kernels.len()),
+                _ => 0,
+            };
             match (merged.last_mut(), piece) {
-                (Some((Piece::Compute(_, into), _)), Piece::Compute(_, kernels)) => into.extend(kernels),
-                (_, piece) => merged.push((piece, layer)),
+                (Some((Piece::Compute(_, into), _, n)), Piece::Compute(_, kernels)) => {
+                    into.extend(kernels);
+                    *n += ops;
+                }
+                (_, piece) => merged.push((piece, layer, ops)),
             }
         }
-        for (piece, layer) in merged {
+        for (piece, layer, host_ops) in merged {
             let label = TaskLabel {
                 phase,
                 chunk: chunk as u8,
@@ -235,6 +244,7 @@ impl Generator<'_> {
                     let op = self.g.op(Op {
                         name: name.into(),
                         kernels,
+                        host_ops,
                     });
                     for (i, &r) in ctx.ranks.iter().enumerate() {
                         prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Compute(op), label));

@@ -51,6 +51,7 @@ impl Generator<'_> {
         };
         let op = self.g.op(Op {
             name: "optimizer".into(),
+            host_ops: crate::workload::dispatch::host_ops("unscale", Phase::Optimizer, unscale.len()),
             kernels: unscale,
         });
         let kinds = vec![TaskKind::Compute(op); ctx.ranks.len()];

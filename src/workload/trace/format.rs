@@ -86,6 +86,9 @@ pub struct OpRecord {
     pub name: String,
     /// Kernels, in order.
     pub kernels: Vec<KernelRecord>,
+    /// Framework operations the host dispatches for them (default: one per kernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ops: Option<u32>,
 }
 
 /// A rank group.

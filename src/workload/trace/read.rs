@@ -46,7 +46,12 @@ impl<'a> Loader<'a> {
                         ))
                     })?);
                 }
-                let id = self.b.op(Op { name: op.name, kernels });
+                let host_ops = op.host_ops.unwrap_or(kernels.len() as u32);
+                let id = self.b.op(Op {
+                    name: op.name,
+                    kernels,
+                    host_ops,
+                });
                 if self.ops.insert(op.id, id).is_some() {
                     return Err(self.err(format!("op {} is defined twice", op.id)));
                 }

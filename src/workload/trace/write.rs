@@ -25,6 +25,7 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
                 id: id as u32,
                 name: op.name.clone(),
                 kernels,
+                host_ops: Some(op.host_ops),
             }),
         )?;
         writeln!(w)?;
