@@ -220,6 +220,10 @@ pub struct RunArgs {
     /// tensor ranks), where that is exact; otherwise every rank runs and the report says why.
     #[arg(long, conflicts_with = "trace")]
     pub representative: bool,
+    /// Simulate the iteration with N seeds (seed, seed + 1, ...): the report gains the spread of
+    /// the iteration time (p50/p90/p99/max), with iterations.csv and a histogram.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub iterations: u32,
 }
 
 impl Default for RunArgs {
@@ -235,6 +239,7 @@ impl Default for RunArgs {
             config: None,
             max_memory: None,
             representative: false,
+            iterations: 1,
         }
     }
 }

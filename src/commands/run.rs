@@ -115,7 +115,8 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         args,
         args.out.clone().unwrap_or_else(|| studies::run::default_out_dir(&cfg)),
     )?;
-    let res = studies::run::run(&cfg, &opts)?;
+    let mut res = studies::run::run(&cfg, &opts)?;
+    studies::run::repeat(&cfg, &mut res, opts.seed, args.iterations)?;
     finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)
 }
 

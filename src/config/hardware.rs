@@ -1,5 +1,6 @@
 //! The hardware description: GPUs, nodes and the links between them.
 
+use super::whatif::{Degradation, Jitter, Slowdown};
 use super::Document;
 use crate::error::Result;
 use crate::units::{Bandwidth, Bytes, FlopRate, SimDuration};
@@ -115,9 +116,13 @@ pub struct GpuSpec {
     /// Fixed cost of each kernel (launch and tail).
     #[serde(default)]
     pub kernel_overhead: SimDuration,
-    /// Relative spread of compute times (uniform in ±jitter), drawn from the seeded RNG.
-    #[serde(default)]
-    pub jitter: f64,
+    /// Relative noise on kernel durations, drawn from the seeded RNG (a number: uniform in
+    /// ±jitter; or a named distribution, see [`super::whatif`]).
+    #[serde(default, skip_serializing_if = "Jitter::is_none")]
+    pub jitter: Jitter,
+    /// Slow GPUs: kernel durations multiplied per GPU (see [`super::whatif`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slowdown: Vec<Slowdown>,
     /// Memory not available to the model: CUDA context, NCCL buffers, library workspaces.
     #[serde(default)]
     pub memory_reserved: Bytes,
@@ -269,6 +274,9 @@ pub struct NetworkSpec {
     /// machine. Without it collectives are costed from the links alone (alpha-beta per step).
     #[serde(default)]
     pub nccl: Option<NcclSpec>,
+    /// Degraded or failed NICs and leaf switches (see [`super::whatif`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<Degradation>,
 }
 
 /// An NCCL release whose tuning model is built in.
@@ -398,9 +406,7 @@ impl HardwareSpec {
         if self.gpu.memory_reserved >= self.gpu.memory {
             return Err(doc.field_error("gpu.memory_reserved", "must be less than gpu.memory"));
         }
-        if !(0.0..1.0).contains(&self.gpu.jitter) {
-            return Err(doc.field_error("gpu.jitter", "must be in [0, 1)"));
-        }
+        super::whatif::validate(self, doc)?;
         if let Some(t) = &self.network.topology {
             self.validate_topology(t, doc)?;
         }

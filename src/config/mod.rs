@@ -6,6 +6,7 @@ mod document;
 mod hardware;
 mod presets;
 mod ranges;
+pub mod whatif;
 mod workload;
 
 pub use document::{read_limited, Document, Override, MAX_YAML_BYTES};

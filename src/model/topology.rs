@@ -77,6 +77,9 @@ pub struct Topology {
     leaf_of_nic: Vec<u32>,
     /// Whether each leaf's uplinks can bind (their capacity is below what the leaf's NICs carry).
     leaf_binds: Vec<bool>,
+    /// The NIC each NIC's traffic leaves through: itself, or for a failed NIC the nearest of its
+    /// node that is up (`network.degraded`).
+    nic_redirect: Vec<u32>,
     /// First storage link (per node up and down) and the filesystem's write link (read is next), if any.
     storage_base: Option<(u32, u32)>,
 }
@@ -93,6 +96,7 @@ impl Topology {
         let nic_base = capacity.len() as u32;
         capacity.extend(std::iter::repeat_n(nic_bw, 2 * total_nics as usize));
         class.extend(std::iter::repeat_n(LinkClass::Nic, 2 * total_nics as usize));
+        let nic_redirect = degrade_nics(hw, nodes, &mut capacity[nic_base as usize..]);
         let leaf_base = capacity.len() as u32;
         let (leaf_of_nic, leaves, uplink) = match &hw.network.topology {
             Some(t) => {
@@ -110,15 +114,29 @@ impl Topology {
             }
             None => ((0..total_nics).map(|_| 0).collect(), 0, f64::INFINITY),
         };
-        let mut nics_on_leaf = vec![0u32; leaves as usize];
-        for &l in &leaf_of_nic {
-            nics_on_leaf[l as usize] += 1;
+        let mut uplinks = vec![uplink; leaves as usize];
+        for d in &hw.network.degraded {
+            if let (Some(leaf), Some(f)) = (d.leaf, d.factor) {
+                if let Some(u) = uplinks.get_mut(leaf as usize) {
+                    *u *= f;
+                }
+            }
         }
-        let leaf_binds = nics_on_leaf
+        // what a leaf's NICs can send (failed NICs send nothing; their traffic leaves elsewhere)
+        let mut nic_sum = vec![0.0; leaves as usize];
+        for (n, &l) in leaf_of_nic.iter().enumerate() {
+            if nic_redirect[n] == n as u32 {
+                nic_sum[l as usize] += capacity[(nic_base + 2 * n as u32) as usize];
+            }
+        }
+        let leaf_binds = nic_sum
             .iter()
-            .map(|&n| n as f64 * nic_bw > uplink * (1.0 + 1e-12))
+            .zip(&uplinks)
+            .map(|(&sent, &up)| sent > up * (1.0 + 1e-12))
             .collect();
-        capacity.extend(std::iter::repeat_n(uplink, 2 * leaves as usize));
+        for &u in &uplinks {
+            capacity.extend([u, u]);
+        }
         class.extend(std::iter::repeat_n(LinkClass::LeafUplink, 2 * leaves as usize));
         // storage: each node's storage NICs as one up and one down link at the node's I/O rate
         // (IOPS x I/O size, capped by the NICs), then the filesystem's write and read limits
@@ -143,6 +161,7 @@ impl Topology {
             leaf_base,
             leaf_of_nic,
             leaf_binds,
+            nic_redirect,
             storage_base,
         }
     }
@@ -158,7 +177,8 @@ impl Topology {
     /// The NIC (global index) a GPU uses: its rail.
     pub fn nic_of(&self, gpu: u32) -> u32 {
         let local = gpu % self.gpus_per_node;
-        self.node(gpu) * self.nics_per_node + local * self.nics_per_node / self.gpus_per_node
+        self.nic_redirect
+            [(self.node(gpu) * self.nics_per_node + local * self.nics_per_node / self.gpus_per_node) as usize]
     }
     /// GPU → NVSwitch.
     pub fn nvlink_up(&self, gpu: u32) -> LinkId {
@@ -230,6 +250,48 @@ impl Topology {
     pub fn direct(&self, src: u32, dst: u32) -> Path {
         self.route(src, dst, src, dst)
     }
+}
+
+/// Applies `network.degraded` to the NIC links (`nic_links`: up and down per NIC) of the first
+/// `nodes` nodes and returns where each NIC's traffic leaves: a failed NIC's goes through the
+/// nearest NIC of its node that is up, its PCIe sibling (rail r xor 1, which shares a PCIe switch
+/// with it on DGX A100/H100) first. NCCL builds its rings over the NICs it finds at start-up, so
+/// a GPU whose NIC is missing uses the closest remaining one; with PXN (as in `decompose`) the data
+/// then crosses the spines to the destination's rail.
+fn degrade_nics(hw: &HardwareSpec, nodes: u32, nic_links: &mut [f64]) -> Vec<u32> {
+    let nics = hw.node.nics;
+    let mut down = vec![false; (nodes * nics) as usize];
+    for d in &hw.network.degraded {
+        let (Some(node), Some(nic)) = (d.node, d.nic) else {
+            continue;
+        };
+        if node >= nodes {
+            continue;
+        }
+        let n = (node * nics + nic) as usize;
+        if d.down {
+            down[n] = true;
+        } else if let Some(f) = d.factor {
+            nic_links[2 * n] *= f;
+            nic_links[2 * n + 1] *= f;
+        }
+    }
+    (0..nodes * nics)
+        .map(|n| {
+            if !down[n as usize] {
+                return n;
+            }
+            let (node, rail) = (n / nics, n % nics);
+            let sibling = rail ^ 1;
+            let candidates = std::iter::once(sibling)
+                .filter(|&r| r < nics)
+                .chain((1..nics).map(|k| (rail + k) % nics));
+            candidates
+                .map(|r| node * nics + r)
+                .find(|&m| !down[m as usize])
+                .unwrap_or(n)
+        })
+        .collect()
 }
 
 #[cfg(test)]

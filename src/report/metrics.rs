@@ -131,6 +131,12 @@ pub struct Report {
     pub memory: Option<crate::workload::memory::MemoryReport>,
     /// Events the engine processed.
     pub events: u64,
+    /// The ranks others waited for longest at collectives (arriving last), at most 5, with the
+    /// waiting time they caused (summed over the members that waited), s.
+    pub sync_wait_caused_by: Vec<RankWait>,
+    /// With `run --iterations N` (N > 1): the spread of the iteration time over seeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<crate::report::spread::IterationStats>,
     /// Ranks whose tasks were simulated: every rank, or one per pipeline stage in a
     /// representative run, where each stands for its symmetric copies.
     pub ranks_simulated: u64,
@@ -143,6 +149,33 @@ pub struct Report {
     /// The whole resolved configuration that ran (after `--set`), so that
     /// `clustersim run --config report.json` reruns it to the identical report.
     pub config: ConfigRecord,
+}
+
+/// Waiting at collectives that one rank caused by arriving last.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RankWait {
+    /// The rank.
+    pub rank: u32,
+    /// Seconds other members spent waiting for it.
+    pub seconds: f64,
+}
+
+impl RankWait {
+    /// The `n` ranks with the most waiting caused (ties by rank), those above 1 ns.
+    pub fn top(waited_on: &[f64], n: usize) -> Vec<RankWait> {
+        let mut v: Vec<RankWait> = waited_on
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s > 1e-9)
+            .map(|(r, &s)| RankWait {
+                rank: r as u32,
+                seconds: s,
+            })
+            .collect();
+        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then(a.rank.cmp(&b.rank)));
+        v.truncate(n);
+        v
+    }
 }
 
 /// What ran: the hardware and the workload (none for a trace without one). A trace run's file is
@@ -336,6 +369,8 @@ impl Report {
             breakdown: TimeBreakdown::of(&all, pipelined),
             memory,
             events: out.events,
+            sync_wait_caused_by: RankWait::top(&out.waited_on, 5),
+            iterations: None,
             ranks_simulated: out.active.iter().filter(|&&a| a).count() as u64,
             ranks_represented: gpus,
             every_rank_because: None,

@@ -6,6 +6,7 @@
 pub mod metrics;
 pub mod output;
 pub mod plot;
+pub mod spread;
 pub mod summary;
 pub mod timeline;
 

@@ -83,6 +83,27 @@ pub fn text(r: &Report) -> String {
             if mem.fits { "fits" } else { "OUT OF MEMORY" }
         );
     }
+    if let Some(it) = &r.iterations {
+        let _ = writeln!(
+            o,
+            "  {:<20} {} seeds: p50 {}, p90 {}, p99 {}, max {}",
+            "iteration spread",
+            it.count,
+            human_seconds(it.p50_s),
+            human_seconds(it.p90_s),
+            human_seconds(it.p99_s),
+            human_seconds(it.max_s)
+        );
+    }
+    if let Some(w) = r.sync_wait_caused_by.first() {
+        let _ = writeln!(
+            o,
+            "  {:<20} rank {} arrived last at collectives: others waited {} for it",
+            "waited for most",
+            w.rank,
+            human_seconds(w.seconds)
+        );
+    }
     let b = &r.breakdown;
     let _ = writeln!(
         o,

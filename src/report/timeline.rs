@@ -6,7 +6,7 @@
 use crate::sim::SpanSink;
 use crate::units::SimTime;
 use crate::workload::layout::Layout;
-use crate::workload::{Phase, Stream, TaskGraph, TaskId, TaskKind};
+use crate::workload::{CollectiveId, Phase, Stream, TaskGraph, TaskId, TaskKind};
 use std::io::Write;
 
 /// Which ranks a run records spans for.
@@ -36,6 +36,8 @@ pub struct Timeline {
     wanted: Vec<bool>,
     /// Spans in completion order.
     pub spans: Vec<Span>,
+    /// Collectives whose members waited, and the rank they waited for (arrived last).
+    pub last_to_arrive: std::collections::BTreeMap<u32, u32>,
 }
 
 impl Timeline {
@@ -51,6 +53,7 @@ impl Timeline {
         Timeline {
             wanted,
             spans: Vec::new(),
+            last_to_arrive: Default::default(),
         }
     }
 
@@ -76,6 +79,9 @@ impl SpanSink for Timeline {
     }
     fn span(&mut self, task: TaskId, start: SimTime, end: SimTime) {
         self.spans.push(Span { task, start, end });
+    }
+    fn waited_for(&mut self, collective: CollectiveId, last: u32) {
+        self.last_to_arrive.insert(collective, last);
     }
 }
 
@@ -110,7 +116,14 @@ fn micros(t: SimTime) -> f64 {
 }
 
 /// Writes the Chrome trace JSON for `spans` (already sorted).
-pub fn write_chrome_trace(w: &mut dyn Write, g: &TaskGraph, layout: Layout, spans: &[Span]) -> std::io::Result<()> {
+/// Collective spans whose rank waited for another carry `waited_for`: the rank that arrived last.
+pub fn write_chrome_trace(
+    w: &mut dyn Write,
+    g: &TaskGraph,
+    layout: Layout,
+    spans: &[Span],
+    last_to_arrive: &std::collections::BTreeMap<u32, u32>,
+) -> std::io::Result<()> {
     writeln!(w, "{{\"displayTimeUnit\":\"ns\",\"traceEvents\":[")?;
     let mut first = true;
     let mut sep = |w: &mut dyn Write| -> std::io::Result<()> {
@@ -160,6 +173,14 @@ pub fn write_chrome_trace(w: &mut dyn Write, g: &TaskGraph, layout: Layout, span
             args.insert("layer".into(), label.layer.into());
         }
         args.insert("chunk".into(), label.chunk.into());
+        if let TaskKind::Collective(c) = g.task_kind[t] {
+            match last_to_arrive.get(&c) {
+                Some(&last) if last != r => {
+                    args.insert("waited_for".into(), last.into());
+                }
+                _ => {}
+            }
+        }
         sep(w)?;
         write!(
             w,

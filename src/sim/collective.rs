@@ -16,11 +16,24 @@ impl Sim<'_> {
         self.arrived[c as usize] += 1;
         let members = self.g.collective_tasks(c);
         if self.arrived[c as usize] as usize == members.len() {
+            // every member waited for this last arrival: charge the wait to rank r
+            let mut waited = 0u64;
             for &m in members {
                 let mr = self.g.task_rank[m as usize] as usize;
                 self.clocks[mr].advance(now);
                 self.clocks[mr].sync_waiting -= sync;
                 self.clocks[mr].comm_active += 1;
+                waited += now.since(self.head_start_time[self.stream_index(m)]).0;
+            }
+            if waited > 0 {
+                self.waited_on[r] += waited as f64 * 1e-9;
+                if self.record[r]
+                    || members
+                        .iter()
+                        .any(|&m| self.record[self.g.task_rank[m as usize] as usize])
+                {
+                    self.spans.waited_for(c, r as u32);
+                }
             }
             let coll = &self.g.collectives[c as usize];
             let comm = Communication::Collective {

@@ -11,11 +11,14 @@ impl Sim<'_> {
     pub(super) fn start_compute(&mut self, t: TaskId, si: usize, op: u32) {
         let now = self.queue.now();
         let mut d = self.op_time[op as usize];
-        if self.jitter > 0.0 {
-            let f: f64 = self.rng.random_range(-self.jitter..self.jitter);
-            d = SimDuration::from_secs_f64(d.as_secs_f64() * (1.0 + f));
-        }
         let r = self.rank_of_stream(si);
+        let slow = self.slowdown[r];
+        if self.jitter.is_active() {
+            let (u1, u2): (f64, f64) = (self.rng.random(), self.rng.random());
+            d = SimDuration::from_secs_f64(d.as_secs_f64() * slow * self.jitter.factor(u1, u2));
+        } else if slow != 1.0 {
+            d = SimDuration::from_secs_f64(d.as_secs_f64() * slow);
+        }
         let end = self.host_bound_end(t, r, op, d, now);
         let clock = &mut self.clocks[r];
         clock.advance(now);

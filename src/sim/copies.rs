@@ -18,11 +18,14 @@ pub fn network_for<'a>(graph: &'a TaskGraph, hw: &HardwareSpec) -> Result<Box<dy
     let Some(replication) = graph.replication else {
         return Ok(network_model(hw, nodes));
     };
-    if hw.gpu.jitter > 0.0 {
-        return Err(format!(
-            "compute jitter ({}) draws a different time for every rank",
-            hw.gpu.jitter
-        ));
+    if hw.gpu.jitter.is_active() {
+        return Err("compute jitter draws a different time for every rank".to_string());
+    }
+    if !hw.gpu.slowdown.is_empty() {
+        return Err("slow GPUs (gpu.slowdown) make ranks differ".to_string());
+    }
+    if !hw.network.degraded.is_empty() {
+        return Err("degraded links (network.degraded) make ranks differ".to_string());
     }
     if replication.layout.d > 1 && graph.storage.iter().any(|s| !s.every_replica) {
         return Err("checkpoint I/O runs on data-parallel replica 0 only, so replicas differ".to_string());

@@ -80,6 +80,8 @@ pub struct SimOutcome {
     pub active: Vec<bool>,
     /// Events processed.
     pub events: u64,
+    /// Per rank: seconds other members of its collectives spent waiting for it to arrive last.
+    pub waited_on: Vec<f64>,
     /// Name of the network model used.
     pub network_model: &'static str,
 }
@@ -135,6 +137,7 @@ pub fn simulate_on(
     let op_time: Vec<SimDuration> = graph.ops.iter().map(|op| compute.op_duration(&op.kernels)).collect();
     let mut sim = Sim::new(graph, op_time, net, opts.seed, hw.gpu.jitter, spans);
     sim.host_dispatch = hw.node.host_dispatch;
+    sim.slowdown = crate::config::whatif::slowdown_factors(&hw.gpu.slowdown, hw.node.gpus, graph.ranks, opts.seed);
     sim.run()?;
     Ok(sim.outcome())
 }
@@ -164,7 +167,11 @@ struct Sim<'a> {
     /// The task of each storage operation.
     storage_task: Vec<TaskId>,
     rng: ChaCha8Rng,
-    jitter: f64,
+    jitter: crate::config::whatif::Jitter,
+    /// Each rank's kernel-duration factor (slow GPUs; 1 for most).
+    slowdown: Vec<f64>,
+    /// Per rank: seconds others waited for it at collectives.
+    waited_on: Vec<f64>,
     /// Host time per dispatched operation (0: no host model), and each rank's host thread.
     host_dispatch: SimDuration,
     hosts: Vec<host::Host>,
@@ -179,7 +186,7 @@ impl<'a> Sim<'a> {
         op_time: Vec<SimDuration>,
         net: Box<dyn NetworkModel>,
         seed: u64,
-        jitter: f64,
+        jitter: crate::config::whatif::Jitter,
         spans: &'a mut dyn SpanSink,
     ) -> Self {
         let record = (0..g.ranks).map(|r| spans.wants(r)).collect();
@@ -216,6 +223,8 @@ impl<'a> Sim<'a> {
             },
             rng: ChaCha8Rng::seed_from_u64(seed),
             jitter,
+            slowdown: vec![1.0; g.ranks as usize],
+            waited_on: vec![0.0; g.ranks as usize],
             host_dispatch: SimDuration::ZERO,
             hosts: vec![host::Host::default(); g.ranks as usize],
             spans,
@@ -313,6 +322,7 @@ impl<'a> Sim<'a> {
                 .map(|r| (0..Stream::COUNT).any(|s| !self.g.stream(r, s).is_empty()))
                 .collect(),
             events: self.queue.events_processed(),
+            waited_on: std::mem::take(&mut self.waited_on),
             network_model: self.net.name(),
         }
     }

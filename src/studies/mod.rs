@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod collective;
 pub mod gemm;
+pub mod iterations;
 pub mod nccl_tests;
 pub mod plan;
 pub mod run;

@@ -62,6 +62,8 @@ pub struct RunResult {
     pub timeline: Timeline,
     /// Rank layout.
     pub layout: Layout,
+    /// Iteration times over seeds, with `--iterations` (empty otherwise).
+    pub iteration_times: Vec<f64>,
 }
 
 /// Generates and simulates one iteration. A representative run (`opts.representative`) simulates
@@ -135,6 +137,7 @@ fn run_graph_on(
         graph,
         timeline,
         layout,
+        iteration_times: Vec::new(),
     })
 }
 
@@ -179,7 +182,26 @@ pub fn run_trace(
         graph,
         timeline,
         layout,
+        iteration_times: Vec::new(),
     })
+}
+
+/// Repeats the iteration with seeds `seed + 1` to `seed + n - 1` and records the spread in the
+/// report (`iterations`) and the times (for iterations.csv and the histogram).
+pub fn repeat(cfg: &RunConfig, res: &mut RunResult, seed: u64, n: u32) -> Result<()> {
+    if n <= 1 {
+        return Ok(());
+    }
+    let mut times = vec![res.report.iteration_time_s];
+    times.extend(crate::studies::iterations::more_iterations(
+        cfg,
+        &res.graph,
+        seed,
+        n - 1,
+    )?);
+    res.report.iterations = Some(crate::report::spread::IterationStats::of(&times));
+    res.iteration_times = times;
+    Ok(())
 }
 
 /// The default output folder: results/<workload name>/.
@@ -225,10 +247,15 @@ pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
         Ok(())
     })?;
     written.push(csv);
+    if res.iteration_times.len() > 1 {
+        written.extend(write_iterations(res, dir)?);
+    }
     if !res.timeline.spans.is_empty() {
         let spans = res.timeline.sorted(&res.graph);
         let trace = dir.join("timeline.json");
-        write_atomic(&trace, |w| write_chrome_trace(w, &res.graph, res.layout, &spans))?;
+        write_atomic(&trace, |w| {
+            write_chrome_trace(w, &res.graph, res.layout, &spans, &res.timeline.last_to_arrive)
+        })?;
         written.push(trace);
         let blocks = schedule_blocks(&res.graph, res.layout, &spans);
         let p = &res.report.parallel;
@@ -266,4 +293,32 @@ pub fn write_outputs(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(stem.with_extension("svg"));
     }
     Ok(written)
+}
+
+/// iterations.csv (seed, time) and the histogram of `run --iterations N`.
+fn write_iterations(res: &RunResult, dir: &Path) -> Result<Vec<PathBuf>> {
+    let csv = dir.join("iterations.csv");
+    write_atomic(&csv, |w| {
+        writeln!(w, "iteration,seed,iteration_time_s")?;
+        for (i, t) in res.iteration_times.iter().enumerate() {
+            writeln!(w, "{i},{},{t:.9}", res.report.seed.wrapping_add(i as u64))?;
+        }
+        Ok(())
+    })?;
+    let bins = crate::report::spread::histogram(&res.iteration_times, 20);
+    let title = format!(
+        "{} on {}: iteration time over {} seeds",
+        res.report.name,
+        res.report.hardware,
+        res.iteration_times.len()
+    );
+    let stem = dir.join("iterations");
+    write_figure(
+        &stem,
+        &crate::report::spread::HistogramChart {
+            title: &title,
+            bins: &bins,
+        },
+    )?;
+    Ok(vec![csv, stem.with_extension("png"), stem.with_extension("svg")])
 }

@@ -16,3 +16,4 @@ mod sweeps;
 mod traces;
 mod training;
 mod validation;
+mod whatif;
