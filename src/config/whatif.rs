@@ -13,6 +13,7 @@
 //!     - { node: 3, nic: 2, factor: 0.5 } # NIC 2 of node 3 at half bandwidth (both directions)
 //!     - { node: 5, nic: 1, down: true }  # NIC 1 of node 5 failed: its GPU uses the next NIC up
 //!     - { leaf: 4, factor: 0.5 }         # leaf switch 4's spine ports at half bandwidth
+//!     - { rail: 3, factor: 0.5 }         # NIC 3 of every node at half bandwidth
 //! ```
 
 use crate::config::Document;
@@ -126,6 +127,9 @@ pub struct Degradation {
     /// A leaf switch: its spine ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf: Option<u32>,
+    /// A whole rail: NIC `rail` of every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rail: Option<u32>,
     /// Fraction of bandwidth left, in (0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor: Option<f64>,
@@ -182,7 +186,7 @@ pub fn validate(hw: &super::HardwareSpec, doc: &Document) -> Result<()> {
     }
     for (i, d) in hw.network.degraded.iter().enumerate() {
         let at = |f: &str| format!("network.degraded[{i}].{f}");
-        match (d.node, d.nic, d.leaf) {
+        match (d.node, d.nic, d.leaf.or(d.rail)) {
             (Some(node), Some(nic), None) => {
                 if node >= hw.nodes {
                     return Err(doc.field_error(&at("node"), format!("no such node: the machine has {}", hw.nodes)));
@@ -191,15 +195,18 @@ pub fn validate(hw: &super::HardwareSpec, doc: &Document) -> Result<()> {
                     return Err(doc.field_error(&at("nic"), format!("no such NIC: a node has {}", hw.node.nics)));
                 }
             }
-            (None, None, Some(_)) => {
+            (None, None, Some(_)) if d.leaf.is_none() || d.rail.is_none() => {
                 if d.down {
-                    return Err(doc.field_error(&at("down"), "only a NIC can be down; give a leaf a `factor`"));
+                    return Err(doc.field_error(&at("down"), "only a NIC can be down; give a leaf or rail a `factor`"));
+                }
+                if d.rail.is_some_and(|r| r >= hw.node.nics) {
+                    return Err(doc.field_error(&at("rail"), format!("no such rail: a node has {} NICs", hw.node.nics)));
                 }
             }
             _ => {
                 return Err(doc.field_error(
                     &format!("network.degraded[{i}]"),
-                    "give `node` and `nic` (a NIC) or `leaf` (a leaf switch's spine ports)",
+                    "give `node` and `nic` (a NIC), `rail` (that NIC of every node) or `leaf` (a leaf switch's spine ports)",
                 ))
             }
         }

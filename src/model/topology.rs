@@ -262,18 +262,18 @@ fn degrade_nics(hw: &HardwareSpec, nodes: u32, nic_links: &mut [f64]) -> Vec<u32
     let nics = hw.node.nics;
     let mut down = vec![false; (nodes * nics) as usize];
     for d in &hw.network.degraded {
-        let (Some(node), Some(nic)) = (d.node, d.nic) else {
-            continue;
+        let targets: Vec<u32> = match (d.node, d.nic, d.rail) {
+            (Some(node), Some(nic), _) if node < nodes => vec![node * nics + nic],
+            (_, _, Some(rail)) => (0..nodes).map(|node| node * nics + rail).collect(),
+            _ => continue,
         };
-        if node >= nodes {
-            continue;
-        }
-        let n = (node * nics + nic) as usize;
-        if d.down {
-            down[n] = true;
-        } else if let Some(f) = d.factor {
-            nic_links[2 * n] *= f;
-            nic_links[2 * n + 1] *= f;
+        for n in targets.into_iter().map(|n| n as usize) {
+            if d.down {
+                down[n] = true;
+            } else if let Some(f) = d.factor {
+                nic_links[2 * n] *= f;
+                nic_links[2 * n + 1] *= f;
+            }
         }
     }
     (0..nodes * nics)
