@@ -32,6 +32,24 @@ pub enum Command {
     Trace(TraceArgs),
     /// A whole training run: iterations, checkpoints and failures as a seeded Monte Carlo.
     Train(TrainArgs),
+    /// Several jobs on one machine, sharing its fabric: each job's iteration alone and shared.
+    Cluster(ClusterArgs),
+}
+
+/// Arguments of `cluster`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// The jobs spec (YAML).
+    pub spec: String,
+    /// Output folder (default: results/<spec name>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write no files, print only.
+    #[arg(long)]
+    pub no_output: bool,
+    /// Seed of random placements and of the simulation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// The inputs most commands share: hardware, workload and `--set` overrides.

@@ -2,6 +2,7 @@
 //! No modelling here; nothing below imports this folder.
 
 mod bench;
+mod cluster;
 mod collective;
 mod input;
 mod plan;
@@ -23,6 +24,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Validate(args) => validate::validate_command(&args),
         Command::Plan(args) => plan::plan_command(&args),
         Command::Train(args) => train::train_command(&args),
+        Command::Cluster(args) => cluster::cluster_command(&args),
         Command::Trace(args) => match &args.action {
             TraceAction::Export(e) => trace::export_command(e),
         },

@@ -135,7 +135,11 @@ fn a_nic_at_half_bandwidth_doubles_a_transfer_that_crosses_it() {
     );
     assert!((down / healthy - 1.0).abs() < 1e-3, "{healthy} -> {down}");
     // rail 0 at half bandwidth on every node: both ends of the transfer are at half speed
-    let rail = seconds(&["hardware.network.degraded=[{rail: 0, factor: 0.5}]"], SweepOp::SendRecv, 16);
+    let rail = seconds(
+        &["hardware.network.degraded=[{rail: 0, factor: 0.5}]"],
+        SweepOp::SendRecv,
+        16,
+    );
     assert!((rail / healthy - 2.0).abs() < 1e-3, "{healthy} -> {rail}");
 }
 
@@ -174,7 +178,10 @@ fn bad_what_if_input_names_the_field() {
     let e = err("hardware.network.degraded=[{node: 999, nic: 0, factor: 0.5}]");
     assert!(e.contains("network.degraded[0].node"), "{e}");
     let e = err("hardware.network.degraded=[{rail: 8, factor: 0.5}]");
-    assert!(e.contains("network.degraded[0].rail") && e.contains("no such rail"), "{e}");
+    assert!(
+        e.contains("network.degraded[0].rail") && e.contains("no such rail"),
+        "{e}"
+    );
     let e = err("hardware.network.degraded=[{leaf: 1, down: true}]");
     assert!(e.contains("only a NIC can be down"), "{e}");
     let all_down: Vec<String> = (0..8).map(|n| format!("{{node: 3, nic: {n}, down: true}}")).collect();
