@@ -27,6 +27,9 @@ pub struct HardwareSpec {
     /// Failure rates and recovery, for training-run estimates (optional).
     #[serde(default)]
     pub failures: Option<FailureSpec>,
+    /// Runs of nodes whose GPUs differ from `gpu` (see [`super::groups`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_groups: Vec<super::groups::NodeGroup>,
 }
 
 /// A parallel filesystem and the path to it.
@@ -366,9 +369,18 @@ impl HardwareSpec {
 
     /// Deserializes and checks ranges; errors name the YAML path and value.
     pub fn from_document(doc: &Document) -> Result<HardwareSpec> {
-        let spec: HardwareSpec = doc.deserialize()?;
+        let mut spec: HardwareSpec = doc.deserialize()?;
+        super::groups::resolve(&mut spec.node_groups, spec.nodes, doc)?;
         spec.validate(doc)?;
         Ok(spec)
+    }
+
+    /// The machine's GPU models: `gpu`, then each node group's (index = group of a node, see
+    /// [`super::groups::group_of_nodes`]).
+    pub fn gpu_models(&self) -> Vec<&GpuSpec> {
+        std::iter::once(&self.gpu)
+            .chain(self.node_groups.iter().map(|g| g.gpu.spec()))
+            .collect()
     }
 
     /// GPUs in the whole cluster.

@@ -3,6 +3,7 @@
 //! Every error names the file, the YAML path and the bad value. Configs know nothing of the engine.
 
 mod document;
+pub mod groups;
 mod hardware;
 mod presets;
 mod ranges;

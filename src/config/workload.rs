@@ -96,6 +96,10 @@ pub struct ParallelSpec {
     /// (reduce-scatter + all-gather in place of each all-reduce; Korthikanti et al. 2022).
     #[serde(default)]
     pub sequence_parallel: bool,
+    /// Layers of each pipeline stage, when not split evenly (to balance stages on GPUs of
+    /// different speeds); p entries summing to `model.layers`, without interleaving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_per_stage: Option<Vec<u32>>,
 }
 
 fn yes() -> bool {
@@ -236,6 +240,17 @@ impl WorkloadSpec {
         self.batch.global / self.batch.micro.saturating_mul(self.parallel.data as u64)
     }
 
+    /// The layers of virtual stage `vs` (chunk x p + stage): (first layer, count).
+    pub fn chunk_layers(&self, vs: u32) -> (u32, u32) {
+        match &self.parallel.layers_per_stage {
+            Some(list) => (list[..vs as usize].iter().sum(), list[vs as usize]),
+            None => {
+                let per = self.model.layers / (self.parallel.pipeline * self.chunks());
+                (vs * per, per)
+            }
+        }
+    }
+
     /// Model chunks per device: v for the interleaved schedule, 1 otherwise.
     pub fn chunks(&self) -> u32 {
         match self.schedule {
@@ -311,7 +326,18 @@ impl WorkloadSpec {
             ));
         }
         let stages = p.pipeline * self.chunks();
-        if m.layers % stages != 0 {
+        if let Some(list) = &p.layers_per_stage {
+            let total: u32 = list.iter().sum();
+            if self.chunks() > 1 || list.len() as u32 != p.pipeline || total != m.layers || list.contains(&0) {
+                return Err(doc.field_error(
+                    "parallel.layers_per_stage",
+                    format!(
+                        "needs pipeline = {} positive entries summing to model.layers = {} (and no interleaving)",
+                        p.pipeline, m.layers
+                    ),
+                ));
+            }
+        } else if m.layers % stages != 0 {
             let path = if self.chunks() > 1 {
                 "parallel.interleave"
             } else {
@@ -378,6 +404,24 @@ pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec
             hw.node.gpus,
             hw.total_gpus()
         )));
+    }
+    if !hw.node_groups.is_empty() {
+        // every stage inside one group of GPUs
+        let group = super::groups::group_of_nodes(&hw.node_groups, hw.nodes);
+        let per_stage = (w.parallel.tensor * w.parallel.data) as u64;
+        for stage in 0..w.parallel.pipeline as u64 {
+            let first = (stage * per_stage / hw.node.gpus as u64) as usize;
+            let last = (((stage + 1) * per_stage - 1) / hw.node.gpus as u64) as usize;
+            if group[first..=last].iter().any(|&g| g != group[first]) {
+                return Err(w_doc.field_error(
+                    "parallel.pipeline",
+                    format!(
+                        "stage {stage} runs on nodes {first} to {last}, which span GPU groups of {}: a stage must sit in one `node_groups` entry",
+                        hw_doc.origin("node_groups")
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -1,19 +1,49 @@
 //! Placement of ranks on the machine: which node and which local GPU each rank runs on.
 
 use crate::config::HardwareSpec;
+use crate::model::network::algorithms::GroupShape;
 
 /// Ranks placed in order: rank r runs on node r / gpus_per_node, local GPU r mod gpus_per_node.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Placement {
     /// GPUs per node.
     pub gpus_per_node: u32,
+    /// GPU model of each node of a heterogeneous machine, by index of its distinct model names
+    /// (empty when every node has the same GPU).
+    model_of_node: Vec<u8>,
 }
 
 impl Placement {
     /// Placement on a hardware spec.
     pub fn new(hw: &HardwareSpec) -> Self {
+        let model_of_node = if hw.node_groups.is_empty() {
+            Vec::new()
+        } else {
+            let models = hw.gpu_models();
+            let index: Vec<u8> = models
+                .iter()
+                .map(|m| models.iter().position(|o| o.model == m.model).unwrap_or(0) as u8)
+                .collect();
+            crate::config::groups::group_of_nodes(&hw.node_groups, hw.nodes)
+                .into_iter()
+                .map(|g| index[g as usize])
+                .collect()
+        };
         Placement {
             gpus_per_node: hw.node.gpus,
+            model_of_node,
+        }
+    }
+
+    /// The shape of a group of ranks for the collective algorithms.
+    pub fn shape(&self, ranks: &[u32]) -> GroupShape {
+        let (nodes, per_node) = self.spread(ranks);
+        let model = |r: u32| self.model_of_node.get(self.node(r) as usize).copied().unwrap_or(0);
+        GroupShape {
+            n: ranks.len() as u32,
+            nodes,
+            per_node,
+            mixed: ranks.iter().any(|&r| model(r) != model(ranks[0])),
         }
     }
     /// Node of a rank.

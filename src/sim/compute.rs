@@ -10,8 +10,11 @@ impl Sim<'_> {
     /// Starts compute task `t` (op `op`) on stream `si`.
     pub(super) fn start_compute(&mut self, t: TaskId, si: usize, op: u32) {
         let now = self.queue.now();
-        let mut d = self.op_time[op as usize];
         let r = self.rank_of_stream(si);
+        let mut d = match self.rank_group.get(r) {
+            Some(&g) if g > 0 => self.group_op_time[g as usize - 1][op as usize],
+            _ => self.op_time[op as usize],
+        };
         let slow = self.slowdown[r];
         if self.jitter.is_active() {
             let (u1, u2): (f64, f64) = (self.rng.random(), self.rng.random());

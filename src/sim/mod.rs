@@ -136,6 +136,18 @@ pub fn simulate_on(
     let compute = ComputeModel::new(&hw.gpu);
     let op_time: Vec<SimDuration> = graph.ops.iter().map(|op| compute.op_duration(&op.kernels)).collect();
     let mut sim = Sim::new(graph, op_time, net, opts.seed, hw.gpu.jitter, spans);
+    if !hw.node_groups.is_empty() {
+        // each GPU model prices every op; a rank's group picks its row
+        sim.group_op_time = hw.gpu_models()[1..]
+            .iter()
+            .map(|gpu| {
+                let m = ComputeModel::new(gpu);
+                graph.ops.iter().map(|op| m.op_duration(&op.kernels)).collect()
+            })
+            .collect();
+        let nodes = crate::config::groups::group_of_nodes(&hw.node_groups, graph.ranks.div_ceil(hw.node.gpus));
+        sim.rank_group = (0..graph.ranks).map(|r| nodes[(r / hw.node.gpus) as usize]).collect();
+    }
     sim.host_dispatch = hw.node.host_dispatch;
     sim.slowdown = crate::config::whatif::slowdown_factors(&hw.gpu.slowdown, hw.node.gpus, graph.ranks, opts.seed);
     sim.run()?;
@@ -145,6 +157,10 @@ pub fn simulate_on(
 struct Sim<'a> {
     g: &'a TaskGraph,
     op_time: Vec<SimDuration>,
+    /// Op times on the GPUs of each node group (heterogeneous machines), and each rank's group
+    /// (0: `op_time`; empty when the machine is homogeneous).
+    group_op_time: Vec<Vec<SimDuration>>,
+    rank_group: Vec<u8>,
     net: Box<dyn NetworkModel>,
     queue: EventQueue<Event>,
     /// Next task to run on each (rank, stream); the stream is done when it reaches the stream's end.
@@ -193,6 +209,8 @@ impl<'a> Sim<'a> {
         Sim {
             g,
             op_time,
+            group_op_time: Vec::new(),
+            rank_group: Vec::new(),
             net,
             queue: EventQueue::new(),
             head: g.stream_offsets[..g.stream_offsets.len() - 1].to_vec(),

@@ -111,7 +111,6 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
     let m = &w.model;
     let (t, v) = (lay.t as u64, w.chunks());
     let sp = w.parallel.sequence_parallel && t > 1;
-    let layers_per_chunk = m.layers / (lay.p * v);
     let per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, w.recompute);
     // with full recompute, one layer's full activations exist while it is recomputed
     let working = match w.recompute {
@@ -122,7 +121,9 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
     };
     let per_stage = (0..lay.p)
         .map(|stage| {
-            let mut params = (layers_per_chunk * v) as f64 * layer_params_per_rank(m, lay.t) as f64;
+            // layers of the stage's chunks (each chunk holds as many with an even split)
+            let stage_layers: u32 = (0..v).map(|c| w.chunk_layers(c * lay.p + stage).1).sum();
+            let mut params = stage_layers as f64 * layer_params_per_rank(m, lay.t) as f64;
             let last = lay.p * v - 1;
             for c in 0..v {
                 let vs = c * lay.p + stage;
@@ -137,7 +138,7 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
                 lay.d as f64,
             );
             let passes = passes_in_flight(w, stage);
-            let mut activations = passes as f64 * layers_per_chunk as f64 * per_layer + working;
+            let mut activations = passes as f64 * (stage_layers / v) as f64 * per_layer + working;
             if stage == lay.p - 1 && m.vocab > 0 {
                 // logits of one microbatch: 16-bit and an fp32 copy for the cross-entropy
                 activations += 6.0 * (m.seq_len * w.batch.micro * m.vocab / t) as f64;

@@ -190,3 +190,67 @@ fn bad_what_if_input_names_the_field() {
     let e = err("hardware.gpu.jitter={distribution: normal, sigma: 2}");
     assert!(e.contains("gpu.jitter.sigma"), "{e}");
 }
+
+/// GPT 5.9B over two pipeline stages on one DGX-H100 node (stage 0) and one DGX A100 node
+/// (stage 1): an even split leaves the H100 stage waiting; giving it more layers balances them.
+fn mixed(split: Option<&str>) -> f64 {
+    let mut sets = vec![
+        "hardware.nodes=2",
+        "hardware.node_groups=[{count: 1, gpu: dgx-h100}]",
+        "workload.parallel.tensor=8",
+        "workload.parallel.pipeline=2",
+        "workload.parallel.data=1",
+        "workload.batch.global=16",
+    ];
+    let owned;
+    if let Some(s) = split {
+        owned = format!("workload.parallel.layers_per_stage={s}");
+        sets.push(&owned);
+    }
+    run_with("dgx-a100", &sets, 1).iteration_time_s
+}
+
+#[test]
+fn a_balanced_layer_split_beats_the_even_one_on_mixed_gpus() {
+    let even = mixed(None);
+    assert_eq!(even, mixed(Some("[16, 16]")), "the even split is the default");
+    // the H100 (989 TFLOP/s dense peak against 312) takes 22 of the 32 layers
+    let balanced = mixed(Some("[22, 10]"));
+    assert!(balanced < 0.75 * even, "{balanced} vs {even}");
+    // and an all-A100 machine is slower than either
+    let sets = [
+        "hardware.nodes=2",
+        "workload.parallel.tensor=8",
+        "workload.parallel.pipeline=2",
+        "workload.parallel.data=1",
+        "workload.batch.global=16",
+    ];
+    assert!(run_with("dgx-a100", &sets, 1).iteration_time_s > even);
+}
+
+#[test]
+fn a_stage_across_gpu_groups_is_refused() {
+    use clustersim::config::{load_run_config, Override, Source};
+    let sets: Vec<Override> = [
+        "hardware.nodes=2",
+        "hardware.node_groups=[{count: 1, gpu: dgx-h100}]",
+        "workload.parallel.tensor=8",
+        "workload.parallel.pipeline=1",
+        "workload.parallel.data=2",
+        "workload.batch.global=16",
+    ]
+    .iter()
+    .map(|s| Override::parse(s).unwrap())
+    .collect();
+    let e = load_run_config(
+        &Source::Named("dgx-a100".into()),
+        &Source::Named("gpt-5.9b".into()),
+        &sets,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("stage 0 runs on nodes 0 to 1") && e.contains("node_groups"),
+        "{e}"
+    );
+}

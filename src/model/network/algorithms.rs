@@ -59,6 +59,8 @@ pub struct GroupShape {
     pub nodes: u32,
     /// Fewest members on one node.
     pub per_node: u32,
+    /// Whether its GPUs are of different models (NCCL then runs without LL128).
+    pub mixed: bool,
 }
 
 /// Link parameters the cost model needs.
@@ -223,7 +225,7 @@ pub fn plan(
         AlgorithmChoice::Tree => &[NcclAlgorithm::Tree],
         _ => &[NcclAlgorithm::Ring],
     };
-    let tuned = nccl.tune(op, allowed, shape.n, shape.nodes, bytes);
+    let tuned = nccl.tune(op, allowed, shape.n, shape.nodes, bytes, !shape.mixed);
     let algorithm = match tuned.algorithm {
         NcclAlgorithm::Tree => Algorithm::Tree,
         NcclAlgorithm::Ring => Algorithm::Ring,

@@ -32,12 +32,7 @@ impl AnalyticNetwork {
 
     /// How a group of ranks sits on the nodes.
     pub fn shape(&self, ranks: &[u32]) -> GroupShape {
-        let (nodes, per_node) = self.placement.spread(ranks);
-        GroupShape {
-            n: ranks.len() as u32,
-            nodes,
-            per_node,
-        }
+        self.placement.shape(ranks)
     }
 
     /// Seconds for a communication.

@@ -386,12 +386,7 @@ impl FlowNetwork {
     }
 
     fn group_shape(&self, ranks: &[u32]) -> GroupShape {
-        let (nodes, per_node) = self.placement.spread(ranks);
-        GroupShape {
-            n: ranks.len() as u32,
-            nodes,
-            per_node,
-        }
+        self.placement.shape(ranks)
     }
 }
 

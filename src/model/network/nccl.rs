@@ -284,14 +284,26 @@ impl NcclModel {
     }
 
     /// What NCCL's tuner runs: the least predicted time over the protocols and the algorithms
-    /// `allowed` (tree only for all-reduce).
-    pub fn tune(&self, op: CollectiveOp, allowed: &[NcclAlgorithm], n: u32, nodes: u32, bytes: f64) -> Tuned {
+    /// `allowed` (tree only for all-reduce); LL128 only where `ll128` (every GPU of the group of
+    /// one architecture: NCCL disables it for mixed ones).
+    pub fn tune(
+        &self,
+        op: CollectiveOp,
+        allowed: &[NcclAlgorithm],
+        n: u32,
+        nodes: u32,
+        bytes: f64,
+        ll128: bool,
+    ) -> Tuned {
         let mut best: Option<Tuned> = None;
         for &algo in allowed {
             if algo == NcclAlgorithm::Tree && op != CollectiveOp::AllReduce {
                 continue;
             }
             for proto in Protocol::ALL {
+                if proto == Protocol::LL128 && !ll128 {
+                    continue;
+                }
                 let t = self.predict(op, algo, proto, n, nodes, bytes);
                 if best.is_none_or(|b| t.time_s() < b.time_s()) {
                     best = Some(t);
@@ -376,9 +388,24 @@ mod tests {
                 8,
                 1,
                 bytes,
+                true,
             )
         };
         assert_eq!(tune(8.0).protocol, Protocol::LL);
+        // GPUs of mixed architectures: NCCL disables LL128, so a size where it won takes another
+        let mid = (1..40)
+            .map(|k| 2f64.powi(k))
+            .find(|&b| tune(b).protocol == Protocol::LL128)
+            .expect("LL128 wins somewhere");
+        let mixed = m.tune(
+            CollectiveOp::AllReduce,
+            &[NcclAlgorithm::Ring, NcclAlgorithm::Tree],
+            8,
+            1,
+            mid,
+            false,
+        );
+        assert_ne!(mixed.protocol, Protocol::LL128);
         assert_eq!(tune(4.0 * 1024.0 * 1024.0).protocol, Protocol::LL128);
         assert_eq!(tune(1024.0 * 1024.0 * 1024.0).protocol, Protocol::Simple);
         assert_eq!(tune(1024.0 * 1024.0 * 1024.0).algorithm, NcclAlgorithm::Ring);

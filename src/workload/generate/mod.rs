@@ -41,7 +41,6 @@ struct Generator<'a> {
     shape: LayerShape,
     m: u32,
     v: u32,
-    layers_per_chunk: u32,
     g: GraphBuilder,
     /// Tasks of the stage being generated, flushed to `g` in (rank, stream) order.
     buf: StageBuffer,
@@ -75,7 +74,6 @@ impl<'a> Generator<'a> {
             shape: LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel),
             m: w.microbatches() as u32,
             v,
-            layers_per_chunk: w.model.layers / (lay.p * v),
             g: GraphBuilder::with_capacity(lay.ranks(), estimated_tasks(w, representative) as usize),
             buf: StageBuffer::default(),
             representative,
@@ -126,7 +124,8 @@ impl<'a> Generator<'a> {
     fn chunk_params(&self, stage: u32, chunk: u32) -> u64 {
         let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;
-        let mut params = self.layers_per_chunk as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        let mut params =
+            self.w.chunk_layers(vs).1 as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
         if vs == 0 || vs == last {
             params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
         }
@@ -154,7 +153,10 @@ pub fn estimated_tasks(w: &WorkloadSpec, representative: bool) -> f64 {
     let lay = Layout::of(w);
     let chunks = w.chunks() as f64;
     let passes = w.microbatches() as f64 * chunks;
-    let layers = (w.model.layers / (lay.p * w.chunks()).max(1)) as f64;
+    let layers = (0..lay.p * w.chunks())
+        .map(|vs| w.chunk_layers(vs).1)
+        .max()
+        .unwrap_or(0) as f64;
     let per_rank = passes * (2.0 * (2.0 + 3.0) + layers * 13.0 + 1.0) + layers * chunks + 32.0;
     let ranks = if representative {
         lay.p as f64

@@ -80,7 +80,7 @@ impl Generator<'_> {
     pub(super) fn forward(&mut self, ctx: &StageCtx, mb: u32, chunk: u32, prev: &mut [Option<TaskId>]) {
         let vs = self.virtual_stage(ctx.stage, chunk);
         let last = self.lay.p * self.v - 1;
-        let first_layer = vs * self.layers_per_chunk;
+        let (first_layer, layers) = self.w.chunk_layers(vs);
         if vs > 0 {
             self.recv(ctx, vs - 1, mb, true, chunk, Phase::Forward);
         }
@@ -93,17 +93,13 @@ impl Generator<'_> {
             let embedding = self.gathered(embedding_params, self.shape.embedding_forward());
             pieces.extend(embedding.into_iter().map(|p| (p, first_layer as u16)));
         }
-        for l in 0..self.layers_per_chunk {
+        for l in 0..layers {
             let layer = self.gathered(layer_params, self.shape.forward());
             pieces.extend(layer.into_iter().map(|p| (p, (first_layer + l) as u16)));
         }
         if vs == last && self.w.model.vocab > 0 {
             let logits = self.gathered(embedding_params, self.shape.logits_forward());
-            pieces.extend(
-                logits
-                    .into_iter()
-                    .map(|p| (p, (first_layer + self.layers_per_chunk - 1) as u16)),
-            );
+            pieces.extend(logits.into_iter().map(|p| (p, (first_layer + layers - 1) as u16)));
         }
         if vs == last && self.w.model.vocab > 0 && self.lay.d > 1 {
             pieces.push((Piece::Data(CollectiveOp::AllReduce, 4), NO_LAYER));
@@ -126,13 +122,13 @@ impl Generator<'_> {
     ) {
         let vs = self.virtual_stage(ctx.stage, chunk);
         let last = self.lay.p * self.v - 1;
-        let first_layer = vs * self.layers_per_chunk;
+        let (first_layer, layers) = self.w.chunk_layers(vs);
         if vs < last {
             self.recv(ctx, vs, mb, false, chunk, Phase::Backward);
         }
         let (layer_params, embedding_params) = self.param_counts();
         if vs == last && self.w.model.vocab > 0 {
-            let layer = (first_layer + self.layers_per_chunk - 1) as u16;
+            let layer = (first_layer + layers - 1) as u16;
             let logits = self.accumulated(
                 embedding_params,
                 mb,
@@ -141,7 +137,7 @@ impl Generator<'_> {
             let pieces = logits.into_iter().map(|p| (p, layer)).collect();
             self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
         }
-        for l in (0..self.layers_per_chunk).rev() {
+        for l in (0..layers).rev() {
             let layer = (first_layer + l) as u16;
             if self.w.recompute == crate::config::Recompute::Full {
                 let recompute = self.gathered(layer_params, self.shape.forward());
@@ -170,7 +166,7 @@ impl Generator<'_> {
                 if l == 0 && vs == 0 {
                     params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
                 }
-                if l == self.layers_per_chunk - 1 && vs == last {
+                if l == layers - 1 && vs == last {
                     params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
                 }
                 let op = if self.zero() >= 1 {
