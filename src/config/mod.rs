@@ -5,6 +5,7 @@
 mod document;
 pub mod groups;
 mod hardware;
+mod model;
 mod presets;
 mod ranges;
 pub mod whatif;
@@ -15,10 +16,9 @@ pub use hardware::{
     AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NcclSpec, NcclVersion,
     NetworkModelKind, NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
 };
+pub use model::{Mlp, ModelSpec, Norm};
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
-pub use workload::{
-    BatchSpec, DataParallelSpec, GradDtype, ModelSpec, ParallelSpec, Recompute, Schedule, WorkloadSpec,
-};
+pub use workload::{BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, Recompute, Schedule, WorkloadSpec};
 
 use crate::error::Result;
 

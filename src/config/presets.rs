@@ -15,6 +15,8 @@ pub const WORKLOAD_PRESETS: &[(&str, &str)] = &[
     ("gpt-162b", include_str!("../../workloads/gpt-162b.yaml")),
     ("gpt-175b", include_str!("../../workloads/gpt-175b.yaml")),
     ("gpt-1t", include_str!("../../workloads/gpt-1t.yaml")),
+    ("llama3-8b", include_str!("../../workloads/llama3-8b.yaml")),
+    ("llama3-70b", include_str!("../../workloads/llama3-70b.yaml")),
 ];
 
 fn table(kind: DocumentKind) -> &'static [(&'static str, &'static str)] {

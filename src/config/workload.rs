@@ -1,6 +1,6 @@
 //! The workload description: a Megatron-style GPT training job and its parallel split.
 
-use super::{Document, HardwareSpec};
+use super::{Document, HardwareSpec, ModelSpec};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 
@@ -47,22 +47,6 @@ pub struct CheckpointSpec {
     /// Save a checkpoint after the optimizer step (replica 0's ranks write their shards).
     #[serde(default)]
     pub save: bool,
-}
-
-/// GPT model shape (Megatron notation: l, h, a, s, V).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSpec {
-    /// Transformer layers l.
-    pub layers: u32,
-    /// Hidden size h.
-    pub hidden: u64,
-    /// Attention heads a.
-    pub heads: u64,
-    /// Sequence length s.
-    pub seq_len: u64,
-    /// Vocabulary V; 0 leaves out the embedding and output layers (schedule studies).
-    pub vocab: u64,
 }
 
 /// Batch sizes in sequences.
@@ -314,6 +298,22 @@ impl WorkloadSpec {
                     "model.heads ({}) is not divisible by tensor ({}): each tensor rank needs whole heads",
                     m.heads, p.tensor
                 ),
+            ));
+        }
+        let kv = m.kv_heads();
+        if kv == 0 || m.heads % kv != 0 {
+            return Err(doc.field_error("model.kv_heads", format!("must divide model.heads ({})", m.heads)));
+        }
+        if kv % p.tensor as u64 != 0 {
+            return Err(doc.field_error(
+                "parallel.tensor",
+                format!("model.kv_heads ({kv}) is not divisible by tensor ({}): each tensor rank needs whole key/value heads", p.tensor),
+            ));
+        }
+        if m.ffn() == 0 || m.ffn() % p.tensor as u64 != 0 {
+            return Err(doc.field_error(
+                "model.ffn_hidden",
+                format!("must be a positive multiple of tensor ({})", p.tensor),
             ));
         }
         if self.schedule != Schedule::Interleaved && p.interleave != 1 {

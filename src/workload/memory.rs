@@ -127,9 +127,7 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
             let last = lay.p * v - 1;
             for c in 0..v {
                 let vs = c * lay.p + stage;
-                if vs == 0 || vs == last {
-                    params += embedding_params_per_rank(m, lay.t) as f64;
-                }
+                params += (super::generate::embedding_tables(m, vs, last) * embedding_params_per_rank(m, lay.t)) as f64;
             }
             let (weights, grads, optimizer) = model_state_bytes(
                 params,

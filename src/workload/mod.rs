@@ -11,6 +11,7 @@ pub mod generate;
 pub mod graph;
 pub mod layout;
 pub mod memory;
+pub mod params;
 pub mod replication;
 pub mod schedule;
 pub mod trace;

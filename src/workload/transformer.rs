@@ -5,6 +5,10 @@
 //! Forward FLOPs per layer: 24 b s h^2 + 4 b s^2 h (QKV 6bsh^2, scores 2bs^2h, context 2bs^2h,
 //! projection 2bsh^2, MLP 16bsh^2); the backward pass does twice that (data and weight gradients).
 
+pub use super::params::{
+    embedding_params_per_rank, layer_params_per_rank, megatron_flops_per_iteration, model_flops_per_iteration,
+    total_params,
+};
 use crate::config::{ModelSpec, Recompute};
 use crate::ops::{CollectiveOp, Kernel};
 
@@ -39,6 +43,12 @@ pub struct LayerShape {
     /// Sequence parallelism: LayerNorm/dropout/residual work on s/t of the sequence, and
     /// all-gather + reduce-scatter in place of each all-reduce.
     pub sp: bool,
+    /// Width of the keys and of the values (h without grouped-query attention).
+    pub kv: u64,
+    /// MLP width (4 h for GPT).
+    pub ffn: u64,
+    /// SwiGLU MLP (three matrices) instead of GeLU (two).
+    pub swiglu: bool,
 }
 
 impl LayerShape {
@@ -52,6 +62,9 @@ impl LayerShape {
             t: tensor as u64,
             vocab: model.vocab,
             sp: sequence_parallel && tensor > 1,
+            kv: model.kv_dim(),
+            ffn: model.ffn(),
+            swiglu: model.mlp == crate::config::Mlp::Swiglu,
         }
     }
     fn gemm(m: u64, n: u64, k: u64) -> Kernel {
@@ -79,6 +92,14 @@ impl LayerShape {
     }
     fn head_dim(&self) -> u64 {
         self.h / self.a
+    }
+    /// Output width of the MLP's first GEMM: ffn, or gate and up (2 ffn) for SwiGLU.
+    fn up_width(&self) -> u64 {
+        if self.swiglu {
+            2 * self.ffn
+        } else {
+            self.ffn
+        }
     }
     /// Bytes of the tensor-parallel all-reduce of one activation.
     pub fn allreduce_bytes(&self) -> u64 {
@@ -112,16 +133,18 @@ impl LayerShape {
         let mut attention = vec![
             Self::stream(self.local_bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
             Self::stream(self.local_bsh() * 2),     // layer norm: read + write
-            Self::gemm(bs, 3 * h / t, h),           // QKV projection
+            Self::gemm(bs, (h + 2 * self.kv) / t, h), // QKV projection (K and V narrower with grouped queries)
         ];
         attention.extend(self.attention_core());
         attention.push(Self::gemm(bs, h, h / t)); // output projection (row-parallel)
+        let (ffn, up) = (self.ffn, self.up_width());
         let mlp = vec![
             Self::stream(self.local_bsh() * 7 / 2), // bias-dropout-add after attention
             Self::stream(self.local_bsh() * 2),     // layer norm
-            Self::gemm(bs, 4 * h / t, h),           // h -> 4h (column-parallel)
-            Self::stream(self.bsh() * 4 / t * 2),   // fused bias + GeLU: read + write 4h/t
-            Self::gemm(bs, h, 4 * h / t),           // 4h -> h (row-parallel)
+            Self::gemm(bs, up / t, h),              // h -> ffn (column-parallel; gate and up for SwiGLU)
+            // fused bias + GeLU: read + write ffn/t; SwiGLU: read gate and up, write ffn/t
+            Self::stream(self.b * self.s * ffn / t * ACT * if self.swiglu { 3 } else { 2 }),
+            Self::gemm(bs, h, ffn / t), // ffn -> h (row-parallel)
         ];
         self.with_allreduces(vec![("attention", attention), ("mlp", mlp)])
     }
@@ -139,14 +162,16 @@ impl LayerShape {
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
+        let (ffn, up) = (self.ffn, self.up_width());
         let mlp = vec![
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward: read grad, mask; write
-            Self::stream(self.local_bsh()),         // bias gradient of the 4h->h output: reduce the grad over b s
-            Self::gemm(bs, 4 * h / t, h),           // 4h->h data gradient
-            Self::gemm(4 * h / t, h, bs),           // 4h->h weight gradient
-            Self::stream(self.bsh() * 4 / t * 3),   // GeLU backward: read grad and input, write
-            Self::gemm(bs, h, 4 * h / t),           // h->4h data gradient
-            Self::gemm(h, 4 * h / t, bs),           // h->4h weight gradient
+            Self::stream(self.local_bsh()),         // bias gradient of the ffn->h output: reduce the grad over b s
+            Self::gemm(bs, ffn / t, h),             // ffn->h data gradient
+            Self::gemm(ffn / t, h, bs),             // ffn->h weight gradient
+            // GeLU backward: read grad and input, write; SwiGLU: read grad, gate and up, write both
+            Self::stream(self.b * self.s * ffn / t * ACT * if self.swiglu { 5 } else { 3 }),
+            Self::gemm(bs, h, up / t), // h->ffn data gradient
+            Self::gemm(h, up / t, bs), // h->ffn weight gradient
         ];
         let mut attention = vec![
             Self::stream(self.local_bsh() * 5), // layer norm backward: two passes, 10 B per element
@@ -186,8 +211,8 @@ impl LayerShape {
                 n: d,
                 k: s,
             }, // grad K = dS^T Q
-            Self::gemm(bs, h, 3 * h / t),                // QKV data gradient
-            Self::gemm(h, 3 * h / t, bs),                // QKV weight gradient
+            Self::gemm(bs, h, (h + 2 * self.kv) / t),    // QKV data gradient
+            Self::gemm(h, (h + 2 * self.kv) / t, bs),    // QKV weight gradient
             Self::stream(self.local_bsh() * 5),          // layer norm backward (two passes)
             Self::stream(self.local_bsh() * 3),          // residual: add the two gradients of the layer input
         ]);
@@ -294,47 +319,6 @@ pub fn grad_accumulation_kernel(params: u64, grad_bytes: u64) -> Kernel {
     }
 }
 
-/// Parameters of one transformer layer held by one tensor rank: (12 h^2 + 13 h) / t.
-pub fn layer_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
-    let h = model.hidden;
-    (12 * h * h + 13 * h) / tensor as u64
-}
-
-/// Embedding parameters held by one tensor rank on the first (and, tied, the last) stage.
-pub fn embedding_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
-    model.vocab * model.hidden / tensor as u64
-}
-
-/// The model's (l, h, V, s) as floats, for the closed-form formulas.
-fn dims(model: &ModelSpec) -> (f64, f64, f64, f64) {
-    (
-        model.layers as f64,
-        model.hidden as f64,
-        model.vocab as f64,
-        model.seq_len as f64,
-    )
-}
-
-/// Total parameters, Megatron eq. 2: P = 12 l h^2 (1 + 13/(12h) + (V+s)/(12 l h)).
-pub fn total_params(model: &ModelSpec) -> f64 {
-    let (l, h, v, s) = dims(model);
-    12.0 * l * h * h * (1.0 + 13.0 / (12.0 * h) + (v + s) / (12.0 * l * h))
-}
-
-/// Megatron's reported FLOPs per iteration (eq. 3, counting one recompute forward):
-/// F = 96 B s l h^2 (1 + s/(6h) + V/(16 l h)).
-pub fn megatron_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
-    let ((l, h, v, s), b) = (dims(model), global_batch as f64);
-    96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h))
-}
-
-/// Model FLOPs per iteration without recomputation (Korthikanti et al. 2022, eq. 7):
-/// 72 B l s h^2 (1 + s/(6h) + V/(12 h l)).
-pub fn model_flops_per_iteration(model: &ModelSpec, global_batch: u64) -> f64 {
-    let ((l, h, v, s), b) = (dims(model), global_batch as f64);
-    72.0 * b * l * s * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * h * l))
-}
-
 /// Megatron-LM's (2021) fp16 optimizer step with Adam over `params` parameters, in three phases
 /// separated by the two model-parallel scalar all-reduces it issues (found-inf, then the gradient
 /// norm), as the streaming kernels it runs (bytes per parameter, read + written):
@@ -394,6 +378,9 @@ mod tests {
             t,
             vocab: 51200,
             sp: false,
+            kv: 3840,
+            ffn: 4 * 3840,
+            swiglu: false,
         }
     }
 
@@ -474,31 +461,5 @@ mod tests {
         assert_eq!(count(&sp.backward(Recompute::None), CollectiveOp::ReduceScatter), 2);
         // all-reduce of one activation: b s h elements of 2 bytes
         assert_eq!(shape(4).allreduce_bytes(), 2 * 2048 * 3840 * 2);
-    }
-
-    #[test]
-    fn published_formulas() {
-        let gpt175 = ModelSpec {
-            layers: 96,
-            hidden: 12288,
-            heads: 96,
-            seq_len: 2048,
-            vocab: 51200,
-        };
-        // eq. 2 for GPT-3: 12*96*12288^2*(1 + 13/(12*12288) + (51200+2048)/(12*96*12288)) = 174.6e9
-        assert!(
-            (total_params(&gpt175) / 1e9 - 174.6).abs() < 0.1,
-            "{}",
-            total_params(&gpt175)
-        );
-        // eq. 3 vs model FLOPs: with V = 0 and s << h, 96/72 = 4/3 exactly apart from the s/6h terms
-        let f = megatron_flops_per_iteration(&gpt175, 1536);
-        let expected = 96.0
-            * 1536.0
-            * 2048.0
-            * 96.0
-            * 12288f64.powi(2)
-            * (1.0 + 2048.0 / (6.0 * 12288.0) + 51200.0 / (16.0 * 96.0 * 12288.0));
-        assert_eq!(f, expected);
     }
 }

@@ -9,6 +9,7 @@ mod formulas;
 mod fuzz;
 mod host;
 mod hostile;
+mod models;
 mod network;
 mod planner;
 mod published;

@@ -124,12 +124,10 @@ impl<'a> Generator<'a> {
     fn chunk_params(&self, stage: u32, chunk: u32) -> u64 {
         let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;
-        let mut params =
-            self.w.chunk_layers(vs).1 as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
-        if vs == 0 || vs == last {
-            params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
-        }
+        let params = self.w.chunk_layers(vs).1 as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
         params
+            + embedding_tables(&self.w.model, vs, last)
+                * embedding_params_per_rank(&self.w.model, self.w.parallel.tensor)
     }
 }
 
@@ -169,6 +167,17 @@ pub fn estimated_tasks(w: &WorkloadSpec, representative: bool) -> f64 {
 /// Bytes of memory a simulation needs per task, measured on the GPT-1T bench case (47 M tasks in
 /// 1.3 GB: 28 bytes) and rounded up.
 pub const BYTES_PER_TASK: f64 = 32.0;
+
+/// Embedding tables of virtual stage `vs` of `last + 1`: the input embedding on the first, the
+/// output layer on the last; one table when they are tied and on the same stage.
+pub(crate) fn embedding_tables(model: &crate::config::ModelSpec, vs: u32, last: u32) -> u64 {
+    let count = (vs == 0) as u64 + (vs == last) as u64;
+    if model.tied_embeddings {
+        count.min(1)
+    } else {
+        count
+    }
+}
 
 #[cfg(test)]
 pub(super) mod test_support {

@@ -116,10 +116,11 @@ impl Generator<'_> {
     /// The input embedding (first stage) and the output layer (last stage) share one weight: after
     /// the backward passes, each (tensor, data) pair of them all-reduces its embedding gradient
     /// (V h / t parameters) after the data-parallel reduction and before the optimizer step, as
-    /// Megatron-LM does. Nothing with one stage or without a vocabulary.
+    /// Megatron-LM does. Nothing with one stage, without a vocabulary, or with untied embeddings.
     pub(super) fn embedding_sync(&mut self, ctx: &StageCtx, grad_reduces: &[Vec<TaskId>], prev: &mut [Option<TaskId>]) {
         let (lay, last) = (self.lay, self.lay.p - 1);
-        if lay.p == 1 || self.w.model.vocab == 0 || (ctx.stage != 0 && ctx.stage != last) {
+        let tied = self.w.model.tied_embeddings;
+        if lay.p == 1 || self.w.model.vocab == 0 || !tied || (ctx.stage != 0 && ctx.stage != last) {
             return;
         }
         let bytes = embedding_params_per_rank(&self.w.model, lay.t) * self.w.data_parallel.grad_dtype.bytes();

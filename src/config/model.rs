@@ -1,0 +1,97 @@
+//! The model's shape: GPT's (Megatron notation l, h, a, s, V) and Llama-style variants.
+
+use serde::Deserialize;
+
+fn yes() -> bool {
+    true
+}
+
+/// Model shape (Megatron notation: l, h, a, s, V), with Llama-style options.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Transformer layers l.
+    pub layers: u32,
+    /// Hidden size h.
+    pub hidden: u64,
+    /// Attention heads a.
+    pub heads: u64,
+    /// Sequence length s.
+    pub seq_len: u64,
+    /// Vocabulary V; 0 leaves out the embedding and output layers (schedule studies).
+    pub vocab: u64,
+    /// Key/value heads (grouped-query attention); `heads` unless stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u64>,
+    /// MLP width; 4 h unless stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ffn_hidden: Option<u64>,
+    /// MLP kind: `gelu` (GPT: two matrices) or `swiglu` (Llama: three).
+    #[serde(default, skip_serializing_if = "Mlp::is_gelu")]
+    pub mlp: Mlp,
+    /// Normalisation: `layernorm` (scale and shift) or `rmsnorm` (scale only).
+    #[serde(default, skip_serializing_if = "Norm::is_layernorm")]
+    pub norm: Norm,
+    /// Input embedding and output layer share their weights (GPT) or not (Llama).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub tied_embeddings: bool,
+    /// Linear layers have biases (GPT) or not (Llama).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub bias: bool,
+    /// Learned position embeddings (GPT: s x h parameters) or rotary ones (Llama: none).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub position_embeddings: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// MLP kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mlp {
+    /// h -> ffn -> h with GeLU (two matrices).
+    #[default]
+    Gelu,
+    /// SwiGLU: gate and up h -> ffn, SiLU(gate) x up, down ffn -> h (three matrices).
+    Swiglu,
+}
+
+impl Mlp {
+    fn is_gelu(&self) -> bool {
+        *self == Mlp::Gelu
+    }
+}
+
+/// Normalisation layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// LayerNorm: scale and shift (2 h parameters).
+    #[default]
+    Layernorm,
+    /// RMSNorm: scale only (h parameters).
+    Rmsnorm,
+}
+
+impl Norm {
+    fn is_layernorm(&self) -> bool {
+        *self == Norm::Layernorm
+    }
+}
+
+impl ModelSpec {
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> u64 {
+        self.kv_heads.unwrap_or(self.heads)
+    }
+    /// MLP width.
+    pub fn ffn(&self) -> u64 {
+        self.ffn_hidden.unwrap_or(4 * self.hidden)
+    }
+    /// Width of the keys (and of the values): kv_heads x head dimension.
+    pub fn kv_dim(&self) -> u64 {
+        self.kv_heads() * (self.hidden / self.heads.max(1))
+    }
+}

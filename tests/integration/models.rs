@@ -1,0 +1,38 @@
+//! Llama-style models: presets run, and bad shapes are refused naming the field.
+
+use super::common::{config, report};
+use clustersim::config::{load_run_config, Override, Source};
+
+#[test]
+fn llama_presets_run_on_h100_with_their_published_sizes() {
+    let r = report("dgx-h100", "llama3-8b", &[]);
+    assert!((r.parameters / 8.03e9 - 1.0).abs() < 0.01, "{}", r.parameters);
+    assert!(r.iteration_time_s > 0.0 && r.memory.as_ref().unwrap().fits);
+    let cfg = config("dgx-h100", "llama3-70b", &[]);
+    assert_eq!(cfg.workload.model.kv_dim(), 8 * 128);
+}
+
+#[test]
+fn bad_attention_and_mlp_shapes_name_the_field() {
+    let err = |sets: &[&str]| {
+        let o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+        load_run_config(
+            &Source::Named("dgx-h100".into()),
+            &Source::Named("llama3-8b".into()),
+            &o,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = err(&["workload.model.kv_heads=5"]);
+    assert!(
+        e.contains("model.kv_heads") && e.contains("must divide model.heads"),
+        "{e}"
+    );
+    let e = err(&["workload.parallel.tensor=16", "workload.parallel.data=4"]);
+    assert!(e.contains("model.kv_heads (8) is not divisible by tensor (16)"), "{e}");
+    let e = err(&["workload.model.ffn_hidden=14337"]);
+    assert!(e.contains("model.ffn_hidden"), "{e}");
+    let e = err(&["workload.model.mlp=relu"]);
+    assert!(e.contains("model.mlp") && e.contains("swiglu"), "{e}");
+}
