@@ -17,6 +17,19 @@ pub enum Kernel {
         /// Reduction dimension.
         k: u64,
     },
+    /// A GEMM with FP8 operands (16-bit output) at the GPU's FP8 tensor rate, preceded by the cast
+    /// of its m x k input to FP8 (a streaming kernel of 3 bytes per element: read 2, write 1; the
+    /// scaling factor's amax bookkeeping is negligible), as Transformer Engine runs a linear layer.
+    Gemm8 {
+        /// Independent products (batched GEMM).
+        batch: u64,
+        /// Rows of the output.
+        m: u64,
+        /// Columns of the output.
+        n: u64,
+        /// Reduction dimension.
+        k: u64,
+    },
     /// A memory-bound kernel that streams this many bytes through HBM.
     Stream {
         /// Bytes read plus bytes written.
@@ -48,7 +61,9 @@ impl Kernel {
     /// Floating-point operations (2 per multiply-add; streaming kernels count none).
     pub fn flops(&self) -> f64 {
         match *self {
-            Kernel::Gemm { batch, m, n, k } => 2.0 * batch as f64 * m as f64 * n as f64 * k as f64,
+            Kernel::Gemm { batch, m, n, k } | Kernel::Gemm8 { batch, m, n, k } => {
+                2.0 * batch as f64 * m as f64 * n as f64 * k as f64
+            }
             Kernel::Generic { flops, .. } => flops as f64,
             Kernel::Stream { .. } | Kernel::Measured { .. } => 0.0,
         }

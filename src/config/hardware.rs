@@ -92,6 +92,9 @@ pub struct GpuSpec {
     pub compute: ComputeModelKind,
     /// Dense 16-bit tensor-core peak.
     pub peak_flops: FlopRate,
+    /// Dense FP8 tensor-core peak (Hopper and later); none: the GPU has no FP8 tensor cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp8_flops: Option<FlopRate>,
     /// HBM capacity.
     pub memory: Bytes,
     /// HBM bandwidth.

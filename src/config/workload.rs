@@ -25,6 +25,11 @@ pub struct WorkloadSpec {
     /// Activation recomputation.
     #[serde(default)]
     pub recompute: Recompute,
+    /// Precision of the transformer blocks' linear layers: `bf16` (16-bit, the default) or `fp8`
+    /// (FP8 GEMMs at the GPU's FP8 rate with casts of their inputs, as Transformer Engine runs them;
+    /// attention scores and the output layer stay 16-bit).
+    #[serde(default, skip_serializing_if = "Precision::is_16_bit")]
+    pub precision: Precision,
     /// Data-parallel gradient reduction.
     #[serde(default)]
     pub data_parallel: DataParallelSpec,
@@ -92,6 +97,23 @@ fn yes() -> bool {
 
 fn one() -> u32 {
     1
+}
+
+/// Precision of the linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 16-bit (BF16 or FP16) GEMMs.
+    #[default]
+    Bf16,
+    /// FP8 GEMMs.
+    Fp8,
+}
+
+impl Precision {
+    fn is_16_bit(&self) -> bool {
+        *self == Precision::Bf16
+    }
 }
 
 /// Pipeline schedules as Megatron-LM implements them.
@@ -404,6 +426,18 @@ pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec
             hw.node.gpus,
             hw.total_gpus()
         )));
+    }
+    if w.precision == Precision::Fp8 {
+        if let Some(g) = hw.gpu_models().iter().find(|g| g.fp8_flops.is_none()) {
+            return Err(w_doc.field_error(
+                "precision",
+                format!(
+                    "FP8 needs FP8 tensor cores, but the {} of {} has none (no `gpu.fp8_flops`)",
+                    g.model,
+                    hw_doc.origin("gpu")
+                ),
+            ));
+        }
     }
     if !hw.node_groups.is_empty() {
         // every stage inside one group of GPUs

@@ -46,32 +46,44 @@ impl ComputeModel {
                 (flops as f64 / (peak * gpu.gemm_efficiency)).max(bytes as f64 / hbm) + overhead
             }
             Kernel::Measured { .. } => unreachable!("handled above"),
-            Kernel::Gemm { batch, m, n, k: kk } => {
+            Kernel::Gemm { batch, m, n, k: kk } | Kernel::Gemm8 { batch, m, n, k: kk } => {
                 if batch == 0 || m == 0 || n == 0 || kk == 0 {
                     return overhead;
                 }
-                let operand_bytes = 2.0 * batch as f64 * (m * kk + kk * n + m * n) as f64;
+                // FP8: 1-byte operands at the FP8 tensor rate, 16-bit output
+                let (rate, operand) = match *k {
+                    Kernel::Gemm8 { .. } => (gpu.fp8_flops.map_or(peak, |r| r.flops_per_s()), 1.0),
+                    _ => (peak, 2.0),
+                };
+                let operand_bytes = batch as f64 * (operand * (m * kk + kk * n) as f64 + 2.0 * (m * n) as f64);
                 let compute = gpu
                     .gemm_tiles
                     .iter()
-                    .map(|t| self.tiled_seconds(batch, m, n, kk, t.0 as u64, t.1 as u64))
+                    .map(|t| self.tiled_seconds(batch, m, n, kk, t.0 as u64, t.1 as u64, rate, operand))
                     .fold(f64::INFINITY, f64::min);
-                compute.max(operand_bytes / hbm) + overhead
+                let cast = match *k {
+                    Kernel::Gemm8 { .. } => 3.0 * (batch * m * kk) as f64 / hbm + overhead,
+                    _ => 0.0,
+                };
+                compute.max(operand_bytes / hbm) + overhead + cast
             }
         }
     }
 
-    /// Compute-bound time of a GEMM cut into `tm` x `tn` tiles.
-    fn tiled_seconds(&self, batch: u64, m: u64, n: u64, k: u64, tm: u64, tn: u64) -> f64 {
+    /// Compute-bound time of a GEMM cut into `tm` x `tn` tiles, at tensor rate `peak` (FLOP/s)
+    /// with operands of `operand` bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn tiled_seconds(&self, batch: u64, m: u64, n: u64, k: u64, tm: u64, tn: u64, peak: f64, operand: f64) -> f64 {
         let gpu = &self.gpu;
         let sms = gpu.sms as u64;
         let tiles = batch * m.div_ceil(tm) * n.div_ceil(tn);
         let waves = tiles.div_ceil(sms);
-        let sm_rate = gpu.peak_flops.flops_per_s() * gpu.gemm_efficiency / sms as f64;
+        let sm_rate = peak * gpu.gemm_efficiency / sms as f64;
         let rate = match gpu.l2_bandwidth {
             Some(l2) => {
                 let active = tiles.min(sms) as f64;
-                let intensity = (tm * tn) as f64 / (tm + tn) as f64; // FLOP per operand byte (2 FLOP per 2-byte element pair)
+                // FLOP per operand byte: 2 tm tn FLOP per (tm + tn) elements of `operand` bytes
+                let intensity = 2.0 * (tm * tn) as f64 / ((tm + tn) as f64 * operand);
                 sm_rate.min(intensity * l2.bytes_per_s() / active)
             }
             None => sm_rate,
@@ -99,6 +111,36 @@ mod tests {
     fn a100() -> ComputeModel {
         let doc = Document::parse("dgx-a100", crate::config::builtin_hardware("dgx-a100").unwrap()).unwrap();
         ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu)
+    }
+
+    #[test]
+    fn fp8_gemms_run_at_the_fp8_rate_plus_their_input_cast() {
+        // dgx-h100: 989 TFLOP/s BF16, 1979 FP8, efficiency 0.80, 132 SMs, no wave overhead and no
+        // L2 limit, 2 us per kernel, HBM 3.35 TB/s x 0.85. 8192^3: the smallest tiles waste least
+        // on the last wave: 64 x 64 makes 128 x 128 = 16384 tiles, ceil(16384 / 132) = 125 waves
+        // (256 x 128: 2048 tiles, 16 waves of 8 times the work: 128 tile-works against 125).
+        // BF16: 125 x 2 x 64 x 64 x 8192 / (989e12 x 0.8 / 132) + 2 us. FP8: the same at 1979e12,
+        // plus the cast of the 8192 x 8192 input (3 bytes per element through HBM) and its 2 us.
+        let doc = Document::parse("dgx-h100", crate::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
+        let h100 = ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu);
+        let tile = |rate: f64| 125.0 * 2.0 * 64.0 * 64.0 * 8192.0 / (rate * 0.8 / 132.0);
+        let bf16 = h100.kernel_seconds(&Kernel::Gemm {
+            batch: 1,
+            m: 8192,
+            n: 8192,
+            k: 8192,
+        });
+        let fp8 = h100.kernel_seconds(&Kernel::Gemm8 {
+            batch: 1,
+            m: 8192,
+            n: 8192,
+            k: 8192,
+        });
+        assert!((bf16 / (tile(989e12) + 2e-6) - 1.0).abs() < 1e-12, "{bf16}");
+        let cast = 3.0 * 8192.0 * 8192.0 / (3.35e12 * 0.85) + 2e-6;
+        assert!((fp8 / (tile(1979e12) + 2e-6 + cast) - 1.0).abs() < 1e-12, "{fp8}");
+        // the GEMMs alone: the ratio of the rates
+        assert!(((fp8 - cast - 2e-6) / (bf16 - 2e-6) - 989.0 / 1979.0).abs() < 1e-12);
     }
 
     #[test]

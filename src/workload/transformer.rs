@@ -49,6 +49,8 @@ pub struct LayerShape {
     pub ffn: u64,
     /// SwiGLU MLP (three matrices) instead of GeLU (two).
     pub swiglu: bool,
+    /// FP8 linear layers.
+    pub fp8: bool,
 }
 
 impl LayerShape {
@@ -65,6 +67,7 @@ impl LayerShape {
             kv: model.kv_dim(),
             ffn: model.ffn(),
             swiglu: model.mlp == crate::config::Mlp::Swiglu,
+            fp8: false,
         }
     }
     fn gemm(m: u64, n: u64, k: u64) -> Kernel {
@@ -93,6 +96,15 @@ impl LayerShape {
     fn head_dim(&self) -> u64 {
         self.h / self.a
     }
+    /// A linear layer's GEMM: 16-bit, or FP8 ([`Kernel::Gemm8`], which includes the cast of its input).
+    fn linear(&self, m: u64, n: u64, k: u64) -> Kernel {
+        if self.fp8 {
+            Kernel::Gemm8 { batch: 1, m, n, k }
+        } else {
+            Self::gemm(m, n, k)
+        }
+    }
+
     /// Output width of the MLP's first GEMM: ffn, or gate and up (2 ffn) for SwiGLU.
     fn up_width(&self) -> u64 {
         if self.swiglu {
@@ -133,18 +145,18 @@ impl LayerShape {
         let mut attention = vec![
             Self::stream(self.local_bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
             Self::stream(self.local_bsh() * 2),     // layer norm: read + write
-            Self::gemm(bs, (h + 2 * self.kv) / t, h), // QKV projection (K and V narrower with grouped queries)
+            self.linear(bs, (h + 2 * self.kv) / t, h), // QKV projection (K and V narrower with grouped queries)
         ];
         attention.extend(self.attention_core());
-        attention.push(Self::gemm(bs, h, h / t)); // output projection (row-parallel)
+        attention.push(self.linear(bs, h, h / t)); // output projection (row-parallel)
         let (ffn, up) = (self.ffn, self.up_width());
         let mlp = vec![
             Self::stream(self.local_bsh() * 7 / 2), // bias-dropout-add after attention
             Self::stream(self.local_bsh() * 2),     // layer norm
-            Self::gemm(bs, up / t, h),              // h -> ffn (column-parallel; gate and up for SwiGLU)
+            self.linear(bs, up / t, h),             // h -> ffn (column-parallel; gate and up for SwiGLU)
             // fused bias + GeLU: read + write ffn/t; SwiGLU: read gate and up, write ffn/t
             Self::stream(self.b * self.s * ffn / t * ACT * if self.swiglu { 3 } else { 2 }),
-            Self::gemm(bs, h, ffn / t), // ffn -> h (row-parallel)
+            self.linear(bs, h, ffn / t), // ffn -> h (row-parallel)
         ];
         self.with_allreduces(vec![("attention", attention), ("mlp", mlp)])
     }
@@ -166,20 +178,20 @@ impl LayerShape {
         let mlp = vec![
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward: read grad, mask; write
             Self::stream(self.local_bsh()),         // bias gradient of the ffn->h output: reduce the grad over b s
-            Self::gemm(bs, ffn / t, h),             // ffn->h data gradient
-            Self::gemm(ffn / t, h, bs),             // ffn->h weight gradient
+            self.linear(bs, ffn / t, h),            // ffn->h data gradient
+            self.linear(ffn / t, h, bs),            // ffn->h weight gradient
             // GeLU backward: read grad and input, write; SwiGLU: read grad, gate and up, write both
             Self::stream(self.b * self.s * ffn / t * ACT * if self.swiglu { 5 } else { 3 }),
-            Self::gemm(bs, h, up / t), // h->ffn data gradient
-            Self::gemm(h, up / t, bs), // h->ffn weight gradient
+            self.linear(bs, h, up / t), // h->ffn data gradient
+            self.linear(h, up / t, bs), // h->ffn weight gradient
         ];
         let mut attention = vec![
             Self::stream(self.local_bsh() * 5), // layer norm backward: two passes, 10 B per element
             Self::stream(self.local_bsh() * 3), // residual: add the two gradients of the block input
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward after attention
             Self::stream(self.local_bsh()),     // bias gradient of the projection output
-            Self::gemm(bs, h / t, h),           // projection data gradient
-            Self::gemm(h / t, h, bs),           // projection weight gradient
+            self.linear(bs, h / t, h),          // projection data gradient
+            self.linear(h / t, h, bs),          // projection weight gradient
         ];
         if recompute == Recompute::Selective {
             attention.extend(self.attention_core()); // recompute scores, softmax, dropout, context
@@ -211,8 +223,8 @@ impl LayerShape {
                 n: d,
                 k: s,
             }, // grad K = dS^T Q
-            Self::gemm(bs, h, (h + 2 * self.kv) / t),    // QKV data gradient
-            Self::gemm(h, (h + 2 * self.kv) / t, bs),    // QKV weight gradient
+            self.linear(bs, h, (h + 2 * self.kv) / t),   // QKV data gradient
+            self.linear(h, (h + 2 * self.kv) / t, bs),   // QKV weight gradient
             Self::stream(self.local_bsh() * 5),          // layer norm backward (two passes)
             Self::stream(self.local_bsh() * 3),          // residual: add the two gradients of the layer input
         ]);
@@ -381,6 +393,7 @@ mod tests {
             kv: 3840,
             ffn: 4 * 3840,
             swiglu: false,
+            fp8: false,
         }
     }
 

@@ -36,3 +36,19 @@ fn bad_attention_and_mlp_shapes_name_the_field() {
     let e = err(&["workload.model.mlp=relu"]);
     assert!(e.contains("model.mlp") && e.contains("swiglu"), "{e}");
 }
+
+#[test]
+fn fp8_runs_the_linear_layers_faster_and_needs_fp8_tensor_cores() {
+    let bf16 = report("dgx-h100", "llama3-8b", &[]).iteration_time_s;
+    let fp8 = report("dgx-h100", "llama3-8b", &["workload.precision=fp8".to_string()]).iteration_time_s;
+    // the linear layers halve at most; attention, elementwise work and communication stay
+    assert!(fp8 < bf16 && fp8 > 0.5 * bf16, "{fp8} vs {bf16}");
+    let o = vec![Override::parse("workload.precision=fp8").unwrap()];
+    let e = load_run_config(&Source::Named("dgx-a100".into()), &Source::Named("gpt-5.9b".into()), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`precision`") && e.contains("FP8 needs FP8 tensor cores"),
+        "{e}"
+    );
+}

@@ -71,7 +71,10 @@ impl<'a> Generator<'a> {
         Generator {
             w,
             lay,
-            shape: LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel),
+            shape: LayerShape {
+                fp8: w.precision == crate::config::Precision::Fp8,
+                ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
+            },
             m: w.microbatches() as u32,
             v,
             g: GraphBuilder::with_capacity(lay.ranks(), estimated_tasks(w, representative) as usize),

@@ -32,6 +32,9 @@ pub struct KernelRecord {
     /// [batch, m, n, k].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gemm: Option<[u64; 4]>,
+    /// [batch, m, n, k] with FP8 operands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm8: Option<[u64; 4]>,
     /// Bytes streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<u64>,
@@ -45,11 +48,12 @@ pub struct KernelRecord {
 
 impl KernelRecord {
     pub(super) fn kernel(&self) -> Option<Kernel> {
-        match (self.gemm, self.stream, self.generic, self.measured) {
-            (Some([batch, m, n, k]), None, None, None) => Some(Kernel::Gemm { batch, m, n, k }),
-            (None, Some(bytes), None, None) => Some(Kernel::Stream { bytes }),
-            (None, None, Some([flops, bytes]), None) => Some(Kernel::Generic { flops, bytes }),
-            (None, None, None, Some(ns)) => Some(Kernel::Measured { ns }),
+        match (self.gemm, self.gemm8, self.stream, self.generic, self.measured) {
+            (Some([batch, m, n, k]), None, None, None, None) => Some(Kernel::Gemm { batch, m, n, k }),
+            (None, Some([batch, m, n, k]), None, None, None) => Some(Kernel::Gemm8 { batch, m, n, k }),
+            (None, None, Some(bytes), None, None) => Some(Kernel::Stream { bytes }),
+            (None, None, None, Some([flops, bytes]), None) => Some(Kernel::Generic { flops, bytes }),
+            (None, None, None, None, Some(ns)) => Some(Kernel::Measured { ns }),
             _ => None,
         }
     }
@@ -58,6 +62,10 @@ impl KernelRecord {
         match *k {
             Kernel::Gemm { batch, m, n, k } => KernelRecord {
                 gemm: Some([batch, m, n, k]),
+                ..Default::default()
+            },
+            Kernel::Gemm8 { batch, m, n, k } => KernelRecord {
+                gemm8: Some([batch, m, n, k]),
                 ..Default::default()
             },
             Kernel::Stream { bytes } => KernelRecord {
