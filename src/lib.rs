@@ -12,7 +12,7 @@
 //!   ─→ report (metrics, JSON, Chrome trace, plots) ─→ studies (run, sweep, plan, ...) ─→ commands
 //! ```
 //!
-//! Rooms, lowest first: [`units`], [`error`], [`ops`] (the kernel and collective vocabulary),
+//! Rooms, lowest first: [`units`], [`fasthash`], [`error`], [`ops`] (the kernel and collective vocabulary),
 //! [`config`], [`engine`], [`model`], [`workload`], [`sim`], [`report`], [`studies`], [`cli`],
 //! [`commands`]. A room imports only rooms below it. Configs know nothing of the engine; the engine
 //! knows nothing of GPUs; models know nothing of transformers; only [`sim`] joins them.
@@ -22,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fasthash;
 pub mod model;
 pub mod ops;
 pub mod report;

@@ -14,7 +14,7 @@ use crate::units::SimDuration;
 pub struct GraphBuilder {
     graph: TaskGraph,
     edges: Vec<(TaskId, TaskId)>,
-    op_index: std::collections::HashMap<Op, OpId>,
+    op_index: crate::fasthash::FxHashMap<Op, OpId>,
 }
 
 impl GraphBuilder {

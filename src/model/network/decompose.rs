@@ -18,7 +18,6 @@
 use super::algorithms::Algorithm;
 use crate::model::topology::{Path, Topology};
 use crate::ops::CollectiveOp;
-use std::collections::HashMap;
 
 /// One flow to start: a path, how many identical connections it stands for, and the bytes each moves.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,7 +34,7 @@ pub struct FlowSpec {
 #[derive(Default)]
 struct Flows {
     list: Vec<FlowSpec>,
-    index: HashMap<(Path, u64), usize>,
+    index: crate::fasthash::FxHashMap<(Path, u64), usize>,
 }
 
 impl Flows {
