@@ -18,7 +18,8 @@ pub fn cluster_command(args: &ClusterArgs) -> Result<()> {
         check_out_dir(&dir)?;
     }
     let start = std::time::Instant::now();
-    let jobs = cluster::run(&spec, &doc, args.seed)?;
+    let result = cluster::run(&spec, &doc, args.seed)?;
+    let jobs = &result.jobs;
     println!(
         "cluster {}: {} jobs in {:.2} s",
         spec.name,
@@ -29,7 +30,7 @@ pub fn cluster_command(args: &ClusterArgs) -> Result<()> {
         "  {:<16} {:>6} {:>10} {:>12} {:>12} {:>9}  nodes",
         "job", "GPUs", "start (s)", "alone (s)", "shared (s)", "slowdown"
     );
-    for j in &jobs {
+    for j in jobs {
         let first = j.nodes.first().copied().unwrap_or(0);
         let last = j.nodes.last().copied().unwrap_or(0);
         println!(
@@ -43,19 +44,30 @@ pub fn cluster_command(args: &ClusterArgs) -> Result<()> {
             j.nodes.len()
         );
     }
+    for m in &result.shared_links {
+        println!(
+            "  shared: {} {} link(s) carried flows of {}",
+            m.links,
+            m.class,
+            m.jobs.join(", ")
+        );
+    }
+    if result.shared_links.is_empty() {
+        println!("  shared: no link carried flows of two jobs");
+    }
     if args.no_output {
         return Ok(());
     }
     create_dir(&dir)?;
     let json = dir.join("cluster.json");
     write_atomic(&json, |w| {
-        serde_json::to_writer_pretty(&mut *w, &jobs).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *w, &result).map_err(std::io::Error::other)?;
         writeln!(w)
     })?;
     let csv = dir.join("cluster.csv");
     write_atomic(&csv, |w| {
         writeln!(w, "job,gpus,start_s,alone_s,shared_s,slowdown,first_node,nodes")?;
-        for j in &jobs {
+        for j in jobs {
             writeln!(
                 w,
                 "{},{},{:.9},{:.9},{:.9},{:.6},{},{}",

@@ -36,6 +36,19 @@ pub enum LinkClass {
     Filesystem,
 }
 
+impl LinkClass {
+    /// Name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkClass::NvLink => "NVLink",
+            LinkClass::Nic => "NIC",
+            LinkClass::LeafUplink => "leaf uplink",
+            LinkClass::StorageNic => "storage NIC",
+            LinkClass::Filesystem => "filesystem",
+        }
+    }
+}
+
 /// A route: at most 8 links (NVLink up/down to a proxy GPU, NIC up, leaf up, leaf down, NIC down,
 /// NVLink up/down from the proxy GPU).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -82,6 +82,8 @@ pub struct SimOutcome {
     pub events: u64,
     /// Per rank: seconds other members of its collectives spent waiting for it to arrive last.
     pub waited_on: Vec<f64>,
+    /// Links that flows of several tenants crossed (flow model with tenants).
+    pub shared_links: Vec<crate::model::network::SharedLinks>,
     /// Name of the network model used.
     pub network_model: &'static str,
 }
@@ -341,6 +343,7 @@ impl<'a> Sim<'a> {
                 .collect(),
             events: self.queue.events_processed(),
             waited_on: std::mem::take(&mut self.waited_on),
+            shared_links: self.net.shared_links(),
             network_model: self.net.name(),
         }
     }

@@ -18,8 +18,10 @@
 //! one graph (flows of different jobs share links); each job is also simulated alone on the same
 //! nodes, so that its slowdown is the fabric's doing.
 
+use crate::config::NetworkModelKind;
 use crate::config::{load_run_config, Document, Override, RunConfig, Source};
 use crate::error::{Error, Result};
+use crate::model::network::{FlowNetwork, SharedLinks};
 use crate::sim::{network_for, simulate_on, SimOptions, SpanSink};
 use crate::units::{SimDuration, SimTime};
 use crate::workload::builder::GraphBuilder;
@@ -343,7 +345,8 @@ fn job_gpus(nodes: &[u32], gpn: u32, ranks: u32) -> Vec<u32> {
     (0..ranks).map(|r| nodes[(r / gpn) as usize] * gpn + r % gpn).collect()
 }
 
-/// Simulates `which` jobs together; returns each one's end (its last task), s.
+/// Simulates `which` jobs together; returns each one's end (its last task), s, and the links
+/// that flows of several of them crossed (flow model).
 fn simulate_jobs(
     cfgs: &[RunConfig],
     graphs: &[TaskGraph],
@@ -351,7 +354,7 @@ fn simulate_jobs(
     starts: &[SimDuration],
     which: &[usize],
     seed: u64,
-) -> Result<Vec<f64>> {
+) -> Result<(Vec<f64>, Vec<SharedLinks>)> {
     let hw = &cfgs[0].hardware;
     let gpn = hw.node.gpus;
     let top = which.iter().flat_map(|&i| nodes[i].iter()).max().map_or(1, |m| m + 1);
@@ -369,10 +372,20 @@ fn simulate_jobs(
         );
     }
     let merged = b.finish();
-    let net = network_for(&merged, hw).map_err(Error::Internal)?;
+    let net: Box<dyn crate::model::network::NetworkModel> = if hw.network.model == NetworkModelKind::Flow {
+        let mut tenant = vec![0u32; merged.ranks as usize];
+        for &i in which {
+            for g in job_gpus(&nodes[i], gpn, graphs[i].ranks) {
+                tenant[g as usize] = i as u32;
+            }
+        }
+        Box::new(FlowNetwork::new(hw, top).with_tenants(tenant))
+    } else {
+        network_for(&merged, hw).map_err(Error::Internal)?
+    };
     let mut finish = FinishTimes(vec![SimTime::ZERO; merged.ranks as usize], &merged);
-    simulate_on(&merged, hw, net, SimOptions { seed }, &mut finish)?;
-    Ok(which
+    let out = simulate_on(&merged, hw, net, SimOptions { seed }, &mut finish)?;
+    let ends = which
         .iter()
         .map(|&i| {
             let gpus = job_gpus(&nodes[i], gpn, graphs[i].ranks);
@@ -382,7 +395,8 @@ fn simulate_jobs(
                 .unwrap_or(SimTime::ZERO)
                 .as_secs_f64()
         })
-        .collect())
+        .collect();
+    Ok((ends, out.shared_links))
 }
 
 /// Records the last task end per rank.
@@ -397,8 +411,28 @@ impl SpanSink for FinishTimes<'_> {
     }
 }
 
+/// Links where jobs met: flows of all the named jobs crossed each of them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meeting {
+    /// The jobs.
+    pub jobs: Vec<String>,
+    /// Link class.
+    pub class: &'static str,
+    /// Links of that class.
+    pub links: u32,
+}
+
+/// What a cluster study found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterResult {
+    /// Per job.
+    pub jobs: Vec<JobResult>,
+    /// Where their flows shared links (flow model), by set of jobs and link class.
+    pub shared_links: Vec<Meeting>,
+}
+
 /// Runs the study: every job alone on its nodes, then all together.
-pub fn run(spec: &ClusterSpec, doc: &Document, seed: u64) -> Result<Vec<JobResult>> {
+pub fn run(spec: &ClusterSpec, doc: &Document, seed: u64) -> Result<ClusterResult> {
     let cfgs = configs(spec, doc)?;
     let nodes = place(spec, doc, &cfgs, seed)?;
     use rayon::prelude::*;
@@ -416,10 +450,10 @@ pub fn run(spec: &ClusterSpec, doc: &Document, seed: u64) -> Result<Vec<JobResul
         .par_iter()
         .map(|which| simulate_jobs(&cfgs, &graphs, &nodes, &starts, which, seed))
         .collect::<Result<Vec<_>>>()?;
-    let shared = &ends[0];
+    let shared = &ends[0].0;
     let mut out = Vec::new();
     for (i, job) in spec.jobs.iter().enumerate() {
-        let alone = ends[i + 1][0] - job.start.as_secs_f64();
+        let alone = ends[i + 1].0[0] - job.start.as_secs_f64();
         let shared_s = shared[i] - job.start.as_secs_f64();
         out.push(JobResult {
             name: job.name.clone(),
@@ -431,5 +465,17 @@ pub fn run(spec: &ClusterSpec, doc: &Document, seed: u64) -> Result<Vec<JobResul
             slowdown: shared_s / alone,
         });
     }
-    Ok(out)
+    let shared_links = ends[0]
+        .1
+        .iter()
+        .map(|m| Meeting {
+            jobs: m.tenants.iter().map(|&t| spec.jobs[t as usize].name.clone()).collect(),
+            class: m.class,
+            links: m.links,
+        })
+        .collect();
+    Ok(ClusterResult {
+        jobs: out,
+        shared_links,
+    })
 }

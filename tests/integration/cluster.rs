@@ -23,9 +23,16 @@ fn cluster(text: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.path().join("out/cluster.json")).unwrap()).unwrap()
 }
 
+fn jobs(result: &serde_json::Value) -> serde_json::Value {
+    result["jobs"].clone()
+}
+
 #[test]
 fn packed_jobs_on_their_own_leaves_run_as_alone_and_as_run_does() {
-    let jobs = cluster(&spec("packed", ["packed", "packed"]));
+    let result = cluster(&spec("packed", ["packed", "packed"]));
+    // each job's flows stay on its own leaves and NICs
+    assert_eq!(result["shared_links"], serde_json::json!([]));
+    let jobs = jobs(&result);
     let sets: Vec<String> = [
         "hardware.nodes=8",
         "hardware.network.topology.radix=5",
@@ -55,7 +62,13 @@ fn packed_jobs_on_their_own_leaves_run_as_alone_and_as_run_does() {
 
 #[test]
 fn spread_jobs_slow_each_other_on_an_oversubscribed_fabric() {
-    let jobs = cluster(&spec("spread", ["spread", "spread"]));
+    let result = cluster(&spec("spread", ["spread", "spread"]));
+    // where they met: the leaf uplinks both rings cross (8 rails x 2 leaf groups x up and down)
+    let met = &result["shared_links"][0];
+    assert_eq!(met["jobs"], serde_json::json!(["a", "b"]));
+    assert_eq!(met["class"], "leaf uplink");
+    assert_eq!(met["links"], 32);
+    let jobs = jobs(&result);
     assert_eq!(jobs[0]["nodes"], serde_json::json!([0, 2, 4, 6]));
     assert_eq!(jobs[1]["nodes"], serde_json::json!([1, 3, 5, 7]));
     for job in jobs.as_array().unwrap() {
@@ -67,7 +80,7 @@ fn spread_jobs_slow_each_other_on_an_oversubscribed_fabric() {
 #[test]
 fn explicit_nodes_and_start_times() {
     let text = spec("explicit", ["{ nodes: [4, 5, 6, 7] }", "packed"]).replace("name: b,", "name: b, start: 1 s,");
-    let jobs = cluster(&text);
+    let jobs = jobs(&cluster(&text));
     assert_eq!(jobs[0]["nodes"], serde_json::json!([4, 5, 6, 7]));
     assert_eq!(jobs[1]["nodes"], serde_json::json!([0, 1, 2, 3]));
     assert_eq!(jobs[1]["start_s"], 1.0);

@@ -19,7 +19,7 @@ use super::algorithms::{self, GroupShape, LinkCosts};
 use super::copies::{self, ClassFabric, CommCopies};
 use super::decompose::{self, FlowSpec};
 use super::maxmin::{FlowTable, Solver};
-use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel};
+use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel, SharedLinks};
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::engine::EventKey;
 use crate::model::cluster::Placement;
@@ -57,6 +57,8 @@ pub struct FlowNetwork {
     capacity: Vec<f64>,
     /// In a representative run: the class links, and the template of each communication id.
     classes: Option<(ClassFabric, Vec<u32>)>,
+    /// With tenants: each rank's tenant, and per link the tenants whose flows crossed it (bits).
+    tenants: Option<(Vec<u32>, Vec<u64>)>,
     placement: Placement,
     costs: LinkCosts,
     choice: AlgorithmChoice,
@@ -111,6 +113,7 @@ impl FlowNetwork {
             link_mark: vec![0; links],
             capacity: topo.capacity.clone(),
             classes: None,
+            tenants: None,
             topo,
             flows: Vec::new(),
             free_flows: Vec::new(),
@@ -145,6 +148,14 @@ impl FlowNetwork {
         net.link_mark = vec![0; links];
         net.classes = Some((fabric, template_of));
         Ok(net)
+    }
+
+    /// Records which tenants' flows cross each link: `tenant_of_rank[r]` (below 64) is the job of
+    /// rank r; [`NetworkModel::shared_links`] then reports the links several of them crossed.
+    pub fn with_tenants(mut self, tenant_of_rank: Vec<u32>) -> Self {
+        let links = self.topo.links();
+        self.tenants = Some((tenant_of_rank, vec![0; links]));
+        self
     }
 
     /// The topology.
@@ -397,7 +408,36 @@ impl NetworkModel for FlowNetwork {
 
     fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
         let (specs, latency) = self.specs(comm);
+        if let Some((of_rank, on_link)) = &mut self.tenants {
+            let member = comm.members()[0] as usize;
+            let bit = 1u64 << of_rank.get(member).copied().unwrap_or(0).min(63);
+            for s in &specs {
+                for &l in s.path.links() {
+                    on_link[l as usize] |= bit;
+                }
+            }
+        }
         self.begin(now, id, specs, latency, sched);
+    }
+
+    fn shared_links(&self) -> Vec<SharedLinks> {
+        let Some((_, on_link)) = &self.tenants else {
+            return Vec::new();
+        };
+        let mut counts: std::collections::BTreeMap<(u64, &'static str), u32> = Default::default();
+        for (l, &mask) in on_link.iter().enumerate() {
+            if mask.count_ones() > 1 {
+                *counts.entry((mask, self.topo.class[l].name())).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((mask, class), links)| SharedLinks {
+                tenants: (0..64).filter(|b| mask >> b & 1 == 1).collect(),
+                class,
+                links,
+            })
+            .collect()
     }
 
     fn handle(&mut self, now: SimTime, event: NetEvent, sched: &mut dyn NetScheduler) -> Option<CommId> {

@@ -116,4 +116,20 @@ pub trait NetworkModel {
     fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler);
     /// Handles one of the model's own events; returns the communication it completed, if any.
     fn handle(&mut self, now: SimTime, event: NetEvent, sched: &mut dyn NetScheduler) -> Option<CommId>;
+    /// Links that flows of more than one tenant crossed (see [`FlowNetwork::with_tenants`]), by the
+    /// set of tenants and the link class; empty for models without links or tenants.
+    fn shared_links(&self) -> Vec<SharedLinks> {
+        Vec::new()
+    }
+}
+
+/// Links that the flows of several tenants (jobs) crossed during a run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SharedLinks {
+    /// The tenants, in order.
+    pub tenants: Vec<u32>,
+    /// The link class ("NIC", "leaf uplink", ...).
+    pub class: &'static str,
+    /// How many links of that class they shared.
+    pub links: u32,
 }
