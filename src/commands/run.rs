@@ -115,6 +115,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         args,
         args.out.clone().unwrap_or_else(|| studies::run::default_out_dir(&cfg)),
     )?;
+    studies::run::check_iterations(&cfg, &opts, args.iterations)?;
     let mut res = studies::run::run(&cfg, &opts)?;
     studies::run::repeat(&cfg, &mut res, opts.seed, args.iterations)?;
     finish_run(args, &res, start.elapsed().as_secs_f64(), &dir)

@@ -39,7 +39,7 @@ pub struct Slowdown {
 
 /// Relative noise on every kernel's duration, drawn from the run's seeded RNG.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Default)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "serde_yaml::Value")]
 pub enum Jitter {
     /// No noise.
     #[default]
@@ -70,6 +70,20 @@ pub enum JitterDistribution {
         /// Standard deviation of the log, in [0, 1).
         sigma: f64,
     },
+}
+
+impl TryFrom<serde_yaml::Value> for Jitter {
+    type Error = String;
+    fn try_from(v: serde_yaml::Value) -> std::result::Result<Self, String> {
+        const EXPECTED: &str = "expected a number (uniform noise of that half width) or \
+             { distribution: uniform, width: W } | { distribution: normal, sigma: S } | { distribution: lognormal, sigma: S }";
+        if let Some(w) = v.as_f64() {
+            return Ok(Jitter::Uniform(w));
+        }
+        serde_yaml::from_value::<JitterDistribution>(v)
+            .map(Jitter::Distribution)
+            .map_err(|e| format!("{e}; {EXPECTED}"))
+    }
 }
 
 impl Jitter {
@@ -196,6 +210,15 @@ pub fn validate(hw: &super::HardwareSpec, doc: &Document) -> Result<()> {
                 }
             }
             (None, None, Some(_)) if d.leaf.is_none() || d.rail.is_none() => {
+                if let Some(leaf) = d.leaf {
+                    let leaves = hw.network.topology.as_ref().map_or(0, |t| hw.leaves_needed(t));
+                    if leaf as u64 >= leaves {
+                        return Err(doc.field_error(
+                            &at("leaf"),
+                            format!("no such leaf switch: the fabric has {leaves}"),
+                        ));
+                    }
+                }
                 if d.down {
                     return Err(doc.field_error(&at("down"), "only a NIC can be down; give a leaf or rail a `factor`"));
                 }

@@ -186,6 +186,23 @@ pub fn run_trace(
     })
 }
 
+/// Simulated tasks in all (estimate x repetitions) above which `--iterations` is refused up front:
+/// about 20 minutes at this machine's few million events per second.
+pub const MAX_REPEATED_TASKS: f64 = 4e9;
+
+/// Refuses, before anything runs, `n` repetitions that would simulate more than
+/// [`MAX_REPEATED_TASKS`] tasks.
+pub fn check_iterations(cfg: &RunConfig, opts: &RunOptions, n: u32) -> Result<()> {
+    let tasks = crate::workload::generate::estimated_tasks(&cfg.workload, opts.representative) * n as f64;
+    if n > 1 && tasks > MAX_REPEATED_TASKS {
+        return Err(crate::error::Error::Input(format!(
+            "error: --iterations {n}: would simulate about {tasks:.2e} tasks in all, more than {MAX_REPEATED_TASKS:.0e} \
+             (roughly 20 minutes); use fewer iterations, --representative, or a smaller workload"
+        )));
+    }
+    Ok(())
+}
+
 /// Repeats the iteration with seeds `seed + 1` to `seed + n - 1` and records the spread in the
 /// report (`iterations`) and the times (for iterations.csv and the histogram).
 pub fn repeat(cfg: &RunConfig, res: &mut RunResult, seed: u64, n: u32) -> Result<()> {

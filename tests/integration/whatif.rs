@@ -187,6 +187,13 @@ fn bad_what_if_input_names_the_field() {
     let all_down: Vec<String> = (0..8).map(|n| format!("{{node: 3, nic: {n}, down: true}}")).collect();
     let e = err(&format!("hardware.network.degraded=[{}]", all_down.join(", ")));
     assert!(e.contains("every NIC of node 3 is down"), "{e}");
+    let e = err("hardware.network.degraded=[{leaf: 99999, factor: 0.5}]");
+    assert!(
+        e.contains("network.degraded[0].leaf") && e.contains("no such leaf switch"),
+        "{e}"
+    );
+    let e = err("hardware.gpu.jitter={distribution: weird, sigma: 0.1}");
+    assert!(e.contains("unknown variant `weird`") && e.contains("lognormal"), "{e}");
     let e = err("hardware.gpu.jitter={distribution: normal, sigma: 2}");
     assert!(e.contains("gpu.jitter.sigma"), "{e}");
 }
@@ -253,4 +260,17 @@ fn a_stage_across_gpu_groups_is_refused() {
         e.contains("stage 0 runs on nodes 0 to 1") && e.contains("node_groups"),
         "{e}"
     );
+}
+
+#[test]
+fn absurd_repetitions_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = crate::common::clustersim_within(
+        dir.path(),
+        &["run", "--no-output", "--workload", "gpt-1t", "--iterations", "100000"],
+        10,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--iterations 100000: would simulate about"), "{err}");
 }
