@@ -125,8 +125,8 @@ pub fn load(path: &str) -> Result<(ClusterSpec, Document)> {
     if !crate::config::is_safe_name(&spec.name) {
         return Err(doc.field_error("name", crate::config::SAFE_NAME));
     }
-    if spec.jobs.is_empty() {
-        return Err(doc.field_error("jobs", "needs at least one job"));
+    if spec.jobs.is_empty() || spec.jobs.len() > 64 {
+        return Err(doc.field_error("jobs", format!("needs 1 to 64 jobs, not {}", spec.jobs.len())));
     }
     Ok((spec, doc))
 }
@@ -145,7 +145,10 @@ pub fn configs(spec: &ClusterSpec, doc: &Document) -> Result<Vec<RunConfig>> {
                 .map(|s| Override::parse(s))
                 .collect::<Result<Vec<_>>>()?;
             let workload = job.workload.clone().map_or(Source::Default, Source::Named);
-            let cfg = load_run_config(&hardware, &workload, &overrides)?;
+            let cfg = load_run_config(&hardware, &workload, &overrides).map_err(|e| match e {
+                Error::Input(m) => doc.field_error(&format!("jobs[{i}]"), m.trim_start_matches("error: ")),
+                other => other,
+            })?;
             let ranks = cfg.workload.parallel.tensor * cfg.workload.parallel.pipeline * cfg.workload.parallel.data;
             if job.gpus.is_some_and(|g| g != ranks) {
                 return Err(doc.field_error(
