@@ -34,6 +34,9 @@ pub struct Candidate {
     pub sequence_parallel: bool,
     /// ZeRO stage.
     pub zero_stage: u8,
+    /// Layers per stage when balanced over GPUs of different speeds (heterogeneous machines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers_per_stage: Option<Vec<u32>>,
 }
 
 impl Candidate {
@@ -52,6 +55,12 @@ impl Candidate {
             format!("workload.data_parallel.zero_stage={}", self.zero_stage),
             "workload.gpus=~".to_string(),
         ]
+        .into_iter()
+        .chain(self.layers_per_stage.iter().map(|l| {
+            let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
+            format!("workload.parallel.layers_per_stage=[{}]", list.join(","))
+        }))
+        .collect()
     }
     /// Short description, e.g. `t8 p16 d8 b1 v1 full sp zero1`.
     pub fn label(&self) -> String {
@@ -65,8 +74,49 @@ impl Candidate {
             self.recompute,
             if self.sequence_parallel { " sp" } else { "" },
             self.zero_stage
-        )
+        ) + &self.layers_per_stage.as_ref().map_or(String::new(), |l| {
+            let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
+            format!(" layers {}", list.join("+"))
+        })
     }
+}
+
+/// Layers per stage in proportion to each stage's GPU peak (largest remainders, at least one
+/// each), for a split of `layers` over `p` stages of `per_stage` GPUs on a machine with node
+/// groups; None when every stage has the same GPU.
+pub fn balanced_layers(hw: &crate::config::HardwareSpec, layers: u32, p: u32, per_stage: u64) -> Option<Vec<u32>> {
+    let groups = crate::config::groups::group_of_nodes(&hw.node_groups, hw.nodes);
+    let models = hw.gpu_models();
+    let speed: Vec<f64> = (0..p as u64)
+        .map(|s| {
+            let node = (s * per_stage / hw.node.gpus as u64) as usize;
+            models[groups.get(node).copied().unwrap_or(0) as usize]
+                .peak_flops
+                .flops_per_s()
+        })
+        .collect();
+    if speed.iter().all(|&x| x == speed[0]) || layers < p {
+        return None;
+    }
+    let total: f64 = speed.iter().sum();
+    let spare = (layers - p) as f64;
+    let exact: Vec<f64> = speed.iter().map(|x| spare * x / total).collect();
+    let mut out: Vec<u32> = exact.iter().map(|x| 1 + x.floor() as u32).collect();
+    let mut order: Vec<usize> = (0..p as usize).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    let mut left = layers - out.iter().sum::<u32>();
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    Some(out)
 }
 
 /// A simulated candidate.
@@ -124,7 +174,7 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                                 continue;
                             }
                             for zero_stage in [0u8, 1, 3] {
-                                out.push(Candidate {
+                                let c = Candidate {
                                     tensor: t as u32,
                                     pipeline: p as u32,
                                     data: d as u32,
@@ -133,7 +183,19 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                                     recompute,
                                     sequence_parallel,
                                     zero_stage,
-                                });
+                                    layers_per_stage: None,
+                                };
+                                // on mixed GPUs, also the split that gives faster stages more layers
+                                let balanced = (interleave == 1)
+                                    .then(|| balanced_layers(&cfg.hardware, m.layers, p as u32, t * d))
+                                    .flatten();
+                                if let Some(layers) = balanced {
+                                    out.push(Candidate {
+                                        layers_per_stage: Some(layers),
+                                        ..c.clone()
+                                    });
+                                }
+                                out.push(c);
                             }
                         }
                     }
@@ -256,12 +318,12 @@ pub fn table(plan: &Plan, k: usize) -> String {
 /// CSV of every simulated candidate, fastest first.
 pub fn csv(plan: &Plan) -> String {
     let mut s = String::from(
-        "rank,tensor,pipeline,data,micro,interleave,recompute,sequence_parallel,zero_stage,tflops_per_gpu,tokens_per_s,iteration_time_s,peak_memory_bytes,bubble_fraction,days\n",
+        "rank,tensor,pipeline,data,micro,interleave,recompute,sequence_parallel,zero_stage,tflops_per_gpu,tokens_per_s,iteration_time_s,peak_memory_bytes,bubble_fraction,days,layers_per_stage\n",
     );
     for (i, r) in plan.ranked.iter().enumerate() {
         let c = &r.candidate;
         s += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             i + 1,
             c.tensor,
             c.pipeline,
@@ -276,7 +338,11 @@ pub fn csv(plan: &Plan) -> String {
             r.iteration_time_s,
             r.peak_memory_bytes,
             r.bubble_fraction,
-            r.days.map(|d| d.to_string()).unwrap_or_default()
+            r.days.map(|d| d.to_string()).unwrap_or_default(),
+            c.layers_per_stage.as_ref().map_or(String::new(), |l| {
+                let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
+                list.join(";")
+            })
         );
     }
     s

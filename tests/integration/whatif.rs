@@ -274,3 +274,42 @@ fn absurd_repetitions_are_refused_up_front() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--iterations 100000: would simulate about"), "{err}");
 }
+
+#[test]
+fn the_planner_searches_balanced_splits_on_mixed_gpus() {
+    use clustersim::config::{Override, Source};
+    use clustersim::studies::plan::{balanced_layers, plan};
+    // peaks 989 (H100, stage 0) and 312 (A100, stage 1): one layer each, then the 30 others in
+    // proportion, 30 x 989 / 1301 = 22.8 and 7.2: 1 + 22 = 23 and 1 + 7 = 8, the remaining layer to
+    // the larger remainder (0.8): 24 + 8
+    let hw = hardware(&["hardware.nodes=2", "hardware.node_groups=[{count: 1, gpu: dgx-h100}]"]);
+    assert_eq!(balanced_layers(&hw, 32, 2, 8), Some(vec![24, 8]));
+    assert_eq!(
+        balanced_layers(&hardware(&["hardware.nodes=2"]), 32, 2, 8),
+        None,
+        "one GPU model"
+    );
+    let sets: Vec<Override> = [
+        "hardware.nodes=2",
+        "hardware.node_groups=[{count: 1, gpu: dgx-h100}]",
+        "workload.batch.global=64",
+        "workload.parallel.data=2",
+    ]
+    .iter()
+    .map(|s| Override::parse(s).unwrap())
+    .collect();
+    let p = plan(
+        &Source::Named("dgx-a100".into()),
+        &Source::Named("gpt-5.9b".into()),
+        &sets,
+        16,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        p.ranked[0].candidate.layers_per_stage,
+        Some(vec![24, 8]),
+        "{:?}",
+        p.ranked[0].candidate
+    );
+}
