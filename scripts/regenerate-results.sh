@@ -13,6 +13,9 @@ $bin collective --op all-gather --gpus 8 --sizes 8:8GiB --out results/collective
 $bin collective --op reduce-scatter --gpus 8 --sizes 8:8GiB --out results/collective/reduce-scatter-8 > /dev/null
 $bin plan --workload gpt-175b --gpus 1024 --tokens 300e9 --out results/plan-gpt-175b-1024 > /dev/null
 $bin train --workload gpt-175b --tokens 300e9 --out results/train-gpt-175b > /dev/null
+for spec in workloads/sweeps/whatif-*.yaml; do
+    $bin sweep "$spec" > /dev/null
+done
 for spec in workloads/clusters/*.yaml; do
     $bin cluster "$spec" --out "results/clusters/$(basename "$spec" .yaml)" > /dev/null
 done
