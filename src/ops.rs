@@ -30,6 +30,14 @@ pub enum Kernel {
         /// Reduction dimension.
         k: u64,
     },
+    /// A fused attention kernel (FlashAttention): its matrix FLOPs at the GPU's attention
+    /// efficiency, or its bytes through HBM, whichever takes longer.
+    Attention {
+        /// Floating-point operations of its matrix products.
+        flops: u64,
+        /// Bytes it reads and writes in HBM (Q, K, V, O and their gradients; no s x s matrix).
+        bytes: u64,
+    },
     /// A memory-bound kernel that streams this many bytes through HBM.
     Stream {
         /// Bytes read plus bytes written.
@@ -64,7 +72,7 @@ impl Kernel {
             Kernel::Gemm { batch, m, n, k } | Kernel::Gemm8 { batch, m, n, k } => {
                 2.0 * batch as f64 * m as f64 * n as f64 * k as f64
             }
-            Kernel::Generic { flops, .. } => flops as f64,
+            Kernel::Generic { flops, .. } | Kernel::Attention { flops, .. } => flops as f64,
             Kernel::Stream { .. } | Kernel::Measured { .. } => 0.0,
         }
     }

@@ -108,6 +108,10 @@ pub struct GpuSpec {
     /// Fraction of the tensor peak that one SM reaches on a large, compute-bound tile.
     #[serde(default = "one")]
     pub gemm_efficiency: f64,
+    /// Fraction of the tensor peak fused attention kernels (FlashAttention) reach; `gemm_efficiency`
+    /// unless stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_efficiency: Option<f64>,
     /// Bandwidth from L2 to all SMs; small tiles whose arithmetic intensity is below
     /// peak / this bandwidth are limited by it.
     #[serde(default)]
@@ -413,6 +417,9 @@ impl HardwareSpec {
         };
         fraction("gpu.memory_efficiency", self.gpu.memory_efficiency)?;
         fraction("gpu.gemm_efficiency", self.gpu.gemm_efficiency)?;
+        if let Some(e) = self.gpu.attention_efficiency {
+            fraction("gpu.attention_efficiency", e)?;
+        }
         fraction("node.nvlink.efficiency", self.node.nvlink.efficiency)?;
         fraction("node.nic.efficiency", self.node.nic.efficiency)?;
         if !(0.0..1.0).contains(&self.gpu.memory_fragmentation) {

@@ -19,7 +19,7 @@ pub use hardware::{
 pub use model::{Mlp, ModelSpec, Norm};
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use workload::{
-    BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, Precision, Recompute, Schedule, WorkloadSpec,
+    Attention, BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, Precision, Recompute, Schedule, WorkloadSpec,
 };
 
 use crate::error::Result;

@@ -30,6 +30,11 @@ pub struct WorkloadSpec {
     /// attention scores and the output layer stay 16-bit).
     #[serde(default, skip_serializing_if = "Precision::is_16_bit")]
     pub precision: Precision,
+    /// Attention kernels: `standard` (scores, softmax, dropout and context as separate kernels
+    /// that store the s x s matrices, as in 2021) or `flash` (FlashAttention: one fused kernel
+    /// each way, no s x s activations, the scores recomputed in the backward kernel).
+    #[serde(default, skip_serializing_if = "Attention::is_standard")]
+    pub attention: Attention,
     /// Data-parallel gradient reduction.
     #[serde(default)]
     pub data_parallel: DataParallelSpec,
@@ -97,6 +102,23 @@ fn yes() -> bool {
 
 fn one() -> u32 {
     1
+}
+
+/// Attention kernel implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Attention {
+    /// Separate kernels storing the s x s scores (Megatron-LM 2021).
+    #[default]
+    Standard,
+    /// FlashAttention (fused, no s x s activations).
+    Flash,
+}
+
+impl Attention {
+    fn is_standard(&self) -> bool {
+        *self == Attention::Standard
+    }
 }
 
 /// Precision of the linear layers.

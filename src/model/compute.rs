@@ -42,6 +42,10 @@ impl ComputeModel {
         let overhead = gpu.kernel_overhead.as_secs_f64();
         match *k {
             Kernel::Stream { bytes } => bytes as f64 / hbm + overhead,
+            Kernel::Attention { flops, bytes } => {
+                let efficiency = gpu.attention_efficiency.unwrap_or(gpu.gemm_efficiency);
+                (flops as f64 / (peak * efficiency)).max(bytes as f64 / hbm) + overhead
+            }
             Kernel::Generic { flops, bytes } => {
                 (flops as f64 / (peak * gpu.gemm_efficiency)).max(bytes as f64 / hbm) + overhead
             }

@@ -111,11 +111,20 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
     let m = &w.model;
     let (t, v) = (lay.t as u64, w.chunks());
     let sp = w.parallel.sequence_parallel && t > 1;
-    let per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, w.recompute);
+    // FlashAttention stores no s x s matrices: what selective recompute keeps, without recomputing
+    let stored = match (w.attention, w.recompute) {
+        (crate::config::Attention::Flash, Recompute::None) => Recompute::Selective,
+        (_, r) => r,
+    };
+    let per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, stored);
     // with full recompute, one layer's full activations exist while it is recomputed
     let working = match w.recompute {
         Recompute::Full => {
-            activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, Recompute::None)
+            let full = match w.attention {
+                crate::config::Attention::Flash => Recompute::Selective,
+                crate::config::Attention::Standard => Recompute::None,
+            };
+            activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, full)
         }
         _ => 0.0,
     };

@@ -51,6 +51,8 @@ pub struct LayerShape {
     pub swiglu: bool,
     /// FP8 linear layers.
     pub fp8: bool,
+    /// FlashAttention: fused attention kernels.
+    pub flash: bool,
 }
 
 impl LayerShape {
@@ -68,6 +70,7 @@ impl LayerShape {
             ffn: model.ffn(),
             swiglu: model.mlp == crate::config::Mlp::Swiglu,
             fp8: false,
+            flash: false,
         }
     }
     fn gemm(m: u64, n: u64, k: u64) -> Kernel {
@@ -118,9 +121,16 @@ impl LayerShape {
         self.bsh()
     }
 
-    /// Attention core forward: scores, scale-mask-softmax, dropout, context.
+    /// Attention core forward: scores, scale-mask-softmax, dropout, context; or one fused
+    /// FlashAttention kernel: the two products (4 bh s^2 d FLOPs), reading Q, K, V and writing O.
     fn attention_core(&self) -> Vec<Kernel> {
         let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
+        if self.flash {
+            return vec![Kernel::Attention {
+                flops: 4 * bh * s * s * d,
+                bytes: 4 * bh * s * d * ACT,
+            }];
+        }
         vec![
             Kernel::Gemm {
                 batch: bh,
@@ -137,6 +147,53 @@ impl LayerShape {
                 k: s,
             }, // probabilities x V
         ]
+    }
+
+    /// Attention core backward (with the forward recomputed first under selective recompute); or
+    /// FlashAttention's backward kernel, which recomputes the scores itself: 5 products (scores,
+    /// dP, dV, dQ, dK: 10 bh s^2 d FLOPs), reading Q, K, V, O, dO and writing dQ, dK, dV.
+    fn attention_core_backward(&self, recompute: Recompute) -> Vec<Kernel> {
+        let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
+        if self.flash {
+            return vec![Kernel::Attention {
+                flops: 10 * bh * s * s * d,
+                bytes: 8 * bh * s * d * ACT,
+            }];
+        }
+        let mut out = if recompute == Recompute::Selective {
+            self.attention_core() // recompute scores, softmax, dropout, context
+        } else {
+            Vec::new()
+        };
+        out.extend([
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: s,
+                k: d,
+            }, // grad probabilities = dO V^T
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: d,
+                k: s,
+            }, // grad V = P^T dO
+            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout backward
+            Self::stream(self.scores() * ACT * 3),       // softmax backward: read P, dP; write dS
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: d,
+                k: s,
+            }, // grad Q = dS K
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: d,
+                k: s,
+            }, // grad K = dS^T Q
+        ]);
+        out
     }
 
     /// The forward pass of one layer, as Megatron runs it under tensor parallelism.
@@ -173,7 +230,6 @@ impl LayerShape {
     /// write 2: 6 B).
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
-        let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
         let (ffn, up) = (self.ffn, self.up_width());
         let mlp = vec![
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward: read grad, mask; write
@@ -193,40 +249,12 @@ impl LayerShape {
             self.linear(bs, h / t, h),          // projection data gradient
             self.linear(h / t, h, bs),          // projection weight gradient
         ];
-        if recompute == Recompute::Selective {
-            attention.extend(self.attention_core()); // recompute scores, softmax, dropout, context
-        }
+        attention.extend(self.attention_core_backward(recompute));
         attention.extend([
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: s,
-                k: d,
-            }, // grad probabilities = dO V^T
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: d,
-                k: s,
-            }, // grad V = P^T dO
-            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout backward
-            Self::stream(self.scores() * ACT * 3),       // softmax backward: read P, dP; write dS
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: d,
-                k: s,
-            }, // grad Q = dS K
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: d,
-                k: s,
-            }, // grad K = dS^T Q
-            self.linear(bs, h, (h + 2 * self.kv) / t),   // QKV data gradient
-            self.linear(h, (h + 2 * self.kv) / t, bs),   // QKV weight gradient
-            Self::stream(self.local_bsh() * 5),          // layer norm backward (two passes)
-            Self::stream(self.local_bsh() * 3),          // residual: add the two gradients of the layer input
+            self.linear(bs, h, (h + 2 * self.kv) / t), // QKV data gradient
+            self.linear(h, (h + 2 * self.kv) / t, bs), // QKV weight gradient
+            Self::stream(self.local_bsh() * 5),        // layer norm backward (two passes)
+            Self::stream(self.local_bsh() * 3),        // residual: add the two gradients of the layer input
         ]);
         self.with_allreduces(vec![("mlp", mlp), ("attention", attention)])
     }
@@ -394,6 +422,7 @@ mod tests {
             ffn: 4 * 3840,
             swiglu: false,
             fp8: false,
+            flash: false,
         }
     }
 
@@ -405,6 +434,42 @@ mod tests {
                 Piece::Tensor(..) | Piece::Data(..) => 0.0,
             })
             .sum()
+    }
+
+    #[test]
+    fn flash_attention_keeps_the_forward_flops_and_recomputes_in_backward() {
+        // one fused kernel forward: the two products P = 2 bh s^2 d each, 4 b (a/t) s^2 (h/a) per
+        // rank, the same FLOPs as the standard core's two batched GEMMs; backward: 5 products
+        // (scores recomputed, dP, dV, dQ, dK), against the standard core's 4, or 6 with selective
+        // recompute's forward
+        let (std, flash) = (
+            shape(4),
+            LayerShape {
+                flash: true,
+                ..shape(4)
+            },
+        );
+        let (b, a, s, d) = (2.0, 32.0 / 4.0, 2048.0, 3840.0 / 32.0);
+        assert_eq!(flops(&flash.forward()), flops(&std.forward()));
+        let core = 4.0 * b * a * s * s * d;
+        let difference = flops(&flash.backward(Recompute::None)) - flops(&std.backward(Recompute::None));
+        assert!((difference - (10.0 - 8.0) / 4.0 * core).abs() < 1.0, "{difference}");
+        assert_eq!(
+            flops(&flash.backward(Recompute::None)),
+            flops(&flash.backward(Recompute::Selective))
+        );
+        let selective = flops(&std.backward(Recompute::Selective));
+        assert!((flops(&flash.backward(Recompute::None)) - (selective - core / 2.0)).abs() < 1.0);
+        // and no s x s traffic: the fused kernels move only Q, K, V, O (and gradients)
+        let streamed = |p: &[Piece]| -> u64 {
+            p.iter()
+                .map(|x| match x {
+                    Piece::Compute(_, k) => k.iter().map(Kernel::streamed_bytes).sum(),
+                    _ => 0,
+                })
+                .sum()
+        };
+        assert!(streamed(&flash.forward()) < streamed(&std.forward()));
     }
 
     #[test]

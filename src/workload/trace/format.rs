@@ -35,6 +35,9 @@ pub struct KernelRecord {
     /// [batch, m, n, k] with FP8 operands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gemm8: Option<[u64; 4]>,
+    /// [flops, bytes] of a fused attention kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<[u64; 2]>,
     /// Bytes streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<u64>,
@@ -48,14 +51,32 @@ pub struct KernelRecord {
 
 impl KernelRecord {
     pub(super) fn kernel(&self) -> Option<Kernel> {
-        match (self.gemm, self.gemm8, self.stream, self.generic, self.measured) {
-            (Some([batch, m, n, k]), None, None, None, None) => Some(Kernel::Gemm { batch, m, n, k }),
-            (None, Some([batch, m, n, k]), None, None, None) => Some(Kernel::Gemm8 { batch, m, n, k }),
-            (None, None, Some(bytes), None, None) => Some(Kernel::Stream { bytes }),
-            (None, None, None, Some([flops, bytes]), None) => Some(Kernel::Generic { flops, bytes }),
-            (None, None, None, None, Some(ns)) => Some(Kernel::Measured { ns }),
-            _ => None,
+        let given = [
+            self.gemm.is_some(),
+            self.gemm8.is_some(),
+            self.attention.is_some(),
+            self.stream.is_some(),
+            self.generic.is_some(),
+            self.measured.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            return None;
         }
+        if let Some([batch, m, n, k]) = self.gemm {
+            return Some(Kernel::Gemm { batch, m, n, k });
+        }
+        if let Some([batch, m, n, k]) = self.gemm8 {
+            return Some(Kernel::Gemm8 { batch, m, n, k });
+        }
+        if let Some([flops, bytes]) = self.attention {
+            return Some(Kernel::Attention { flops, bytes });
+        }
+        if let Some([flops, bytes]) = self.generic {
+            return Some(Kernel::Generic { flops, bytes });
+        }
+        self.stream
+            .map(|bytes| Kernel::Stream { bytes })
+            .or(self.measured.map(|ns| Kernel::Measured { ns }))
     }
 
     pub(super) fn of(k: &Kernel) -> Self {
@@ -66,6 +87,10 @@ impl KernelRecord {
             },
             Kernel::Gemm8 { batch, m, n, k } => KernelRecord {
                 gemm8: Some([batch, m, n, k]),
+                ..Default::default()
+            },
+            Kernel::Attention { flops, bytes } => KernelRecord {
+                attention: Some([flops, bytes]),
                 ..Default::default()
             },
             Kernel::Stream { bytes } => KernelRecord {
