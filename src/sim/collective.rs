@@ -1,8 +1,7 @@
 //! Collective tasks: a member that reaches its collective waits (synchronisation) until every member
 //! has; then the network model runs it, and it completes for all members at once.
 
-use super::{Comm, Queue, Sim};
-use crate::model::network::Communication;
+use super::{communication, Comm, Queue, Sim};
 use crate::workload::CollectiveId;
 
 impl Sim<'_> {
@@ -35,12 +34,7 @@ impl Sim<'_> {
                     self.spans.waited_for(c, r as u32);
                 }
             }
-            let coll = &self.g.collectives[c as usize];
-            let comm = Communication::Collective {
-                op: coll.op,
-                ranks: &self.g.groups[coll.group as usize],
-                bytes: coll.bytes,
-            };
+            let comm = communication(self.g, Comm::Collective(c));
             let id = self.comm_id(Comm::Collective(c));
             self.net.start(now, id, comm, &mut Queue(&mut self.queue));
         }

@@ -11,10 +11,8 @@ impl Sim<'_> {
     pub(super) fn start_compute(&mut self, t: TaskId, si: usize, op: u32) {
         let now = self.queue.now();
         let r = self.rank_of_stream(si);
-        let mut d = match self.rank_group.get(r) {
-            Some(&g) if g > 0 => self.group_op_time[g as usize - 1][op as usize],
-            _ => self.op_time[op as usize],
-        };
+        let model = self.rank_group.get(r).map_or(0, |&g| g as usize);
+        let mut d = self.op_time[model][op as usize];
         let slow = self.slowdown[r];
         if self.jitter.is_active() {
             let (u1, u2): (f64, f64) = (self.rng.random(), self.rng.random());

@@ -1,7 +1,7 @@
 //! The network model of a representative graph: each communication priced with its symmetric
 //! copies (see [`crate::workload::replication`] and [`crate::model::network::copies`]).
 
-use super::network_model;
+use super::{communication, network_model, Comm};
 use crate::config::{HardwareSpec, NetworkModelKind};
 use crate::model::network::{CommCopies, Communication, FlowNetwork, NetworkModel};
 use crate::ops::CollectiveOp;
@@ -49,29 +49,22 @@ pub fn network_for<'a>(graph: &'a TaskGraph, hw: &HardwareSpec) -> Result<Box<dy
         }
         t
     };
-    for c in &graph.collectives {
-        let comm = Communication::Collective {
-            op: c.op,
-            ranks: &graph.groups[c.group as usize],
-            bytes: c.bytes,
+    let ids = (0..graph.collectives.len() as u32)
+        .map(Comm::Collective)
+        .chain((0..graph.transfers.len() as u32).map(Comm::Transfer))
+        .chain((0..graph.storage.len() as u32).map(Comm::Storage));
+    for id in ids {
+        let comm = communication(graph, id);
+        let key = match comm {
+            Communication::Collective { op, bytes, .. } => {
+                let Comm::Collective(c) = id else {
+                    unreachable!("a collective's id")
+                };
+                Key::Collective(graph.collectives[c as usize].group, op, bytes)
+            }
+            Communication::Transfer { src, dst, bytes } => Key::Transfer(src, dst, bytes),
+            Communication::Storage { rank, bytes, write } => Key::Storage(rank, write, bytes),
         };
-        template_of.push(add(Key::Collective(c.group, c.op, c.bytes), comm, &mut templates));
-    }
-    for x in &graph.transfers {
-        let comm = Communication::Transfer {
-            src: x.src,
-            dst: x.dst,
-            bytes: x.bytes,
-        };
-        template_of.push(add(Key::Transfer(x.src, x.dst, x.bytes), comm, &mut templates));
-    }
-    for s in &graph.storage {
-        let comm = Communication::Storage {
-            rank: s.rank,
-            bytes: s.bytes,
-            write: s.write,
-        };
-        let key = Key::Storage(s.rank, s.write, s.bytes);
         template_of.push(add(key, comm, &mut templates));
     }
     let net = FlowNetwork::representative(hw, nodes, &templates, template_of)?;

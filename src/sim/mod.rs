@@ -28,7 +28,9 @@ mod transfer;
 use crate::config::{HardwareSpec, NetworkModelKind};
 use crate::engine::{EventKey, EventQueue};
 use crate::model::compute::ComputeModel;
-use crate::model::network::{AnalyticNetwork, CommId, FlowNetwork, IdealNetwork, NetEvent, NetScheduler, NetworkModel};
+use crate::model::network::{
+    AnalyticNetwork, CommId, Communication, FlowNetwork, IdealNetwork, NetEvent, NetScheduler, NetworkModel,
+};
 use crate::units::{SimDuration, SimTime};
 use crate::workload::{Stream, TaskGraph, TaskId, TaskKind};
 use clock::RankClock;
@@ -88,6 +90,36 @@ pub struct SimOutcome {
     pub network_model: &'static str,
 }
 
+/// The network model's view of a collective, transfer or storage operation of `g`.
+fn communication(g: &TaskGraph, comm: Comm) -> Communication<'_> {
+    match comm {
+        Comm::Collective(c) => {
+            let coll = &g.collectives[c as usize];
+            Communication::Collective {
+                op: coll.op,
+                ranks: &g.groups[coll.group as usize],
+                bytes: coll.bytes,
+            }
+        }
+        Comm::Transfer(x) => {
+            let tr = &g.transfers[x as usize];
+            Communication::Transfer {
+                src: tr.src,
+                dst: tr.dst,
+                bytes: tr.bytes,
+            }
+        }
+        Comm::Storage(x) => {
+            let op = &g.storage[x as usize];
+            Communication::Storage {
+                rank: op.rank,
+                bytes: op.bytes,
+                write: op.write,
+            }
+        }
+    }
+}
+
 /// Options of one simulation.
 #[derive(Clone, Copy, Debug)]
 pub struct SimOptions {
@@ -135,18 +167,17 @@ pub fn simulate_on(
     opts: SimOptions,
     spans: &mut dyn SpanSink,
 ) -> crate::error::Result<SimOutcome> {
-    let compute = ComputeModel::new(&hw.gpu);
-    let op_time: Vec<SimDuration> = graph.ops.iter().map(|op| compute.op_duration(&op.kernels)).collect();
+    // each GPU model of the machine prices every op; a rank's node group picks its row
+    let op_time: Vec<Vec<SimDuration>> = hw
+        .gpu_models()
+        .into_iter()
+        .map(|gpu| {
+            let m = ComputeModel::new(gpu);
+            graph.ops.iter().map(|op| m.op_duration(&op.kernels)).collect()
+        })
+        .collect();
     let mut sim = Sim::new(graph, op_time, net, opts.seed, hw.gpu.jitter, spans);
     if !hw.node_groups.is_empty() {
-        // each GPU model prices every op; a rank's group picks its row
-        sim.group_op_time = hw.gpu_models()[1..]
-            .iter()
-            .map(|gpu| {
-                let m = ComputeModel::new(gpu);
-                graph.ops.iter().map(|op| m.op_duration(&op.kernels)).collect()
-            })
-            .collect();
         let nodes = crate::config::groups::group_of_nodes(&hw.node_groups, graph.ranks.div_ceil(hw.node.gpus));
         sim.rank_group = (0..graph.ranks).map(|r| nodes[(r / hw.node.gpus) as usize]).collect();
     }
@@ -158,10 +189,9 @@ pub fn simulate_on(
 
 struct Sim<'a> {
     g: &'a TaskGraph,
-    op_time: Vec<SimDuration>,
-    /// Op times on the GPUs of each node group (heterogeneous machines), and each rank's group
-    /// (0: `op_time`; empty when the machine is homogeneous).
-    group_op_time: Vec<Vec<SimDuration>>,
+    /// Each op's time on each GPU model of the machine (`gpu`, then each node group's).
+    op_time: Vec<Vec<SimDuration>>,
+    /// Each rank's GPU model (empty when the machine has one).
     rank_group: Vec<u8>,
     net: Box<dyn NetworkModel>,
     queue: EventQueue<Event>,
@@ -201,7 +231,7 @@ struct Sim<'a> {
 impl<'a> Sim<'a> {
     fn new(
         g: &'a TaskGraph,
-        op_time: Vec<SimDuration>,
+        op_time: Vec<Vec<SimDuration>>,
         net: Box<dyn NetworkModel>,
         seed: u64,
         jitter: crate::config::whatif::Jitter,
@@ -211,7 +241,6 @@ impl<'a> Sim<'a> {
         Sim {
             g,
             op_time,
-            group_op_time: Vec::new(),
             rank_group: Vec::new(),
             net,
             queue: EventQueue::new(),

@@ -1,22 +1,16 @@
 //! Storage tasks: a read from or a write to the parallel filesystem, priced by the network model
 //! (which carries the storage links), blocking the stream it was issued on.
 
-use super::{Comm, Queue, Sim};
-use crate::model::network::Communication;
+use super::{communication, Comm, Queue, Sim};
 
 impl Sim<'_> {
     /// Storage task of operation `x` started on rank `r`.
     pub(super) fn start_storage(&mut self, x: u32, r: usize) {
         let now = self.queue.now();
-        let op = self.g.storage[x as usize];
         self.clocks[r].advance(now);
         self.clocks[r].io_active += 1;
         let id = self.comm_id(Comm::Storage(x));
-        let comm = Communication::Storage {
-            rank: op.rank,
-            bytes: op.bytes,
-            write: op.write,
-        };
+        let comm = communication(self.g, Comm::Storage(x));
         self.net.start(now, id, comm, &mut Queue(&mut self.queue));
     }
 

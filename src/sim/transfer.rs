@@ -1,8 +1,7 @@
 //! Point-to-point tasks: a send starts its transfer at once (eager) and completes when the transfer
 //! does; the matching receive completes when it has started and the transfer has arrived.
 
-use super::{Comm, Queue, Sim};
-use crate::model::network::Communication;
+use super::{communication, Comm, Queue, Sim};
 use crate::workload::{TaskId, TransferId};
 
 impl Sim<'_> {
@@ -15,11 +14,7 @@ impl Sim<'_> {
             self.clocks[rank as usize].comm_active += 1;
         }
         let id = self.comm_id(Comm::Transfer(x));
-        let comm = Communication::Transfer {
-            src: tr.src,
-            dst: tr.dst,
-            bytes: tr.bytes,
-        };
+        let comm = communication(self.g, Comm::Transfer(x));
         self.net.start(now, id, comm, &mut Queue(&mut self.queue));
     }
 

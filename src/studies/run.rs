@@ -66,6 +66,18 @@ pub struct RunResult {
     pub iteration_times: Vec<f64>,
 }
 
+impl RunResult {
+    fn new(report: Report, graph: TaskGraph, timeline: Timeline, layout: Layout) -> Self {
+        RunResult {
+            report,
+            graph,
+            timeline,
+            layout,
+            iteration_times: Vec::new(),
+        }
+    }
+}
+
 /// Generates and simulates one iteration. A representative run (`opts.representative`) simulates
 /// one rank per pipeline stage where that is exact ([`crate::sim::network_for`]); elsewhere it runs
 /// every rank and the report says why.
@@ -132,13 +144,7 @@ fn run_graph_on(
     let mut report = Report::new(cfg, &outcome, opts.seed);
     report.max_memory_bytes = opts.max_memory;
     report.check(cfg.hardware.gpu.compute == crate::config::ComputeModelKind::Ideal)?;
-    Ok(RunResult {
-        report,
-        graph,
-        timeline,
-        layout,
-        iteration_times: Vec::new(),
-    })
+    Ok(RunResult::new(report, graph, timeline, layout))
 }
 
 /// Simulates a trace that carries no workload: one "stage" of all its ranks, rates from its kernels.
@@ -177,13 +183,7 @@ pub fn run_trace(
     report.max_memory_bytes = opts.max_memory;
     // a trace's measured kernels may beat the peak its FLOPs imply: only finiteness is checked
     report.check(true)?;
-    Ok(RunResult {
-        report,
-        graph,
-        timeline,
-        layout,
-        iteration_times: Vec::new(),
-    })
+    Ok(RunResult::new(report, graph, timeline, layout))
 }
 
 /// Simulated tasks in all (estimate x repetitions) above which `--iterations` is refused up front:

@@ -241,9 +241,10 @@ impl FlowNetwork {
                 let copies = fabric.copies[t] as f64;
                 self.bytes_moved += copies * specs.iter().map(|s| s.weight * s.bytes).sum::<f64>();
                 // one leader per colour: the others drain with it
-                let leaders: Vec<_> = fabric.flows[t].clone();
-                self.comms[c as usize].flows_left = leaders.len() as u32;
-                for leader in leaders {
+                let leaders = fabric.flows[t].len();
+                self.comms[c as usize].flows_left = leaders as u32;
+                for i in 0..leaders {
+                    let leader = self.classes.as_ref().expect("a representative run").0.flows[t][i];
                     let s = specs[leader.spec as usize];
                     let weights = leader.multiplicity.map(|m| m * s.weight);
                     self.add_flow(leader.path, weights, s.bytes, c, now);
