@@ -30,13 +30,15 @@ pub enum Kernel {
         /// Reduction dimension.
         k: u64,
     },
-    /// A fused attention kernel (FlashAttention): its matrix FLOPs at the GPU's attention
-    /// efficiency, or its bytes through HBM, whichever takes longer.
+    /// A fused attention kernel: its matrix FLOPs at the GPU's efficiency for that library's
+    /// kernels, or its bytes through HBM, whichever takes longer.
     Attention {
-        /// Floating-point operations of its matrix products.
+        /// Floating-point operations of its matrix products (those the causal mask skips not counted).
         flops: u64,
         /// Bytes it reads and writes in HBM (Q, K, V, O and their gradients; no s x s matrix).
         bytes: u64,
+        /// Whose fused kernel runs it.
+        library: FusedAttention,
     },
     /// A memory-bound kernel that streams this many bytes through HBM.
     Stream {
@@ -55,6 +57,17 @@ pub enum Kernel {
         /// Duration in nanoseconds.
         ns: u64,
     },
+}
+
+/// The library of a fused attention kernel: their speeds differ by about 2x on Hopper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum FusedAttention {
+    /// FlashAttention-2 (Dao 2023), at `gpu.attention_efficiency`.
+    #[default]
+    Flash2,
+    /// cuDNN's fused flash attention, which Transformer Engine prefers on Hopper, at
+    /// `gpu.cudnn_attention_efficiency` (or `attention_efficiency` where the GPU has none).
+    Cudnn,
 }
 
 impl Kernel {

@@ -108,10 +108,18 @@ pub struct GpuSpec {
     /// Fraction of the tensor peak that one SM reaches on a large, compute-bound tile.
     #[serde(default = "one")]
     pub gemm_efficiency: f64,
-    /// Fraction of the tensor peak fused attention kernels (FlashAttention) reach; `gemm_efficiency`
+    /// Fraction of `fp8_flops` that one SM reaches on a large FP8 tile; `gemm_efficiency` unless stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp8_efficiency: Option<f64>,
+    /// Fraction of the tensor peak FlashAttention-2's fused kernels reach, forward and backward
+    /// together, on the FLOPs they do (a causal mask's skipped half not counted); `gemm_efficiency`
     /// unless stated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_efficiency: Option<f64>,
+    /// The same for cuDNN's fused attention (Transformer Engine's choice on Hopper);
+    /// `attention_efficiency` unless stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cudnn_attention_efficiency: Option<f64>,
     /// Bandwidth from L2 to all SMs; small tiles whose arithmetic intensity is below
     /// peak / this bandwidth are limited by it.
     #[serde(default)]
@@ -417,8 +425,14 @@ impl HardwareSpec {
         };
         fraction("gpu.memory_efficiency", self.gpu.memory_efficiency)?;
         fraction("gpu.gemm_efficiency", self.gpu.gemm_efficiency)?;
-        if let Some(e) = self.gpu.attention_efficiency {
-            fraction("gpu.attention_efficiency", e)?;
+        for (path, value) in [
+            ("gpu.fp8_efficiency", self.gpu.fp8_efficiency),
+            ("gpu.attention_efficiency", self.gpu.attention_efficiency),
+            ("gpu.cudnn_attention_efficiency", self.gpu.cudnn_attention_efficiency),
+        ] {
+            if let Some(e) = value {
+                fraction(path, e)?;
+            }
         }
         fraction("node.nvlink.efficiency", self.node.nvlink.efficiency)?;
         fraction("node.nic.efficiency", self.node.nic.efficiency)?;

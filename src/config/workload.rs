@@ -31,8 +31,9 @@ pub struct WorkloadSpec {
     #[serde(default, skip_serializing_if = "Precision::is_16_bit")]
     pub precision: Precision,
     /// Attention kernels: `standard` (scores, softmax, dropout and context as separate kernels
-    /// that store the s x s matrices, as in 2021) or `flash` (FlashAttention: one fused kernel
-    /// each way, no s x s activations, the scores recomputed in the backward kernel).
+    /// that store the s x s matrices, as in 2021), `flash` (FlashAttention-2: one fused kernel
+    /// each way, no s x s activations, the scores recomputed in the backward kernel) or `cudnn`
+    /// (the same with cuDNN's kernels, Transformer Engine's choice on Hopper).
     #[serde(default, skip_serializing_if = "Attention::is_standard")]
     pub attention: Attention,
     /// Data-parallel gradient reduction.
@@ -111,13 +112,24 @@ pub enum Attention {
     /// Separate kernels storing the s x s scores (Megatron-LM 2021).
     #[default]
     Standard,
-    /// FlashAttention (fused, no s x s activations).
+    /// FlashAttention-2 (fused, no s x s activations).
     Flash,
+    /// cuDNN's fused flash attention, as Transformer Engine runs it on Hopper (fused, no s x s
+    /// activations; its own kernel speed, `gpu.cudnn_attention_efficiency`).
+    Cudnn,
 }
 
 impl Attention {
     fn is_standard(&self) -> bool {
         *self == Attention::Standard
+    }
+    /// The fused kernels' library; none for the 2021 separate kernels.
+    pub fn fused(self) -> Option<crate::ops::FusedAttention> {
+        match self {
+            Attention::Standard => None,
+            Attention::Flash => Some(crate::ops::FusedAttention::Flash2),
+            Attention::Cudnn => Some(crate::ops::FusedAttention::Cudnn),
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 //! The `ideal` model charges exactly FLOPs / peak.
 
 use crate::config::{ComputeModelKind, GpuSpec};
-use crate::ops::Kernel;
+use crate::ops::{FusedAttention, Kernel};
 use crate::units::SimDuration;
 
 /// Prices kernels on one GPU model.
@@ -42,8 +42,12 @@ impl ComputeModel {
         let overhead = gpu.kernel_overhead.as_secs_f64();
         match *k {
             Kernel::Stream { bytes } => bytes as f64 / hbm + overhead,
-            Kernel::Attention { flops, bytes } => {
-                let efficiency = gpu.attention_efficiency.unwrap_or(gpu.gemm_efficiency);
+            Kernel::Attention { flops, bytes, library } => {
+                let flash2 = gpu.attention_efficiency.unwrap_or(gpu.gemm_efficiency);
+                let efficiency = match library {
+                    FusedAttention::Flash2 => flash2,
+                    FusedAttention::Cudnn => gpu.cudnn_attention_efficiency.unwrap_or(flash2),
+                };
                 (flops as f64 / (peak * efficiency)).max(bytes as f64 / hbm) + overhead
             }
             Kernel::Generic { flops, bytes } => {
@@ -56,8 +60,12 @@ impl ComputeModel {
                 }
                 // FP8: 1-byte operands at the FP8 tensor rate, 16-bit output
                 let (rate, operand) = match *k {
-                    Kernel::Gemm8 { .. } => (gpu.fp8_flops.map_or(peak, |r| r.flops_per_s()), 1.0),
-                    _ => (peak, 2.0),
+                    Kernel::Gemm8 { .. } => (
+                        gpu.fp8_flops.map_or(peak, |r| r.flops_per_s())
+                            * gpu.fp8_efficiency.unwrap_or(gpu.gemm_efficiency),
+                        1.0,
+                    ),
+                    _ => (peak * gpu.gemm_efficiency, 2.0),
                 };
                 let operand_bytes = batch as f64 * (operand * (m * kk + kk * n) as f64 + 2.0 * (m * n) as f64);
                 let compute = gpu
@@ -74,15 +82,15 @@ impl ComputeModel {
         }
     }
 
-    /// Compute-bound time of a GEMM cut into `tm` x `tn` tiles, at tensor rate `peak` (FLOP/s)
-    /// with operands of `operand` bytes.
+    /// Compute-bound time of a GEMM cut into `tm` x `tn` tiles, at `rate` FLOP/s over all SMs on
+    /// large tiles (peak x efficiency) with operands of `operand` bytes.
     #[allow(clippy::too_many_arguments)]
-    fn tiled_seconds(&self, batch: u64, m: u64, n: u64, k: u64, tm: u64, tn: u64, peak: f64, operand: f64) -> f64 {
+    fn tiled_seconds(&self, batch: u64, m: u64, n: u64, k: u64, tm: u64, tn: u64, rate: f64, operand: f64) -> f64 {
         let gpu = &self.gpu;
         let sms = gpu.sms as u64;
         let tiles = batch * m.div_ceil(tm) * n.div_ceil(tn);
         let waves = tiles.div_ceil(sms);
-        let sm_rate = peak * gpu.gemm_efficiency / sms as f64;
+        let sm_rate = rate / sms as f64;
         let rate = match gpu.l2_bandwidth {
             Some(l2) => {
                 let active = tiles.min(sms) as f64;
@@ -119,15 +127,15 @@ mod tests {
 
     #[test]
     fn fp8_gemms_run_at_the_fp8_rate_plus_their_input_cast() {
-        // dgx-h100: 989 TFLOP/s BF16, 1979 FP8, efficiency 0.80, 132 SMs, no wave overhead and no
-        // L2 limit, 2 us per kernel, HBM 3.35 TB/s x 0.85. 8192^3: the smallest tiles waste least
-        // on the last wave: 64 x 64 makes 128 x 128 = 16384 tiles, ceil(16384 / 132) = 125 waves
-        // (256 x 128: 2048 tiles, 16 waves of 8 times the work: 128 tile-works against 125).
-        // BF16: 125 x 2 x 64 x 64 x 8192 / (989e12 x 0.8 / 132) + 2 us. FP8: the same at 1979e12,
-        // plus the cast of the 8192 x 8192 input (3 bytes per element through HBM) and its 2 us.
+        // dgx-h100: 989 TFLOP/s BF16 at efficiency 0.75, 1979 FP8 at 0.675, 132 SMs, 2 us per wave
+        // of tiles, no L2 limit, 1 us per kernel, HBM 3.35 TB/s x 0.92. 8192^3 in 256 x 128 tiles:
+        // 32 x 64 = 2048 tiles, ceil(2048 / 132) = 16 waves, each one tile's 2 x 256 x 128 x 8192
+        // FLOPs at the per-SM rate (BF16: 95.5 us + 2 us; 128 x 128 would take 32 x (47.8 + 2),
+        // 64 x 64 125 x (11.9 + 2): more waves cost more overheads). FP8: 16 x (53.1 + 2) us; the
+        // cast of the 8192 x 8192 input adds 3 bytes per element through HBM and its 1 us.
         let doc = Document::parse("dgx-h100", crate::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
         let h100 = ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu);
-        let tile = |rate: f64| 125.0 * 2.0 * 64.0 * 64.0 * 8192.0 / (rate * 0.8 / 132.0);
+        let tile = |rate: f64| 2.0 * 256.0 * 128.0 * 8192.0 / (rate / 132.0);
         let bf16 = h100.kernel_seconds(&Kernel::Gemm {
             batch: 1,
             m: 8192,
@@ -140,11 +148,11 @@ mod tests {
             n: 8192,
             k: 8192,
         });
-        assert!((bf16 / (tile(989e12) + 2e-6) - 1.0).abs() < 1e-12, "{bf16}");
-        let cast = 3.0 * 8192.0 * 8192.0 / (3.35e12 * 0.85) + 2e-6;
-        assert!((fp8 / (tile(1979e12) + 2e-6 + cast) - 1.0).abs() < 1e-12, "{fp8}");
-        // the GEMMs alone: the ratio of the rates
-        assert!(((fp8 - cast - 2e-6) / (bf16 - 2e-6) - 989.0 / 1979.0).abs() < 1e-12);
+        let expected_bf16 = 16.0 * (tile(989e12 * 0.75) + 2e-6) + 1e-6;
+        assert!((bf16 / expected_bf16 - 1.0).abs() < 1e-12, "{bf16}");
+        let cast = 3.0 * 8192.0 * 8192.0 / (3.35e12 * 0.92) + 1e-6;
+        let expected_fp8 = 16.0 * (tile(1979e12 * 0.675) + 2e-6) + 1e-6 + cast;
+        assert!((fp8 / expected_fp8 - 1.0).abs() < 1e-12, "{fp8}");
     }
 
     #[test]

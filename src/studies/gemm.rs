@@ -1,12 +1,14 @@
-//! The compute model against published GEMM rates (`workloads/reference/gemm-a100.csv`): measured
-//! shapes (compared within 10%) and best-of-sweep maxima (upper bounds). Only rows for the machine's
-//! form factor are used: the A100 PCIe rows are a different card.
+//! The compute model against GEMM rates measured on the device: `workloads/reference/gemm-a100.csv`
+//! (published: measured shapes, compared within 10%, and best-of-sweep maxima, upper bounds) for
+//! A100s and `gemm-h100.csv` (this project's device measurements, BF16 and FP8) for H100s. Only
+//! rows for the machine's form factor are used: the A100 PCIe rows are a different card.
 
 use crate::config::GpuSpec;
 use crate::model::compute::ComputeModel;
 use crate::ops::Kernel;
 
-const PUBLISHED: &str = include_str!("../../workloads/reference/gemm-a100.csv");
+const A100: &str = include_str!("../../workloads/reference/gemm-a100.csv");
+const H100: &str = include_str!("../../workloads/reference/gemm-h100.csv");
 
 /// One published GEMM rate and the simulated one.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +19,8 @@ pub struct GemmComparison {
     pub kind: String,
     /// Output rows, columns, reduction dimension.
     pub mnk: (u64, u64, u64),
+    /// Operand type: `fp16`, `bf16` or `fp8`.
+    pub dtype: String,
     /// Published TFLOP/s.
     pub published_tflops: f64,
     /// Simulated TFLOP/s.
@@ -35,10 +39,25 @@ impl GemmComparison {
     }
 }
 
-/// Every SXM row priced by the compute model of `gpu`.
+/// The reference table for a GPU model, if there is one: A100 and H100 SXM parts.
+fn reference(gpu: &GpuSpec) -> Option<&'static str> {
+    let model = gpu.model.to_ascii_uppercase();
+    if model.starts_with("A100") {
+        Some(A100)
+    } else if model.starts_with("H100") && !model.contains("PCIE") {
+        Some(H100)
+    } else {
+        None
+    }
+}
+
+/// Every SXM row of the GPU's reference table priced by the compute model of `gpu`; empty when
+/// no table exists for its model. An FP8 row is the GEMM alone: the measured products took FP8
+/// operands, so the model's cast of the input (a separate streaming kernel) is left out.
 pub fn compare(gpu: &GpuSpec) -> Vec<GemmComparison> {
     let model = ComputeModel::new(gpu);
-    PUBLISHED
+    reference(gpu)
+        .unwrap_or("")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("source,"))
         .filter_map(|line| {
@@ -47,29 +66,47 @@ pub fn compare(gpu: &GpuSpec) -> Vec<GemmComparison> {
                 return None;
             }
             let (m, n, k) = (f[2].parse().ok()?, f[3].parse().ok()?, f[4].parse().ok()?);
-            let kernel = Kernel::Gemm { batch: 1, m, n, k };
+            let seconds = if f[5] == "fp8" {
+                let cast = Kernel::Stream { bytes: 3 * m * k };
+                model.kernel_seconds(&Kernel::Gemm8 { batch: 1, m, n, k }) - model.kernel_seconds(&cast)
+            } else {
+                model.kernel_seconds(&Kernel::Gemm { batch: 1, m, n, k })
+            };
             Some(GemmComparison {
                 source: f[0].to_string(),
                 kind: f[1].to_string(),
                 mnk: (m, n, k),
+                dtype: f[5].to_string(),
                 published_tflops: f[6].parse().ok()?,
-                simulated_tflops: kernel.flops() / model.kernel_seconds(&kernel) / 1e12,
+                simulated_tflops: 2.0 * (m * n * k) as f64 / seconds / 1e12,
             })
         })
         .collect()
 }
 
+/// Mean and max absolute error (percent) over the aligned `shape` rows of one operand type.
+pub fn shape_errors(rows: &[GemmComparison], dtype: &str) -> (f64, f64, usize) {
+    let errors: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.kind == "shape" && r.aligned() && r.dtype == dtype)
+        .map(|r| r.error_pct().abs())
+        .collect();
+    let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+    (mean, errors.iter().cloned().fold(0.0, f64::max), errors.len())
+}
+
 /// Markdown table of the comparison.
 pub fn markdown(rows: &[GemmComparison]) -> String {
     let mut s = String::from(
-        "| source | kind | m x n x k | published TFLOP/s | simulated | error |\n|---|---|---|---|---|---|\n",
+        "| source | kind | m x n x k | type | measured TFLOP/s | simulated | error |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let (m, n, k) = r.mnk;
         s += &format!(
-            "| {} | {} | {m} x {n} x {k} | {:.1} | {:.1} | {:+.1}% |\n",
+            "| {} | {} | {m} x {n} x {k} | {} | {:.1} | {:.1} | {:+.1}% |\n",
             r.source,
             r.kind,
+            r.dtype,
             r.published_tflops,
             r.simulated_tflops,
             r.error_pct()

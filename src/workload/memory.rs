@@ -113,7 +113,7 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
     let sp = w.parallel.sequence_parallel && t > 1;
     // FlashAttention stores no s x s matrices: what selective recompute keeps, without recomputing
     let stored = match (w.attention, w.recompute) {
-        (crate::config::Attention::Flash, Recompute::None) => Recompute::Selective,
+        (a, Recompute::None) if a.fused().is_some() => Recompute::Selective,
         (_, r) => r,
     };
     let per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, stored);
@@ -121,8 +121,8 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
     let working = match w.recompute {
         Recompute::Full => {
             let full = match w.attention {
-                crate::config::Attention::Flash => Recompute::Selective,
-                crate::config::Attention::Standard => Recompute::None,
+                a if a.fused().is_some() => Recompute::Selective,
+                _ => Recompute::None,
             };
             activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, full)
         }

@@ -10,7 +10,7 @@ pub use super::params::{
     total_params,
 };
 use crate::config::{ModelSpec, Recompute};
-use crate::ops::{CollectiveOp, Kernel};
+use crate::ops::{CollectiveOp, FusedAttention, Kernel};
 
 const ACT: u64 = 2; // bytes per 16-bit activation element
 
@@ -51,8 +51,8 @@ pub struct LayerShape {
     pub swiglu: bool,
     /// FP8 linear layers.
     pub fp8: bool,
-    /// FlashAttention: fused attention kernels.
-    pub flash: bool,
+    /// Fused attention kernels and whose (none: the 2021 separate kernels).
+    pub fused_attention: Option<FusedAttention>,
 }
 
 impl LayerShape {
@@ -70,7 +70,7 @@ impl LayerShape {
             ffn: model.ffn(),
             swiglu: model.mlp == crate::config::Mlp::Swiglu,
             fp8: false,
-            flash: false,
+            fused_attention: None,
         }
     }
     fn gemm(m: u64, n: u64, k: u64) -> Kernel {
@@ -122,13 +122,15 @@ impl LayerShape {
     }
 
     /// Attention core forward: scores, scale-mask-softmax, dropout, context; or one fused
-    /// FlashAttention kernel: the two products (4 bh s^2 d FLOPs), reading Q, K, V and writing O.
+    /// kernel: the two products (4 bh s^2 d FLOPs, of which the causal mask lets it skip half:
+    /// fused kernels do not compute the masked blocks, 2 bh s^2 d), reading Q, K, V and writing O.
     fn attention_core(&self) -> Vec<Kernel> {
         let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
-        if self.flash {
+        if let Some(library) = self.fused_attention {
             return vec![Kernel::Attention {
-                flops: 4 * bh * s * s * d,
+                flops: 2 * bh * s * s * d,
                 bytes: 4 * bh * s * d * ACT,
+                library,
             }];
         }
         vec![
@@ -150,14 +152,16 @@ impl LayerShape {
     }
 
     /// Attention core backward (with the forward recomputed first under selective recompute); or
-    /// FlashAttention's backward kernel, which recomputes the scores itself: 5 products (scores,
-    /// dP, dV, dQ, dK: 10 bh s^2 d FLOPs), reading Q, K, V, O, dO and writing dQ, dK, dV.
+    /// a fused backward kernel, which recomputes the scores itself: 5 products (scores, dP, dV,
+    /// dQ, dK: 10 bh s^2 d FLOPs, half of them skipped under the causal mask), reading Q, K, V,
+    /// O, dO and writing dQ, dK, dV.
     fn attention_core_backward(&self, recompute: Recompute) -> Vec<Kernel> {
         let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
-        if self.flash {
+        if let Some(library) = self.fused_attention {
             return vec![Kernel::Attention {
-                flops: 10 * bh * s * s * d,
+                flops: 5 * bh * s * s * d,
                 bytes: 8 * bh * s * d * ACT,
+                library,
             }];
         }
         let mut out = if recompute == Recompute::Selective {
@@ -422,7 +426,7 @@ mod tests {
             ffn: 4 * 3840,
             swiglu: false,
             fp8: false,
-            flash: false,
+            fused_attention: None,
         }
     }
 
@@ -437,29 +441,31 @@ mod tests {
     }
 
     #[test]
-    fn flash_attention_keeps_the_forward_flops_and_recomputes_in_backward() {
-        // one fused kernel forward: the two products P = 2 bh s^2 d each, 4 b (a/t) s^2 (h/a) per
-        // rank, the same FLOPs as the standard core's two batched GEMMs; backward: 5 products
-        // (scores recomputed, dP, dV, dQ, dK), against the standard core's 4, or 6 with selective
-        // recompute's forward
+    fn fused_attention_skips_the_causal_half_and_recomputes_in_backward() {
+        // the standard core's two batched GEMMs compute every score, masked or not: 2 products of
+        // 2 bh s^2 d each, core = 4 b (a/t) s^2 (h/a) per rank. A fused kernel skips the blocks
+        // above the causal diagonal: half of it, core / 2. Backward: the standard core's 4
+        // products (2 core), or 6 with selective recompute's forward (3 core); the fused kernel's
+        // 5 (scores recomputed, dP, dV, dQ, dK) at half: 1.25 core
         let (std, flash) = (
             shape(4),
             LayerShape {
-                flash: true,
+                fused_attention: Some(FusedAttention::Flash2),
                 ..shape(4)
             },
         );
         let (b, a, s, d) = (2.0, 32.0 / 4.0, 2048.0, 3840.0 / 32.0);
-        assert_eq!(flops(&flash.forward()), flops(&std.forward()));
         let core = 4.0 * b * a * s * s * d;
-        let difference = flops(&flash.backward(Recompute::None)) - flops(&std.backward(Recompute::None));
-        assert!((difference - (10.0 - 8.0) / 4.0 * core).abs() < 1.0, "{difference}");
+        let forward = flops(&std.forward()) - flops(&flash.forward());
+        assert!((forward - core / 2.0).abs() < 1.0, "{forward}");
+        let difference = flops(&std.backward(Recompute::None)) - flops(&flash.backward(Recompute::None));
+        assert!((difference - (2.0 - 1.25) * core).abs() < 1.0, "{difference}");
         assert_eq!(
             flops(&flash.backward(Recompute::None)),
             flops(&flash.backward(Recompute::Selective))
         );
         let selective = flops(&std.backward(Recompute::Selective));
-        assert!((flops(&flash.backward(Recompute::None)) - (selective - core / 2.0)).abs() < 1.0);
+        assert!((flops(&flash.backward(Recompute::None)) - (selective - 1.75 * core)).abs() < 1.0);
         // and no s x s traffic: the fused kernels move only Q, K, V, O (and gradients)
         let streamed = |p: &[Piece]| -> u64 {
             p.iter()

@@ -44,6 +44,17 @@ fn round_trip_of_an_interleaved_tensor_parallel_workload() {
     ]);
 }
 
+#[test]
+fn round_trip_of_fused_attention_kernels() {
+    for library in ["flash", "cudnn"] {
+        round_trip(&[
+            &format!("workload.attention={library}"),
+            "workload.parallel.tensor=2",
+            "workload.parallel.data=16",
+        ]);
+    }
+}
+
 const HEADER: &str = r#"{"format":"clustersim-trace","version":1,"name":"bad","ranks":2}"#;
 const OP: &str = r#"{"type":"op","id":0,"name":"matmul","kernels":[{"gemm":[1,1024,1024,1024]}]}"#;
 const GROUP: &str = r#"{"type":"group","id":0,"ranks":[0,1]}"#;

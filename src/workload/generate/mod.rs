@@ -73,7 +73,7 @@ impl<'a> Generator<'a> {
             lay,
             shape: LayerShape {
                 fp8: w.precision == crate::config::Precision::Fp8,
-                flash: w.attention == crate::config::Attention::Flash,
+                fused_attention: w.attention.fused(),
                 ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
             },
             m: w.microbatches() as u32,

@@ -1,7 +1,7 @@
 //! The records of a trace file (version 1), shared by the reader and the writer.
 
 use crate::config::WorkloadSpec;
-use crate::ops::{CollectiveOp, Kernel};
+use crate::ops::{CollectiveOp, FusedAttention, Kernel};
 use crate::workload::graph::Phase;
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +35,12 @@ pub struct KernelRecord {
     /// [batch, m, n, k] with FP8 operands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gemm8: Option<[u64; 4]>,
-    /// [flops, bytes] of a fused attention kernel.
+    /// [flops, bytes] of a FlashAttention-2 kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<[u64; 2]>,
+    /// [flops, bytes] of a cuDNN fused attention kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_cudnn: Option<[u64; 2]>,
     /// Bytes streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<u64>,
@@ -55,6 +58,7 @@ impl KernelRecord {
             self.gemm.is_some(),
             self.gemm8.is_some(),
             self.attention.is_some(),
+            self.attention_cudnn.is_some(),
             self.stream.is_some(),
             self.generic.is_some(),
             self.measured.is_some(),
@@ -69,7 +73,12 @@ impl KernelRecord {
             return Some(Kernel::Gemm8 { batch, m, n, k });
         }
         if let Some([flops, bytes]) = self.attention {
-            return Some(Kernel::Attention { flops, bytes });
+            let library = FusedAttention::Flash2;
+            return Some(Kernel::Attention { flops, bytes, library });
+        }
+        if let Some([flops, bytes]) = self.attention_cudnn {
+            let library = FusedAttention::Cudnn;
+            return Some(Kernel::Attention { flops, bytes, library });
         }
         if let Some([flops, bytes]) = self.generic {
             return Some(Kernel::Generic { flops, bytes });
@@ -89,8 +98,20 @@ impl KernelRecord {
                 gemm8: Some([batch, m, n, k]),
                 ..Default::default()
             },
-            Kernel::Attention { flops, bytes } => KernelRecord {
+            Kernel::Attention {
+                flops,
+                bytes,
+                library: FusedAttention::Flash2,
+            } => KernelRecord {
                 attention: Some([flops, bytes]),
+                ..Default::default()
+            },
+            Kernel::Attention {
+                flops,
+                bytes,
+                library: FusedAttention::Cudnn,
+            } => KernelRecord {
+                attention_cudnn: Some([flops, bytes]),
                 ..Default::default()
             },
             Kernel::Stream { bytes } => KernelRecord {
