@@ -329,7 +329,7 @@ impl LayerShape {
                 vec![
                     Self::stream(self.bsh() * 2),    // final layer norm
                     Self::gemm(bs, vt, h),           // logits
-                    Self::stream(bs * vt * ACT * 3), // cross-entropy: max, exp-sum, loss passes
+                    Self::stream(bs * vt * CROSS_ENTROPY_FORWARD_BYTES),
                 ],
             )])
             .collect()
@@ -341,7 +341,7 @@ impl LayerShape {
         let mut out = vec![Piece::Compute(
             "logits",
             vec![
-                Self::stream(bs * vt * ACT * 2), // softmax - one-hot gradient
+                Self::stream(bs * vt * CROSS_ENTROPY_BACKWARD_BYTES),
                 Self::gemm(bs, h, vt),           // data gradient
                 Self::gemm(h, vt, bs),           // weight gradient
                 Self::stream(self.bsh() * 3),    // final layer norm backward
@@ -353,6 +353,16 @@ impl LayerShape {
         out
     }
 }
+
+/// HBM bytes per logit of the vocabulary-parallel cross-entropy forward, as Megatron-LM runs it
+/// (2021 `mpu/cross_entropy.py` on `output.float()`; Megatron-Core 2024 likewise unless its fusion
+/// is switched on), one eager kernel per step over the b s x V/t logits: the upcast to fp32 (read 2,
+/// write 4), the max (read 4), subtracting it in place (8), exp in place (8), the sum (4), and the
+/// softmax kept for backward, divided in place (8): 38.
+pub const CROSS_ENTROPY_FORWARD_BYTES: u64 = 38;
+/// Its backward: the saved softmax minus the one-hot target, scaled by the loss gradient in place
+/// (read 4, write 4), then the upcast's backward to 16 bits (read 4, write 2): 14.
+pub const CROSS_ENTROPY_BACKWARD_BYTES: u64 = 14;
 
 /// Adding one microbatch's weight gradients for `params` parameters into the gradient buffer
 /// (unfused gradient accumulation): read the new 16-bit gradient, read and write the buffer

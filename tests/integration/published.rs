@@ -101,6 +101,51 @@ fn h100_attention_matches_the_device_measurements() {
     }
 }
 
+/// One GPT layer (t = 1, cuDNN attention, batch 1, sequence 4096) and the output layer with
+/// Megatron-LM's fp32 cross-entropy (vocabulary 131072), forward and backward, on dgx-h100 against
+/// the same computation in plain PyTorch on one H100 (`device-h100.csv`, `scripts/device/h100-layer.py`):
+/// each within 10%. The PyTorch layer has no dropout and its cross-entropy fuses log-softmax (about
+/// 36 bytes per logit against Megatron's 52): small differences, in opposite directions.
+#[test]
+fn h100_layers_match_the_device_measurements() {
+    use clustersim::config::Recompute;
+    use clustersim::model::compute::ComputeModel;
+    use clustersim::workload::transformer::{LayerShape, Piece};
+    let cfg = config("dgx-h100", "gpt-5.9b", &[]);
+    let model = ComputeModel::new(&cfg.hardware.gpu);
+    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/reference/device-h100.csv")).unwrap();
+    let measured_ms = |prefix: String| -> f64 {
+        csv.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap().parse().unwrap()
+    };
+    let seconds = |pieces: Vec<Piece>| -> f64 {
+        pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Compute(_, kernels) => kernels.iter().map(|k| model.kernel_seconds(k)).sum(),
+                _ => 0.0,
+            })
+            .sum()
+    };
+    for (hidden, heads) in [(2048, 16), (4096, 32), (6144, 48)] {
+        let mut m = cfg.workload.model.clone();
+        (m.hidden, m.heads, m.seq_len, m.vocab) = (hidden, heads, 4096, 131072);
+        let shape = LayerShape {
+            fused_attention: Some(clustersim::ops::FusedAttention::Cudnn),
+            ..LayerShape::new(&m, 1, 1, false)
+        };
+        let layer = seconds(shape.forward()) + seconds(shape.backward(Recompute::None));
+        let measured = measured_ms(format!("gpt-layer,eager,{hidden},4096,{heads},bf16,fwd_bwd_ms_per_layer,")) / 1e3;
+        println!("layer h {hidden}: {:.3} ms simulated, {:.3} measured", layer * 1e3, measured * 1e3);
+        assert!((layer / measured - 1.0).abs() < 0.10, "layer h {hidden}: {layer} s vs {measured}");
+        if hidden <= 4096 {
+            let output = seconds(shape.logits_forward()) + seconds(shape.logits_backward());
+            let measured = measured_ms(format!("output-layer,eager,{hidden},4096,131072,bf16,fwd_bwd_ms,")) / 1e3;
+            println!("output h {hidden}: {:.3} ms simulated, {:.3} measured", output * 1e3, measured * 1e3);
+            assert!((output / measured - 1.0).abs() < 0.10, "output h {hidden}: {output} s vs {measured}");
+        }
+    }
+}
+
 fn errors(rows: &[nccl_tests::CollectiveComparison], op: SweepOp, source: &str, gpus: u32, from: u64) -> Vec<f64> {
     rows.iter()
         .filter(|r| r.op == op && r.source == source && r.gpus == gpus && r.bytes >= from)
