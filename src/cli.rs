@@ -225,9 +225,22 @@ pub struct RunArgs {
     /// Ranks recorded in timeline.json and the schedule plot.
     #[arg(long, value_enum, default_value_t = TimelineRanks::FirstReplica)]
     pub timeline: TimelineRanks,
-    /// Run a trace file instead of generating the workload.
+    /// Run a trace instead of generating the workload: a clustersim trace (.jsonl, .yaml), or a
+    /// Chakra set (the `PREFIX.<rank>.et` files ASTRA-sim takes, one of them, or their directory).
     #[arg(long, value_name = "FILE", conflicts_with = "workload")]
     pub trace: Option<String>,
+    /// Chakra: the communicator groups, `{"<pg_name>": [ranks]}` (ASTRA-sim's --comm-group-configuration).
+    #[arg(long, value_name = "FILE", requires = "trace")]
+    pub comm_groups: Option<String>,
+    /// Chakra: what `num_ops` counts (Symbolic Tensor Graph writes multiply-accumulates).
+    #[arg(long, value_enum, default_value_t = crate::workload::trace::chakra::OpsUnit::Flops, requires = "trace")]
+    pub chakra_ops: crate::workload::trace::chakra::OpsUnit,
+    /// Chakra: bytes per element of `comm_size` and `tensor_size` (1 reads them as bytes, as ASTRA-sim does).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64), requires = "trace")]
+    pub chakra_element_bytes: u64,
+    /// Chakra: price compute nodes without a duration by the compute model, or at 1 ns each (ASTRA-sim without roofline).
+    #[arg(long, value_enum, default_value_t = crate::workload::trace::chakra::ComputePricing::Model, requires = "trace")]
+    pub chakra_compute: crate::workload::trace::chakra::ComputePricing,
     /// Rerun the configuration (hardware, workload, seed) recorded in a report.json.
     #[arg(long, value_name = "REPORT", conflicts_with_all = ["trace"])]
     pub config: Option<String>,
@@ -254,6 +267,10 @@ impl Default for RunArgs {
             seed: 1,
             timeline: TimelineRanks::FirstReplica,
             trace: None,
+            comm_groups: None,
+            chakra_ops: Default::default(),
+            chakra_element_bytes: 1,
+            chakra_compute: Default::default(),
             config: None,
             max_memory: None,
             representative: false,

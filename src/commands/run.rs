@@ -15,17 +15,27 @@ struct TraceRun {
 }
 
 /// Loads a trace and the hardware it runs on.
-fn trace_config(path: &str, hardware: &Source, overrides: &[Override]) -> Result<TraceRun> {
-    let trace = crate::workload::trace::read(path)?;
+fn trace_config(args: &RunArgs, path: &str, hardware: &Source, overrides: &[Override]) -> Result<TraceRun> {
+    use crate::workload::trace::chakra;
     let (hw, doc) = load_hardware(hardware, overrides, "with --trace only hardware.* keys apply")?;
-    if trace.header.ranks as u64 > hw.total_gpus() {
-        return Err(Error::Input(format!(
-            "error: {path}: the trace has {} ranks, but {} has {} GPUs",
-            trace.header.ranks,
-            doc.origin("nodes"),
-            hw.total_gpus()
-        )));
-    }
+    let trace = if chakra::is_chakra(path) {
+        let options = chakra::ChakraOptions {
+            ops: args.chakra_ops,
+            element_bytes: args.chakra_element_bytes,
+            compute: args.chakra_compute,
+            comm_groups: args.comm_groups.clone(),
+        };
+        let set = chakra::read(path, &options)?;
+        check_ranks(path, set.ranks(), &hw, &doc)?;
+        let (trace, passes) = studies::chakra::ready_order(&set, &hw, args.seed).map_err(|e| in_trace(path, e))?;
+        if args.format == Format::Text {
+            println!("{path}: Chakra set in ready order after {passes} run(s)");
+        }
+        trace
+    } else {
+        crate::workload::trace::read(path)?
+    };
+    check_ranks(path, trace.header.ranks, &hw, &doc)?;
     if !trace.graph.storage.is_empty() && hw.storage.is_none() {
         return Err(Error::Input(format!(
             "error: {path}: the trace has {} storage task(s), but {} has no `storage` section to price them",
@@ -48,6 +58,26 @@ fn trace_config(path: &str, hardware: &Source, overrides: &[Override]) -> Result
         name: trace.header.name,
         graph: trace.graph,
     })
+}
+
+/// Refuses a trace of more ranks than the machine has GPUs.
+fn check_ranks(path: &str, ranks: u32, hw: &crate::config::HardwareSpec, doc: &crate::config::Document) -> Result<()> {
+    if ranks as u64 > hw.total_gpus() {
+        return Err(Error::Input(format!(
+            "error: {path}: the trace has {ranks} ranks, but {} has {} GPUs",
+            doc.origin("nodes"),
+            hw.total_gpus()
+        )));
+    }
+    Ok(())
+}
+
+/// The simulation's input errors (a deadlock, an overflowing clock) are the trace's.
+fn in_trace(path: &str, e: Error) -> Error {
+    match e {
+        Error::Input(m) => Error::Input(format!("error: {path}: {}", m.trim_start_matches("error: "))),
+        other => other,
+    }
 }
 
 /// `clustersim run`.
@@ -74,7 +104,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     };
     let start = std::time::Instant::now();
     if let Some(path) = &args.trace {
-        let t = trace_config(path, &source(&args.input.hardware), &overrides)?;
+        let t = trace_config(args, path, &source(&args.input.hardware), &overrides)?;
         if args.format == Format::Text {
             println!(
                 "loaded {path}: {} tasks on {} ranks in {:.2} s",
@@ -100,11 +130,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
             }
             None => studies::run::run_trace(&t.hardware, &t.name, t.graph, &opts),
         }
-        .map_err(|e| match e {
-            // the simulation's input errors (a deadlock, an overflowing clock) are the trace's
-            Error::Input(m) => Error::Input(format!("error: {path}: {}", m.trim_start_matches("error: "))),
-            other => other,
-        })?;
+        .map_err(|e| in_trace(path, e))?;
         return finish_run(args, &res, start.elapsed().as_secs_f64(), &dir);
     }
     let (cfg, opts) = match &args.config {

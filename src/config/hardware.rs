@@ -199,6 +199,8 @@ pub enum NetworkModelKind {
     Flow,
     /// Every transfer is instant (for schedule studies).
     Ideal,
+    /// ASTRA-sim's congestion-unaware analytical backend (`network.astra`), for comparisons.
+    Astra,
 }
 
 impl NetworkModelKind {
@@ -208,6 +210,7 @@ impl NetworkModelKind {
             NetworkModelKind::Analytic => "analytic",
             NetworkModelKind::Flow => "flow",
             NetworkModelKind::Ideal => "ideal",
+            NetworkModelKind::Astra => "astra",
         }
     }
 }
@@ -295,6 +298,9 @@ pub struct NetworkSpec {
     /// Degraded or failed NICs and leaf switches (see [`super::whatif`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<Degradation>,
+    /// ASTRA-sim's network, read by `model: astra` (see [`super::astra`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub astra: Option<super::astra::AstraSpec>,
 }
 
 /// An NCCL release whose tuning model is built in.
@@ -443,6 +449,7 @@ impl HardwareSpec {
             return Err(doc.field_error("gpu.memory_reserved", "must be less than gpu.memory"));
         }
         super::whatif::validate(self, doc)?;
+        super::astra::validate(self, doc)?;
         if let Some(t) = &self.network.topology {
             self.validate_topology(t, doc)?;
         }

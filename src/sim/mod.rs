@@ -133,6 +133,12 @@ pub fn network_model(hw: &HardwareSpec, nodes: u32) -> Box<dyn NetworkModel> {
         NetworkModelKind::Analytic => Box::new(AnalyticNetwork::new(hw)),
         NetworkModelKind::Flow => Box::new(FlowNetwork::new(hw, nodes)),
         NetworkModelKind::Ideal => Box::new(IdealNetwork),
+        NetworkModelKind::Astra => Box::new(crate::model::network::AstraNetwork::new(
+            hw.network
+                .astra
+                .as_ref()
+                .expect("validated: model astra has network.astra"),
+        )),
     }
 }
 

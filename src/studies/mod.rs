@@ -4,6 +4,7 @@
 //! prints (progress bars aside) or parses command lines.
 
 pub mod bench;
+pub mod chakra;
 pub mod cluster;
 pub mod collective;
 pub mod gemm;

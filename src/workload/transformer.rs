@@ -327,8 +327,8 @@ impl LayerShape {
             .chain([Piece::Compute(
                 "logits",
                 vec![
-                    Self::stream(self.bsh() * 2),    // final layer norm
-                    Self::gemm(bs, vt, h),           // logits
+                    Self::stream(self.bsh() * 2), // final layer norm
+                    Self::gemm(bs, vt, h),        // logits
                     Self::stream(bs * vt * CROSS_ENTROPY_FORWARD_BYTES),
                 ],
             )])
@@ -342,9 +342,9 @@ impl LayerShape {
             "logits",
             vec![
                 Self::stream(bs * vt * CROSS_ENTROPY_BACKWARD_BYTES),
-                Self::gemm(bs, h, vt),           // data gradient
-                Self::gemm(h, vt, bs),           // weight gradient
-                Self::stream(self.bsh() * 3),    // final layer norm backward
+                Self::gemm(bs, h, vt),        // data gradient
+                Self::gemm(h, vt, bs),        // weight gradient
+                Self::stream(self.bsh() * 3), // final layer norm backward
             ],
         )];
         if self.t > 1 {

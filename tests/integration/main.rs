@@ -1,6 +1,7 @@
 //! The one integration-test binary: analytic checks, formulas, determinism and CLI errors.
 
 mod bubbles;
+mod chakra;
 mod cluster;
 mod common;
 mod determinism;

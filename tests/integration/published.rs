@@ -35,6 +35,17 @@ fn gemms_match_published_cublaslt_rates() {
     );
 }
 
+/// A value of `device-h100.csv` by its leading fields.
+fn device_h100(prefix: &str) -> f64 {
+    let csv = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workloads/reference/device-h100.csv"
+    ))
+    .unwrap();
+    let line = csv.lines().find_map(|l| l.strip_prefix(prefix).map(str::to_string));
+    line.unwrap_or_else(|| panic!("no {prefix}")).parse().unwrap()
+}
+
 /// The H100 preset against this project's own device measurements (`gemm-h100.csv`, one H100 SXM5,
 /// PyTorch 2.11 / CUDA 13): BF16 within 5% on average and 15% at every aligned shape (the worst
 /// are 4096^3-class shapes, which run at higher clocks than the large ones the efficiency is
@@ -113,10 +124,7 @@ fn h100_layers_match_the_device_measurements() {
     use clustersim::workload::transformer::{LayerShape, Piece};
     let cfg = config("dgx-h100", "gpt-5.9b", &[]);
     let model = ComputeModel::new(&cfg.hardware.gpu);
-    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/reference/device-h100.csv")).unwrap();
-    let measured_ms = |prefix: String| -> f64 {
-        csv.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap().parse().unwrap()
-    };
+    let measured_ms = |prefix: String| device_h100(&prefix);
     let seconds = |pieces: Vec<Piece>| -> f64 {
         pieces
             .iter()
@@ -133,15 +141,31 @@ fn h100_layers_match_the_device_measurements() {
             fused_attention: Some(clustersim::ops::FusedAttention::Cudnn),
             ..LayerShape::new(&m, 1, 1, false)
         };
+        let within_10_percent = |what: &str, simulated: f64, prefix: String| {
+            let measured = measured_ms(prefix) / 1e3;
+            println!(
+                "{what} h {hidden}: {:.3} ms simulated, {:.3} measured",
+                simulated * 1e3,
+                measured * 1e3
+            );
+            assert!(
+                (simulated / measured - 1.0).abs() < 0.10,
+                "{what} h {hidden}: {simulated} s vs {measured}"
+            );
+        };
         let layer = seconds(shape.forward()) + seconds(shape.backward(Recompute::None));
-        let measured = measured_ms(format!("gpt-layer,eager,{hidden},4096,{heads},bf16,fwd_bwd_ms_per_layer,")) / 1e3;
-        println!("layer h {hidden}: {:.3} ms simulated, {:.3} measured", layer * 1e3, measured * 1e3);
-        assert!((layer / measured - 1.0).abs() < 0.10, "layer h {hidden}: {layer} s vs {measured}");
+        within_10_percent(
+            "layer",
+            layer,
+            format!("gpt-layer,eager,{hidden},4096,{heads},bf16,fwd_bwd_ms_per_layer,"),
+        );
         if hidden <= 4096 {
             let output = seconds(shape.logits_forward()) + seconds(shape.logits_backward());
-            let measured = measured_ms(format!("output-layer,eager,{hidden},4096,131072,bf16,fwd_bwd_ms,")) / 1e3;
-            println!("output h {hidden}: {:.3} ms simulated, {:.3} measured", output * 1e3, measured * 1e3);
-            assert!((output / measured - 1.0).abs() < 0.10, "output h {hidden}: {output} s vs {measured}");
+            within_10_percent(
+                "output",
+                output,
+                format!("output-layer,eager,{hidden},4096,131072,bf16,fwd_bwd_ms,"),
+            );
         }
     }
 }

@@ -5,10 +5,9 @@
 //! latency plus bytes over the path's bandwidth (NVLink inside a node, one NIC across nodes).
 
 use super::algorithms::{self, GroupShape, LinkCosts};
-use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel};
+use super::{ClosedForm, Communication};
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::model::cluster::Placement;
-use crate::units::{SimDuration, SimTime};
 
 /// Alpha-beta model with no contention.
 #[derive(Clone, Debug)]
@@ -63,21 +62,12 @@ impl AnalyticNetwork {
     }
 }
 
-impl NetworkModel for AnalyticNetwork {
-    fn name(&self) -> &'static str {
+impl ClosedForm for AnalyticNetwork {
+    fn model_name(&self) -> &'static str {
         "analytic"
     }
-    fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
-        sched.schedule(
-            now + SimDuration::from_secs_f64(self.seconds(&comm)),
-            NetEvent::Done(id),
-        );
-    }
-    fn handle(&mut self, _now: SimTime, event: NetEvent, _sched: &mut dyn NetScheduler) -> Option<CommId> {
-        match event {
-            NetEvent::Done(id) => Some(id),
-            _ => None,
-        }
+    fn comm_seconds(&self, comm: &Communication<'_>) -> f64 {
+        self.seconds(comm)
     }
 }
 
@@ -85,18 +75,12 @@ impl NetworkModel for AnalyticNetwork {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdealNetwork;
 
-impl NetworkModel for IdealNetwork {
-    fn name(&self) -> &'static str {
+impl ClosedForm for IdealNetwork {
+    fn model_name(&self) -> &'static str {
         "ideal"
     }
-    fn start(&mut self, now: SimTime, id: CommId, _comm: Communication<'_>, sched: &mut dyn NetScheduler) {
-        sched.schedule(now, NetEvent::Done(id));
-    }
-    fn handle(&mut self, _now: SimTime, event: NetEvent, _sched: &mut dyn NetScheduler) -> Option<CommId> {
-        match event {
-            NetEvent::Done(id) => Some(id),
-            _ => None,
-        }
+    fn comm_seconds(&self, _comm: &Communication<'_>) -> f64 {
+        0.0
     }
 }
 

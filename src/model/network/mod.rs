@@ -7,6 +7,7 @@
 
 pub mod algorithms;
 mod analytic;
+mod astra;
 pub mod copies;
 mod decompose;
 mod flow;
@@ -14,6 +15,7 @@ pub mod maxmin;
 pub mod nccl;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};
+pub use astra::AstraNetwork;
 pub use copies::CommCopies;
 pub use flow::FlowNetwork;
 
@@ -106,6 +108,30 @@ pub trait NetScheduler {
     fn schedule(&mut self, at: SimTime, event: NetEvent) -> EventKey;
     /// Moves a pending network event.
     fn reschedule(&mut self, key: EventKey, at: SimTime) -> bool;
+}
+
+/// A contention-free model: each communication's time is known when it starts.
+pub trait ClosedForm {
+    /// The name written in reports.
+    fn model_name(&self) -> &'static str;
+    /// Seconds for a communication.
+    fn comm_seconds(&self, comm: &Communication<'_>) -> f64;
+}
+
+impl<T: ClosedForm> NetworkModel for T {
+    fn name(&self) -> &'static str {
+        self.model_name()
+    }
+    fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
+        let done = now + crate::units::SimDuration::from_secs_f64(self.comm_seconds(&comm));
+        sched.schedule(done, NetEvent::Done(id));
+    }
+    fn handle(&mut self, _now: SimTime, event: NetEvent, _sched: &mut dyn NetScheduler) -> Option<CommId> {
+        match event {
+            NetEvent::Done(id) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// A network model.

@@ -34,6 +34,7 @@
 //! [`format`] holds the record types, [`read`] the streaming reader with its validation, and
 //! [`write`] the writer.
 
+pub mod chakra;
 pub mod format;
 mod read;
 mod write;

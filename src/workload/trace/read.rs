@@ -13,8 +13,8 @@ use std::io::BufRead;
 
 type TransferKey = (u32, u32, u64);
 
-/// Builds a graph from records, checking every reference.
-struct Loader<'a> {
+/// Builds a graph from records, checking every reference (also for imported Chakra sets).
+pub(super) struct Loader<'a> {
     file: &'a str,
     ranks: u32,
     b: GraphBuilder,
@@ -34,7 +34,7 @@ impl<'a> Loader<'a> {
         Error::Input(format!("error: {}: {what}", self.file))
     }
 
-    fn record(&mut self, r: Record) -> Result<()> {
+    pub(super) fn record(&mut self, r: Record) -> Result<()> {
         match r {
             Record::Op(op) => {
                 let mut kernels = Vec::with_capacity(op.kernels.len());
@@ -214,7 +214,7 @@ impl<'a> Loader<'a> {
         Ok(())
     }
 
-    fn finish(mut self, header: Header) -> Result<Trace> {
+    pub(super) fn finish(mut self, header: Header) -> Result<Trace> {
         for &(dep, task) in &self.deps {
             let before = *self
                 .tasks
@@ -300,7 +300,7 @@ fn check_header(file: &str, h: &Header) -> Result<()> {
     Ok(())
 }
 
-fn loader(file: &str, ranks: u32) -> Loader<'_> {
+pub(super) fn loader(file: &str, ranks: u32) -> Loader<'_> {
     Loader {
         file,
         ranks,

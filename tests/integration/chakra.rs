@@ -1,0 +1,288 @@
+//! Chakra execution traces: ASTRA-sim's microbenchmarks and three Symbolic Tensor Graph GPT
+//! iterations (tests/fixtures/chakra, copied from shared/reference/chakra with ASTRA-sim's
+//! results), run in the ASTRA-sim-compatible mode (`network.model: astra`) and on clustersim's
+//! own models; bad sets exit 2 naming the file, rank and node.
+
+use super::common::{clustersim, clustersim_within};
+use clustersim::workload::trace::chakra::proto::{AttributeProto, GlobalMetadata, Node, NodeType, Value};
+use prost::Message;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chakra");
+
+/// Runs the binary and returns the iteration time in ns.
+fn iteration_ns(args: &[&str]) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec!["run", "--no-output", "--format", "json"];
+    all.extend_from_slice(args);
+    let o = clustersim(dir.path(), &all);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["iteration_time_s"].as_f64().unwrap() * 1e9
+}
+
+/// The 16 microbenchmarks (4 collectives x 4, 8, 16 NPUs on ASTRA-sim's ring of 50 GiB/s and
+/// 500 ns, and 8 NPUs on its HGX-H100 switch of 400 GiB/s and 936.25 ns), each within 5% of
+/// ASTRA-sim (target), in fact within 0.1%. Hand check, all-gather of 1 MiB on the 8-NPU ring:
+/// 4 chunks of 262 144 B, each 7 steps of (500 ns + 262 144 B / 53.687 B/ns + 10 ns endpoint
+/// delay) = 4 x 7 x 5392.8 = 151 000 ns; ASTRA-sim 151 016. All-reduce adds per chunk the
+/// reduction's pass through local memory, 3 (n-1)/n x 262 144 B / 1600 GB/s = 369 ns at n = 4:
+/// 4 x (6 x 1730.7 + 369) = 43 011 ns; ASTRA-sim 43 000.
+#[test]
+fn microbenchmarks_match_astra_sim() {
+    let csv = std::fs::read_to_string(format!("{FIXTURES}/astra-sim-microbenchmarks.csv")).unwrap();
+    let mut checked = 0;
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (op, npus, network, astra_ns) = (f[0], f[1], f[2], f[4].parse::<f64>().unwrap());
+        let hardware = if network.starts_with("HGX") {
+            format!("{FIXTURES}/hardware/astra-hgx-h100.yaml")
+        } else {
+            format!("{FIXTURES}/hardware/astra-ring-{npus}.yaml")
+        };
+        let trace = format!("{FIXTURES}/microbenchmarks/{op}/{npus}npus_1MB/{op}");
+        let ns = iteration_ns(&["--hardware", &hardware, "--trace", &trace]);
+        let error = ns / astra_ns - 1.0;
+        assert!(
+            error.abs() < 0.002,
+            "{op} on {npus} ({network}): {ns:.0} ns vs ASTRA-sim {astra_ns}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 16);
+}
+
+/// The three GPT iterations in the compatible mode (ASTRA-sim's reading: `num_ops` as
+/// operations, sizes as bytes), against ASTRA-sim's slowest rank. Target 10%: not met for every
+/// set. Bounds asserted at today's errors (README's Chakra table): with the roofline (300 TFLOP/s,
+/// 900 GB/s, reductions through the same 900 GB/s) +10%, +10%, +30%; with 1 ns compute nodes
+/// (ASTRA-sim's system file then names no local-mem-bw: reductions free) -18%, -17%, -10%. The
+/// differences: clustersim issues each stream in a fixed order found by re-running in ready order
+/// (ASTRA-sim issues dynamically, lowest node id first), and the reduction pass's cost is a fit
+/// on the 1 MiB microbenchmarks.
+#[test]
+fn llm_sets_run_in_the_compatible_mode() {
+    let csv = std::fs::read_to_string(format!("{FIXTURES}/astra-sim-llm.csv")).unwrap();
+    let cases = [
+        ("gpt_dp2_tp2_pp2", "astra-switch8", 0.15, 0.22),
+        ("gpt_dp4_tp2_pp2", "astra-switch8x2", 0.15, 0.22),
+        ("gpt_dp2_tp4_pp4_notpsp", "astra-switch8x4", 0.35, 0.15),
+    ];
+    for (set, hardware, roofline_bound, unit_bound) in cases {
+        let astra = |system: &str| -> f64 {
+            let line = csv.lines().find(|l| l.starts_with(set) && l.contains(system)).unwrap();
+            line.split(',').nth(5).unwrap().parse().unwrap()
+        };
+        let trace = format!("{FIXTURES}/llm/{set}/{set}");
+        let groups = format!("{FIXTURES}/llm/{set}/{set}.json");
+        let hw = format!("{FIXTURES}/hardware/{hardware}.yaml");
+        let base = ["--hardware", &hw, "--trace", &trace, "--comm-groups", &groups];
+        let roofline = iteration_ns(&base);
+        let unit = iteration_ns(
+            &[
+                &base[..],
+                &[
+                    "--chakra-compute",
+                    "1ns",
+                    "--set",
+                    "hardware.network.astra.local_memory_bandwidth=~",
+                ],
+            ]
+            .concat(),
+        );
+        let (e1, e2) = (
+            roofline / astra("sys_roofline_ring") - 1.0,
+            unit / astra("sys_noroofline") - 1.0,
+        );
+        assert!(
+            e1.abs() < roofline_bound,
+            "{set} roofline: {roofline:.0} ns, {:+.1}%",
+            e1 * 100.0
+        );
+        assert!(
+            e2.abs() < unit_bound,
+            "{set} 1 ns compute: {unit:.0} ns, {:+.1}%",
+            e2 * 100.0
+        );
+        assert!(unit < roofline, "{set}: compute takes time");
+    }
+}
+
+/// On clustersim's own models: on DGX A100 nodes every group of these sets stays inside a node
+/// but the pipeline's, so the flow model agrees with the contention-free one; on 2-GPU nodes with
+/// one NIC each behind a 2:1 fabric, tensor, data and pipeline traffic share NICs and uplinks and
+/// the flow model is slower than the analytic one.
+#[test]
+fn llm_sets_on_clustersims_models_show_contention() {
+    let set = "gpt_dp4_tp2_pp2";
+    let trace = format!("{FIXTURES}/llm/{set}/{set}");
+    let groups = format!("{FIXTURES}/llm/{set}/{set}.json");
+    let run = |extra: &[&str]| -> f64 {
+        let base = [
+            "--trace",
+            &trace,
+            "--comm-groups",
+            &groups,
+            "--chakra-ops",
+            "macs",
+            "--chakra-element-bytes",
+            "2",
+        ];
+        iteration_ns(&[&base[..], extra].concat())
+    };
+    let (flow, analytic) = (
+        run(&["--set", "hardware.network.model=flow"]),
+        run(&["--set", "hardware.network.model=analytic"]),
+    );
+    assert!((flow / analytic - 1.0).abs() < 1e-5, "{flow} vs {analytic}");
+    let small = [
+        "--set",
+        "hardware.node.gpus=2",
+        "--set",
+        "hardware.node.nics=1",
+        "--set",
+        "hardware.network.topology.oversubscription=2",
+    ];
+    let flow = run(&[&["--set", "hardware.network.model=flow"][..], &small].concat());
+    let analytic = run(&[&["--set", "hardware.network.model=analytic"][..], &small].concat());
+    assert!(flow > 1.2 * analytic, "{flow} vs {analytic}");
+}
+
+fn attr(name: &str, value: Value) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        doc_string: String::new(),
+        value: Some(value),
+    }
+}
+
+fn node(id: u64, ty: NodeType, deps: &[u64], attrs: Vec<AttributeProto>) -> Node {
+    Node {
+        id,
+        name: format!("n{id}"),
+        r#type: ty as i32,
+        data_deps: deps.to_vec(),
+        attr: attrs,
+        ..Default::default()
+    }
+}
+
+fn all_reduce(id: u64, bytes: i64) -> Node {
+    node(
+        id,
+        NodeType::CommColl,
+        &[],
+        vec![
+            attr("comm_type", Value::Int64Val(0)),
+            attr("comm_size", Value::Int64Val(bytes)),
+        ],
+    )
+}
+
+/// Writes `set.<rank>.et` files in `dir` from per-rank node lists.
+fn write_set(dir: &std::path::Path, ranks: &[Vec<Node>]) {
+    for (r, nodes) in ranks.iter().enumerate() {
+        let mut buf = Vec::new();
+        GlobalMetadata {
+            version: "0.0.4".into(),
+            attr: Vec::new(),
+        }
+        .encode_length_delimited(&mut buf)
+        .unwrap();
+        for n in nodes {
+            n.encode_length_delimited(&mut buf).unwrap();
+        }
+        std::fs::write(dir.join(format!("set.{r}.et")), buf).unwrap();
+    }
+}
+
+/// Runs `set` in a directory holding `ranks`, expecting exit 2; the message.
+fn fails(ranks: &[Vec<Node>], damage: impl Fn(&std::path::Path)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write_set(dir.path(), ranks);
+    damage(dir.path());
+    let o = clustersim_within(dir.path(), &["run", "--trace", "set", "--no-output"], 10);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_good_hand_written_set_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let compute = node(
+        1,
+        NodeType::Comp,
+        &[],
+        vec![
+            attr("num_ops", Value::Int64Val(1 << 30)),
+            attr("tensor_size", Value::Uint64Val(1 << 20)),
+        ],
+    );
+    let mut reduce = all_reduce(2, 1 << 20);
+    reduce.data_deps = vec![1];
+    write_set(
+        dir.path(),
+        &[vec![compute.clone(), reduce.clone()], vec![reduce, compute]],
+    );
+    let o = clustersim(dir.path(), &["run", "--trace", "set", "--no-output"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn bad_sets_name_the_file_rank_and_node() {
+    let ok = vec![all_reduce(1, 1024)];
+    // a truncated record
+    let e = fails(&[ok.clone(), ok.clone()], |d| {
+        let p = d.join("set.1.et");
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+    });
+    assert!(e.contains("set.1.et: rank 1: truncated record"), "{e}");
+    // an unknown node type
+    let mut odd = all_reduce(7, 1024);
+    odd.r#type = 42;
+    let e = fails(&[ok.clone(), vec![odd]], |_| {});
+    assert!(e.contains("set.1.et: rank 1: node 7: unknown node type 42"), "{e}");
+    // group members disagree on the collective
+    let e = fails(&[ok.clone(), vec![all_reduce(1, 2048)]], |_| {});
+    assert!(
+        e.contains("set.1.et: rank 1: node 1: all-reduce of 2048") && e.contains("disagrees with"),
+        "{e}"
+    );
+    // a send without a receive
+    let send = node(
+        3,
+        NodeType::CommSend,
+        &[],
+        vec![
+            attr("comm_dst", Value::Int32Val(1)),
+            attr("comm_size", Value::Int64Val(64)),
+            attr("comm_tag", Value::Int32Val(5)),
+        ],
+    );
+    let e = fails(&[vec![send], vec![]], |_| {});
+    assert!(
+        e.contains("set.0.et: rank 0: node 3: send to rank 1 with tag 5 has no matching receive"),
+        "{e}"
+    );
+    // a dependency on a missing node
+    let mut waits = all_reduce(1, 1024);
+    waits.data_deps = vec![99];
+    let e = fails(&[ok.clone(), vec![waits]], |_| {});
+    assert!(
+        e.contains("set.1.et: rank 1: node 1: depends on node 99, which the file does not have"),
+        "{e}"
+    );
+    // a collective on a group nobody defined
+    let mut grouped = all_reduce(1, 1024);
+    grouped.attr.push(attr("pg_name", Value::StringVal("3".into())));
+    let e = fails(&[vec![grouped.clone()], vec![grouped]], |_| {});
+    assert!(
+        e.contains("rank 0: node 1: collective on group `pg_name` \"3\": give the groups with --comm-groups FILE"),
+        "{e}"
+    );
+    // a collective one member never reaches
+    let e = fails(&[ok, vec![]], |_| {});
+    assert!(e.contains("has no counterpart on rank(s) [1]"), "{e}");
+}
