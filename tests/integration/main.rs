@@ -14,6 +14,7 @@ mod network;
 mod planner;
 mod published;
 mod representative;
+mod shards;
 mod sweeps;
 mod traces;
 mod training;
