@@ -3,6 +3,7 @@
 mod bubbles;
 mod cluster;
 mod common;
+mod deploy;
 mod determinism;
 mod errors;
 mod formulas;
