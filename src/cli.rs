@@ -34,6 +34,19 @@ pub enum Command {
     Train(TrainArgs),
     /// Several jobs on one machine, sharing its fabric: each job's iteration alone and shared.
     Cluster(ClusterArgs),
+    /// Merge the shard files of a sharded sweep or plan (`--shard K/N`) into the unsharded outputs.
+    Merge(MergeArgs),
+}
+
+/// Arguments of `merge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// Shard files, or folders holding shard-K-of-N.json files: all N shards of one run.
+    #[arg(required = true, value_name = "DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (default: the unsharded command's, results/<sweep name>/ or results/plan-<workload>-<gpus>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Arguments of `cluster`.
@@ -145,6 +158,10 @@ pub struct PlanArgs {
     /// Print only, write no files.
     #[arg(long)]
     pub no_output: bool,
+    /// Simulate only shard K (from 0) of N of the candidates and write shard-K-of-N.json into the
+    /// output folder, for `clustersim merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
 }
 
 /// Arguments of `sweep`.
@@ -155,6 +172,10 @@ pub struct SweepArgs {
     /// Output folder (default: results/<sweep name>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Run only shard K (from 0) of N of the points and write shard-K-of-N.json into the output
+    /// folder, for `clustersim merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
 }
 
 /// Arguments of `validate`.

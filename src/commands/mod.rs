@@ -5,6 +5,7 @@ mod bench;
 mod cluster;
 mod collective;
 mod input;
+mod merge;
 mod plan;
 mod run;
 mod sweep;
@@ -25,6 +26,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Plan(args) => plan::plan_command(&args),
         Command::Train(args) => train::train_command(&args),
         Command::Cluster(args) => cluster::cluster_command(&args),
+        Command::Merge(args) => merge::merge_command(&args),
         Command::Trace(args) => match &args.action {
             TraceAction::Export(e) => trace::export_command(e),
         },

@@ -8,15 +8,16 @@
 //! valid ones whose peak memory fits are simulated in parallel, one GPU per pipeline stage with the
 //! analytic network model (exact for it, by symmetry), and ranked by throughput.
 
-use crate::config::{load_run_config, Override, RunConfig, Source};
+use crate::config::{load_run_config, Override, Recompute, RunConfig, Source};
 use crate::error::{Error, Result};
 use crate::studies::run::{run, RunOptions};
 use crate::workload::memory::memory;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One configuration of the search space.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Candidate {
     /// Tensor degree.
     pub tensor: u32,
@@ -29,13 +30,13 @@ pub struct Candidate {
     /// Model chunks per GPU (1: 1F1B, more: interleaved).
     pub interleave: u32,
     /// Recompute mode.
-    pub recompute: &'static str,
+    pub recompute: Recompute,
     /// Sequence parallelism.
     pub sequence_parallel: bool,
     /// ZeRO stage.
     pub zero_stage: u8,
     /// Layers per stage when balanced over GPUs of different speeds (heterogeneous machines).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_per_stage: Option<Vec<u32>>,
 }
 
@@ -51,7 +52,7 @@ impl Candidate {
             format!("workload.parallel.sequence_parallel={}", self.sequence_parallel),
             format!("workload.batch.micro={}", self.micro),
             format!("workload.schedule={schedule}"),
-            format!("workload.recompute={}", self.recompute),
+            format!("workload.recompute={}", self.recompute.name()),
             format!("workload.data_parallel.zero_stage={}", self.zero_stage),
             "workload.gpus=~".to_string(),
         ]
@@ -71,7 +72,7 @@ impl Candidate {
             self.data,
             self.micro,
             self.interleave,
-            self.recompute,
+            self.recompute.name(),
             if self.sequence_parallel { " sp" } else { "" },
             self.zero_stage
         ) + &self.layers_per_stage.as_ref().map_or(String::new(), |l| {
@@ -120,7 +121,8 @@ pub fn balanced_layers(hw: &crate::config::HardwareSpec, layers: u32, p: u32, pe
 }
 
 /// A simulated candidate.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Ranked {
     /// The configuration.
     pub candidate: Candidate,
@@ -168,7 +170,7 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                     if interleave > 1 && p == 1 {
                         continue;
                     }
-                    for recompute in ["none", "selective", "full"] {
+                    for recompute in [Recompute::None, Recompute::Selective, Recompute::Full] {
                         for sequence_parallel in [false, true] {
                             if sequence_parallel && t == 1 {
                                 continue;
@@ -206,8 +208,32 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
     out
 }
 
-/// Plans `gpus` GPUs for the workload and hardware sources, with extra overrides.
+/// The configurations worth simulating: every valid candidate that fits in memory.
+#[derive(Clone, Debug)]
+pub struct Search {
+    /// Candidates that fit, with their configuration, in search order (their index is their id).
+    pub fitting: Vec<(Candidate, RunConfig)>,
+    /// Candidates that are valid configurations.
+    pub valid: usize,
+    /// Valid candidates dropped for not fitting in memory.
+    pub out_of_memory: usize,
+}
+
+/// Plans `gpus` GPUs for the workload and hardware sources, with extra overrides: the search,
+/// every fitting candidate simulated, the ranking.
 pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, tokens: Option<f64>) -> Result<Plan> {
+    let found = search(hardware, workload, sets, gpus)?;
+    let all: Vec<usize> = (0..found.fitting.len()).collect();
+    let ranked = simulate(&found.fitting, &all, tokens)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    Ok(rank(ranked, found.valid, found.out_of_memory))
+}
+
+/// Enumerates the candidates for `gpus` GPUs and keeps those that are valid and fit in memory;
+/// an error where none is valid or none fits.
+pub fn search(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64) -> Result<Search> {
     let mut base = sets.to_vec();
     base.push(Override::parse("hardware.network.model=analytic")?);
     let base_cfg = load_run_config(hardware, workload, &base)?;
@@ -265,32 +291,49 @@ pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, 
             gib(gpu.memory.as_f64())
         )));
     }
-    let mut ranked: Vec<Ranked> = fitting
-        .par_iter()
-        .filter_map(|(c, cfg)| {
+    Ok(Search {
+        fitting,
+        valid,
+        out_of_memory: too_big.len(),
+    })
+}
+
+/// Simulates the fitting candidates with the given ids (indices into `fitting`), in parallel, one
+/// GPU per stage; returns (id, result) in the order of `ids`, leaving out any that fails to run.
+pub fn simulate(fitting: &[(Candidate, RunConfig)], ids: &[usize], tokens: Option<f64>) -> Vec<(usize, Ranked)> {
+    ids.par_iter()
+        .filter_map(|&id| {
+            let (c, cfg) = fitting.get(id)?;
             let opts = RunOptions::metrics_only(true);
             let r = run(cfg, &opts).ok()?.report;
-            Some(Ranked {
-                candidate: c.clone(),
-                tflops_per_gpu: r.tflops_per_gpu,
-                tokens_per_s: r.tokens_per_s,
-                iteration_time_s: r.iteration_time_s,
-                peak_memory_bytes: r.memory.as_ref().map_or(0.0, |m| m.peak_bytes_per_gpu),
-                bubble_fraction: r.bubble.fraction,
-                days: tokens.map(|t| t / r.tokens_per_s / 86_400.0),
-            })
+            Some((
+                id,
+                Ranked {
+                    candidate: c.clone(),
+                    tflops_per_gpu: r.tflops_per_gpu,
+                    tokens_per_s: r.tokens_per_s,
+                    iteration_time_s: r.iteration_time_s,
+                    peak_memory_bytes: r.memory.as_ref().map_or(0.0, |m| m.peak_bytes_per_gpu),
+                    bubble_fraction: r.bubble.fraction,
+                    days: tokens.map(|t| t / r.tokens_per_s / 86_400.0),
+                },
+            ))
         })
-        .collect();
+        .collect()
+}
+
+/// Ranks simulated candidates (given in search order) fastest first, ties by label.
+pub fn rank(mut ranked: Vec<Ranked>, valid: usize, out_of_memory: usize) -> Plan {
     ranked.sort_by(|a, b| {
         b.tokens_per_s
             .total_cmp(&a.tokens_per_s)
             .then_with(|| a.candidate.label().cmp(&b.candidate.label()))
     });
-    Ok(Plan {
+    Plan {
         ranked,
         valid,
-        out_of_memory: too_big.len(),
-    })
+        out_of_memory,
+    }
 }
 
 /// The ranked table, top `k` rows.
@@ -330,7 +373,7 @@ pub fn csv(plan: &Plan) -> String {
             c.data,
             c.micro,
             c.interleave,
-            c.recompute,
+            c.recompute.name(),
             c.sequence_parallel,
             c.zero_stage,
             r.tflops_per_gpu,

@@ -63,7 +63,13 @@ pub fn expect_input_error(files: &[(&str, &str)], args: &[&str]) -> String {
     for (name, text) in files {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    let o = clustersim_within(dir.path(), args, 10);
+    expect_input_error_in(dir.path(), args)
+}
+
+/// Runs the binary in `dir` with `args` and expects bad input: exit code 2, no panic. Returns
+/// "exit 2" and the error output, for snapshots.
+pub fn expect_input_error_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let o = clustersim_within(dir, args, 10);
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(o.status.code(), Some(2), "{stderr}");

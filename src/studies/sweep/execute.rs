@@ -2,7 +2,7 @@
 //! order. A point whose configuration is invalid becomes a row with an error, not a failure.
 
 use super::spec::{scalar_text, Point, SweepSpec};
-use crate::config::{load_run_config, Override, Source};
+use crate::config::{load_run_config, Override, RunConfig, Source};
 use crate::error::{Error, Result};
 use crate::report::plot::{write_figure, LineChart, Series};
 use crate::report::Report;
@@ -11,17 +11,21 @@ use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-/// One point's outcome.
+/// One point's outcome. The outputs (CSV, plot) read only `error`, `metrics` and `plot_y`, so a
+/// row read back from a shard file (without its report) writes the same bytes.
 #[derive(Debug, Clone)]
 pub struct Row {
     /// The axis assignments.
     pub point: Point,
-    /// The report, when the point ran.
+    /// The report, when the point ran here (None where it did not run, and for rows read back from
+    /// a shard file).
     pub report: Option<Report>,
     /// Why it did not run.
     pub error: Option<String>,
     /// The spec's metrics, in order (None where missing or not run).
     pub metrics: Vec<Option<f64>>,
+    /// The plot's y metric (None without a plot, where missing, or not run).
+    pub plot_y: Option<f64>,
 }
 
 /// A finished sweep.
@@ -40,14 +44,55 @@ pub fn metric(report: &Report, path: &str) -> Option<f64> {
     value.pointer(&pointer)?.as_f64()
 }
 
+/// What every point of a sweep starts from: the base documents and the spec's own overrides.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// The hardware file or preset.
+    pub hardware: Source,
+    /// The workload file or preset.
+    pub workload: Source,
+    /// The spec's `set`, applied before each point's axis values.
+    pub base: Vec<Override>,
+}
+
+impl Inputs {
+    /// The inputs a spec names.
+    pub fn of(spec: &SweepSpec) -> Result<Inputs> {
+        Ok(Inputs {
+            hardware: spec.hardware.clone().map(Source::Named).unwrap_or(Source::Default),
+            workload: spec.workload.clone().map(Source::Named).unwrap_or(Source::Default),
+            base: spec.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?,
+        })
+    }
+
+    /// The validated configuration of one point (an error where the point is not a valid one).
+    pub fn config(&self, point: &Point) -> Result<RunConfig> {
+        let mut overrides = self.base.clone();
+        for (k, v) in point {
+            overrides.push(Override::parse(&format!("{k}={}", scalar_text(v)))?);
+        }
+        load_run_config(&self.hardware, &self.workload, &overrides)
+    }
+}
+
 /// Runs every point of a sweep.
 pub fn run_sweep(spec: &SweepSpec, progress: bool) -> Result<SweepResult> {
-    let base: Vec<Override> = spec.set.iter().map(|s| Override::parse(s)).collect::<Result<_>>()?;
-    let hardware = spec.hardware.clone().map(Source::Named).unwrap_or(Source::Default);
-    let workload = spec.workload.clone().map(Source::Named).unwrap_or(Source::Default);
+    let all: Vec<usize> = (0..spec.points().len()).collect();
+    let rows = run_points(spec, &all, progress)?;
+    Ok(SweepResult {
+        spec: spec.clone(),
+        rows,
+    })
+}
+
+/// Runs the points of a sweep with the given ids (indices into [`SweepSpec::points`], ascending),
+/// in parallel; rows come back in the order of `ids`.
+pub fn run_points(spec: &SweepSpec, ids: &[usize], progress: bool) -> Result<Vec<Row>> {
+    let inputs = Inputs::of(spec)?;
     let points = spec.points();
+    let selected: Vec<Point> = ids.iter().filter_map(|&i| points.get(i).cloned()).collect();
     let bar = if progress && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(points.len() as u64);
+        let bar = indicatif::ProgressBar::new(selected.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} points, {elapsed} (eta {eta})")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
@@ -58,38 +103,32 @@ pub fn run_sweep(spec: &SweepSpec, progress: bool) -> Result<SweepResult> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let rows: Vec<Row> = points
+    let rows: Vec<Row> = selected
         .into_par_iter()
         .map(|point| {
-            let row = run_point(spec, &base, &hardware, &workload, point);
+            let row = run_point(spec, &inputs, point);
             bar.inc(1);
             row
         })
         .collect();
     bar.finish_and_clear();
-    Ok(SweepResult {
-        spec: spec.clone(),
-        rows,
-    })
+    Ok(rows)
 }
 
-fn run_point(spec: &SweepSpec, base: &[Override], hardware: &Source, workload: &Source, point: Point) -> Row {
-    let outcome = (|| {
-        let mut overrides = base.to_vec();
-        for (k, v) in &point {
-            overrides.push(Override::parse(&format!("{k}={}", scalar_text(v)))?);
-        }
-        let cfg = load_run_config(hardware, workload, &overrides)?;
-        run(&cfg, &RunOptions::metrics_only(false)).map(|r| r.report)
-    })();
+fn run_point(spec: &SweepSpec, inputs: &Inputs, point: Point) -> Row {
+    let outcome = inputs
+        .config(&point)
+        .and_then(|cfg| run(&cfg, &RunOptions::metrics_only(false)).map(|r| r.report));
     match outcome {
         Ok(report) => {
             let metrics = spec.metrics.iter().map(|m| metric(&report, m)).collect();
+            let plot_y = spec.plot.as_ref().and_then(|p| metric(&report, &p.y));
             Row {
                 point,
                 report: Some(report),
                 error: None,
                 metrics,
+                plot_y,
             }
         }
         Err(e) => {
@@ -100,6 +139,7 @@ fn run_point(spec: &SweepSpec, base: &[Override], hardware: &Source, workload: &
                 report: None,
                 error: Some(msg),
                 metrics: vec![None; spec.metrics.len()],
+                plot_y: None,
             }
         }
     }
@@ -190,7 +230,7 @@ pub fn plot_series(result: &SweepResult) -> Option<(Vec<String>, Vec<Series>)> {
             categories.push(x.clone());
         }
         let name = series_name(&row.point, &plot.series);
-        let y = row.report.as_ref().and_then(|r| metric(r, &plot.y));
+        let y = row.plot_y;
         let s = match series.iter_mut().find(|s| s.name == name) {
             Some(s) => s,
             None => {
@@ -244,24 +284,23 @@ pub fn failures(result: &SweepResult) -> Vec<String> {
         .collect()
 }
 
-/// Fails unless at least one point ran (an all-invalid sweep is a bad spec).
+/// Fails unless at least one point ran (an all-invalid sweep is a bad spec), or where a metric is
+/// not a number in the first report (a misspelt name, not an empty column).
 pub fn require_some(result: &SweepResult) -> Result<()> {
-    if result.rows.iter().all(|r| r.report.is_none()) {
+    let Some(first) = result.rows.iter().find(|r| r.error.is_none()) else {
         return Err(Error::Input(format!(
             "error: sweep {}: no point is a valid configuration; first error: {}",
             result.spec.name,
             result.rows.first().and_then(|r| r.error.clone()).unwrap_or_default()
         )));
-    }
-    // a metric that no report has is a misspelt name, not an empty column
-    if let Some(report) = result.rows.iter().find_map(|r| r.report.as_ref()) {
-        for m in &result.spec.metrics {
-            if metric(report, m).is_none() {
-                return Err(Error::Input(format!(
-                    "error: sweep {}: metric `{m}` is not a number in the report (e.g. tflops_per_gpu, iteration_time_s, mfu, bubble.fraction, breakdown.exposed_comm_s, memory.peak_bytes_per_gpu)",
-                    result.spec.name
-                )));
-            }
+    };
+    // the row's metrics were read from its report: None is a metric the report does not have
+    for (m, value) in result.spec.metrics.iter().zip(&first.metrics) {
+        if value.is_none() {
+            return Err(Error::Input(format!(
+                "error: sweep {}: metric `{m}` is not a number in the report (e.g. tflops_per_gpu, iteration_time_s, mfu, bubble.fraction, breakdown.exposed_comm_s, memory.peak_bytes_per_gpu)",
+                result.spec.name
+            )));
         }
     }
     Ok(())

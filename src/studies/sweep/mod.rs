@@ -3,5 +3,5 @@
 pub mod execute;
 pub mod spec;
 
-pub use execute::{run_sweep, write_sweep, Row, SweepResult};
+pub use execute::{run_points, run_sweep, write_sweep, Inputs, Row, SweepResult};
 pub use spec::{Axis, PlotSpec, SweepSpec};

@@ -18,26 +18,26 @@
 
 use crate::config::{Document, DocumentKind, Override, Source};
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 /// One axis: a key with values, or several keys zipped together.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Axis {
     /// The `--set` key of a single axis.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Its values.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<Value>>,
     /// Keys that vary together, each with a list of the same length.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip: Option<serde_yaml::Mapping>,
 }
 
 /// The plot a sweep writes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlotSpec {
     /// File stem (PNG and SVG).
@@ -50,27 +50,27 @@ pub struct PlotSpec {
     #[serde(default)]
     pub series: Vec<String>,
     /// Title.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Y axis label.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y_label: Option<String>,
     /// X axis label.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_label: Option<String>,
 }
 
 /// A whole sweep.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepSpec {
     /// Name.
     pub name: String,
     /// Hardware file or preset.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<String>,
     /// Workload file or preset.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<String>,
     /// Overrides for every point.
     #[serde(default)]
@@ -81,7 +81,7 @@ pub struct SweepSpec {
     #[serde(default = "default_metrics")]
     pub metrics: Vec<String>,
     /// Plot.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plot: Option<PlotSpec>,
 }
 
