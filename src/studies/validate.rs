@@ -1,5 +1,6 @@
-//! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15 and compare with
-//! the published points (workloads/reference/, with their source), into results/megatron/.
+//! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15, and PyTorch
+//! FSDP2's published A100 runs (figure `fsdp`), and compare with the published points
+//! (workloads/reference/, with their source), into results/megatron/.
 //!
 //! Each figure is an ordinary sweep spec (workloads/sweeps/megatron-fig*.yaml, compiled in). A
 //! published point is matched to the simulated run with the same configuration, read from the
@@ -15,16 +16,42 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The figures and their sweep specs.
-pub const FIGURES: &[(&str, &str)] = &[
-    ("fig6", include_str!("../../workloads/sweeps/megatron-fig6.yaml")),
-    ("fig7", include_str!("../../workloads/sweeps/megatron-fig7.yaml")),
-    ("fig13", include_str!("../../workloads/sweeps/megatron-fig13.yaml")),
-    ("fig14", include_str!("../../workloads/sweeps/megatron-fig14.yaml")),
-    ("fig15", include_str!("../../workloads/sweeps/megatron-fig15.yaml")),
+/// The figures and their sweep specs (the file, and its text compiled in).
+pub const FIGURES: &[(&str, &str, &str)] = &[
+    (
+        "fig6",
+        "workloads/sweeps/megatron-fig6.yaml",
+        include_str!("../../workloads/sweeps/megatron-fig6.yaml"),
+    ),
+    (
+        "fig7",
+        "workloads/sweeps/megatron-fig7.yaml",
+        include_str!("../../workloads/sweeps/megatron-fig7.yaml"),
+    ),
+    (
+        "fig13",
+        "workloads/sweeps/megatron-fig13.yaml",
+        include_str!("../../workloads/sweeps/megatron-fig13.yaml"),
+    ),
+    (
+        "fig14",
+        "workloads/sweeps/megatron-fig14.yaml",
+        include_str!("../../workloads/sweeps/megatron-fig14.yaml"),
+    ),
+    (
+        "fig15",
+        "workloads/sweeps/megatron-fig15.yaml",
+        include_str!("../../workloads/sweeps/megatron-fig15.yaml"),
+    ),
+    (
+        "fsdp",
+        "workloads/sweeps/fsdp-a100.yaml",
+        include_str!("../../workloads/sweeps/fsdp-a100.yaml"),
+    ),
 ];
 
 const THROUGHPUT: &str = include_str!("../../workloads/reference/megatron-figures.csv");
+const FSDP: &str = include_str!("../../workloads/reference/fsdp-a100.csv");
 const BUBBLES: &str = include_str!("../../workloads/reference/megatron-figure6.csv");
 
 /// One published point next to its simulation.
@@ -105,7 +132,8 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             );
         }
     } else {
-        for f in rows(THROUGHPUT).into_iter().filter(|f| f[0] == figure) {
+        let published = rows(THROUGHPUT).into_iter().chain(rows(FSDP));
+        for f in published.filter(|f| f[0] == figure) {
             let (t, p, d, b) = (
                 num(&f[5]) as u64,
                 num(&f[6]) as u64,
@@ -120,6 +148,11 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             ];
             if !f[9].is_empty() {
                 want.push(("/parallel/microbatch", num(&f[9]) as u64));
+            }
+            if figure == "fsdp" {
+                // several models share a split: the model tells them apart
+                want.push(("/config/workload/model/layers", num(&f[1]) as u64));
+                want.push(("/config/workload/model/hidden", num(&f[2]) as u64));
             }
             let row = matches(&want);
             let fallback_x = format!("(t {t}, p {p}, d {d})");
@@ -232,8 +265,8 @@ pub fn validate(out: &Path, sets: &[String], progress: bool) -> Result<(Vec<Figu
     create_dir(out)?;
     let mut all = Vec::new();
     let mut summaries = Vec::new();
-    for (figure, yaml) in FIGURES {
-        let mut spec = SweepSpec::parse(&format!("workloads/sweeps/megatron-{figure}.yaml"), yaml)?;
+    for (figure, file, yaml) in FIGURES {
+        let mut spec = SweepSpec::parse(file, yaml)?;
         spec.set.extend(sets.iter().cloned());
         let result = run_sweep(&spec, progress)?;
         // the sweep's own CSV, then the figure with the published points overlaid
@@ -328,9 +361,9 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU.\n"
+        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU (fsdp: tokens per second).\n"
     );
-    for (figure, _) in FIGURES {
+    for (figure, _, _) in FIGURES {
         let _ = writeln!(s, "## {figure}\n\n![{figure}]({figure}.png)\n");
         let _ = writeln!(
             s,
