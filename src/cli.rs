@@ -132,9 +132,22 @@ pub struct ExportArgs {
     /// Hardware, workload and overrides.
     #[command(flatten)]
     pub input: InputArgs,
-    /// Trace file to write.
+    /// Trace file to write (`--format chakra`: the folder for its `<name>.<rank>.et` files).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// `jsonl`: clustersim's trace format; `chakra`: a Chakra set ASTRA-sim reads, with the
+    /// communicator groups as `<name>.json` (clustersim reads it back exactly).
+    #[arg(long, value_enum, default_value_t = TraceFormat::Jsonl)]
+    pub format: TraceFormat,
+}
+
+/// Trace formats `trace export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceFormat {
+    /// clustersim's JSON Lines trace.
+    Jsonl,
+    /// A Chakra execution-trace set (protobuf, one file per rank).
+    Chakra,
 }
 
 /// Arguments of `plan`.

@@ -27,9 +27,12 @@ fn trace_config(args: &RunArgs, path: &str, hardware: &Source, overrides: &[Over
         };
         let set = chakra::read(path, &options)?;
         check_ranks(path, set.ranks(), &hw, &doc)?;
-        let (trace, passes) = studies::chakra::ready_order(&set, &hw, args.seed).map_err(|e| in_trace(path, e))?;
+        let (trace, passes) = studies::chakra::ready_order(set, &hw, args.seed).map_err(|e| in_trace(path, e))?;
         if args.format == Format::Text {
-            println!("{path}: Chakra set in ready order after {passes} run(s)");
+            match passes {
+                0 => println!("{path}: Chakra set written by clustersim: its streams' order kept"),
+                n => println!("{path}: Chakra set in ready order after {n} run(s)"),
+            }
         }
         trace
     } else {

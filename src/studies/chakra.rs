@@ -31,8 +31,12 @@ impl SpanSink for Spans {
     }
 }
 
-/// The set's graph with every stream in ready order, and the runs it took.
-pub fn ready_order(set: &ChakraSet, hw: &HardwareSpec, seed: u64) -> Result<(Trace, u32)> {
+/// The set's graph with every stream in ready order, and the runs it took (0: a set clustersim
+/// exported, whose streams' order is the generator's and is kept).
+pub fn ready_order(set: ChakraSet, hw: &HardwareSpec, seed: u64) -> Result<(Trace, u32)> {
+    if set.is_native() {
+        return Ok((set.into_graph()?, 0));
+    }
     let (mut trace, mut perm) = set.graph()?;
     let mut last_good: Option<Trace> = None;
     for pass in 1..=MAX_PASSES {

@@ -113,9 +113,28 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Checks the matching, orders the ranks and returns every record, with each task's node id.
-    pub(super) fn finish(mut self) -> Result<(Vec<Record>, Vec<u64>)> {
+    /// Checks the matching, orders the ranks and returns every record, with each task's node id,
+    /// and whether clustersim's export wrote the set (its files' order is then kept).
+    pub(super) fn finish(mut self) -> Result<(Vec<Record>, Vec<u64>, bool)> {
         self.check_complete()?;
+        let native = self
+            .ranks_read
+            .iter()
+            .all(|r| r.nodes.iter().all(|n| n.extra.is_some()));
+        let positions = if native { None } else { Some(self.positions()?) };
+        let ranks = std::mem::take(&mut self.ranks_read);
+        for (r, rank) in ranks.iter().enumerate() {
+            let order: Vec<usize> = match &positions {
+                Some(p) => order::by_position(&p[r]),
+                None => (0..rank.nodes.len()).collect(),
+            };
+            self.emit(r as u32, rank, &order)?;
+        }
+        Ok((self.records, self.node_of_task, native))
+    }
+
+    /// Each node's position in the order of the whole set ([`order::positions`]).
+    fn positions(&self) -> Result<Vec<Vec<u32>>> {
         let mut send_of: Vec<Vec<Option<(u32, u32)>>> =
             self.ranks_read.iter().map(|r| vec![None; r.nodes.len()]).collect();
         for (&(src, dst, _), ends) in &self.transfers {
@@ -138,18 +157,13 @@ impl Builder<'_> {
                 ids: r.nodes.iter().map(|n| n.id).collect(),
             })
             .collect();
-        let positions = order::positions(&graphs, self.instances.len()).map_err(|(r, i)| {
+        order::positions(&graphs, self.instances.len()).map_err(|(r, i)| {
             let rank = &self.ranks_read[r as usize];
             input(format!(
                 "error: {}: rank {r}: node {}: its dependencies, with the collectives and transfers they wait for, form a cycle",
                 rank.file, rank.nodes[i as usize].id
             ))
-        })?;
-        let ranks = std::mem::take(&mut self.ranks_read);
-        for (r, (rank, positions)) in ranks.iter().zip(&positions).enumerate() {
-            self.emit(r as u32, rank, &order::by_position(positions))?;
-        }
-        Ok((self.records, self.node_of_task))
+        })
     }
 
     /// Every collective has all its members, every transfer both ends.
@@ -235,27 +249,28 @@ impl Builder<'_> {
     /// Sets the stream and kind of task `t` for node `n`.
     fn fill(&mut self, t: &mut TaskRecord, n: &ChakraNode, instance: Option<u32>, at: &Origin) -> Result<()> {
         let bytes = |size: u64| size.saturating_mul(self.options.element_bytes);
+        let extra = n.extra.as_ref();
         match &n.kind {
             NodeKind::Skip => unreachable!("skipped nodes make no task"),
+            NodeKind::Compute { .. } if extra.is_some_and(|x| x.delay_ns.is_some()) => {
+                t.delay_ns = extra.and_then(|x| x.delay_ns);
+            }
+            NodeKind::Compute { .. } if extra.is_some_and(|x| x.op.is_some()) => {
+                let op = extra.and_then(|x| x.op).expect("checked");
+                if op >= self.table_ops {
+                    return Err(input(format!(
+                        "error: {at}: attribute `clustersim_op` = {op}, but rank 0's op table has {} ops",
+                        self.table_ops
+                    )));
+                }
+                t.op = Some(op);
+            }
             NodeKind::Compute { ops, tensor, micros } => {
-                let kernel = if *micros > 0 {
-                    Kernel::Measured {
-                        ns: micros.saturating_mul(1000),
-                    }
-                } else if self.options.compute == ComputePricing::Nanosecond {
-                    Kernel::Measured { ns: 1 }
-                } else {
-                    let per_op = if self.options.ops == OpsUnit::Macs { 2 } else { 1 };
-                    Kernel::Generic {
-                        flops: ops.saturating_mul(per_op),
-                        bytes: bytes(*tensor),
-                    }
-                };
-                let op = t.id as u32;
+                let op = self.table_ops + t.id as u32;
                 self.records.push(Record::Op(OpRecord {
                     id: op,
                     name: n.name.clone(),
-                    kernels: vec![KernelRecord::of(&kernel)],
+                    kernels: vec![KernelRecord::of(&self.kernel(*ops, *tensor, *micros))],
                     host_ops: Some(0),
                 }));
                 t.op = Some(op);
@@ -272,8 +287,10 @@ impl Builder<'_> {
                     id: instance.expect("collectives are matched") as u64,
                     op: (*op).into(),
                     group: gid,
-                    bytes: bytes(*size).saturating_mul(scale),
-                    cross_stage: false,
+                    bytes: extra
+                        .and_then(|x| x.bytes)
+                        .unwrap_or_else(|| bytes(*size).saturating_mul(scale)),
+                    cross_stage: extra.is_some_and(|x| x.cross_stage),
                 });
                 t.stream = StreamName::DataParallel;
             }
@@ -297,7 +314,37 @@ impl Builder<'_> {
                 t.stream = StreamName::Io;
             }
         }
+        if let Some(x) = extra {
+            t.stream = [
+                StreamName::Compute,
+                StreamName::DataParallel,
+                StreamName::Send,
+                StreamName::Io,
+            ][x.stream as usize];
+            let (phase, chunk, layer, microbatch) = &x.label;
+            t.phase = (phase != "other").then(|| phase.clone());
+            t.chunk = (*chunk != 0).then_some(*chunk);
+            t.layer = (*layer != u16::MAX).then_some(*layer);
+            t.microbatch = (*microbatch != u32::MAX).then_some(*microbatch);
+        }
         Ok(())
+    }
+
+    /// The kernel of a compute node from another producer.
+    fn kernel(&self, ops: u64, tensor: u64, micros: u64) -> Kernel {
+        if micros > 0 {
+            Kernel::Measured {
+                ns: micros.saturating_mul(1000),
+            }
+        } else if self.options.compute == ComputePricing::Nanosecond {
+            Kernel::Measured { ns: 1 }
+        } else {
+            let per_op = if self.options.ops == OpsUnit::Macs { 2 } else { 1 };
+            Kernel::Generic {
+                flops: ops.saturating_mul(per_op),
+                bytes: tensor.saturating_mul(self.options.element_bytes),
+            }
+        }
     }
 }
 

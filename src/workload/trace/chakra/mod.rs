@@ -25,6 +25,9 @@ mod build;
 mod node;
 mod order;
 pub mod proto;
+mod write;
+
+pub use write::encode;
 
 use super::format::*;
 use super::read::loader;
@@ -151,22 +154,41 @@ fn comm_groups(file: &str, ranks: u32) -> Result<BTreeMap<String, Vec<u32>>> {
     Ok(groups)
 }
 
-/// Reads one rank's file: its nodes, in file order.
-fn read_rank(file: &Path, rank: u32) -> Result<Vec<ChakraNode>> {
+/// What clustersim's export records in rank 0's global metadata: the generating workload and the op table.
+#[derive(Default)]
+struct Recorded {
+    workload: Option<crate::config::WorkloadSpec>,
+    ops: Vec<OpRecord>,
+}
+
+/// Reads one rank's file: its nodes, in file order, and what its metadata records.
+fn read_rank(file: &Path, rank: u32) -> Result<(Vec<ChakraNode>, Recorded)> {
     let name = file.display();
     let bytes = std::fs::read(file).map_err(|e| Error::Input(format!("error: {name}: cannot read: {e}")))?;
     let bad = |what: String| Error::Input(format!("error: {name}: rank {rank}: {what}"));
     let Some((meta, mut pos)) = proto::next_record(&bytes, 0).map_err(bad)? else {
         return Err(bad("empty file: no global metadata record".into()));
     };
-    proto::decode::<proto::GlobalMetadata>(meta).map_err(|e| bad(format!("global metadata: {e}")))?;
+    let meta: proto::GlobalMetadata = proto::decode(meta).map_err(|e| bad(format!("global metadata: {e}")))?;
+    let json = |name: &str| match meta.attr.iter().find(|a| a.name == name).and_then(|a| a.value.as_ref()) {
+        Some(proto::Value::StringVal(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let mut recorded = Recorded::default();
+    if let Some(text) = json("clustersim_workload") {
+        let w = serde_json::from_str(text).map_err(|e| bad(format!("global metadata `clustersim_workload`: {e}")))?;
+        recorded.workload = Some(w);
+    }
+    if let Some(text) = json("clustersim_ops") {
+        recorded.ops = serde_json::from_str(text).map_err(|e| bad(format!("global metadata `clustersim_ops`: {e}")))?;
+    }
     let mut nodes = Vec::new();
     while let Some((record, next)) = proto::next_record(&bytes, pos).map_err(bad)? {
         let n: proto::Node = proto::decode(record).map_err(|e| bad(format!("record at byte {pos}: {e}")))?;
         nodes.push(node::read_node(&n).map_err(|e| bad(format!("node {}: {e}", n.id)))?);
         pos = next;
     }
-    Ok(nodes)
+    Ok((nodes, recorded))
 }
 
 /// A Chakra set read and matched: its records, with the tasks in the order of [`order`].
@@ -179,6 +201,8 @@ pub struct ChakraSet {
     tasks: Vec<TaskRecord>,
     /// Per task: the id of its node.
     node_ids: Vec<u64>,
+    /// Written by clustersim's export: its streams' order is the generator's, kept as is.
+    native: bool,
 }
 
 impl ChakraSet {
@@ -190,6 +214,10 @@ impl ChakraSet {
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
+    /// Whether clustersim's own export wrote the set (its stream order is kept).
+    pub fn is_native(&self) -> bool {
+        self.native
+    }
     /// The node id of each task (in the first order).
     pub fn node_ids(&self) -> &[u64] {
         &self.node_ids
@@ -197,6 +225,18 @@ impl ChakraSet {
     /// Whether the set has no task.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
+    }
+
+    /// The task graph in the first order, moving the records (no copy: for sets run once).
+    pub fn into_graph(self) -> Result<Trace> {
+        let mut tasks: Vec<TaskRecord> = self.tasks;
+        let stream = |s: StreamName| s as u8;
+        tasks.sort_by_key(|t| (t.rank, stream(t.stream)));
+        let mut l = loader(&self.path, self.header.ranks);
+        for r in self.shared.into_iter().chain(tasks.into_iter().map(Record::Task)) {
+            l.record(r)?;
+        }
+        l.finish(self.header)
     }
 
     /// The task graph in the first order; and, per graph task, its index in that order.
@@ -239,12 +279,18 @@ pub fn read(path: &str, options: &ChakraOptions) -> Result<ChakraSet> {
         None => BTreeMap::new(),
     };
     let mut b = Builder::new(ranks, options, groups);
+    let mut workload = None;
     for (r, file) in files.iter().enumerate() {
-        let nodes = read_rank(file, r as u32)?;
+        let (nodes, recorded) = read_rank(file, r as u32)?;
+        if r == 0 {
+            workload = recorded.workload;
+            b.table_ops = recorded.ops.len() as u32;
+            b.records.extend(recorded.ops.into_iter().map(Record::Op));
+        }
         b.add_rank(file.display().to_string(), r as u32, nodes)?;
     }
     let (mut shared, mut tasks) = (Vec::new(), Vec::new());
-    let (records, node_ids) = b.finish()?;
+    let (records, node_ids, native) = b.finish()?;
     for r in records {
         match r {
             Record::Task(t) => tasks.push(t),
@@ -256,7 +302,7 @@ pub fn read(path: &str, options: &ChakraOptions) -> Result<ChakraSet> {
         version: VERSION,
         name,
         ranks,
-        workload: None,
+        workload,
     };
     Ok(ChakraSet {
         path: path.to_string(),
@@ -264,6 +310,7 @@ pub fn read(path: &str, options: &ChakraOptions) -> Result<ChakraSet> {
         shared,
         tasks,
         node_ids,
+        native,
     })
 }
 
@@ -307,6 +354,8 @@ struct Builder<'a> {
     next_task: u64,
     /// Per task emitted: its node's id.
     node_of_task: Vec<u64>,
+    /// Ops of rank 0's op table (clustersim's export); other compute nodes' ops are numbered after.
+    table_ops: u32,
 }
 
 /// Where a transfer's send and receive were read.
@@ -325,6 +374,7 @@ impl<'a> Builder<'a> {
             records: Vec::new(),
             next_task: 0,
             node_of_task: Vec::new(),
+            table_ops: 0,
         }
     }
 

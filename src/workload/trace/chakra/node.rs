@@ -65,6 +65,62 @@ pub struct ChakraNode {
     pub kind: NodeKind,
     /// Data and control dependencies together.
     pub deps: Vec<u64>,
+    /// What clustersim's own export adds (see `write.rs`); none from other producers.
+    pub extra: Option<Extra>,
+}
+
+/// The attributes clustersim's Chakra export adds, read back exactly.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extra {
+    /// Stream, 0 (compute) to 3 (I/O).
+    pub stream: u8,
+    /// Phase name, chunk, layer, microbatch.
+    pub label: (String, u8, u16, u32),
+    /// The compute node's op: an index into rank 0's op table.
+    pub op: Option<u32>,
+    /// A delay task's nanoseconds.
+    pub delay_ns: Option<u64>,
+    /// A collective's nccl-tests size.
+    pub bytes: Option<u64>,
+    /// A collective spanning pipeline stages.
+    pub cross_stage: bool,
+}
+
+fn string<'a>(attrs: &'a [AttributeProto], name: &str) -> Option<&'a str> {
+    match attr(attrs, name) {
+        Some(Value::StringVal(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// clustersim's extra attributes of a node, if it has them.
+fn extra(a: &[AttributeProto]) -> Result<Option<Extra>, String> {
+    let Some(stream) = int(a, "clustersim_stream")? else {
+        return Ok(None);
+    };
+    let bad = |what: &str| format!("attribute `{what}` is malformed");
+    let label = string(a, "clustersim_label").ok_or_else(|| bad("clustersim_label"))?;
+    let f: Vec<&str> = label.split(',').collect();
+    let label = match f.as_slice() {
+        [phase, chunk, layer, mb] => (
+            phase.to_string(),
+            chunk.parse().map_err(|_| bad("clustersim_label"))?,
+            layer.parse().map_err(|_| bad("clustersim_label"))?,
+            mb.parse().map_err(|_| bad("clustersim_label"))?,
+        ),
+        _ => return Err(bad("clustersim_label")),
+    };
+    Ok(Some(Extra {
+        stream: u8::try_from(stream)
+            .ok()
+            .filter(|&s| s < 4)
+            .ok_or_else(|| bad("clustersim_stream"))?,
+        label,
+        op: int(a, "clustersim_op")?.map(|v| v as u32),
+        delay_ns: int(a, "clustersim_delay_ns")?.map(|v| v as u64),
+        bytes: int(a, "clustersim_bytes")?.map(|v| v as u64),
+        cross_stage: int(a, "clustersim_cross_stage")?.is_some_and(|v| v != 0),
+    }))
 }
 
 fn attr<'a>(attrs: &'a [AttributeProto], name: &str) -> Option<&'a Value> {
@@ -125,7 +181,7 @@ pub fn read_node(n: &Node) -> Result<ChakraNode, String> {
         NodeType::Invalid | NodeType::Metadata => NodeKind::Skip,
         NodeType::Comp => {
             let (ops, tensor) = (count(a, "num_ops")?, count(a, "tensor_size")?);
-            if ops == 0 && n.duration_micros == 0 {
+            if ops == 0 && n.duration_micros == 0 && int(a, "clustersim_stream")?.is_none() {
                 NodeKind::Skip
             } else {
                 NodeKind::Compute {
@@ -172,5 +228,6 @@ pub fn read_node(n: &Node) -> Result<ChakraNode, String> {
         name: n.name.clone(),
         kind,
         deps,
+        extra: extra(a)?,
     })
 }
