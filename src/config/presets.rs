@@ -6,6 +6,8 @@ use super::DocumentKind;
 pub const HARDWARE_PRESETS: &[(&str, &str)] = &[
     ("dgx-a100", include_str!("../../hardware/dgx-a100.yaml")),
     ("dgx-h100", include_str!("../../hardware/dgx-h100.yaml")),
+    ("dgx-h200", include_str!("../../hardware/dgx-h200.yaml")),
+    ("dgx-b200", include_str!("../../hardware/dgx-b200.yaml")),
     ("ideal", include_str!("../../hardware/ideal.yaml")),
 ];
 
