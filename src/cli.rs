@@ -68,7 +68,7 @@ pub struct ClusterArgs {
 /// The inputs most commands share: hardware, workload and `--set` overrides.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct InputArgs {
-    /// Hardware YAML file or preset name (dgx-a100, dgx-h100, ideal). Default: dgx-a100.
+    /// Hardware YAML file or preset name (dgx-a100, dgx-h100, dgx-h200, dgx-b200, ideal). Default: dgx-a100.
     #[arg(long, value_name = "FILE")]
     pub hardware: Option<String>,
     /// Workload YAML file or preset name (gpt-5.9b, gpt-162b, gpt-175b, gpt-1t). Default: gpt-5.9b.
