@@ -9,6 +9,7 @@ mod hardware;
 mod model;
 mod presets;
 mod ranges;
+mod software;
 pub mod whatif;
 mod workload;
 
@@ -19,9 +20,8 @@ pub use hardware::{
 };
 pub use model::{Mlp, ModelSpec, Norm};
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
-pub use workload::{
-    Attention, BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, Precision, Recompute, Schedule, WorkloadSpec,
-};
+pub use software::{Attention, Precision, Recompute, Schedule};
+pub use workload::{BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, WorkloadSpec};
 
 use crate::error::Result;
 

@@ -1,5 +1,6 @@
 //! The workload description: a Megatron-style GPT training job and its parallel split.
 
+use super::software::{Attention, Precision, Recompute, Schedule};
 use super::{Document, HardwareSpec, ModelSpec};
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -25,6 +26,11 @@ pub struct WorkloadSpec {
     /// Activation recomputation.
     #[serde(default)]
     pub recompute: Recompute,
+    /// With `recompute: full`, recompute only every n-th layer (those whose global index n
+    /// divides); the others keep their activations. torchtitan's "selective layer" checkpointing
+    /// is 2. 1 (the default): every layer.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub recompute_interval: u32,
     /// Precision of the transformer blocks' linear layers: `bf16` (16-bit, the default) or `fp8`
     /// (FP8 GEMMs at the GPU's FP8 rate with casts of their inputs, as Transformer Engine runs them;
     /// attention scores and the output layer stay 16-bit).
@@ -101,103 +107,12 @@ fn yes() -> bool {
     true
 }
 
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
 fn one() -> u32 {
     1
-}
-
-/// Attention kernel implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Attention {
-    /// Separate kernels storing the s x s scores (Megatron-LM 2021).
-    #[default]
-    Standard,
-    /// FlashAttention-2 (fused, no s x s activations).
-    Flash,
-    /// cuDNN's fused flash attention, as Transformer Engine runs it on Hopper (fused, no s x s
-    /// activations; its own kernel speed, `gpu.cudnn_attention_efficiency`).
-    Cudnn,
-}
-
-impl Attention {
-    fn is_standard(&self) -> bool {
-        *self == Attention::Standard
-    }
-    /// The fused kernels' library; none for the 2021 separate kernels.
-    pub fn fused(self) -> Option<crate::ops::FusedAttention> {
-        match self {
-            Attention::Standard => None,
-            Attention::Flash => Some(crate::ops::FusedAttention::Flash2),
-            Attention::Cudnn => Some(crate::ops::FusedAttention::Cudnn),
-        }
-    }
-}
-
-/// Precision of the linear layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 16-bit (BF16 or FP16) GEMMs.
-    #[default]
-    Bf16,
-    /// FP8 GEMMs.
-    Fp8,
-}
-
-impl Precision {
-    fn is_16_bit(&self) -> bool {
-        *self == Precision::Bf16
-    }
-}
-
-/// Pipeline schedules as Megatron-LM implements them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-pub enum Schedule {
-    /// All forwards, then all backwards.
-    #[serde(rename = "gpipe")]
-    GPipe,
-    /// PipeDream-Flush: warm-up forwards, steady one-forward-one-backward, cool-down.
-    #[default]
-    #[serde(rename = "1f1b")]
-    OneFOneB,
-    /// 1F1B over v model chunks per device.
-    #[serde(rename = "interleaved")]
-    Interleaved,
-}
-
-impl Schedule {
-    /// The YAML spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Schedule::GPipe => "gpipe",
-            Schedule::OneFOneB => "1f1b",
-            Schedule::Interleaved => "interleaved",
-        }
-    }
-}
-
-/// Activation recomputation in the backward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Recompute {
-    /// Keep all activations.
-    #[default]
-    None,
-    /// Recompute the attention core (scores, softmax, dropout, context) only.
-    Selective,
-    /// Recompute each layer's whole forward before its backward.
-    Full,
-}
-
-impl Recompute {
-    /// The YAML spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Recompute::None => "none",
-            Recompute::Selective => "selective",
-            Recompute::Full => "full",
-        }
-    }
 }
 
 /// Element type of gradients in the data-parallel reduction.
@@ -291,6 +206,11 @@ impl WorkloadSpec {
         }
     }
 
+    /// Whether global layer `layer` is recomputed before its backward pass.
+    pub fn recomputes_layer(&self, layer: u32) -> bool {
+        self.recompute == Recompute::Full && layer % self.recompute_interval.max(1) == 0
+    }
+
     /// Model chunks per device: v for the interleaved schedule, 1 otherwise.
     pub fn chunks(&self) -> u32 {
         match self.schedule {
@@ -302,6 +222,15 @@ impl WorkloadSpec {
     fn validate(&self, doc: &Document) -> Result<()> {
         if !super::is_safe_name(&self.name) {
             return Err(doc.field_error("name", super::SAFE_NAME));
+        }
+        if self.recompute_interval == 0 {
+            return Err(doc.field_error("recompute_interval", "must be at least 1 (1: every layer)"));
+        }
+        if self.recompute_interval > 1 && self.recompute != Recompute::Full {
+            return Err(doc.field_error(
+                "recompute_interval",
+                "recomputes every n-th layer fully: it needs `recompute: full`",
+            ));
         }
         let (m, b, p) = (&self.model, &self.batch, &self.parallel);
         for (path, v) in [

@@ -102,15 +102,25 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
         Some(p) => (p.x.clone(), p.series.clone(), p.y.clone()),
         None => (Vec::new(), Vec::new(), "tflops_per_gpu".into()),
     };
-    let matches = |want: &[(&str, u64)]| {
+    // the run whose report has these numbers and, for `fsdp`, this recompute mode and interval
+    let matches_with = |want: &[(&str, u64)], recompute: Option<(&str, u64)>| {
         result.rows.iter().find(|r| {
             r.report.as_ref().is_some_and(|rep| {
                 let v = serde_json::to_value(rep).unwrap_or_default();
-                want.iter()
+                let mode = recompute.is_none_or(|(mode, every)| {
+                    v.pointer("/config/workload/recompute").and_then(|x| x.as_str()) == Some(mode)
+                        && v.pointer("/config/workload/recompute_interval")
+                            .and_then(|x| x.as_u64())
+                            .unwrap_or(1)
+                            == every
+                });
+                mode && want
+                    .iter()
                     .all(|(path, val)| v.pointer(path).and_then(|x| x.as_u64()) == Some(*val))
             })
         })
     };
+    let matches = |want: &[(&str, u64)]| matches_with(want, None);
     let mut out = Vec::new();
     let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
     if figure == "fig6" {
@@ -149,12 +159,14 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             if !f[9].is_empty() {
                 want.push(("/parallel/microbatch", num(&f[9]) as u64));
             }
-            if figure == "fsdp" {
-                // several models share a split: the model tells them apart
+            let row = if figure == "fsdp" {
+                // several models and recompute modes share a split: they tell the runs apart
                 want.push(("/config/workload/model/layers", num(&f[1]) as u64));
                 want.push(("/config/workload/model/hidden", num(&f[2]) as u64));
-            }
-            let row = matches(&want);
+                matches_with(&want, Some((f[11].as_str(), num(&f[12]) as u64)))
+            } else {
+                matches(&want)
+            };
             let fallback_x = format!("(t {t}, p {p}, d {d})");
             push(
                 &mut out,

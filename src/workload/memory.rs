@@ -116,7 +116,17 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         (a, Recompute::None) if a.fused().is_some() => Recompute::Selective,
         (_, r) => r,
     };
-    let per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, stored);
+    let mut per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, stored);
+    if w.recompute == Recompute::Full && w.recompute_interval > 1 {
+        // one layer in n is recomputed (keeps its input only); the others keep what no recompute keeps
+        let kept = match w.attention {
+            a if a.fused().is_some() => Recompute::Selective,
+            _ => Recompute::None,
+        };
+        let full = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, kept);
+        let n = w.recompute_interval as f64;
+        per_layer = (per_layer + (n - 1.0) * full) / n;
+    }
     // with full recompute, one layer's full activations exist while it is recomputed
     let working = match w.recompute {
         Recompute::Full => {

@@ -103,3 +103,45 @@ fn h200_and_b200_presets_run_with_their_memory_and_peaks() {
     let capacity = |r: &clustersim::report::metrics::Report| r.memory.as_ref().unwrap().capacity_bytes;
     assert!(capacity(&h200) > 1.6 * capacity(&h100) && capacity(&b200) > capacity(&h200));
 }
+
+#[test]
+fn recomputing_every_other_layer_lies_between_none_and_full() {
+    // Llama 3 8B, FSDP on 64 A100s, microbatch 1: full recompute adds one forward per layer; every
+    // other layer adds half of that, and stores half the layers' activations
+    let sets = |recompute: &str, every: u32| {
+        [
+            "hardware.nodes=8",
+            "workload.parallel.tensor=1",
+            "workload.parallel.data=64",
+            "workload.parallel.sequence_parallel=false",
+            "workload.batch.global=64",
+            "workload.data_parallel.zero_stage=3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            format!("workload.recompute={recompute}"),
+            format!("workload.recompute_interval={every}"),
+        ])
+        .collect::<Vec<_>>()
+    };
+    let run = |recompute: &str, every: u32| report("dgx-a100", "llama3-8b", &sets(recompute, every));
+    let (none, half, full) = (run("none", 1), run("full", 2), run("full", 1));
+    let (tn, th, tf) = (none.iteration_time_s, half.iteration_time_s, full.iteration_time_s);
+    assert!(tn < th && th < tf, "{tn} {th} {tf}");
+    // the recomputed forwards cost half as much with every other layer (16 of 32 layers)
+    assert!(((th - tn) / (tf - tn) - 0.5).abs() < 0.02, "{tn} {th} {tf}");
+    let act = |r: &clustersim::report::metrics::Report| r.memory.as_ref().unwrap().per_stage[0].activation_bytes;
+    assert!(act(&full) < act(&half) && act(&half) < act(&none));
+    let o: Vec<Override> = ["workload.recompute=selective", "workload.recompute_interval=2"]
+        .iter()
+        .map(|s| Override::parse(s).unwrap())
+        .collect();
+    let e = load_run_config(&Source::Named("dgx-a100".into()), &Source::Named("gpt-5.9b".into()), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`recompute_interval` = 2") && e.contains("needs `recompute: full`"),
+        "{e}"
+    );
+}

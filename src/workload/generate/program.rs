@@ -139,7 +139,14 @@ impl Generator<'_> {
         }
         for l in (0..layers).rev() {
             let layer = (first_layer + l) as u16;
-            if self.w.recompute == crate::config::Recompute::Full {
+            // a layer that is not recomputed kept its activations
+            let recompute = match self.w.recompute {
+                crate::config::Recompute::Full if !self.w.recomputes_layer(layer as u32) => {
+                    crate::config::Recompute::None
+                }
+                r => r,
+            };
+            if recompute == crate::config::Recompute::Full {
                 let recompute = self.gathered(layer_params, self.shape.forward());
                 let pieces = recompute.into_iter().map(|p| (p, layer)).collect();
                 self.emit(ctx, pieces, Phase::Recompute, mb, chunk, prev);
@@ -147,7 +154,7 @@ impl Generator<'_> {
             let backward = self.accumulated(
                 layer_params,
                 mb,
-                self.gathered(layer_params, self.shape.backward(self.w.recompute)),
+                self.gathered(layer_params, self.shape.backward(recompute)),
             );
             let pieces = backward.into_iter().map(|p| (p, layer)).collect();
             self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
