@@ -2,8 +2,8 @@
 # Megatron-Core r0.8.0's published H100 weak-scaling table (../shared/reference/megatron-core-h100-scaling.csv,
 # copied below) simulated on dgx-h100 with the stated splits: microbatch 1, distributed optimizer, overlapped
 # gradient reduce, sequence parallelism where t > 1, no recompute, cuDNN fused attention (Transformer Engine prefers it on Hopper), fp32 gradient buffer with fused
-# accumulation, representative runs. Prints the simulated MFU beside the published one. Not yet modelled: tensor-
-# parallel communication overlap (--tp-comm-overlap) and the overlapped parameter gather.
+# accumulation, tensor-parallel communication overlapped (--tp-comm-overlap) where t > 1, representative runs. Prints
+# the simulated MFU beside the published one. Not yet modelled: the overlapped parameter gather.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CLUSTERSIM_BIN:-target/release/clustersim}
@@ -26,7 +26,7 @@ while read -r name l h a v s g t p d b mfu; do
     --set "workload.model.heads=$a" --set "workload.model.vocab=$v" --set "workload.model.seq_len=$s" \
     --set "workload.parallel.tensor=$t" --set "workload.parallel.pipeline=$p" --set "workload.parallel.data=$d" \
     --set "workload.batch.global=$b" --set workload.batch.micro=1 --set workload.recompute=none \
-    --set workload.attention=cudnn --set "workload.parallel.sequence_parallel=$sp" \
+    --set workload.attention=cudnn --set "workload.parallel.sequence_parallel=$sp" --set "workload.tp_comm_overlap=$sp" \
     --set workload.data_parallel.zero_stage=1 --set workload.data_parallel.overlap=true \
     --set workload.data_parallel.grad_dtype=fp32 --set workload.data_parallel.gradient_accumulation_fusion=true \
     --set "workload.gpus=~" | python3 -c 'import sys, json; print(json.load(sys.stdin)["mfu"])')

@@ -31,6 +31,11 @@ pub struct WorkloadSpec {
     /// is 2. 1 (the default): every layer.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub recompute_interval: u32,
+    /// Overlap the sequence-parallel all-gathers and reduce-scatters with the GEMMs next to them
+    /// (Megatron-Core's `--tp-comm-overlap` with Transformer Engine's userbuffers): each runs on
+    /// its own stream beside its GEMM, and what follows waits for both.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tp_comm_overlap: bool,
     /// Precision of the transformer blocks' linear layers: `bf16` (16-bit, the default) or `fp8`
     /// (FP8 GEMMs at the GPU's FP8 rate with casts of their inputs, as Transformer Engine runs them;
     /// attention scores and the output layer stay 16-bit).
@@ -225,6 +230,12 @@ impl WorkloadSpec {
         }
         if self.recompute_interval == 0 {
             return Err(doc.field_error("recompute_interval", "must be at least 1 (1: every layer)"));
+        }
+        if self.tp_comm_overlap && self.parallel.tensor > 1 && !self.parallel.sequence_parallel {
+            return Err(doc.field_error(
+                "tp_comm_overlap",
+                "overlaps sequence parallelism's all-gathers and reduce-scatters: it needs `parallel.sequence_parallel: true`",
+            ));
         }
         if self.recompute_interval > 1 && self.recompute != Recompute::Full {
             return Err(doc.field_error(

@@ -34,13 +34,21 @@ pub enum Stream {
     PipelineSend = 2,
     /// Storage reads and writes that run ahead of compute (data loading).
     Io = 3,
+    /// Tensor-parallel collectives overlapped with GEMMs (Megatron-Core's `--tp-comm-overlap`).
+    TensorComm = 4,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     /// All streams, in id order.
-    pub const ALL: [Stream; 4] = [Stream::Compute, Stream::DataParallel, Stream::PipelineSend, Stream::Io];
+    pub const ALL: [Stream; 5] = [
+        Stream::Compute,
+        Stream::DataParallel,
+        Stream::PipelineSend,
+        Stream::Io,
+        Stream::TensorComm,
+    ];
     /// Name used for timeline threads.
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +56,7 @@ impl Stream {
             Stream::DataParallel => "data-parallel comm",
             Stream::PipelineSend => "pipeline send",
             Stream::Io => "storage io",
+            Stream::TensorComm => "tensor comm",
         }
     }
 }

@@ -23,6 +23,9 @@ pub enum Piece {
     Tensor(CollectiveOp, u64),
     /// A blocking collective across the data-parallel group (ZeRO-3 parameter all-gathers).
     Data(CollectiveOp, u64),
+    /// A tensor-parallel collective of this many bytes that runs beside these kernels (a GEMM),
+    /// on its own stream: both start after the piece before, and the piece after waits for both.
+    Overlapped(CollectiveOp, u64, &'static str, Vec<Kernel>),
 }
 
 /// Sizes of one tensor-parallel shard of the model for one microbatch.
@@ -51,6 +54,8 @@ pub struct LayerShape {
     pub swiglu: bool,
     /// FP8 linear layers.
     pub fp8: bool,
+    /// Sequence-parallel collectives overlapped with their neighbouring GEMMs.
+    pub tp_overlap: bool,
     /// Fused attention kernels and whose (none: the 2021 separate kernels).
     pub fused_attention: Option<FusedAttention>,
 }
@@ -71,6 +76,7 @@ impl LayerShape {
             swiglu: model.mlp == crate::config::Mlp::Swiglu,
             fp8: false,
             fused_attention: None,
+            tp_overlap: false,
         }
     }
     fn gemm(m: u64, n: u64, k: u64) -> Kernel {
@@ -278,7 +284,9 @@ impl LayerShape {
         blocks
             .into_iter()
             .flat_map(|(name, k)| {
-                if self.sp {
+                if self.sp && self.tp_overlap {
+                    Self::overlapped(name, k, bytes)
+                } else if self.sp {
                     vec![
                         Piece::Tensor(CollectiveOp::AllGather, bytes),
                         Piece::Compute(name, k),
@@ -289,6 +297,54 @@ impl LayerShape {
                 }
             })
             .collect()
+    }
+
+    /// A block's pieces with its all-gather beside its first GEMM and its reduce-scatter beside its
+    /// last (Megatron-Core's AG+GEMM and GEMM+RS overlap; in the backward pass the same pair of
+    /// collectives and the data-gradient and weight-gradient GEMMs): the kernels before the first GEMM
+    /// run first, those between and after in between and after.
+    /// Its pieces are named apart from the whole blocks (one host operation per kernel: the host
+    /// counts of [`crate::workload::dispatch`] are the 2021 code's for whole blocks).
+    fn overlapped(block: &'static str, kernels: Vec<Kernel>, bytes: u64) -> Vec<Piece> {
+        let name = match block {
+            "attention" => "attention (tp overlap)",
+            "mlp" => "mlp (tp overlap)",
+            other => other,
+        };
+        let is_gemm = |k: &Kernel| matches!(k, Kernel::Gemm { .. } | Kernel::Gemm8 { .. });
+        let (Some(first), Some(last)) = (kernels.iter().position(is_gemm), kernels.iter().rposition(is_gemm)) else {
+            return vec![
+                Piece::Tensor(CollectiveOp::AllGather, bytes),
+                Piece::Compute(name, kernels),
+                Piece::Tensor(CollectiveOp::ReduceScatter, bytes),
+            ];
+        };
+        let mut out = Vec::new();
+        let compute = |range: std::ops::Range<usize>, out: &mut Vec<Piece>| {
+            if !range.is_empty() {
+                out.push(Piece::Compute(name, kernels[range].to_vec()));
+            }
+        };
+        compute(0..first, &mut out);
+        out.push(Piece::Overlapped(
+            CollectiveOp::AllGather,
+            bytes,
+            name,
+            vec![kernels[first]],
+        ));
+        if last > first {
+            compute(first + 1..last, &mut out);
+            out.push(Piece::Overlapped(
+                CollectiveOp::ReduceScatter,
+                bytes,
+                name,
+                vec![kernels[last]],
+            ));
+        } else {
+            out.push(Piece::Tensor(CollectiveOp::ReduceScatter, bytes));
+        }
+        compute(last + 1..kernels.len(), &mut out);
+        out
     }
 
     /// The collective that joins the embedding output (or the logits' input gradient) across the
@@ -437,6 +493,33 @@ mod tests {
             swiglu: false,
             fp8: false,
             fused_attention: None,
+            tp_overlap: false,
+        }
+    }
+
+    #[test]
+    fn tp_overlap_puts_each_collective_beside_a_gemm_and_keeps_the_work() {
+        // sequence parallelism over 4: each block's all-gather beside its first GEMM and its
+        // reduce-scatter beside its last, forward and backward; the same kernels, the same bytes
+        let sp = LayerShape { sp: true, ..shape(4) };
+        let overlapped = LayerShape { tp_overlap: true, ..sp };
+        for (plain, over) in [
+            (sp.forward(), overlapped.forward()),
+            (sp.backward(Recompute::None), overlapped.backward(Recompute::None)),
+        ] {
+            assert_eq!(flops(&plain), flops(&over));
+            let beside: Vec<(CollectiveOp, u64, bool)> = over
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Overlapped(op, bytes, _, k) => Some((*op, *bytes, matches!(k[..], [Kernel::Gemm { .. }]))),
+                    _ => None,
+                })
+                .collect();
+            let bytes = sp.allreduce_bytes();
+            let expected = (CollectiveOp::AllGather, bytes, true);
+            let rs = (CollectiveOp::ReduceScatter, bytes, true);
+            assert_eq!(beside, vec![expected, rs, expected, rs]);
+            assert!(!over.iter().any(|p| matches!(p, Piece::Tensor(..))));
         }
     }
 
@@ -445,6 +528,7 @@ mod tests {
             .iter()
             .map(|p| match p {
                 Piece::Compute(_, k) => k.iter().map(Kernel::flops).sum(),
+                Piece::Overlapped(_, _, _, k) => k.iter().map(Kernel::flops).sum(),
                 Piece::Tensor(..) | Piece::Data(..) => 0.0,
             })
             .sum()

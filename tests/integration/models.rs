@@ -145,3 +145,52 @@ fn recomputing_every_other_layer_lies_between_none_and_full() {
         "{e}"
     );
 }
+
+#[test]
+fn tp_comm_overlap_hides_tensor_parallel_collectives_behind_gemms() {
+    // Llama 3 8B, t 8 with sequence parallelism on one DGX-H100 node: the same kernels, but the
+    // all-gathers and reduce-scatters run beside their GEMMs, so less communication is exposed
+    let sets = |overlap: bool| {
+        [
+            "hardware.nodes=1",
+            "workload.parallel.tensor=8",
+            "workload.parallel.data=1",
+            "workload.batch.global=4",
+            "workload.parallel.sequence_parallel=true",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("workload.tp_comm_overlap={overlap}")])
+        .collect::<Vec<_>>()
+    };
+    let (plain, over) = (
+        report("dgx-h100", "llama3-8b", &sets(false)),
+        report("dgx-h100", "llama3-8b", &sets(true)),
+    );
+    assert!((plain.breakdown.compute_s / over.breakdown.compute_s - 1.0).abs() < 1e-6, "{:?} vs {:?}", over.breakdown, plain.breakdown);
+    assert!(
+        over.breakdown.exposed_comm_s < 0.5 * plain.breakdown.exposed_comm_s,
+        "{:?} vs {:?}",
+        over.breakdown,
+        plain.breakdown
+    );
+    assert!(over.iteration_time_s < plain.iteration_time_s);
+    let o: Vec<Override> = [
+        "workload.tp_comm_overlap=true",
+        "workload.parallel.sequence_parallel=false",
+    ]
+    .iter()
+    .map(|s| Override::parse(s).unwrap())
+    .collect();
+    let e = load_run_config(
+        &Source::Named("dgx-h100".into()),
+        &Source::Named("llama3-8b".into()),
+        &o,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`tp_comm_overlap`") && e.contains("needs `parallel.sequence_parallel: true`"),
+        "{e}"
+    );
+}

@@ -74,6 +74,7 @@ impl<'a> Generator<'a> {
             shape: LayerShape {
                 fp8: w.precision == crate::config::Precision::Fp8,
                 fused_attention: w.attention.fused(),
+                tp_overlap: w.tp_comm_overlap,
                 ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
             },
             m: w.microbatches() as u32,

@@ -2,7 +2,7 @@
 //! (with ZeRO-3 gathers and gradient accumulation), emitted for every rank of the stage.
 
 use super::{Generator, StageCtx, NO_LAYER};
-use crate::ops::CollectiveOp;
+use crate::ops::{CollectiveOp, Kernel};
 use crate::workload::dispatch::host_ops;
 use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
@@ -259,6 +259,46 @@ impl Generator<'_> {
                 Piece::Tensor(op, bytes) => {
                     self.blocking_collective(&ctx.ranks, &ctx.tensor_groups, op, bytes, label, prev)
                 }
+                Piece::Overlapped(op, bytes, name, kernels) => {
+                    self.overlapped_collective(ctx, op, bytes, name, kernels, label, prev)
+                }
+            }
+        }
+    }
+
+    /// A tensor-parallel collective beside a GEMM: the GEMM on the compute stream, the collective
+    /// on the tensor-comm stream after the previous piece, and a zero-time join on the compute
+    /// stream that waits for both, for what follows.
+    #[allow(clippy::too_many_arguments)]
+    fn overlapped_collective(
+        &mut self,
+        ctx: &StageCtx,
+        op: CollectiveOp,
+        bytes: u64,
+        name: &'static str,
+        kernels: Vec<Kernel>,
+        label: TaskLabel,
+        prev: &mut [Option<TaskId>],
+    ) {
+        let host_ops = kernels.len() as u32;
+        let gemm = self.g.op(Op {
+            name: name.into(),
+            kernels,
+            host_ops,
+        });
+        let join = self.g.delay(crate::units::SimDuration::ZERO);
+        for (group, members) in &ctx.tensor_groups {
+            let c = self.g.collective(op, *group, bytes);
+            for &i in members {
+                let r = ctx.ranks[i];
+                self.buf.task(r, Stream::Compute, TaskKind::Compute(gemm), label);
+                let coll = self.buf.task(r, Stream::TensorComm, TaskKind::Collective(c), label);
+                if let Some(p) = prev[i] {
+                    self.buf.depend(p, coll);
+                }
+                let joined = self.buf.task(r, Stream::Compute, TaskKind::Delay(join), label);
+                self.buf.depend(coll, joined);
+                prev[i] = Some(joined);
             }
         }
     }

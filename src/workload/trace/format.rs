@@ -257,6 +257,8 @@ pub enum StreamName {
     Send,
     /// Storage I/O stream.
     Io,
+    /// Tensor-parallel collectives overlapped with compute.
+    Tensor,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {

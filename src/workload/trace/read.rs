@@ -198,6 +198,7 @@ impl<'a> Loader<'a> {
             StreamName::DataParallel => Stream::DataParallel,
             StreamName::Send => Stream::PipelineSend,
             StreamName::Io => Stream::Io,
+            StreamName::Tensor => Stream::TensorComm,
         };
         let label = TaskLabel {
             phase: t.phase.as_deref().map(phase_of).unwrap_or(Phase::Other),

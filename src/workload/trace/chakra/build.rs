@@ -320,6 +320,7 @@ impl Builder<'_> {
                 StreamName::DataParallel,
                 StreamName::Send,
                 StreamName::Io,
+                StreamName::Tensor,
             ][x.stream as usize];
             let (phase, chunk, layer, microbatch) = &x.label;
             t.phase = (phase != "other").then(|| phase.clone());

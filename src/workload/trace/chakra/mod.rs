@@ -252,6 +252,7 @@ impl ChakraSet {
             StreamName::DataParallel => 1,
             StreamName::Send => 2,
             StreamName::Io => 3,
+            StreamName::Tensor => 4,
         };
         let mut perm: Vec<usize> = (0..self.tasks.len()).collect();
         // sorted by rank and stream, the builder keeps this order as the graph's task ids

@@ -72,7 +72,7 @@ pub struct ChakraNode {
 /// The attributes clustersim's Chakra export adds, read back exactly.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Extra {
-    /// Stream, 0 (compute) to 3 (I/O).
+    /// Stream, 0 (compute) to 4 (tensor comm).
     pub stream: u8,
     /// Phase name, chunk, layer, microbatch.
     pub label: (String, u8, u16, u32),
@@ -113,7 +113,7 @@ fn extra(a: &[AttributeProto]) -> Result<Option<Extra>, String> {
     Ok(Some(Extra {
         stream: u8::try_from(stream)
             .ok()
-            .filter(|&s| s < 4)
+            .filter(|&s| s < 5)
             .ok_or_else(|| bad("clustersim_stream"))?,
         label,
         op: int(a, "clustersim_op")?.map(|v| v as u32),

@@ -2,7 +2,7 @@
 //! can run clustersim's generated workloads, with clustersim's own facts as extra attributes that
 //! ASTRA-sim ignores and clustersim reads back exactly:
 //!
-//! - every node: `clustersim_stream` (the stream, 0 compute .. 3 I/O; nodes are written in
+//! - every node: `clustersim_stream` (the stream, 0 compute .. 4 tensor comm; nodes are written in
 //!   stream order) and `clustersim_label` ("phase,chunk,layer,microbatch");
 //! - compute nodes: `num_ops` (FLOPs) and `tensor_size` (bytes) for other readers, and
 //!   `clustersim_op`, an index into rank 0's op table; delay tasks are compute nodes with
