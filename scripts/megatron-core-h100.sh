@@ -27,7 +27,7 @@ while read -r name l h a v s g t p d b mfu; do
     --set "workload.parallel.tensor=$t" --set "workload.parallel.pipeline=$p" --set "workload.parallel.data=$d" \
     --set "workload.batch.global=$b" --set workload.batch.micro=1 --set workload.recompute=none \
     --set workload.attention=cudnn --set "workload.parallel.sequence_parallel=$sp" --set "workload.tp_comm_overlap=$sp" \
-    --set workload.data_parallel.zero_stage=1 --set workload.data_parallel.overlap=true \
+    --set workload.data_parallel.zero_stage=1 --set workload.data_parallel.overlap=true --set workload.data_parallel.overlap_param_gather=true \
     --set workload.data_parallel.grad_dtype=fp32 --set workload.data_parallel.gradient_accumulation_fusion=true \
     --set "workload.gpus=~" | python3 -c 'import sys, json; print(json.load(sys.stdin)["mfu"])')
   python3 -c "print(f'$name,$g,$mfu,{$sim:.3f},{($sim / $mfu - 1) * 100:+.1f}%')"

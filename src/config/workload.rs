@@ -171,6 +171,12 @@ pub struct DataParallelSpec {
     /// (Megatron-LM's `--accumulate-allreduce-grads-in-fp32` turns it on).
     #[serde(default)]
     pub contiguous_buffer: bool,
+    /// With ZeRO 1 or 2, all-gather the updated weights layer by layer during the next forward
+    /// pass instead of after the optimizer step (Megatron-Core's `--overlap-param-gather`): in one
+    /// simulated iteration, each layer's gather runs on the data-parallel stream from the start and
+    /// the layer's first forward waits for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overlap_param_gather: bool,
 }
 
 impl DataParallelSpec {
@@ -279,6 +285,12 @@ impl WorkloadSpec {
             return Err(doc.field_error(
                 "data_parallel.zero_stage",
                 "unknown ZeRO stage: expected 0 (none), 1 (optimizer state), 2 (+ gradients) or 3 (+ weights)",
+            ));
+        }
+        if self.data_parallel.overlap_param_gather && !matches!(self.data_parallel.zero_stage, 1 | 2) {
+            return Err(doc.field_error(
+                "data_parallel.overlap_param_gather",
+                "overlaps the all-gather of the weights that ZeRO 1 and 2 shard: it needs `data_parallel.zero_stage` 1 or 2",
             ));
         }
         if m.hidden % m.heads != 0 {

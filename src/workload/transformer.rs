@@ -23,6 +23,9 @@ pub enum Piece {
     Tensor(CollectiveOp, u64),
     /// A blocking collective across the data-parallel group (ZeRO-3 parameter all-gathers).
     Data(CollectiveOp, u64),
+    /// The data-parallel all-gather of this many bytes of updated weights, on the data-parallel
+    /// stream from the start of the iteration; the pieces after it wait for it.
+    AwaitGather(u64),
     /// A tensor-parallel collective of this many bytes that runs beside these kernels (a GEMM),
     /// on its own stream: both start after the piece before, and the piece after waits for both.
     Overlapped(CollectiveOp, u64, &'static str, Vec<Kernel>),
@@ -529,7 +532,7 @@ mod tests {
             .map(|p| match p {
                 Piece::Compute(_, k) => k.iter().map(Kernel::flops).sum(),
                 Piece::Overlapped(_, _, _, k) => k.iter().map(Kernel::flops).sum(),
-                Piece::Tensor(..) | Piece::Data(..) => 0.0,
+                Piece::Tensor(..) | Piece::Data(..) | Piece::AwaitGather(..) => 0.0,
             })
             .sum()
     }

@@ -167,7 +167,12 @@ fn tp_comm_overlap_hides_tensor_parallel_collectives_behind_gemms() {
         report("dgx-h100", "llama3-8b", &sets(false)),
         report("dgx-h100", "llama3-8b", &sets(true)),
     );
-    assert!((plain.breakdown.compute_s / over.breakdown.compute_s - 1.0).abs() < 1e-6, "{:?} vs {:?}", over.breakdown, plain.breakdown);
+    assert!(
+        (plain.breakdown.compute_s / over.breakdown.compute_s - 1.0).abs() < 1e-6,
+        "{:?} vs {:?}",
+        over.breakdown,
+        plain.breakdown
+    );
     assert!(
         over.breakdown.exposed_comm_s < 0.5 * plain.breakdown.exposed_comm_s,
         "{:?} vs {:?}",
@@ -191,6 +196,65 @@ fn tp_comm_overlap_hides_tensor_parallel_collectives_behind_gemms() {
     .to_string();
     assert!(
         e.contains("`tp_comm_overlap`") && e.contains("needs `parallel.sequence_parallel: true`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn overlapped_param_gather_moves_the_weight_gather_into_the_forward() {
+    // Llama 3 8B, distributed optimizer over 8 nodes (t 1, d 64 in representative mode): the
+    // all-gather of the updated weights after the step becomes one gather per layer (and one per
+    // embedding table) on the data-parallel stream during the first forward, hidden behind it
+    let sets = |overlap: bool| {
+        [
+            "hardware.nodes=8",
+            "workload.parallel.tensor=1",
+            "workload.parallel.data=64",
+            "workload.parallel.sequence_parallel=false",
+            "workload.batch.global=128",
+            "workload.data_parallel.zero_stage=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("workload.data_parallel.overlap_param_gather={overlap}")])
+        .collect::<Vec<_>>()
+    };
+    let (plain, over) = (
+        report("dgx-h100", "llama3-8b", &sets(false)),
+        report("dgx-h100", "llama3-8b", &sets(true)),
+    );
+    assert!(
+        over.breakdown.exposed_comm_s < plain.breakdown.exposed_comm_s,
+        "{:?} vs {:?}",
+        over.breakdown,
+        plain.breakdown
+    );
+    assert!(over.iteration_time_s < plain.iteration_time_s);
+    let cfg = config("dgx-h100", "llama3-8b", &sets(true));
+    let g = clustersim::workload::generate(&cfg.workload);
+    let gathers = g
+        .collectives
+        .iter()
+        .filter(|c| c.op == clustersim::ops::CollectiveOp::AllGather)
+        .count();
+    // 32 layers and 2 embedding tables (untied), one all-gather each on the one stage
+    assert_eq!(gathers, 32 + 2);
+    let o: Vec<Override> = [
+        "workload.data_parallel.overlap_param_gather=true",
+        "workload.data_parallel.zero_stage=0",
+    ]
+    .iter()
+    .map(|s| Override::parse(s).unwrap())
+    .collect();
+    let e = load_run_config(
+        &Source::Named("dgx-h100".into()),
+        &Source::Named("llama3-8b".into()),
+        &o,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`data_parallel.overlap_param_gather`") && e.contains("zero_stage` 1 or 2"),
         "{e}"
     );
 }

@@ -89,15 +89,27 @@ impl Generator<'_> {
         }
         let (layer_params, embedding_params) = self.param_counts();
         let mut pieces: Vec<(Piece, u16)> = Vec::new();
+        // the first forward of each chunk waits for its layers' weights, gathered after the last step
+        let first_pass = self.w.data_parallel.overlap_param_gather && self.lay.d > 1 && mb == 0;
         if vs == 0 && self.w.model.vocab > 0 {
+            if first_pass {
+                pieces.push((Piece::AwaitGather(2 * embedding_params), first_layer as u16));
+            }
             let embedding = self.gathered(embedding_params, self.shape.embedding_forward());
             pieces.extend(embedding.into_iter().map(|p| (p, first_layer as u16)));
         }
         for l in 0..layers {
+            if first_pass {
+                pieces.push((Piece::AwaitGather(2 * layer_params), (first_layer + l) as u16));
+            }
             let layer = self.gathered(layer_params, self.shape.forward());
             pieces.extend(layer.into_iter().map(|p| (p, (first_layer + l) as u16)));
         }
         if vs == last && self.w.model.vocab > 0 {
+            // the output layer's own table: untied, or the tied copy on a last stage that is not the first
+            if first_pass && (vs != 0 || !self.w.model.tied_embeddings) {
+                pieces.push((Piece::AwaitGather(2 * embedding_params), (first_layer + layers - 1) as u16));
+            }
             let logits = self.gathered(embedding_params, self.shape.logits_forward());
             pieces.extend(logits.into_iter().map(|p| (p, (first_layer + layers - 1) as u16)));
         }
@@ -262,6 +274,7 @@ impl Generator<'_> {
                 Piece::Overlapped(op, bytes, name, kernels) => {
                     self.overlapped_collective(ctx, op, bytes, name, kernels, label, prev)
                 }
+                Piece::AwaitGather(bytes) => self.await_gather(ctx, bytes, label, prev),
             }
         }
     }
@@ -298,6 +311,22 @@ impl Generator<'_> {
                 }
                 let joined = self.buf.task(r, Stream::Compute, TaskKind::Delay(join), label);
                 self.buf.depend(coll, joined);
+                prev[i] = Some(joined);
+            }
+        }
+    }
+
+    /// A data-parallel all-gather of updated weights on the data-parallel stream, free to start at
+    /// once, and a zero-time task on the compute stream that waits for it.
+    fn await_gather(&mut self, ctx: &StageCtx, bytes: u64, label: TaskLabel, prev: &mut [Option<TaskId>]) {
+        let join = self.g.delay(crate::units::SimDuration::ZERO);
+        for (group, members) in &ctx.data_groups {
+            let c = self.g.collective(CollectiveOp::AllGather, *group, bytes);
+            for &i in members {
+                let r = ctx.ranks[i];
+                let gather = self.buf.task(r, Stream::DataParallel, TaskKind::Collective(c), label);
+                let joined = self.buf.task(r, Stream::Compute, TaskKind::Delay(join), label);
+                self.buf.depend(gather, joined);
                 prev[i] = Some(joined);
             }
         }

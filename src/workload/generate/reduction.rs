@@ -63,7 +63,7 @@ impl Generator<'_> {
         self.model_parallel_scalar(ctx, 1, label, prev);
         let pieces = vec![(Piece::Compute("optimizer", adam), NO_LAYER)];
         self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
-        if matches!(self.zero(), 1 | 2) {
+        if matches!(self.zero(), 1 | 2) && !self.w.data_parallel.overlap_param_gather {
             // every rank updated 1/d of the weights: all-gather the 16-bit weights
             let pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_params), NO_LAYER)];
             self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
