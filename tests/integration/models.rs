@@ -133,13 +133,11 @@ fn recomputing_every_other_layer_lies_between_none_and_full() {
     assert!(((th - tn) / (tf - tn) - 0.5).abs() < 0.02, "{tn} {th} {tf}");
     let act = |r: &clustersim::report::metrics::Report| r.memory.as_ref().unwrap().per_stage[0].activation_bytes;
     assert!(act(&full) < act(&half) && act(&half) < act(&none));
-    let o: Vec<Override> = ["workload.recompute=selective", "workload.recompute_interval=2"]
-        .iter()
-        .map(|s| Override::parse(s).unwrap())
-        .collect();
-    let e = load_run_config(&Source::Named("dgx-a100".into()), &Source::Named("gpt-5.9b".into()), &o)
-        .unwrap_err()
-        .to_string();
+    let e = refused(
+        "dgx-a100",
+        "gpt-5.9b",
+        &["workload.recompute=selective", "workload.recompute_interval=2"],
+    );
     assert!(
         e.contains("`recompute_interval` = 2") && e.contains("needs `recompute: full`"),
         "{e}"
@@ -180,20 +178,14 @@ fn tp_comm_overlap_hides_tensor_parallel_collectives_behind_gemms() {
         plain.breakdown
     );
     assert!(over.iteration_time_s < plain.iteration_time_s);
-    let o: Vec<Override> = [
-        "workload.tp_comm_overlap=true",
-        "workload.parallel.sequence_parallel=false",
-    ]
-    .iter()
-    .map(|s| Override::parse(s).unwrap())
-    .collect();
-    let e = load_run_config(
-        &Source::Named("dgx-h100".into()),
-        &Source::Named("llama3-8b".into()),
-        &o,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(
+        "dgx-h100",
+        "llama3-8b",
+        &[
+            "workload.tp_comm_overlap=true",
+            "workload.parallel.sequence_parallel=false",
+        ],
+    );
     assert!(
         e.contains("`tp_comm_overlap`") && e.contains("needs `parallel.sequence_parallel: true`"),
         "{e}"
@@ -239,22 +231,24 @@ fn overlapped_param_gather_moves_the_weight_gather_into_the_forward() {
         .count();
     // 32 layers and 2 embedding tables (untied), one all-gather each on the one stage
     assert_eq!(gathers, 32 + 2);
-    let o: Vec<Override> = [
-        "workload.data_parallel.overlap_param_gather=true",
-        "workload.data_parallel.zero_stage=0",
-    ]
-    .iter()
-    .map(|s| Override::parse(s).unwrap())
-    .collect();
-    let e = load_run_config(
-        &Source::Named("dgx-h100".into()),
-        &Source::Named("llama3-8b".into()),
-        &o,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(
+        "dgx-h100",
+        "llama3-8b",
+        &[
+            "workload.data_parallel.overlap_param_gather=true",
+            "workload.data_parallel.zero_stage=0",
+        ],
+    );
     assert!(
         e.contains("`data_parallel.overlap_param_gather`") && e.contains("zero_stage` 1 or 2"),
         "{e}"
     );
+}
+
+/// The message of a configuration `load_run_config` refuses.
+fn refused(hardware: &str, workload: &str, sets: &[&str]) -> String {
+    let o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    load_run_config(&Source::Named(hardware.into()), &Source::Named(workload.into()), &o)
+        .unwrap_err()
+        .to_string()
 }

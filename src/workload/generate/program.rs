@@ -108,7 +108,10 @@ impl Generator<'_> {
         if vs == last && self.w.model.vocab > 0 {
             // the output layer's own table: untied, or the tied copy on a last stage that is not the first
             if first_pass && (vs != 0 || !self.w.model.tied_embeddings) {
-                pieces.push((Piece::AwaitGather(2 * embedding_params), (first_layer + layers - 1) as u16));
+                pieces.push((
+                    Piece::AwaitGather(2 * embedding_params),
+                    (first_layer + layers - 1) as u16,
+                ));
             }
             let logits = self.gathered(embedding_params, self.shape.logits_forward());
             pieces.extend(logits.into_iter().map(|p| (p, (first_layer + layers - 1) as u16)));
