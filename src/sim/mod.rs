@@ -29,7 +29,7 @@ use crate::config::{HardwareSpec, NetworkModelKind};
 use crate::engine::{EventKey, EventQueue};
 use crate::model::compute::ComputeModel;
 use crate::model::network::{
-    AnalyticNetwork, CommId, Communication, FlowNetwork, IdealNetwork, NetEvent, NetScheduler, NetworkModel,
+    AnalyticNetwork, CommId, Communication, FlowNetwork, IdealNetwork, Memoized, NetEvent, NetScheduler, NetworkModel,
 };
 use crate::units::{SimDuration, SimTime};
 use crate::workload::{Stream, TaskGraph, TaskId, TaskKind};
@@ -130,7 +130,7 @@ pub struct SimOptions {
 /// Builds the network model a hardware spec asks for, for a run on the first `nodes` nodes.
 pub fn network_model(hw: &HardwareSpec, nodes: u32) -> Box<dyn NetworkModel> {
     match hw.network.model {
-        NetworkModelKind::Analytic => Box::new(AnalyticNetwork::new(hw)),
+        NetworkModelKind::Analytic => Box::new(Memoized::new(AnalyticNetwork::new(hw))),
         NetworkModelKind::Flow => Box::new(FlowNetwork::new(hw, nodes)),
         NetworkModelKind::Ideal => Box::new(IdealNetwork),
         NetworkModelKind::Astra => Box::new(crate::model::network::AstraNetwork::new(
