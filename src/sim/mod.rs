@@ -21,6 +21,7 @@ mod collective;
 mod compute;
 mod copies;
 mod host;
+mod prefetch;
 mod spans;
 mod storage;
 mod transfer;
@@ -299,6 +300,7 @@ impl<'a> Sim<'a> {
         }
         self.drain();
         while let Some((now, event)) = self.queue.pop() {
+            self.prefetch_ahead();
             match event {
                 Event::TaskDone { task, stream, kernels } => self.task_done(task, stream as usize, kernels),
                 Event::Network(ne) => {
@@ -396,6 +398,7 @@ impl<'a> Sim<'a> {
     }
 
     fn drain(&mut self) {
+        self.prefetch_ready();
         while let Some((t, si)) = self.ready.pop() {
             if self.can_start(t, si as usize) {
                 self.start(t, si as usize);
