@@ -177,8 +177,8 @@ impl<E> EventQueue<E> {
         Some(payload)
     }
 
-    /// The event `k` places behind the next one to pop, if it is due at the same time and has not
-    /// moved since it was scheduled there (a hint, e.g. for prefetching its data).
+    /// The event at place `k` (0: the next) among those still to pop at the next pending time, if
+    /// it has not moved since it was scheduled there (a hint, e.g. for prefetching its data).
     pub fn peek_same_time(&self, k: usize) -> Option<&E> {
         let (_, &Reverse((_, b))) = self.times.peek()?;
         let bucket = &self.buckets[b as usize];
@@ -250,6 +250,23 @@ mod tests {
         assert_eq!(q.pop(), Some((SimTime(30), 'c')));
         assert!(!q.reschedule(b, SimTime(40)), "a popped key is gone");
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn peek_same_time_sees_only_the_current_instant() {
+        let mut q = EventQueue::new();
+        let a = q.schedule(SimTime(10), 'a');
+        q.schedule(SimTime(10), 'b');
+        q.schedule(SimTime(10), 'c');
+        q.schedule(SimTime(20), 'd');
+        assert_eq!(q.peek_same_time(1), Some(&'b'));
+        assert!(q.reschedule(a, SimTime(10))); // moved behind c: its old place is stale
+        assert_eq!(q.peek_same_time(0), None);
+        assert_eq!(q.peek_same_time(3), Some(&'a'));
+        assert_eq!(q.pop(), Some((SimTime(10), 'b')));
+        assert_eq!(q.peek_same_time(0), Some(&'c'));
+        assert_eq!(q.peek_same_time(1), Some(&'a'));
+        assert_eq!(q.peek_same_time(2), None, "d is at another time");
     }
 
     proptest! {

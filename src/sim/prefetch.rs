@@ -9,7 +9,7 @@
 
 use super::{Event, Sim};
 
-/// How many events ahead of the one being handled to prefetch for.
+/// Which of the events still to pop at the current instant to prefetch for (0: the next).
 pub(super) const AHEAD: usize = 4;
 
 /// Asks the CPU to bring the cache line of `x` closer; no effect on results.
@@ -40,7 +40,7 @@ impl Sim<'_> {
         }
     }
 
-    /// Prefetches what handling the event [`AHEAD`] places behind the next one will read.
+    /// Prefetches what handling the event at place [`AHEAD`] of the current instant will read.
     pub(super) fn prefetch_ahead(&self) {
         if let Some(&Event::TaskDone { task, stream, .. }) = self.queue.peek_same_time(AHEAD) {
             let (t, si) = (task as usize, stream as usize);
