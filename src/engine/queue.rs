@@ -66,6 +66,10 @@ pub struct EventQueue<E> {
     live: usize,
     now: SimTime,
     popped: u64,
+    /// The time last enqueued at and its bucket, while that bucket is pending: the events of one
+    /// instant mostly land on the same time (same-sized work finishing together), which then
+    /// needs no lookup in `times`.
+    last: Option<(u64, u32)>,
 }
 
 impl<E> Default for EventQueue<E> {
@@ -86,6 +90,7 @@ impl<E> EventQueue<E> {
             live: 0,
             now: SimTime::ZERO,
             popped: 0,
+            last: None,
         }
     }
 
@@ -112,8 +117,9 @@ impl<E> EventQueue<E> {
     /// Appends slot `slot` (at its current generation) to the bucket of time `at`.
     fn enqueue(&mut self, at: SimTime, slot: u32) {
         let generation = self.slots[slot as usize].generation;
-        let bucket = match self.times.get_priority(&at.0) {
-            Some(&Reverse((_, b))) => b,
+        let cached = self.last.filter(|&(t, _)| t == at.0).map(|(_, b)| b);
+        let bucket = match cached.or_else(|| self.times.get_priority(&at.0).map(|&Reverse((_, b))| b)) {
+            Some(b) => b,
             None => {
                 let b = self.free_buckets.pop().unwrap_or_else(|| {
                     self.buckets.push(Bucket::default());
@@ -123,6 +129,7 @@ impl<E> EventQueue<E> {
                 b
             }
         };
+        self.last = Some((at.0, bucket));
         self.buckets[bucket as usize].entries.push((slot, generation));
     }
 
@@ -170,6 +177,20 @@ impl<E> EventQueue<E> {
         Some(payload)
     }
 
+    /// The event at place `k` (0: the next) among those still to pop at the next pending time, if
+    /// it has not moved since it was scheduled there (a hint, e.g. for prefetching its data).
+    pub fn peek_same_time(&self, k: usize) -> Option<&E> {
+        let (_, &Reverse((_, b))) = self.times.peek()?;
+        let bucket = &self.buckets[b as usize];
+        let &(slot, generation) = bucket.entries.get(bucket.next + k)?;
+        let s = &self.slots[slot as usize];
+        if s.generation == generation {
+            s.payload.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// Pops the earliest event and advances the clock to its time.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         loop {
@@ -194,6 +215,9 @@ impl<E> EventQueue<E> {
             bucket.next = 0;
             self.times.pop();
             self.free_buckets.push(b);
+            if self.last.is_some_and(|(_, lb)| lb == b) {
+                self.last = None;
+            }
         }
     }
 }
@@ -226,6 +250,23 @@ mod tests {
         assert_eq!(q.pop(), Some((SimTime(30), 'c')));
         assert!(!q.reschedule(b, SimTime(40)), "a popped key is gone");
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn peek_same_time_sees_only_the_current_instant() {
+        let mut q = EventQueue::new();
+        let a = q.schedule(SimTime(10), 'a');
+        q.schedule(SimTime(10), 'b');
+        q.schedule(SimTime(10), 'c');
+        q.schedule(SimTime(20), 'd');
+        assert_eq!(q.peek_same_time(1), Some(&'b'));
+        assert!(q.reschedule(a, SimTime(10))); // moved behind c: its old place is stale
+        assert_eq!(q.peek_same_time(0), None);
+        assert_eq!(q.peek_same_time(3), Some(&'a'));
+        assert_eq!(q.pop(), Some((SimTime(10), 'b')));
+        assert_eq!(q.peek_same_time(0), Some(&'c'));
+        assert_eq!(q.peek_same_time(1), Some(&'a'));
+        assert_eq!(q.peek_same_time(2), None, "d is at another time");
     }
 
     proptest! {

@@ -21,6 +21,7 @@ mod collective;
 mod compute;
 mod copies;
 mod host;
+mod prefetch;
 mod spans;
 mod storage;
 mod transfer;
@@ -29,7 +30,7 @@ use crate::config::{HardwareSpec, NetworkModelKind};
 use crate::engine::{EventKey, EventQueue};
 use crate::model::compute::ComputeModel;
 use crate::model::network::{
-    AnalyticNetwork, CommId, Communication, FlowNetwork, IdealNetwork, NetEvent, NetScheduler, NetworkModel,
+    AnalyticNetwork, CommId, Communication, FlowNetwork, IdealNetwork, Memoized, NetEvent, NetScheduler, NetworkModel,
 };
 use crate::units::{SimDuration, SimTime};
 use crate::workload::{Stream, TaskGraph, TaskId, TaskKind};
@@ -130,7 +131,7 @@ pub struct SimOptions {
 /// Builds the network model a hardware spec asks for, for a run on the first `nodes` nodes.
 pub fn network_model(hw: &HardwareSpec, nodes: u32) -> Box<dyn NetworkModel> {
     match hw.network.model {
-        NetworkModelKind::Analytic => Box::new(AnalyticNetwork::new(hw)),
+        NetworkModelKind::Analytic => Box::new(Memoized::new(AnalyticNetwork::new(hw))),
         NetworkModelKind::Flow => Box::new(FlowNetwork::new(hw, nodes)),
         NetworkModelKind::Ideal => Box::new(IdealNetwork),
         NetworkModelKind::Astra => Box::new(crate::model::network::AstraNetwork::new(
@@ -299,6 +300,7 @@ impl<'a> Sim<'a> {
         }
         self.drain();
         while let Some((now, event)) = self.queue.pop() {
+            self.prefetch_ahead();
             match event {
                 Event::TaskDone { task, stream, kernels } => self.task_done(task, stream as usize, kernels),
                 Event::Network(ne) => {
@@ -396,6 +398,7 @@ impl<'a> Sim<'a> {
     }
 
     fn drain(&mut self) {
+        self.prefetch_ready();
         while let Some((t, si)) = self.ready.pop() {
             if self.can_start(t, si as usize) {
                 self.start(t, si as usize);

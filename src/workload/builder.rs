@@ -240,7 +240,7 @@ impl GraphBuilder {
 
         // edges sorted by the earlier task; gates: the waiting tasks with their predecessor counts
         let mut afters: Vec<TaskId> = self.edges.iter().map(|e| e.1).collect();
-        afters.sort_unstable();
+        super::radix::sort_by_key(&mut afters, |a| a as u64);
         for a in afters.chunk_by(|x, y| x == y) {
             g.gates.push(Gate {
                 task: a[0],
@@ -248,7 +248,9 @@ impl GraphBuilder {
             });
         }
         drop(afters);
-        self.edges.sort_unstable();
+        // (before, after) in lexicographic order: before * (largest after + 1) + after
+        let span = self.edges.iter().map(|e| e.1).max().map_or(1, |m| m as u64 + 1);
+        super::radix::sort_by_key(&mut self.edges, |(before, after)| before as u64 * span + after as u64);
         g.edges = self
             .edges
             .iter()

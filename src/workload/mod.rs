@@ -12,6 +12,7 @@ pub mod graph;
 pub mod layout;
 pub mod memory;
 pub mod params;
+pub mod radix;
 pub mod replication;
 pub mod schedule;
 pub mod trace;

@@ -19,6 +19,7 @@ use super::algorithms::{self, GroupShape, LinkCosts};
 use super::copies::{self, ClassFabric, CommCopies};
 use super::decompose::{self, FlowSpec};
 use super::maxmin::{FlowTable, Solver};
+use super::memo::Memo;
 use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel, SharedLinks};
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::engine::EventKey;
@@ -77,9 +78,14 @@ pub struct FlowNetwork {
     epoch: u32,
     comp_links: Vec<u32>,
     comp_flows: Vec<u32>,
+    /// Each communication's flows and latency, derived once.
+    memo: Memo<(Vec<FlowSpec>, f64)>,
     /// Total bytes moved per link class, for reports.
     pub bytes_moved: f64,
 }
+
+/// At most this many flows (about 60 B each) are kept in the memo of communications' flows.
+const MEMO_FLOWS: usize = 1 << 20;
 
 struct Table<'a> {
     flows: &'a [Option<Flow>],
@@ -127,6 +133,7 @@ impl FlowNetwork {
             epoch: 0,
             comp_links: Vec::new(),
             comp_flows: Vec::new(),
+            memo: Memo::new(MEMO_FLOWS),
             bytes_moved: 0.0,
         }
     }
@@ -216,7 +223,7 @@ impl FlowNetwork {
         }
     }
 
-    fn begin(&mut self, now: SimTime, id: CommId, specs: Vec<FlowSpec>, latency: f64, sched: &mut dyn NetScheduler) {
+    fn begin(&mut self, now: SimTime, id: CommId, specs: &[FlowSpec], latency: f64, sched: &mut dyn NetScheduler) {
         let c = self.free_comms.pop().unwrap_or_else(|| {
             self.comms.push(Comm {
                 id,
@@ -251,7 +258,7 @@ impl FlowNetwork {
                 }
             }
             None => {
-                for s in &specs {
+                for s in specs {
                     self.bytes_moved += s.weight * s.bytes;
                     self.add_flow(s.path, [s.weight; 8], s.bytes, c, now);
                 }
@@ -408,7 +415,14 @@ impl NetworkModel for FlowNetwork {
     }
 
     fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
-        let (specs, latency) = self.specs(comm);
+        let hit = self.memo.find(&comm);
+        let (specs, latency) = match hit {
+            Some(i) => {
+                let (specs, latency) = self.memo.value_mut(i);
+                (std::mem::take(specs), *latency)
+            }
+            None => self.specs(comm),
+        };
         if let Some((of_rank, on_link)) = &mut self.tenants {
             let member = comm.members()[0] as usize;
             let bit = 1u64 << of_rank.get(member).copied().unwrap_or(0).min(63);
@@ -418,7 +432,14 @@ impl NetworkModel for FlowNetwork {
                 }
             }
         }
-        self.begin(now, id, specs, latency, sched);
+        self.begin(now, id, &specs, latency, sched);
+        match hit {
+            Some(i) => self.memo.value_mut(i).0 = specs,
+            None => {
+                let cost = specs.len().max(1);
+                self.memo.insert(&comm, (specs, latency), cost);
+            }
+        }
     }
 
     fn shared_links(&self) -> Vec<SharedLinks> {

@@ -83,7 +83,14 @@ impl Solver {
     /// Sets `rate[f]` (per unit weight) for every flow of `flows`, given that `links` are all the
     /// links those flows cross and that every flow on those links is in `flows` (a connected
     /// component). `frozen_scratch` must be indexable by flow id.
-    pub fn solve(&mut self, capacity: &[f64], links: &[u32], flows: &[u32], table: &dyn FlowTable, rate: &mut [f64]) {
+    pub fn solve<T: FlowTable + ?Sized>(
+        &mut self,
+        capacity: &[f64],
+        links: &[u32],
+        flows: &[u32],
+        table: &T,
+        rate: &mut [f64],
+    ) {
         if self.remaining.len() < capacity.len() {
             self.remaining.resize(capacity.len(), 0.0);
             self.weight.resize(capacity.len(), 0.0);

@@ -12,12 +12,14 @@ pub mod copies;
 mod decompose;
 mod flow;
 pub mod maxmin;
+mod memo;
 pub mod nccl;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};
 pub use astra::AstraNetwork;
 pub use copies::CommCopies;
 pub use flow::FlowNetwork;
+pub use memo::Memoized;
 
 use crate::engine::EventKey;
 use crate::ops::CollectiveOp;

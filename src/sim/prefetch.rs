@@ -1,0 +1,54 @@
+//! Prefetching the task data of events about to pop.
+//!
+//! A GPT-1T iteration over 3072 GPUs has 47 M tasks and 9216 streams advancing side by side, so
+//! each task's start and completion touch a cache line of the graph's arrays (its kind and label,
+//! its stream's next edge and gate) that no recent event touched: profiles of that run showed half
+//! of the loop waiting on those loads. Events due at the same instant are many (every tensor rank
+//! and replica finishes the same op together), so while one is handled the data of one a few
+//! places behind it is requested, and the loads overlap instead of following one another.
+
+use super::{Event, Sim};
+
+/// Which of the events still to pop at the current instant to prefetch for (0: the next).
+pub(super) const AHEAD: usize = 4;
+
+/// Asks the CPU to bring the cache line of `x` closer; no effect on results.
+#[inline(always)]
+fn touch<T>(x: Option<&T>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = x {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint: it never faults and changes no memory or state the
+        // program can observe; the pointer comes from a live reference anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+impl Sim<'_> {
+    /// Prefetches what starting each task of the ready list will read, before any starts.
+    pub(super) fn prefetch_ready(&self) {
+        if self.ready.len() < 2 {
+            return;
+        }
+        let g = self.g;
+        for &(t, si) in &self.ready {
+            touch(g.task_kind.get(t as usize));
+            touch(g.task_label.get(t as usize));
+            touch(g.gates.get(self.gate_cursor[si as usize] as usize));
+        }
+    }
+
+    /// Prefetches what handling the event at place [`AHEAD`] of the current instant will read.
+    pub(super) fn prefetch_ahead(&self) {
+        if let Some(&Event::TaskDone { task, stream, .. }) = self.queue.peek_same_time(AHEAD) {
+            let (t, si) = (task as usize, stream as usize);
+            let g = self.g;
+            touch(g.edges.get(self.edge_cursor[si] as usize));
+            touch(g.gates.get(self.gate_cursor[si] as usize));
+            touch(g.task_kind.get(t + 1));
+            touch(g.task_label.get(t + 1));
+        }
+    }
+}
