@@ -45,15 +45,20 @@ pub fn validate_command(args: &ValidateArgs) -> Result<()> {
         w.write_all(studies::nccl_tests::markdown(&collectives, &hw.name).as_bytes())
     })?;
     write_gemm_table(&args.out.join("gemm.md"), &hw.name, &gemms)?;
-    // the H100 preset against this project's own H100 measurements
-    let h100 = crate::config::load_run_config(
-        &crate::config::Source::Named("dgx-h100".into()),
-        &crate::config::Source::Default,
-        &[],
-    )?
-    .hardware;
-    let h100_gemms = studies::gemm::compare(&h100.gpu);
-    write_gemm_table(&args.out.join("gemm-h100.md"), &h100.name, &h100_gemms)?;
+    // the H100 and H200 presets against this project's own measurements of those GPUs
+    let mut measured = Vec::new();
+    for preset in ["dgx-h100", "dgx-h200"] {
+        let hw = crate::config::load_run_config(
+            &crate::config::Source::Named(preset.into()),
+            &crate::config::Source::Default,
+            &[],
+        )?
+        .hardware;
+        let rows = studies::gemm::compare(&hw.gpu);
+        let file = format!("gemm-{}.md", preset.trim_start_matches("dgx-"));
+        write_gemm_table(&args.out.join(file), &hw.name, &rows)?;
+        measured.push((hw.name, rows));
+    }
     println!(
         "\n{:<28} {:<14} {:>22} {:>10} {:>10} {:>8}",
         "gemm source", "kind", "m x n x k", "published", "simulated", "error"
@@ -87,12 +92,11 @@ pub fn validate_command(args: &ValidateArgs) -> Result<()> {
             m.max_abs_pct.0
         );
     }
-    for dtype in ["bf16", "fp8"] {
-        let (mean, max, n) = studies::gemm::shape_errors(&h100_gemms, dtype);
-        println!(
-            "gemm {} {dtype}: {n} measured shapes, mean abs. error {mean:.1}%, max {max:.1}%",
-            h100.name
-        );
+    for (name, rows) in &measured {
+        for dtype in ["bf16", "fp8"] {
+            let (mean, max, n) = studies::gemm::shape_errors(rows, dtype);
+            println!("gemm {name} {dtype}: {n} measured shapes, mean abs. error {mean:.1}%, max {max:.1}%");
+        }
     }
     println!("wrote {} in {:.1} s", args.out.display(), start.elapsed().as_secs_f64());
     Ok(())

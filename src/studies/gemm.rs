@@ -1,6 +1,7 @@
 //! The compute model against GEMM rates measured on the device: `workloads/reference/gemm-a100.csv`
 //! (published: measured shapes, compared within 10%, and best-of-sweep maxima, upper bounds) for
-//! A100s and `gemm-h100.csv` (this project's device measurements, BF16 and FP8) for H100s. Only
+//! A100s and `gemm-h100.csv` / `gemm-h200.csv` (this project's device measurements, BF16 and FP8)
+//! for H100s and H200s. Only
 //! rows for the machine's form factor are used: the A100 PCIe rows are a different card.
 
 use crate::config::GpuSpec;
@@ -9,6 +10,7 @@ use crate::ops::Kernel;
 
 const A100: &str = include_str!("../../workloads/reference/gemm-a100.csv");
 const H100: &str = include_str!("../../workloads/reference/gemm-h100.csv");
+const H200: &str = include_str!("../../workloads/reference/gemm-h200.csv");
 
 /// One published GEMM rate and the simulated one.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +48,8 @@ fn reference(gpu: &GpuSpec) -> Option<&'static str> {
         Some(A100)
     } else if model.starts_with("H100") && !model.contains("PCIE") {
         Some(H100)
+    } else if model.starts_with("H200") {
+        Some(H200)
     } else {
         None
     }
