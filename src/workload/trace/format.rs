@@ -2,7 +2,7 @@
 
 use crate::config::WorkloadSpec;
 use crate::ops::{CollectiveOp, FusedAttention, Kernel};
-use crate::workload::graph::Phase;
+use crate::workload::graph::{Phase, Stream};
 use serde::{Deserialize, Serialize};
 
 /// The version this build reads and writes.
@@ -259,6 +259,19 @@ pub enum StreamName {
     Io,
     /// Tensor-parallel collectives overlapped with compute.
     Tensor,
+}
+
+impl StreamName {
+    /// The graph's stream of this name.
+    pub fn stream(self) -> Stream {
+        match self {
+            StreamName::Compute => Stream::Compute,
+            StreamName::DataParallel => Stream::DataParallel,
+            StreamName::Send => Stream::PipelineSend,
+            StreamName::Io => Stream::Io,
+            StreamName::Tensor => Stream::TensorComm,
+        }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::ops::CollectiveOp;
 use crate::units::SimDuration;
 use crate::workload::builder::GraphBuilder;
-use crate::workload::graph::{Op, Phase, Stream, TaskKind, TaskLabel};
+use crate::workload::graph::{Op, Phase, TaskKind, TaskLabel};
 use std::collections::HashMap;
 use std::io::BufRead;
 
@@ -193,13 +193,7 @@ impl<'a> Loader<'a> {
         } else {
             TaskKind::Delay(self.b.delay(SimDuration(t.delay_ns.unwrap_or(0))))
         };
-        let stream = match t.stream {
-            StreamName::Compute => Stream::Compute,
-            StreamName::DataParallel => Stream::DataParallel,
-            StreamName::Send => Stream::PipelineSend,
-            StreamName::Io => Stream::Io,
-            StreamName::Tensor => Stream::TensorComm,
-        };
+        let stream = t.stream.stream();
         let label = TaskLabel {
             phase: t.phase.as_deref().map(phase_of).unwrap_or(Phase::Other),
             chunk: t.chunk.unwrap_or(0),

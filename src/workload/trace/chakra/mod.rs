@@ -230,8 +230,7 @@ impl ChakraSet {
     /// The task graph in the first order, moving the records (no copy: for sets run once).
     pub fn into_graph(self) -> Result<Trace> {
         let mut tasks: Vec<TaskRecord> = self.tasks;
-        let stream = |s: StreamName| s as u8;
-        tasks.sort_by_key(|t| (t.rank, stream(t.stream)));
+        tasks.sort_by_key(|t| (t.rank, t.stream.stream() as u8));
         let mut l = loader(&self.path, self.header.ranks);
         for r in self.shared.into_iter().chain(tasks.into_iter().map(Record::Task)) {
             l.record(r)?;
@@ -247,18 +246,11 @@ impl ChakraSet {
     /// The task graph with each stream's tasks sorted by `key` of their index in the first order
     /// (ties keep that order); and, per graph task, its index in the first order.
     pub fn graph_by(&self, key: impl Fn(usize) -> (u64, u64)) -> Result<(Trace, Vec<usize>)> {
-        let stream = |s: StreamName| match s {
-            StreamName::Compute => 0,
-            StreamName::DataParallel => 1,
-            StreamName::Send => 2,
-            StreamName::Io => 3,
-            StreamName::Tensor => 4,
-        };
         let mut perm: Vec<usize> = (0..self.tasks.len()).collect();
         // sorted by rank and stream, the builder keeps this order as the graph's task ids
         perm.sort_by_key(|&i| {
             let t = &self.tasks[i];
-            (t.rank, stream(t.stream), key(i), i)
+            (t.rank, t.stream.stream() as u8, key(i), i)
         });
         let mut l = loader(&self.path, self.header.ranks);
         for r in &self.shared {
