@@ -181,6 +181,10 @@ pub struct NodeSpec {
     pub nics: u32,
     /// One NIC and its path into the fabric.
     pub nic: LinkSpec,
+    /// GPUs behind one PCIe switch, which also holds `nics / gpus` of the NICs per GPU (DGX A100: 2
+    /// GPUs and 2 NICs). NCCL chooses among a switch's NICs (`network.nccl.version`). Default 1.
+    #[serde(default = "one_u32", skip_serializing_if = "super::workload::is_one")]
+    pub gpus_per_pcie_switch: u32,
     /// Host time to dispatch one framework operation from Python (PyTorch's dispatcher, autograd
     /// recording, the kernel launch); operations the C++ autograd engine dispatches in the backward
     /// pass cost half. 0 (the default) leaves the host out.

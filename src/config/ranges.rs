@@ -46,6 +46,13 @@ pub fn check_hardware(hw: &HardwareSpec, doc: &Document) -> Result<()> {
     if hw.node.nics > GPUS_PER_NODE_MAX {
         return Err(doc.field_error("node.nics", format!("must be at most {GPUS_PER_NODE_MAX}")));
     }
+    let per_switch = hw.node.gpus_per_pcie_switch;
+    if per_switch == 0 || hw.node.gpus % per_switch != 0 {
+        return Err(doc.field_error(
+            "node.gpus_per_pcie_switch",
+            format!("must be at least 1 and divide node.gpus ({})", hw.node.gpus),
+        ));
+    }
     if hw.nodes > NODES_MAX || hw.total_gpus() > GPUS_MAX {
         return Err(doc.field_error(
             "nodes",

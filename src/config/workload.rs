@@ -112,7 +112,7 @@ fn yes() -> bool {
     true
 }
 
-fn is_one(v: &u32) -> bool {
+pub(crate) fn is_one(v: &u32) -> bool {
     *v == 1
 }
 

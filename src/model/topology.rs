@@ -85,6 +85,7 @@ pub struct Topology {
     pub class: Vec<LinkClass>,
     gpus_per_node: u32,
     nics_per_node: u32,
+    gpus_per_switch: u32,
     nic_base: u32,
     leaf_base: u32,
     leaf_of_nic: Vec<u32>,
@@ -170,6 +171,7 @@ impl Topology {
             class,
             gpus_per_node: gpn,
             nics_per_node: nics,
+            gpus_per_switch: hw.node.gpus_per_pcie_switch.max(1),
             nic_base,
             leaf_base,
             leaf_of_nic,
@@ -186,6 +188,10 @@ impl Topology {
     /// Node of a GPU.
     pub fn node(&self, gpu: u32) -> u32 {
         gpu / self.gpus_per_node
+    }
+    /// A GPU's index within its node.
+    pub fn local(&self, gpu: u32) -> u32 {
+        gpu % self.gpus_per_node
     }
     /// The NIC (global index) a GPU uses: its rail.
     pub fn nic_of(&self, gpu: u32) -> u32 {
@@ -212,6 +218,32 @@ impl Topology {
     /// `src_nic_gpu` and enters through the NIC of `dst_nic_gpu` (NCCL's PXN: a GPU forwards over
     /// NVLink to the GPU on the destination's rail); pass `src` and `dst` for the direct route.
     pub fn route(&self, src: u32, dst: u32, src_nic_gpu: u32, dst_nic_gpu: u32) -> Path {
+        let nics = (self.nic_of(src_nic_gpu), self.nic_of(dst_nic_gpu));
+        self.route_via(src, dst, src_nic_gpu, dst_nic_gpu, nics)
+    }
+
+    /// The NICs (local indices on the node) of the PCIe switch a GPU sits behind: its rail's NIC
+    /// when each GPU has its own switch, or the `nics / gpus x gpus_per_pcie_switch` NICs it shares
+    /// with its switch's other GPUs. A node with fewer NICs than switches gives the rail's NIC.
+    pub fn switch_nics(&self, gpu: u32) -> std::ops::Range<u32> {
+        let local = gpu % self.gpus_per_node;
+        let per_switch = self.nics_per_node * self.gpus_per_switch / self.gpus_per_node;
+        if per_switch <= 1 {
+            let rail = local * self.nics_per_node / self.gpus_per_node;
+            return rail..rail + 1;
+        }
+        let first = local / self.gpus_per_switch * per_switch;
+        first..first + per_switch
+    }
+
+    /// The global index of local NIC `local` of `gpu`'s node, after `network.degraded` redirects.
+    pub fn node_nic(&self, gpu: u32, local: u32) -> u32 {
+        self.nic_redirect[(self.node(gpu) * self.nics_per_node + local) as usize]
+    }
+
+    /// [`Topology::route`] with the NICs given (global indices): `nics.0` on the source's node,
+    /// `nics.1` on the destination's.
+    pub fn route_via(&self, src: u32, dst: u32, src_nic_gpu: u32, dst_nic_gpu: u32, nics: (u32, u32)) -> Path {
         let mut p = Path::default();
         if src == dst {
             return p;
@@ -225,7 +257,7 @@ impl Topology {
             p.push(self.nvlink_up(src));
             p.push(self.nvlink_down(src_nic_gpu));
         }
-        let (a, b) = (self.nic_of(src_nic_gpu), self.nic_of(dst_nic_gpu));
+        let (a, b) = nics;
         p.push(self.nic_up(a));
         let (la, lb) = (self.leaf_of_nic[a as usize], self.leaf_of_nic[b as usize]);
         if la != lb {

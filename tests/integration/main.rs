@@ -13,6 +13,7 @@ mod host;
 mod hostile;
 mod models;
 mod network;
+mod nics;
 mod planner;
 mod published;
 mod representative;

@@ -101,9 +101,12 @@ fn noise_follows_the_seed() {
     assert!(a > quiet, "lognormal noise is skewed to slow: {a} vs {quiet}");
 }
 
+/// dgx-a100 with one NIC per GPU (no shared PCIe switches, so each transfer keeps to its rail), and `sets`.
 fn hardware(sets: &[&str]) -> clustersim::config::HardwareSpec {
     use clustersim::config::{Document, HardwareSpec, Override};
     let mut doc = Document::parse("dgx-a100", clustersim::config::builtin_hardware("dgx-a100").unwrap()).unwrap();
+    doc.apply(&Override::parse("hardware.node.gpus_per_pcie_switch=1").unwrap())
+        .unwrap();
     for s in sets {
         doc.apply(&Override::parse(s).unwrap()).unwrap();
     }

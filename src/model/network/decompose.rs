@@ -14,8 +14,13 @@
 //! - tree: the same rings inside nodes, and per rail two binary trees over the nodes (the second
 //!   mirrored), each carrying S/(2k) up and down every edge;
 //! - all-to-all: a flow of S/n between every pair; send/recv: one flow.
+//!
+//! Which NIC each member uses between nodes is NCCL's choice ([`NicChoice`]): the rings and trees
+//! take the NICs their communicator's graph holds on each node, point-to-point flows spread over
+//! the NICs of the sender's and the receiver's PCIe switch.
 
 use super::algorithms::Algorithm;
+use super::nics::NicChoice;
 use crate::model::topology::{Path, Topology};
 use crate::ops::CollectiveOp;
 
@@ -75,6 +80,7 @@ fn by_node(topo: &Topology, ranks: &[u32]) -> Vec<Vec<u32>> {
 /// The flows of a collective with the given algorithm and ring channel count.
 pub fn collective(
     topo: &Topology,
+    nics: NicChoice,
     op: CollectiveOp,
     algo: Algorithm,
     ranks: &[u32],
@@ -82,6 +88,8 @@ pub fn collective(
     channels: u32,
 ) -> Vec<FlowSpec> {
     let nodes = by_node(topo, ranks);
+    // each member's NIC, as the communicator's graph holds them on its node
+    let node_nics: Vec<Vec<u32>> = nodes.iter().map(|m| nics.collective(topo, m)).collect();
     let n = ranks.len() as f64;
     let mut flows = Flows::default();
     if ranks.len() <= 1 {
@@ -92,7 +100,7 @@ pub fn collective(
             for &a in ranks {
                 for &b in ranks {
                     if a != b {
-                        flows.add(topo.direct(a, b), bytes / n);
+                        point_to_point(&mut flows, topo, nics, a, b, bytes / n);
                     }
                 }
             }
@@ -115,12 +123,16 @@ pub fn collective(
                         flows.add(topo.direct(a, b), 2.0 * (nn - 1.0) / nn * per_rail)
                     });
                 } else {
-                    let mirrored: Vec<u32> = column.iter().rev().copied().collect();
+                    // (GPU, its NIC in the tree's graph), per node
+                    let column: Vec<(u32, u32)> = node_nics.iter().zip(&column).map(|(x, &g)| (g, x[rail])).collect();
+                    let mirrored: Vec<(u32, u32)> = column.iter().rev().copied().collect();
                     for order in [&column, &mirrored] {
                         for pos in 1..order.len() {
                             let (child, parent) = (order[pos], order[(pos - 1) / 2]);
-                            flows.add(topo.direct(child, parent), per_rail / 2.0);
-                            flows.add(topo.direct(parent, child), per_rail / 2.0);
+                            let up = topo.route_via(child.0, parent.0, child.0, parent.0, (child.1, parent.1));
+                            let down = topo.route_via(parent.0, child.0, parent.0, child.0, (parent.1, child.1));
+                            flows.add(up, per_rail / 2.0);
+                            flows.add(down, per_rail / 2.0);
                         }
                     }
                 }
@@ -146,11 +158,12 @@ pub fn collective(
                         }
                         // leave from the last member through the NIC of this node's c-th member,
                         // enter the next node at its c-th member (same rail)
-                        let next = &nodes[(j + 1) % nodes.len()];
-                        let entry = next[c % next.len()];
+                        let next = (j + 1) % nodes.len();
+                        let entry = nodes[next][c % nodes[next].len()];
                         let exit = order[k - 1];
                         let proxy = members[c % k];
-                        flows.add(topo.route(exit, entry, proxy, entry), per_channel);
+                        let via = (node_nics[j][c % k], node_nics[next][c % nodes[next].len()]);
+                        flows.add(topo.route_via(exit, entry, proxy, entry, via), per_channel);
                     }
                 }
             }
@@ -169,9 +182,25 @@ fn ring_edges(members: &[u32], mut edge: impl FnMut(u32, u32)) {
     }
 }
 
-/// The flow of a point-to-point transfer.
-pub fn transfer(topo: &Topology, src: u32, dst: u32, bytes: f64) -> Vec<FlowSpec> {
+/// The flows of a point-to-point transfer.
+pub fn transfer(topo: &Topology, nics: NicChoice, src: u32, dst: u32, bytes: f64) -> Vec<FlowSpec> {
     let mut flows = Flows::default();
-    flows.add(topo.direct(src, dst), bytes);
+    point_to_point(&mut flows, topo, nics, src, dst, bytes);
     flows.list
+}
+
+/// A transfer between two GPUs: over NVLink inside a node; across nodes, NCCL's channels take the
+/// sender's and the receiver's NICs round robin, so the bytes split evenly over as many lanes as
+/// the larger of the two NIC sets (one lane where each GPU has its own NIC).
+fn point_to_point(flows: &mut Flows, topo: &Topology, nics: NicChoice, src: u32, dst: u32, bytes: f64) {
+    if topo.node(src) == topo.node(dst) {
+        flows.add(topo.direct(src, dst), bytes);
+        return;
+    }
+    let (from, to) = (nics.point_to_point(topo, src), nics.point_to_point(topo, dst));
+    let lanes = from.len().max(to.len());
+    for lane in 0..lanes {
+        let via = (from[lane % from.len()], to[lane % to.len()]);
+        flows.add(topo.route_via(src, dst, src, dst, via), bytes / lanes as f64);
+    }
 }

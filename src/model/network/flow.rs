@@ -20,6 +20,7 @@ use super::copies::{self, ClassFabric, CommCopies};
 use super::decompose::{self, FlowSpec};
 use super::maxmin::{FlowTable, Solver};
 use super::memo::Memo;
+use super::nics::NicChoice;
 use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel, SharedLinks};
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::engine::EventKey;
@@ -63,6 +64,8 @@ pub struct FlowNetwork {
     placement: Placement,
     costs: LinkCosts,
     choice: AlgorithmChoice,
+    /// How the NCCL version picks NICs where GPUs share a PCIe switch.
+    nics: NicChoice,
     io_latency: f64,
     flows: Vec<Option<Flow>>,
     free_flows: Vec<u32>,
@@ -114,6 +117,7 @@ impl FlowNetwork {
             placement: Placement::new(hw),
             costs: LinkCosts::new(hw),
             choice: hw.network.algorithm,
+            nics: NicChoice::new(hw.network.nccl.as_ref().map(|n| n.version)),
             io_latency: hw.storage.as_ref().map_or(0.0, |st| st.io_latency.as_secs_f64()),
             on_link: vec![Vec::new(); links],
             link_mark: vec![0; links],
@@ -376,7 +380,7 @@ impl FlowNetwork {
                 // a protocol slower than the links occupies them for longer: as if it sent more
                 let wire_bytes = bytes as f64 * plan.slowdown();
                 (
-                    decompose::collective(&self.topo, op, plan.algorithm, ranks, wire_bytes, channels),
+                    decompose::collective(&self.topo, self.nics, op, plan.algorithm, ranks, wire_bytes, channels),
                     plan.latency_s,
                 )
             }
@@ -399,7 +403,10 @@ impl FlowNetwork {
                 let (latency, _) = algorithms::transfer_cost(same, bytes as f64, &self.costs);
                 // NCCL's channels may move less than the path carries: stretch the flow likewise
                 let wire_bytes = bytes as f64 * algorithms::transfer_slowdown(same, &self.costs);
-                (decompose::transfer(&self.topo, src, dst, wire_bytes), latency)
+                (
+                    decompose::transfer(&self.topo, self.nics, src, dst, wire_bytes),
+                    latency,
+                )
             }
         }
     }

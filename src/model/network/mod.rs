@@ -14,6 +14,7 @@ mod flow;
 pub mod maxmin;
 mod memo;
 pub mod nccl;
+mod nics;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};
 pub use astra::AstraNetwork;

@@ -1,0 +1,124 @@
+//! Which NIC a GPU's traffic between nodes leaves and enters through, as the NCCL version chose it.
+//!
+//! Where several GPUs share a PCIe switch and its NICs (DGX A100: GPUs 2j and 2j+1 behind one
+//! switch with HCAs 2j and 2j+1, `node.gpus_per_pcie_switch: 2`), NCCL decides which of them a
+//! communicator uses:
+//! - Collectives follow the ring and tree graphs of NCCL's topology search. NCCL 2.8 to 2.9.5 tries
+//!   the NICs in index order (`ncclTopoSearchRecNet`, src/graph/search.cc at v2.8.4-1): a channel
+//!   enters the node through the first NIC with bandwidth left, at the communicator's GPU closest to
+//!   it. With one channel per member, a member takes the first NIC of its switch that no other
+//!   member took. Two communicators that each hold one GPU of a switch (the data-parallel groups of
+//!   GPU 0 and GPU 1 when tensor parallelism is 2 or more) therefore both take the switch's first
+//!   NIC and leave the second idle. NCCL 2.9.6 (April 2021) rotates the equally close NICs by the
+//!   communicator's first local GPU's device number (`ncclTopoSelectNets`: "so that when we have 2
+//!   NICs and 2 GPUs and create communicators with only one GPU, we will use both NICs").
+//! - Point-to-point transfers (send/receive, and the all-to-all built from them) have no graph:
+//!   `ncclTopoGetLocalNet` hands out the GPU's closest NICs round robin by channel, so a transfer
+//!   spreads evenly over its switch's NICs.
+//!
+//! Without an NCCL model (`network.nccl` absent), or where each GPU has its own switch, every GPU
+//! uses its rail's NIC.
+
+use crate::config::NcclVersion;
+use crate::model::topology::Topology;
+
+/// How NICs are chosen for the GPUs of a communication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NicChoice {
+    /// Each GPU uses its rail's NIC.
+    Rail,
+    /// NCCL 2.8-2.9.5: collectives take the NICs of a switch in index order.
+    IndexOrder,
+    /// NCCL 2.9.6 on: the NICs rotated by the communicator's first local GPU.
+    Rotated,
+}
+
+impl NicChoice {
+    /// The choice of an NCCL version (none: rails).
+    pub fn new(nccl: Option<NcclVersion>) -> Self {
+        match nccl {
+            None => NicChoice::Rail,
+            Some(NcclVersion::V2_8) => NicChoice::IndexOrder,
+            Some(NcclVersion::V2_10) => NicChoice::Rotated,
+        }
+    }
+
+    /// The NIC (global index) of each member of a collective's communicator on one node, in the
+    /// order of `members` (the communicator's GPUs on that node, ascending).
+    pub fn collective(self, topo: &Topology, members: &[u32]) -> Vec<u32> {
+        if self == NicChoice::Rail || members.is_empty() {
+            return members.iter().map(|&g| topo.nic_of(g)).collect();
+        }
+        let mut order: Vec<u32> = members.iter().flat_map(|&g| topo.switch_nics(g)).collect();
+        order.sort_unstable();
+        order.dedup();
+        if self == NicChoice::Rotated {
+            let shift = topo.local(members[0]) as usize % order.len();
+            order.rotate_left(shift);
+        }
+        let mut taken: Vec<Option<u32>> = vec![None; members.len()];
+        for nic in order {
+            let free = (0..members.len()).find(|&i| taken[i].is_none() && topo.switch_nics(members[i]).contains(&nic));
+            if let Some(i) = free {
+                taken[i] = Some(nic);
+            }
+        }
+        members
+            .iter()
+            .zip(taken)
+            .map(|(&g, nic)| topo.node_nic(g, nic.unwrap_or(topo.switch_nics(g).start)))
+            .collect()
+    }
+
+    /// The NICs (global indices) a point-to-point transfer from or to `gpu` spreads over, evenly.
+    pub fn point_to_point(self, topo: &Topology, gpu: u32) -> Vec<u32> {
+        match self {
+            NicChoice::Rail => vec![topo.nic_of(gpu)],
+            NicChoice::IndexOrder | NicChoice::Rotated => {
+                topo.switch_nics(gpu).map(|l| topo.node_nic(gpu, l)).collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{builtin_hardware, Document, HardwareSpec};
+
+    fn dgx_a100(nodes: u32) -> Topology {
+        let doc = Document::parse("dgx-a100", builtin_hardware("dgx-a100").unwrap()).unwrap();
+        Topology::new(&HardwareSpec::from_document(&doc).unwrap(), nodes)
+    }
+
+    #[test]
+    fn nccl_2_8_gives_two_data_parallel_groups_of_one_switch_the_same_nics() {
+        // t = 2 on DGX A100: GPU 0's data-parallel group holds GPUs 0, 2, 4, 6 of each node and
+        // GPU 1's holds 1, 3, 5, 7; every switch (GPUs 2j, 2j+1; NICs 2j, 2j+1) has one member of
+        // each, so both take NICs 0, 2, 4, 6 in index order and NICs 1, 3, 5, 7 stay idle
+        let topo = dgx_a100(2);
+        let even = NicChoice::IndexOrder.collective(&topo, &[0, 2, 4, 6]);
+        let odd = NicChoice::IndexOrder.collective(&topo, &[1, 3, 5, 7]);
+        assert_eq!(even, vec![0, 2, 4, 6]);
+        assert_eq!(odd, vec![0, 2, 4, 6]);
+        // a whole node's communicator uses every NIC, each GPU its rail's
+        let all: Vec<u32> = (8..16).collect();
+        assert_eq!(
+            NicChoice::IndexOrder.collective(&topo, &all),
+            (8..16).collect::<Vec<u32>>()
+        );
+        // 2.9.6's rotation by the first GPU's device number: GPU 1 alone on its switch gets NIC 1,
+        // as the fix intended; GPU 1's group of four gets 1, 2, 4, 6 (3 is GPU 3's second choice)
+        assert_eq!(NicChoice::Rotated.collective(&topo, &[1]), vec![1]);
+        assert_eq!(NicChoice::IndexOrder.collective(&topo, &[1]), vec![0]);
+        assert_eq!(NicChoice::Rotated.collective(&topo, &[1, 3, 5, 7]), vec![1, 2, 4, 6]);
+        assert_eq!(NicChoice::Rail.collective(&topo, &[1, 3, 5, 7]), vec![1, 3, 5, 7]);
+    }
+
+    #[test]
+    fn point_to_point_spreads_over_the_switch_nics() {
+        let topo = dgx_a100(2);
+        assert_eq!(NicChoice::IndexOrder.point_to_point(&topo, 11), vec![10, 11]);
+        assert_eq!(NicChoice::Rail.point_to_point(&topo, 11), vec![11]);
+    }
+}

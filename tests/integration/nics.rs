@@ -1,0 +1,123 @@
+//! NCCL's choice of NICs where GPUs share a PCIe switch (DGX A100: GPUs 2j and 2j+1 with NICs 2j
+//! and 2j+1; `node.gpus_per_pcie_switch: 2`), by NCCL version (src/model/network/nics.rs).
+
+use clustersim::config::{Document, HardwareSpec, Override};
+use clustersim::ops::CollectiveOp;
+use clustersim::sim::{simulate, NoSpans, SimOptions};
+use clustersim::workload::builder::GraphBuilder;
+use clustersim::workload::graph::{Phase, Stream, TaskKind, TaskLabel};
+
+const GIB: u64 = 1 << 30;
+const LABEL: TaskLabel = TaskLabel {
+    phase: Phase::Other,
+    chunk: 0,
+    layer: u16::MAX,
+    microbatch: u32::MAX,
+};
+
+fn hardware(sets: &[&str]) -> HardwareSpec {
+    let mut doc = Document::parse("dgx-a100", clustersim::config::builtin_hardware("dgx-a100").unwrap()).unwrap();
+    for s in ["hardware.network.algorithm=ring", "hardware.nodes=2"]
+        .iter()
+        .chain(sets)
+    {
+        doc.apply(&Override::parse(s).unwrap()).unwrap();
+    }
+    HardwareSpec::from_document(&doc).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Seconds to run 1 GiB all-reduces over each group at once (each group on its own ranks).
+fn all_reduces(hw: &HardwareSpec, groups: &[&[u32]]) -> f64 {
+    let mut g = GraphBuilder::new(16);
+    for ranks in groups {
+        let group = g.group(ranks.to_vec());
+        let c = g.collective(CollectiveOp::AllReduce, group, GIB);
+        for &r in *ranks {
+            g.task(r, Stream::DataParallel, TaskKind::Collective(c), LABEL);
+        }
+    }
+    let run = simulate(&g.finish(), hw, SimOptions { seed: 1 }, &mut NoSpans).unwrap();
+    run.makespan.as_secs_f64()
+}
+
+/// Two rings of one GPU per node, as the data-parallel groups of GPUs 0 and 1 are when tensor
+/// parallelism is 8: GPU 0 of nodes 0 and 1, and GPU 1 of nodes 0 and 1. A 2-rank ring sends
+/// 2(n-1)/n S = S through one NIC each way. NCCL 2.8 takes NICs in index order, so both rings use
+/// NIC 0 of each node, which then carries two flows: each gets 24/2 GB/s and the pair takes twice
+/// as long as one ring alone (S / 12 GB/s = 89 ms against 45 ms; the latency, about 0.1 ms, is the
+/// same in both). NCCL 2.9.6 on (`version: "2.10"`) rotates the NICs by the first GPU's device
+/// number, so GPU 1's ring takes NIC 1 and the pair runs as fast as one ring.
+#[test]
+fn nccl_2_8_puts_the_one_gpu_rings_of_a_switch_on_one_nic() {
+    for (version, expected) in [("2.8", 2.0), ("2.10", 1.0)] {
+        let hw = hardware(&[&format!("hardware.network.nccl.version=\"{version}\"")]);
+        let alone = all_reduces(&hw, &[&[0, 8]]);
+        let pair = all_reduces(&hw, &[&[0, 8], &[1, 9]]);
+        let latency = 2e-4;
+        assert!(
+            (pair / alone - expected).abs() < latency / alone * expected,
+            "NCCL {version}: {alone} s alone, {pair} s as a pair"
+        );
+    }
+    // a GPU per switch: every ring on its own rail whatever the version
+    let rails = hardware(&["hardware.node.gpus_per_pcie_switch=1"]);
+    let (alone, pair) = (
+        all_reduces(&rails, &[&[0, 8]]),
+        all_reduces(&rails, &[&[0, 8], &[1, 9]]),
+    );
+    assert!((pair / alone - 1.0).abs() < 1e-9, "{alone} -> {pair}");
+}
+
+/// Rings of four GPUs per node (tensor parallelism 2: GPUs 0, 2, 4, 6 and 1, 3, 5, 7): both take
+/// NICs 0, 2, 4, 6 under NCCL 2.8, so NICs 1, 3, 5, 7 idle and the pair takes twice one ring's time.
+#[test]
+fn nccl_2_8_leaves_half_the_nics_idle_for_tensor_parallel_2_data_parallel_rings() {
+    let hw = hardware(&[]);
+    let even: Vec<u32> = [0, 2, 4, 6].iter().flat_map(|&g| [g, g + 8]).collect();
+    let odd: Vec<u32> = even.iter().map(|g| g + 1).collect();
+    let alone = all_reduces(&hw, &[&even]);
+    let pair = all_reduces(&hw, &[&even, &odd]);
+    assert!((pair / alone - 2.0).abs() < 0.01, "{alone} -> {pair}");
+}
+
+/// A send has no graph: NCCL hands out the GPU's closest NICs round robin by channel, so 1 GiB
+/// from GPU 0 to GPU 8 spreads over NICs 0 and 1 of both nodes and moves at 2 x 24 GB/s: half the
+/// time of one NIC (S / 48 GB/s = 22.4 ms against 44.7 ms, plus the same 20 us of latency).
+#[test]
+fn a_send_spreads_over_both_nics_of_its_switch() {
+    let send = |hw: &HardwareSpec| {
+        let mut g = GraphBuilder::new(16);
+        let x = g.transfer(0, 8, GIB);
+        g.task(0, Stream::PipelineSend, TaskKind::Send(x), LABEL);
+        g.task(8, Stream::Compute, TaskKind::Recv(x), LABEL);
+        simulate(&g.finish(), hw, SimOptions { seed: 1 }, &mut NoSpans)
+            .unwrap()
+            .makespan
+            .as_secs_f64()
+    };
+    let (shared, rail) = (
+        send(&hardware(&[])),
+        send(&hardware(&["hardware.node.gpus_per_pcie_switch=1"])),
+    );
+    let nic = 200e9 / 8.0 * 0.96;
+    let latency = rail - GIB as f64 / nic;
+    assert!(latency > 0.0 && latency < 1e-4, "{latency}");
+    assert!(
+        (shared - (GIB as f64 / (2.0 * nic) + latency)).abs() < 1e-6,
+        "{shared} vs {rail}"
+    );
+}
+
+#[test]
+fn gpus_per_pcie_switch_must_divide_the_node() {
+    let out = super::common::expect_input_error(
+        &[(
+            "hw.yaml",
+            &clustersim::config::builtin_hardware("dgx-a100")
+                .unwrap()
+                .replace("gpus_per_pcie_switch: 2", "gpus_per_pcie_switch: 3"),
+        )],
+        &["run", "--hardware", "hw.yaml", "--no-output"],
+    );
+    insta::assert_snapshot!(out);
+}
