@@ -325,11 +325,11 @@ pub enum NcclVersion {
 pub struct NcclSpec {
     /// Which tuning model ("2.8" or "2.10", quoted).
     pub version: NcclVersion,
-    /// Channels of NCCL's topology graph (graph->nChannels).
+    /// Channels of NCCL's topology graph inside one node (graph->nChannels).
     pub channels: u32,
-    /// Per-channel speed inside a node (and for up to 2 nodes), graph->speedIntra.
+    /// Per-channel speed of that graph, graph->speedIntra.
     pub speed_intra: Bandwidth,
-    /// Per-channel speed across more than 2 nodes, graph->speedInter.
+    /// Per-channel speed of a graph across nodes (one channel per NIC), graph->speedInter.
     pub speed_inter: Bandwidth,
     /// Fixed cost of one collective or send/receive: host enqueue and kernel launch.
     pub launch: SimDuration,

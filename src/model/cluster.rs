@@ -2,6 +2,8 @@
 
 use crate::config::HardwareSpec;
 use crate::model::network::algorithms::GroupShape;
+use crate::model::network::NicChoice;
+use crate::model::topology::NicLayout;
 
 /// Ranks placed in order: rank r runs on node r / gpus_per_node, local GPU r mod gpus_per_node.
 #[derive(Clone, Debug)]
@@ -11,6 +13,8 @@ pub struct Placement {
     /// GPU model of each node of a heterogeneous machine, by index of its distinct model names
     /// (empty when every node has the same GPU).
     model_of_node: Vec<u8>,
+    /// Where each node's NICs sit, and how NCCL picks among them.
+    nics: (NicLayout, NicChoice),
 }
 
 impl Placement {
@@ -32,6 +36,10 @@ impl Placement {
         Placement {
             gpus_per_node: hw.node.gpus,
             model_of_node,
+            nics: (
+                NicLayout::new(hw),
+                NicChoice::new(hw.network.nccl.as_ref().map(|n| n.version)),
+            ),
         }
     }
 
@@ -44,7 +52,23 @@ impl Placement {
             nodes,
             per_node,
             mixed: ranks.iter().any(|&r| model(r) != model(ranks[0])),
+            nics: self.fewest_nics(ranks),
         }
+    }
+
+    /// The fewest distinct NICs the group's members use on one of its nodes.
+    fn fewest_nics(&self, ranks: &[u32]) -> u32 {
+        let (layout, choice) = &self.nics;
+        let mut sorted = ranks.to_vec();
+        sorted.sort_unstable();
+        sorted
+            .chunk_by(|a, b| self.node(*a) == self.node(*b))
+            .map(|members| {
+                let locals: Vec<u32> = members.iter().map(|r| r % self.gpus_per_node).collect();
+                choice.distinct_nics(layout, &locals)
+            })
+            .min()
+            .unwrap_or(1)
     }
     /// Node of a rank.
     pub fn node(&self, rank: u32) -> u32 {

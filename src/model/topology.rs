@@ -21,6 +21,47 @@ use crate::config::{HardwareSpec, TopologyKind};
 /// Index of a directed link.
 pub type LinkId = u32;
 
+/// Where a node's NICs sit: GPUs per node, NICs per node, and GPUs per PCIe switch (each switch
+/// holding `nics / gpus` NICs per GPU behind it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NicLayout {
+    /// GPUs per node.
+    pub gpus: u32,
+    /// NICs per node.
+    pub nics: u32,
+    /// GPUs behind one PCIe switch.
+    pub gpus_per_switch: u32,
+}
+
+impl NicLayout {
+    /// The layout of a hardware description's nodes.
+    pub fn new(hw: &HardwareSpec) -> Self {
+        NicLayout {
+            gpus: hw.node.gpus,
+            nics: hw.node.nics,
+            gpus_per_switch: hw.node.gpus_per_pcie_switch.max(1),
+        }
+    }
+
+    /// The rail (local NIC index) of local GPU `local`.
+    pub fn rail(&self, local: u32) -> u32 {
+        local * self.nics / self.gpus
+    }
+
+    /// The NICs (local indices) of the PCIe switch local GPU `local` sits behind: its rail's NIC
+    /// when each GPU has its own switch, or the `nics / gpus x gpus_per_switch` NICs it shares with
+    /// the switch's other GPUs. A node with fewer NICs than switches gives the rail's NIC.
+    pub fn switch_nics(&self, local: u32) -> std::ops::Range<u32> {
+        let per_switch = self.nics * self.gpus_per_switch / self.gpus;
+        if per_switch <= 1 {
+            let rail = self.rail(local);
+            return rail..rail + 1;
+        }
+        let first = local / self.gpus_per_switch * per_switch;
+        first..first + per_switch
+    }
+}
+
 /// The kind of a link, for reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkClass {
@@ -85,7 +126,7 @@ pub struct Topology {
     pub class: Vec<LinkClass>,
     gpus_per_node: u32,
     nics_per_node: u32,
-    gpus_per_switch: u32,
+    layout: NicLayout,
     nic_base: u32,
     leaf_base: u32,
     leaf_of_nic: Vec<u32>,
@@ -171,7 +212,7 @@ impl Topology {
             class,
             gpus_per_node: gpn,
             nics_per_node: nics,
-            gpus_per_switch: hw.node.gpus_per_pcie_switch.max(1),
+            layout: NicLayout::new(hw),
             nic_base,
             leaf_base,
             leaf_of_nic,
@@ -222,18 +263,9 @@ impl Topology {
         self.route_via(src, dst, src_nic_gpu, dst_nic_gpu, nics)
     }
 
-    /// The NICs (local indices on the node) of the PCIe switch a GPU sits behind: its rail's NIC
-    /// when each GPU has its own switch, or the `nics / gpus x gpus_per_pcie_switch` NICs it shares
-    /// with its switch's other GPUs. A node with fewer NICs than switches gives the rail's NIC.
+    /// The NICs (local indices on the node) of the PCIe switch a GPU sits behind.
     pub fn switch_nics(&self, gpu: u32) -> std::ops::Range<u32> {
-        let local = gpu % self.gpus_per_node;
-        let per_switch = self.nics_per_node * self.gpus_per_switch / self.gpus_per_node;
-        if per_switch <= 1 {
-            let rail = local * self.nics_per_node / self.gpus_per_node;
-            return rail..rail + 1;
-        }
-        let first = local / self.gpus_per_switch * per_switch;
-        first..first + per_switch
+        self.layout.switch_nics(self.local(gpu))
     }
 
     /// The global index of local NIC `local` of `gpu`'s node, after `network.degraded` redirects.

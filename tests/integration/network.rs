@@ -35,23 +35,31 @@ fn intra_node_allreduce_reaches_230() {
 }
 
 /// nccl-tests on DGX A100 with 8 HDR NICs: 192 GB/s all-reduce bus bandwidth across nodes
-/// (8 NICs x 24 GB/s). With NCCL's tuner (`auto`) every full-node count from 2 to 64 nodes is within
-/// 10% at 1 GiB and up; it runs rings with LL128 up to 32 nodes and the tree at 64 nodes, where the
-/// ring's latency (NCCL's model: 896 NVLink steps x 1.9 us + 126 network steps x 4 us = 2.2 ms over
-/// 11.2 ms of transfer) costs it more than 10%.
+/// (8 NICs x 24 GB/s). NCCL 2.8's graph across nodes has a channel per NIC at 24 GB/s, so its model
+/// gives rings 8 x 24 = 192 GB/s and trees beyond 2 nodes min(0.92 x 192, 8 x 16) = 128 GB/s
+/// (perChMaxTreeBw): the tuner runs rings, whose Simple latency across nodes NCCL's model inflates
+/// x 1.9 ("plateau effect"): (8.4 + 224 x 3.4 + 30 x 9.6) x 1.9 = 2.0 ms on 16 nodes against 11.1 ms of
+/// transfer for 1 GiB (162 GB/s). So: within 10% of 192 from 1 GiB up to 8 nodes and at 8 GiB up to
+/// 64 nodes; at 64 nodes and 1 GiB the ring's 8.1 ms latency leaves both algorithms near 120 GB/s and
+/// the tuner takes the tree (17.4 ms against 18.1 ms).
 #[test]
 fn inter_node_allreduce_reaches_192() {
     let auto = hardware(&[]);
     for nodes in [2u32, 4, 8, 16, 32, 64] {
         for bytes in [GIB, 2 * GIB, 8 * GIB] {
+            if nodes > 8 && bytes < 8 * GIB {
+                continue;
+            }
             let bw = busbw(&auto, nodes * 8, bytes);
             assert!((bw / 192.0 - 1.0).abs() < 0.10, "{nodes} nodes, {bytes} B: {bw}");
         }
     }
+    let at_16_nodes = busbw(&auto, 128, GIB);
+    assert!((at_16_nodes / 162.4 - 1.0).abs() < 0.01, "{at_16_nodes}");
     let ring = busbw(&hardware(&["hardware.network.algorithm=ring"]), 512, GIB);
     let tree = busbw(&auto, 512, GIB);
     assert!(
-        ring < 0.9 * 192.0 && tree > ring * 1.05,
+        ring < 0.65 * 192.0 && tree > ring,
         "64 nodes, 1 GiB: ring {ring}, auto {tree}"
     );
 }
@@ -224,10 +232,10 @@ fn data_parallel_allreduce_and_pipeline_send_slow_each_other() {
 
 /// Halving InfiniBand bandwidth hurts tensor parallelism across nodes (t = 16: every layer's
 /// all-reduces cross InfiniBand) more than inside a node (t = 8: only pipeline and data-parallel
-/// traffic crosses it). How much more depends on the algorithm: a flat ring's 15.7 MB all-reduce
-/// over 2 nodes is NIC-bound (2 x 15/16 x S / 192 GB/s = 0.15 ms), so its time nearly doubles; the
-/// hierarchical algorithm that `auto` picks sends only S/8 through each NIC (S/8 / 24 GB/s = 0.08 ms)
-/// and is NVLink-bound (1.75 S / 230 GB/s = 0.12 ms) until the NICs are halved (0.16 ms).
+/// traffic crosses it). With full NICs a 15.7 MB all-reduce over 2 nodes runs at NCCL's ring/LL128
+/// rate, min(0.92 x 8 x 24, 16.9 x 8) = 135 GB/s of bus bandwidth, below the NICs' 192: 2 x 15/16 x
+/// S / 135 GB/s = 218 us plus latency. With the NICs halved the links set the pace, 96 GB/s: 307 us.
+/// The tuner runs that ring in both cases, so `auto` and `ring` agree.
 #[test]
 fn halving_infiniband_hurts_cross_node_tensor_parallelism_most() {
     let slowdown = |t: u32, d: u32, algorithm: &str| {
@@ -250,9 +258,12 @@ fn halving_infiniband_hurts_cross_node_tensor_parallelism_most() {
             - 1.0
     };
     let (t16, t8) = (slowdown(16, 2, "ring"), slowdown(8, 4, "ring"));
-    assert!(t16 > 0.20 && t16 > 3.0 * t8, "ring: t16 +{t16}, t8 +{t8}");
-    let (t16, t8) = (slowdown(16, 2, "auto"), slowdown(8, 4, "auto"));
-    assert!(t16 > 0.05 && t16 > 1.5 * t8, "auto: t16 +{t16}, t8 +{t8}");
+    let (a16, a8) = (slowdown(16, 2, "auto"), slowdown(8, 4, "auto"));
+    assert!(t16 > 0.10 && t16 > 2.5 * t8, "ring: t16 +{t16}, t8 +{t8}");
+    assert!(
+        (a16 - t16).abs() < 1e-3 && (a8 - t8).abs() < 1e-3,
+        "auto: t16 +{a16}, t8 +{a8}"
+    );
 }
 
 fn fails(args: &[&str], yaml_edit: Option<(&str, &str)>) -> String {

@@ -37,4 +37,26 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         let err: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
         assert!(err.abs() < 15.0, "{line}");
     }
+    // Figures 7, 13, 14 and 15 as predictions: issue 12's targets are 7% mean and 15% max; where one
+    // is not met (Figure 14's mean, Figure 15's mean and max) today's bound is asserted instead, so
+    // that a regression fails (README, "End to end", has the decomposition of what is missing)
+    for (figure, mean_bound, max_bound) in [
+        ("fig7", 7.0, 15.0),
+        ("fig13", 7.0, 15.0),
+        ("fig14", 10.5, 15.0),
+        ("fig15", 16.0, 27.0),
+    ] {
+        let errors: Vec<f64> = csv
+            .lines()
+            .filter(|l| l.starts_with(&format!("{figure},")))
+            .map(|l| l.rsplit(',').next().unwrap().parse::<f64>().unwrap().abs())
+            .collect();
+        assert!(!errors.is_empty(), "{figure}");
+        let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+        let max = errors.iter().cloned().fold(0.0, f64::max);
+        assert!(
+            mean < mean_bound && max < max_bound,
+            "{figure}: mean {mean:.1}%, max {max:.1}%"
+        );
+    }
 }

@@ -24,7 +24,7 @@
 //! ([`super::nccl`]), so nothing is counted twice: links carry physical figures, protocols their
 //! factors.
 
-use super::nccl::{NcclAlgorithm, NcclModel, Protocol};
+use super::nccl::{NcclAlgorithm, NcclGroup, NcclModel, Protocol};
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::ops::CollectiveOp;
 
@@ -61,6 +61,8 @@ pub struct GroupShape {
     pub per_node: u32,
     /// Whether its GPUs are of different models (NCCL then runs without LL128).
     pub mixed: bool,
+    /// Fewest distinct NICs its members use on one node (NCCL's channels across nodes).
+    pub nics: u32,
 }
 
 /// Link parameters the cost model needs.
@@ -225,7 +227,12 @@ pub fn plan(
         AlgorithmChoice::Tree => &[NcclAlgorithm::Tree],
         _ => &[NcclAlgorithm::Ring],
     };
-    let tuned = nccl.tune(op, allowed, shape.n, shape.nodes, bytes, !shape.mixed);
+    let group = NcclGroup {
+        n: shape.n,
+        nodes: shape.nodes,
+        nics: shape.nics,
+    };
+    let tuned = nccl.tune(op, allowed, group, bytes, !shape.mixed);
     let algorithm = match tuned.algorithm {
         NcclAlgorithm::Tree => Algorithm::Tree,
         NcclAlgorithm::Ring => Algorithm::Ring,

@@ -162,13 +162,14 @@ mod tests {
 
     #[test]
     fn auto_prefers_fewer_network_steps_at_scale() {
-        // 64 nodes, 1 GiB: NCCL's ring/LL128 latency is 10 + 1022 - 126 = 896 NVLink steps x 1.9 us
-        // + 126 network steps x 4 us = 2.21 ms; its tree/Simple latency 2 (7 x 28 + 6 x 28) = 728 us,
-        // for about the same per-NIC traffic, so the tuner picks the tree.
+        // 64 nodes, 256 MiB: NCCL's ring/LL128 latency is 10 + 1022 - 126 = 896 NVLink steps x 1.9 us
+        // + 126 network steps x 4 us = 2.21 ms (ring/Simple's, with its x 1.9 plateau, more); its
+        // tree/Simple latency 2 (7 x 28 + 6 x 28) = 728 us, for about the same per-NIC traffic, so the
+        // tuner picks the tree (at 1 GiB the bandwidth terms dominate and the two come within 4%)
         let ranks: Vec<u32> = (0..512).collect();
-        let ring = busbw(&a100(AlgorithmChoice::Ring), &ranks, 1 << 30);
-        let auto = busbw(&a100(AlgorithmChoice::Auto), &ranks, 1 << 30);
-        assert!(auto > ring * 1.05, "{auto} vs {ring}");
+        let ring = busbw(&a100(AlgorithmChoice::Ring), &ranks, 256 << 20);
+        let auto = busbw(&a100(AlgorithmChoice::Auto), &ranks, 256 << 20);
+        assert!(auto > ring * 1.15, "{auto} vs {ring}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod maxmin;
 mod memo;
 pub mod nccl;
 mod nics;
+pub use nics::NicChoice;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};
 pub use astra::AstraNetwork;

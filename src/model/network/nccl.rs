@@ -9,7 +9,14 @@
 //! NCCL's model leaves out. Those four live in the hardware file (`network.nccl`) with their fit.
 //!
 //! Bus bandwidth of a graph: `busBw = channels x speed` (intra-node speed up to 2 nodes, inter-node
-//! beyond), capped at 235 GB/s on compute capability 8.0 (A100); then per algorithm and protocol:
+//! beyond), capped at 235 GB/s on compute capability 8.0 (A100). Inside one node the graph is the
+//! hardware file's (`channels` x `speed_intra`). A graph across nodes comes from NCCL's search over
+//! the NICs (`ncclTopoCompute`, src/graph/search.cc): each channel enters and leaves a node through a
+//! NIC of its own at the NIC's speed, so it has one channel per distinct NIC the communicator holds on
+//! a node, at `speed_inter` inside and across nodes; for a tree on up to 2 nodes the search's second
+//! pass then raises the intra-node speed to the highest of NCCL's speeds below twice the inter-node
+//! one that the node's NVLink (`channels` x `speed_intra`) carries for every channel. Then per
+//! algorithm and protocol:
 //! - ring LL: `min(llMaxBw, busBw / 4)` (all-reduce or several nodes; 1/3 otherwise);
 //! - ring LL128: `min(busBw x (0.92 with 2+ ranks per node, else 0.7), ll128MaxBwPerCh x channels)`;
 //! - ring Simple: `busBw`;
@@ -81,6 +88,9 @@ struct Table {
     tree_ll128_multi_node: f64,
     /// treeCorrectionFactor[proto][log2(bytes / 64)], for 64 B to 256 MiB.
     tree_correction: [[f64; 23]; 3],
+    /// The search's per-channel speeds inside a node, fastest first (speedArray; 2.10:
+    /// speedArrayIntra), GB/s.
+    intra_speeds: &'static [f64],
 }
 
 const TREE_CORRECTION_LL: [f64; 23] = [
@@ -111,6 +121,9 @@ const NCCL_2_8: Table = Table {
         ],
         TREE_CORRECTION_SIMPLE,
     ],
+    intra_speeds: &[
+        42.0, 30.0, 24.0, 21.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0,
+    ],
 };
 
 /// NCCL 2.10.3.
@@ -130,10 +143,22 @@ const NCCL_2_10: Table = Table {
         ],
         TREE_CORRECTION_SIMPLE,
     ],
+    intra_speeds: &[44.0, 30.0, 22.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0],
 };
 
 /// NCCL's global bus-bandwidth cap on compute capability 8.0, GB/s.
 const SM80_MAX_BUS_BW: f64 = 235.0;
+
+/// A communicator as NCCL's model sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NcclGroup {
+    /// Ranks.
+    pub n: u32,
+    /// Nodes spanned.
+    pub nodes: u32,
+    /// Distinct NICs it holds on a node (its channels across nodes).
+    pub nics: u32,
+}
 
 /// What NCCL runs for one collective and what its model predicts.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -182,18 +207,39 @@ impl NcclModel {
         }
     }
 
-    /// NCCL's bus bandwidth (GB/s) of an algorithm and protocol for `n` ranks on `nodes` nodes.
-    fn bus_bandwidth(&self, op: CollectiveOp, algo: NcclAlgorithm, proto: Protocol, n: u32, nodes: u32) -> f64 {
+    /// The graph's (channels, speed in GB/s) that NCCL's bandwidth formula uses for an algorithm
+    /// on `nodes` nodes, where the communicator holds `nics` distinct NICs per node.
+    fn graph(&self, algo: NcclAlgorithm, nodes: u32, nics: u32) -> (f64, f64) {
+        if nodes <= 1 {
+            return (self.channels, self.speed_intra);
+        }
+        let channels = nics.max(1) as f64;
+        if algo == NcclAlgorithm::Ring || nodes > 2 {
+            return (channels, self.speed_inter);
+        }
+        let nvlink = self.channels * self.speed_intra;
+        let raised = self
+            .table
+            .intra_speeds
+            .iter()
+            .copied()
+            .find(|&s| s < 2.0 * self.speed_inter && channels * s <= nvlink);
+        (channels, raised.unwrap_or(self.speed_inter).max(self.speed_inter))
+    }
+
+    /// NCCL's bus bandwidth (GB/s) of an algorithm and protocol for a group.
+    fn bus_bandwidth(&self, op: CollectiveOp, algo: NcclAlgorithm, proto: Protocol, group: NcclGroup) -> f64 {
+        let NcclGroup { n, nodes, nics } = group;
         let t = self.table;
         let index = (nodes.min(3) - 1) as usize;
-        let speed = if nodes <= 2 { self.speed_intra } else { self.speed_inter };
-        let bus = (self.channels * speed).min(SM80_MAX_BUS_BW);
+        let (channels, speed) = self.graph(algo, nodes, nics);
+        let bus = (channels * speed).min(SM80_MAX_BUS_BW);
         let ll128_cap = t.ll128_max_bw_per_channel[match op {
             CollectiveOp::AllReduce => 0,
             CollectiveOp::ReduceScatter => 1,
             CollectiveOp::AllGather => 2,
             _ => 3,
-        }] * self.channels;
+        }] * channels;
         let per_node = n / nodes.max(1);
         match (algo, proto) {
             (NcclAlgorithm::Ring, Protocol::LL) => {
@@ -207,7 +253,7 @@ impl NcclModel {
             (NcclAlgorithm::Ring, Protocol::LL128) => (bus * if per_node < 2 { 0.7 } else { 0.92 }).min(ll128_cap),
             (NcclAlgorithm::Ring, Protocol::Simple) => bus,
             (NcclAlgorithm::Tree, _) => {
-                let tree = (bus * 0.92).min(self.channels * t.tree_max_bw_per_channel[index]);
+                let tree = (bus * 0.92).min(channels * t.tree_max_bw_per_channel[index]);
                 match proto {
                     Protocol::LL => (tree / 3.8).min(t.ll_max_bw[index]),
                     Protocol::LL128 => {
@@ -260,11 +306,11 @@ impl NcclModel {
         op: CollectiveOp,
         algo: NcclAlgorithm,
         proto: Protocol,
-        n: u32,
-        nodes: u32,
+        group: NcclGroup,
         bytes: f64,
     ) -> Tuned {
-        let bus = self.bus_bandwidth(op, algo, proto, n, nodes);
+        let NcclGroup { n, nodes, .. } = group;
+        let bus = self.bus_bandwidth(op, algo, proto, group);
         let mut alg = match algo {
             NcclAlgorithm::Ring => bus * n as f64 / ring_steps(op, n as f64, nodes as f64).0,
             NcclAlgorithm::Tree => bus * 0.5,
@@ -290,8 +336,7 @@ impl NcclModel {
         &self,
         op: CollectiveOp,
         allowed: &[NcclAlgorithm],
-        n: u32,
-        nodes: u32,
+        group: NcclGroup,
         bytes: f64,
         ll128: bool,
     ) -> Tuned {
@@ -304,13 +349,13 @@ impl NcclModel {
                 if proto == Protocol::LL128 && !ll128 {
                     continue;
                 }
-                let t = self.predict(op, algo, proto, n, nodes, bytes);
+                let t = self.predict(op, algo, proto, group, bytes);
                 if best.is_none_or(|b| t.time_s() < b.time_s()) {
                     best = Some(t);
                 }
             }
         }
-        best.unwrap_or_else(|| self.predict(op, NcclAlgorithm::Ring, Protocol::Simple, n, nodes, bytes))
+        best.unwrap_or_else(|| self.predict(op, NcclAlgorithm::Ring, Protocol::Simple, group, bytes))
     }
 
     /// Latency of a send/receive pair, s: the launch cost and one Simple-protocol step over NVLink
@@ -345,14 +390,42 @@ mod tests {
     use super::*;
     use crate::units::{Bandwidth, SimDuration};
 
+    /// 8 GPUs of one node.
+    const NODE: NcclGroup = NcclGroup {
+        n: 8,
+        nodes: 1,
+        nics: 8,
+    };
+
     fn model(version: NcclVersion) -> NcclModel {
         NcclModel::new(&NcclSpec {
             version,
             channels: 12,
             speed_intra: Bandwidth(21e9),
-            speed_inter: Bandwidth(16e9),
+            speed_inter: Bandwidth(24e9),
             launch: SimDuration(0),
         })
+    }
+
+    /// Across nodes the graph has a channel per NIC at the NIC's speed: 16 GPUs on 2 DGX A100
+    /// nodes (8 NICs each) give 8 x 24 = 192 GB/s for a ring; LL128 then min(0.92 x 192 = 176.6,
+    /// 16.9 x 8 = 135.2) = 135.2. A 2-node tree raises the intra-node speed to the highest of NCCL
+    /// 2.8's speeds {42, 30, 24, ...} under 2 x 24 that NVLink (12 x 21 = 252 GB/s) carries on all 8
+    /// channels: 30 (8 x 42 = 336 would not fit); busBw min(8 x 30, 235) = 235, tree min(0.92 x 235,
+    /// 8 x 22.5) = 180. Beyond 2 nodes, 8 x 24 = 192 and a tree min(176.6, 8 x 16) = 128. A group with
+    /// one GPU per node (1 NIC) has a single 24 GB/s channel.
+    #[test]
+    fn graphs_across_nodes_have_a_channel_per_nic() {
+        let m = model(NcclVersion::V2_8);
+        let ar = |algo, proto, n, nodes, nics| {
+            m.bus_bandwidth(CollectiveOp::AllReduce, algo, proto, NcclGroup { n, nodes, nics })
+        };
+        assert!((ar(NcclAlgorithm::Ring, Protocol::Simple, 16, 2, 8) - 192.0).abs() < 1e-9);
+        assert!((ar(NcclAlgorithm::Ring, Protocol::LL128, 16, 2, 8) - 135.2).abs() < 1e-9);
+        assert_eq!(m.graph(NcclAlgorithm::Tree, 2, 8), (8.0, 30.0));
+        assert!((ar(NcclAlgorithm::Tree, Protocol::Simple, 16, 2, 8) - 180.0).abs() < 1e-9);
+        assert!((ar(NcclAlgorithm::Tree, Protocol::Simple, 32, 4, 8) - 128.0).abs() < 1e-9);
+        assert!((ar(NcclAlgorithm::Ring, Protocol::Simple, 8, 8, 1) - 24.0).abs() < 1e-9);
     }
 
     /// The reference file's worked example: ring LL all-reduce inside one node of 8 GPUs has NCCL
@@ -360,7 +433,7 @@ mod tests {
     #[test]
     fn ring_ll_latency_in_one_node() {
         let m = model(NcclVersion::V2_8);
-        let t = m.predict(CollectiveOp::AllReduce, NcclAlgorithm::Ring, Protocol::LL, 8, 1, 8.0);
+        let t = m.predict(CollectiveOp::AllReduce, NcclAlgorithm::Ring, Protocol::LL, NODE, 8.0);
         assert!((t.latency_s - 10.18e-6).abs() < 1e-12, "{}", t.latency_s);
     }
 
@@ -368,7 +441,7 @@ mod tests {
     /// 16.9 x 12) = 202.8 (2.8) or min(216.2, 20 x 12) = 216.2 (2.10); LL = min(235 / 4, 87.7) = 58.75.
     #[test]
     fn protocol_bandwidths_in_one_node() {
-        let bus = |v, p| model(v).bus_bandwidth(CollectiveOp::AllReduce, NcclAlgorithm::Ring, p, 8, 1);
+        let bus = |v, p| model(v).bus_bandwidth(CollectiveOp::AllReduce, NcclAlgorithm::Ring, p, NODE);
         assert!((bus(NcclVersion::V2_8, Protocol::Simple) - 235.0).abs() < 1e-9);
         assert!((bus(NcclVersion::V2_8, Protocol::LL128) - 202.8).abs() < 1e-9);
         assert!((bus(NcclVersion::V2_10, Protocol::LL128) - 0.92 * 235.0).abs() < 1e-9);
@@ -385,8 +458,7 @@ mod tests {
             m.tune(
                 CollectiveOp::AllReduce,
                 &[NcclAlgorithm::Ring, NcclAlgorithm::Tree],
-                8,
-                1,
+                NODE,
                 bytes,
                 true,
             )
@@ -400,8 +472,7 @@ mod tests {
         let mixed = m.tune(
             CollectiveOp::AllReduce,
             &[NcclAlgorithm::Ring, NcclAlgorithm::Tree],
-            8,
-            1,
+            NODE,
             mid,
             false,
         );

@@ -20,7 +20,7 @@
 //! uses its rail's NIC.
 
 use crate::config::NcclVersion;
-use crate::model::topology::Topology;
+use crate::model::topology::{NicLayout, Topology};
 
 /// How NICs are chosen for the GPUs of a communication.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,30 @@ impl NicChoice {
             .collect()
     }
 
+    /// How many distinct NICs a collective's communicator holds on one node, where its members are
+    /// the local GPUs `locals` (ascending): one NCCL channel each (the topology search gives each
+    /// channel its own NIC at the NIC's speed). Each member takes a NIC of its switch while one is
+    /// free, so a switch gives min(members, its NICs); on rails, the distinct rails.
+    pub fn distinct_nics(self, layout: &NicLayout, locals: &[u32]) -> u32 {
+        let key = |l: u32| match self {
+            NicChoice::Rail => (layout.rail(l), 1),
+            NicChoice::IndexOrder | NicChoice::Rotated => {
+                let nics = layout.switch_nics(l);
+                (nics.start, nics.len() as u32)
+            }
+        };
+        let (mut total, mut run) = (0u32, 0u32);
+        for (i, &l) in locals.iter().enumerate() {
+            let (switch, cap) = key(l);
+            run += 1;
+            if i + 1 == locals.len() || key(locals[i + 1]).0 != switch {
+                total += run.min(cap);
+                run = 0;
+            }
+        }
+        total.max(1)
+    }
+
     /// The NICs (global indices) a point-to-point transfer from or to `gpu` spreads over, evenly.
     pub fn point_to_point(self, topo: &Topology, gpu: u32) -> Vec<u32> {
         match self {
@@ -113,6 +137,31 @@ mod tests {
         assert_eq!(NicChoice::IndexOrder.collective(&topo, &[1]), vec![0]);
         assert_eq!(NicChoice::Rotated.collective(&topo, &[1, 3, 5, 7]), vec![1, 2, 4, 6]);
         assert_eq!(NicChoice::Rail.collective(&topo, &[1, 3, 5, 7]), vec![1, 3, 5, 7]);
+    }
+
+    #[test]
+    fn a_communicator_has_a_channel_per_distinct_nic_of_a_node() {
+        let layout = NicLayout {
+            gpus: 8,
+            nics: 8,
+            gpus_per_switch: 2,
+        };
+        // a whole node: 8 NICs; GPUs 0, 2, 4, 6 or 1, 3, 5, 7: one NIC per switch, 4; GPUs 0 and 1: 2
+        assert_eq!(
+            NicChoice::IndexOrder.distinct_nics(&layout, &[0, 1, 2, 3, 4, 5, 6, 7]),
+            8
+        );
+        assert_eq!(NicChoice::IndexOrder.distinct_nics(&layout, &[1, 3, 5, 7]), 4);
+        assert_eq!(NicChoice::Rotated.distinct_nics(&layout, &[0, 1]), 2);
+        assert_eq!(NicChoice::IndexOrder.distinct_nics(&layout, &[5]), 1);
+        // 4 NICs for 8 GPUs on rails: GPUs 0 and 1 share rail 0
+        let half = NicLayout {
+            nics: 4,
+            gpus_per_switch: 1,
+            ..layout
+        };
+        assert_eq!(NicChoice::Rail.distinct_nics(&half, &[0, 1, 2]), 2);
+        assert_eq!(NicChoice::IndexOrder.distinct_nics(&half, &[0, 1, 2]), 2);
     }
 
     #[test]
