@@ -14,6 +14,7 @@ mod hostile;
 mod models;
 mod network;
 mod planner;
+mod pools;
 mod published;
 mod representative;
 mod shards;
