@@ -18,8 +18,10 @@ impl Sim<'_> {
                 .take(SHOWN + 1)
                 .collect()
         };
-        if out.len() > SHOWN {
-            out.truncate(SHOWN);
+        // pools lead with what may cause it
+        let shown = SHOWN + self.pools.is_some() as usize;
+        if out.len() > shown {
+            out.truncate(shown);
             out.push("...".to_string());
         }
         out.join("; ")

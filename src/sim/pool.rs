@@ -147,25 +147,30 @@ impl Sim<'_> {
         }
     }
 
-    /// The first few pool streams that never finished, for the deadlock message.
+    /// The pool streams that never finished, for the deadlock message, after what may cause it.
     pub(super) fn pool_blocked(&self) -> Vec<String> {
         let Some(p) = self.pools.as_ref() else {
             return Vec::new();
         };
         let g = self.g;
-        (0..p.finished.len())
-            .filter(|&si| p.finished[si] < g.stream_offsets[si + 1] - g.stream_offsets[si])
-            .map(|si| {
-                format!(
-                    "rank {} {} stream: {} of {} tasks finished, {} running, {} ready",
-                    si / Stream::COUNT,
-                    Stream::ALL[si % Stream::COUNT].name(),
-                    p.finished[si],
-                    g.stream_offsets[si + 1] - g.stream_offsets[si],
-                    p.running[si],
-                    p.ready[si].len()
-                )
-            })
+        let why = "issued in ready order (lowest node id first, as ASTRA-sim does), ranks may have started one \
+                   group's collectives in different orders";
+        std::iter::once(why.to_string())
+            .chain(
+                (0..p.finished.len())
+                    .filter(|&si| p.finished[si] < g.stream_offsets[si + 1] - g.stream_offsets[si])
+                    .map(|si| {
+                        format!(
+                            "rank {} {} stream: {} of {} tasks finished, {} running, {} ready",
+                            si / Stream::COUNT,
+                            Stream::ALL[si % Stream::COUNT].name(),
+                            p.finished[si],
+                            g.stream_offsets[si + 1] - g.stream_offsets[si],
+                            p.running[si],
+                            p.ready[si].len()
+                        )
+                    }),
+            )
             .collect()
     }
 }

@@ -306,6 +306,26 @@ fn bad_sets_name_the_file_rank_and_node() {
     assert!(e.contains("has no counterpart on rank(s) [1]"), "{e}");
 }
 
+/// Two ranks reach the same two all-reduces (a, then b, in file order: one collective each), but
+/// rank 1 gave b the lower node id: issued in ready order, lowest id first, rank 0 starts a and rank
+/// 1 starts b, each waiting for the other (ASTRA-sim would hang). Exit 2, saying why.
+#[test]
+fn ranks_issuing_collectives_in_different_orders_deadlock() {
+    let (a, b) = (all_reduce(1, 1024), all_reduce(2, 2048));
+    let (mut a1, mut b1) = (a.clone(), b.clone());
+    (a1.id, b1.id) = (2, 1);
+    let e = fails(&[vec![a, b], vec![a1, b1]], |_| {});
+    assert!(e.contains("the task graph deadlocked: 4 of 4 tasks never ran"), "{e}");
+    assert!(
+        e.contains("ranks may have started one group's collectives in different orders"),
+        "{e}"
+    );
+    assert!(
+        e.contains("rank 1 data-parallel comm stream: 0 of 2 tasks finished, 1 running, 1 ready"),
+        "{e}"
+    );
+}
+
 /// `trace export --format chakra` writes the generated workload as a Chakra set; running it gives
 /// the generator's report.json and timeline.json byte for byte (the streams' order, kernels,
 /// labels and workload travel as attributes ASTRA-sim ignores).
