@@ -79,7 +79,7 @@ fn finish_range_ns(args: &[&str]) -> (f64, f64) {
 /// (README's Chakra table), since each rank issues its ready nodes as ASTRA-sim does (lowest node
 /// id first, one compute and one collective or send at a time, receives free; the engine's pools):
 /// every finish within 0.3%, clustersim early (the largest: the 8-rank set with 1 ns compute,
-/// -0.28% on its first rank to finish, -0.23% on its last: about 5 us of 2.3 ms over a rank's 90
+/// -0.28% on its first rank to finish, -0.25% on its last: about 5 us of 2.3 ms over a rank's 90
 /// collectives, not traced further), the 32-rank set's within 0.03%. Asserted within 0.5%: the
 /// fixed stream orders found by re-running (before the pools) missed by -18% to +42%.
 #[test]
