@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 /// (the pipeline-send stream holds them) without limit (0). Memory nodes (the I/O stream) one at a
 /// time, where ASTRA-sim makes them share the communication place (`Workload.cc`:181-189): no trace
 /// here has one. The tensor-parallel stream is unused.
-pub const ISSUE_CAPACITY: [u32; 5] = [1, 1, 0, 1, 1];
+pub const ISSUE_CAPACITY: [u32; crate::workload::Stream::COUNT] = [1, 1, 0, 1, 1];
 
 /// What a node's `num_ops` counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -227,10 +227,6 @@ impl ChakraSet {
     /// Whether clustersim's own export wrote the set (its stream order is kept).
     pub fn is_native(&self) -> bool {
         self.native
-    }
-    /// The node id of each task (in the first order).
-    pub fn node_ids(&self) -> &[u64] {
-        &self.node_ids
     }
     /// Whether the set has no task.
     pub fn is_empty(&self) -> bool {
