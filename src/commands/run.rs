@@ -27,14 +27,14 @@ fn trace_config(args: &RunArgs, path: &str, hardware: &Source, overrides: &[Over
         };
         let set = chakra::read(path, &options)?;
         check_ranks(path, set.ranks(), &hw, &doc)?;
-        let (trace, passes) = studies::chakra::ready_order(set, &hw, args.seed).map_err(|e| in_trace(path, e))?;
         if args.format == Format::Text {
-            match passes {
-                0 => println!("{path}: Chakra set written by clustersim: its streams' order kept"),
-                n => println!("{path}: Chakra set in ready order after {n} run(s)"),
+            if set.is_native() {
+                println!("{path}: Chakra set written by clustersim: its streams' order kept");
+            } else {
+                println!("{path}: Chakra set: each rank issues its ready nodes, lowest id first");
             }
         }
-        trace
+        set.into_graph()?
     } else {
         crate::workload::trace::read(path)?
     };

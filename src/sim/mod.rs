@@ -2,7 +2,8 @@
 //!
 //! This is the one place where engine, models and workload meet. Semantics:
 //! - a task may start when it is at the head of its (rank, stream) and its explicit
-//!   predecessors are done;
+//!   predecessors are done; on graphs with pools (imported Chakra sets), when its predecessors
+//!   are done and it is the ready task of lowest priority of its stream, which has room ([`pool`]);
 //! - compute tasks take the compute model's time for their op (times a seeded jitter, if any);
 //! - a collective begins when all member tasks have started (rendezvous) and completes for all
 //!   members at once;
@@ -16,11 +17,13 @@
 //! While it runs, it accounts each rank's time into compute, exposed and overlapped communication,
 //! synchronisation wait and idle time, in O(1) per state change; a [`SpanSink`] may keep spans.
 
+mod blocked;
 mod clock;
 mod collective;
 mod compute;
 mod copies;
 mod host;
+mod pool;
 mod prefetch;
 mod spans;
 mod storage;
@@ -233,6 +236,8 @@ struct Sim<'a> {
     spans: &'a mut dyn SpanSink,
     record: Vec<bool>,
     done: usize,
+    /// Ready-order streams, for graphs that have them ([`pool`]).
+    pools: Option<Box<pool::PoolState>>,
 }
 
 impl<'a> Sim<'a> {
@@ -286,15 +291,20 @@ impl<'a> Sim<'a> {
             spans,
             record,
             done: 0,
+            pools: g.pools.as_ref().map(|p| Box::new(pool::PoolState::new(g, p))),
         }
     }
 
     fn run(&mut self) -> crate::error::Result<()> {
-        for r in 0..self.g.ranks {
-            for s in 0..Stream::COUNT {
-                let tasks = self.g.stream(r, s);
-                if !tasks.is_empty() {
-                    self.ready.push((tasks.start, (r as usize * Stream::COUNT + s) as u32));
+        if self.pools.is_some() {
+            self.seed_pools();
+        } else {
+            for r in 0..self.g.ranks {
+                for s in 0..Stream::COUNT {
+                    let tasks = self.g.stream(r, s);
+                    if !tasks.is_empty() {
+                        self.ready.push((tasks.start, (r as usize * Stream::COUNT + s) as u32));
+                    }
                 }
             }
         }
@@ -327,44 +337,6 @@ impl<'a> Sim<'a> {
             )));
         }
         Ok(())
-    }
-
-    /// The first few streams that never finished, with the task each is stuck at.
-    fn blocked(&self) -> String {
-        let mut out = Vec::new();
-        for si in 0..self.head.len() {
-            let (head, end) = (self.head[si], self.g.stream_offsets[si + 1]);
-            if head >= end {
-                continue;
-            }
-            if out.len() == 4 {
-                out.push("...".to_string());
-                break;
-            }
-            let stream = crate::workload::Stream::ALL[si % Stream::COUNT];
-            let what = match self.g.task_kind[head as usize] {
-                TaskKind::Collective(c) => format!(
-                    "collective {c} ({} of {} members arrived)",
-                    self.arrived[c as usize],
-                    self.g.collective_tasks(c).len()
-                ),
-                TaskKind::Recv(x) => format!(
-                    "a receive from rank {} that never arrived",
-                    self.g.transfers[x as usize].src
-                ),
-                TaskKind::Send(x) => format!("a send to rank {}", self.g.transfers[x as usize].dst),
-                _ => "a task waiting for its dependencies".to_string(),
-            };
-            let first = self.g.stream_offsets[si];
-            out.push(format!(
-                "rank {} {} stream at its task {} of {}: {what}",
-                si / Stream::COUNT,
-                stream.name(),
-                head - first + 1,
-                end - first
-            ));
-        }
-        out.join("; ")
     }
 
     fn outcome(&mut self) -> SimOutcome {
@@ -403,6 +375,9 @@ impl<'a> Sim<'a> {
             if self.can_start(t, si as usize) {
                 self.start(t, si as usize);
             }
+        }
+        if self.pools.is_some() {
+            self.dispatch_pools();
         }
     }
 
@@ -467,6 +442,9 @@ impl<'a> Sim<'a> {
     /// Task `t`, the head of stream `si`, finished: the stream moves on and its successors may start.
     fn complete(&mut self, t: TaskId, si: usize, now: SimTime) {
         self.done += 1;
+        if self.pools.is_some() {
+            return self.pool_complete(t, si, now);
+        }
         if self.record[si / Stream::COUNT] {
             self.spans.span(t, self.head_start_time[si], now);
         }

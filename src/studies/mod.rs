@@ -4,7 +4,6 @@
 //! workload → sim → report together; none prints (progress bars aside) or parses command lines.
 
 pub mod bench;
-pub mod chakra;
 pub mod cluster;
 pub mod collective;
 pub mod gemm;

@@ -240,6 +240,21 @@ pub struct TaskGraph {
     pub collective_tasks: Vec<TaskId>,
     /// Set on representative graphs: the symmetry by which their tasks stand for every rank.
     pub replication: Option<crate::workload::replication::Replication>,
+    /// Set on imported Chakra sets: every stream runs its tasks in ready order, not stream order.
+    pub pools: Option<Box<Pools>>,
+}
+
+/// Ready-order issue, ASTRA-sim's rule for Chakra traces: on every stream of every rank, a task may
+/// start once its explicit predecessors are done, whatever its place in the stream, and among the
+/// ready tasks of a stream the one of lowest priority value starts first, as long as fewer than
+/// the stream's capacity run. The stream order then only breaks no tie (it is a topological order,
+/// so the graph's checks still hold).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pools {
+    /// Per stream, in [`Stream::ALL`] order: how many of its tasks may run at once (0: no limit).
+    pub capacity: [u32; Stream::COUNT],
+    /// Per task: its priority among the ready tasks of its stream, lower first (the Chakra node id).
+    pub priority: Vec<u64>,
 }
 
 impl TaskGraph {

@@ -19,4 +19,6 @@ pub mod trace;
 pub mod transformer;
 
 pub use generate::generate;
-pub use graph::{CollectiveId, GroupId, OpId, Phase, Stream, TaskGraph, TaskId, TaskKind, TaskLabel, TransferId};
+pub use graph::{
+    CollectiveId, GroupId, OpId, Phase, Pools, Stream, TaskGraph, TaskId, TaskKind, TaskLabel, TransferId,
+};

@@ -51,66 +51,85 @@ fn microbenchmarks_match_astra_sim() {
     assert_eq!(checked, 16);
 }
 
-/// The three GPT iterations in the compatible mode (ASTRA-sim's reading: `num_ops` as
-/// operations, sizes as bytes), against ASTRA-sim's slowest rank. Target 10%: not met for every
-/// set. Bounds asserted at today's errors (README's Chakra table): with the roofline (300 TFLOP/s,
-/// 900 GB/s, reductions through the same 900 GB/s) +10%, +10%, +30%; with 1 ns compute nodes
-/// (ASTRA-sim's system file then names no local-mem-bw: reductions free) -18%, -17%, -10%. The
-/// differences: clustersim issues each stream in a fixed order found by re-running in ready order
-/// (ASTRA-sim issues dynamically, lowest node id first), and the reduction pass's cost is a fit
-/// on the 1 MiB microbenchmarks.
+/// Each rank's finish in ns (its last task's end in the timeline), over the ranks: (min, max).
+fn finish_range_ns(args: &[&str]) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec!["run", "--out", "o"];
+    all.extend_from_slice(args);
+    let o = clustersim(dir.path(), &all);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let timeline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("o/timeline.json")).unwrap()).unwrap();
+    let mut end_us: std::collections::BTreeMap<u64, f64> = Default::default();
+    for e in timeline["traceEvents"].as_array().unwrap() {
+        if e["ph"] == "X" {
+            let end = e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap_or(0.0);
+            let last = end_us.entry(e["pid"].as_u64().unwrap()).or_insert(0.0);
+            *last = last.max(end);
+        }
+    }
+    let ends = end_us.values().map(|us| us * 1e3);
+    (ends.clone().fold(f64::MAX, f64::min), ends.fold(0.0, f64::max))
+}
+
+/// The three GPT iterations in the compatible mode (ASTRA-sim's reading: `num_ops` as operations,
+/// sizes as bytes), against ASTRA-sim's earliest and latest rank to finish: with the roofline (300
+/// TFLOP/s, 900 GB/s, reductions through the same 900 GB/s), and with 1 ns compute nodes
+/// (ASTRA-sim's system file then names no local-mem-bw: reductions free). Target 10%. Measured
+/// (README's Chakra table), since each rank issues its ready nodes as ASTRA-sim does (lowest node
+/// id first, one compute and one collective or send at a time, receives free; the engine's pools):
+/// every finish within 0.3%, clustersim early (the largest: the 8-rank set with 1 ns compute,
+/// -0.28% on its first rank to finish, -0.25% on its last: about 5 us of 2.3 ms over a rank's 90
+/// collectives, not traced further), the 32-rank set's within 0.03%. Asserted within 0.5%: the
+/// fixed stream orders found by re-running (before the pools) missed by -18% to +42%.
 #[test]
-fn llm_sets_run_in_the_compatible_mode() {
+fn llm_sets_match_astra_sim_in_the_compatible_mode() {
     let csv = std::fs::read_to_string(format!("{FIXTURES}/astra-sim-llm.csv")).unwrap();
     let cases = [
-        ("gpt_dp2_tp2_pp2", "astra-switch8", 0.15, 0.22),
-        ("gpt_dp4_tp2_pp2", "astra-switch8x2", 0.15, 0.22),
-        ("gpt_dp2_tp4_pp4_notpsp", "astra-switch8x4", 0.35, 0.15),
+        ("gpt_dp2_tp2_pp2", "astra-switch8"),
+        ("gpt_dp4_tp2_pp2", "astra-switch8x2"),
+        ("gpt_dp2_tp4_pp4_notpsp", "astra-switch8x4"),
     ];
-    for (set, hardware, roofline_bound, unit_bound) in cases {
-        let astra = |system: &str| -> f64 {
+    for (set, hardware) in cases {
+        // ASTRA-sim's (min, max) finish over ranks
+        let astra = |system: &str| -> (f64, f64) {
             let line = csv.lines().find(|l| l.starts_with(set) && l.contains(system)).unwrap();
-            line.split(',').nth(5).unwrap().parse().unwrap()
+            let f: Vec<f64> = line.split(',').skip(4).take(2).map(|x| x.parse().unwrap()).collect();
+            (f[0], f[1])
         };
         let trace = format!("{FIXTURES}/llm/{set}/{set}");
         let groups = format!("{FIXTURES}/llm/{set}/{set}.json");
         let hw = format!("{FIXTURES}/hardware/{hardware}.yaml");
         let base = ["--hardware", &hw, "--trace", &trace, "--comm-groups", &groups];
-        let roofline = iteration_ns(&base);
-        let unit = iteration_ns(
-            &[
-                &base[..],
-                &[
-                    "--chakra-compute",
-                    "1ns",
-                    "--set",
-                    "hardware.network.astra.local_memory_bandwidth=~",
-                ],
-            ]
-            .concat(),
-        );
-        let (e1, e2) = (
-            roofline / astra("sys_roofline_ring") - 1.0,
-            unit / astra("sys_noroofline") - 1.0,
-        );
-        assert!(
-            e1.abs() < roofline_bound,
-            "{set} roofline: {roofline:.0} ns, {:+.1}%",
-            e1 * 100.0
-        );
-        assert!(
-            e2.abs() < unit_bound,
-            "{set} 1 ns compute: {unit:.0} ns, {:+.1}%",
-            e2 * 100.0
-        );
-        assert!(unit < roofline, "{set}: compute takes time");
+        let unit_args = [
+            "--chakra-compute",
+            "1ns",
+            "--set",
+            "hardware.network.astra.local_memory_bandwidth=~",
+        ];
+        let roofline = finish_range_ns(&base);
+        let unit = finish_range_ns(&[&base[..], &unit_args].concat());
+        for (mode, ours, theirs) in [
+            ("roofline", roofline, astra("sys_roofline_ring")),
+            ("1 ns compute", unit, astra("sys_noroofline")),
+        ] {
+            for (what, a, b) in [("first", ours.0, theirs.0), ("last", ours.1, theirs.1)] {
+                let error = a / b - 1.0;
+                assert!(
+                    error.abs() < 0.005,
+                    "{set} {mode}: {what} rank done at {a:.0} ns, ASTRA-sim {b:.0} ns ({:+.2}%)",
+                    error * 100.0
+                );
+            }
+        }
+        assert!(unit.1 < roofline.1, "{set}: compute takes time");
     }
 }
 
 /// On clustersim's own models: on DGX A100 nodes every group of these sets stays inside a node
-/// but the pipeline's, so the flow model agrees with the contention-free one; on 2-GPU nodes with
-/// one NIC each behind a 2:1 fabric, tensor, data and pipeline traffic share NICs and uplinks and
-/// the flow model is slower than the analytic one.
+/// but the pipeline's, so the flow model agrees with the contention-free one (48.069 ms both); on
+/// 2-GPU nodes with one NIC each behind a 2:1 fabric, tensor, data and pipeline traffic share NICs
+/// and uplinks and the flow model is slower than the analytic one (211.5 ms vs 160.2 ms, +32%).
 #[test]
 fn llm_sets_on_clustersims_models_show_contention() {
     let set = "gpt_dp4_tp2_pp2";
@@ -285,6 +304,26 @@ fn bad_sets_name_the_file_rank_and_node() {
     // a collective one member never reaches
     let e = fails(&[ok, vec![]], |_| {});
     assert!(e.contains("has no counterpart on rank(s) [1]"), "{e}");
+}
+
+/// Two ranks reach the same two all-reduces (a, then b, in file order: one collective each), but
+/// rank 1 gave b the lower node id: issued in ready order, lowest id first, rank 0 starts a and rank
+/// 1 starts b, each waiting for the other (ASTRA-sim would hang). Exit 2, saying why.
+#[test]
+fn ranks_issuing_collectives_in_different_orders_deadlock() {
+    let (a, b) = (all_reduce(1, 1024), all_reduce(2, 2048));
+    let (mut a1, mut b1) = (a.clone(), b.clone());
+    (a1.id, b1.id) = (2, 1);
+    let e = fails(&[vec![a, b], vec![a1, b1]], |_| {});
+    assert!(e.contains("the task graph deadlocked: 4 of 4 tasks never ran"), "{e}");
+    assert!(
+        e.contains("ranks may have started one group's collectives in different orders"),
+        "{e}"
+    );
+    assert!(
+        e.contains("rank 1 data-parallel comm stream: 0 of 2 tasks finished, 1 running, 1 ready"),
+        "{e}"
+    );
 }
 
 /// `trace export --format chakra` writes the generated workload as a Chakra set; running it gives

@@ -15,6 +15,7 @@ mod models;
 mod network;
 mod nics;
 mod planner;
+mod pools;
 mod published;
 mod representative;
 mod shards;

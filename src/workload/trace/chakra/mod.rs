@@ -19,7 +19,8 @@
 //! Streams: compute nodes on the compute stream, collectives and sends on one communication
 //! stream, receives on their own (ASTRA-sim's rule: one compute and one communication in flight
 //! per rank, receives exempt), memory nodes on the I/O stream; each in the order of
-//! [`order`], which [`crate::studies::chakra::ready_order`] refines.
+//! [`order`] (a topological order of the whole set), and each a pool that runs its tasks in ready
+//! order, lowest node id first ([`ISSUE_CAPACITY`]; the engine's `sim::pool`).
 
 mod build;
 mod node;
@@ -34,9 +35,18 @@ use super::read::loader;
 use super::Trace;
 use crate::error::{Error, Result};
 use crate::ops::CollectiveOp;
+use crate::workload::Pools;
 use node::ChakraNode;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+/// How many tasks of each stream (in [`crate::workload::Stream::ALL`] order) a rank runs at once,
+/// ASTRA-sim's resources (astra-sim `astra-sim/workload/HardwareResource.cc`:76-105 at 4f387bc):
+/// one compute node; one collective or send (the data-parallel stream holds both); receives
+/// (the pipeline-send stream holds them) without limit (0). Memory nodes (the I/O stream) one at a
+/// time, where ASTRA-sim makes them share the communication place (`Workload.cc`:181-189): no trace
+/// here has one. The tensor-parallel stream is unused.
+pub const ISSUE_CAPACITY: [u32; crate::workload::Stream::COUNT] = [1, 1, 0, 1, 1];
 
 /// What a node's `num_ops` counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -218,48 +228,36 @@ impl ChakraSet {
     pub fn is_native(&self) -> bool {
         self.native
     }
-    /// The node id of each task (in the first order).
-    pub fn node_ids(&self) -> &[u64] {
-        &self.node_ids
-    }
     /// Whether the set has no task.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
-    /// The task graph in the first order, moving the records (no copy: for sets run once).
+    /// The task graph, moving the records: each stream's tasks in the first order ([`order`]);
+    /// unless clustersim's export wrote the set (its streams' order is the generator's, kept),
+    /// every stream a pool ([`Pools`], [`ISSUE_CAPACITY`]) that starts its ready task of lowest
+    /// node id first, as ASTRA-sim issues them.
     pub fn into_graph(self) -> Result<Trace> {
-        let mut tasks: Vec<TaskRecord> = self.tasks;
-        tasks.sort_by_key(|t| (t.rank, t.stream.stream() as u8));
+        // sorted by rank and stream (stable), the builder keeps this order as the graph's task ids
+        let mut perm: Vec<usize> = (0..self.tasks.len()).collect();
+        perm.sort_by_key(|&i| (self.tasks[i].rank, self.tasks[i].stream.stream() as u8));
+        let priority: Vec<u64> = perm.iter().map(|&i| self.node_ids[i]).collect();
+        let mut tasks: Vec<Option<TaskRecord>> = self.tasks.into_iter().map(Some).collect();
         let mut l = loader(&self.path, self.header.ranks);
-        for r in self.shared.into_iter().chain(tasks.into_iter().map(Record::Task)) {
+        for r in self.shared {
             l.record(r)?;
         }
-        l.finish(self.header)
-    }
-
-    /// The task graph in the first order; and, per graph task, its index in that order.
-    pub fn graph(&self) -> Result<(Trace, Vec<usize>)> {
-        self.graph_by(|_| (0, 0))
-    }
-
-    /// The task graph with each stream's tasks sorted by `key` of their index in the first order
-    /// (ties keep that order); and, per graph task, its index in the first order.
-    pub fn graph_by(&self, key: impl Fn(usize) -> (u64, u64)) -> Result<(Trace, Vec<usize>)> {
-        let mut perm: Vec<usize> = (0..self.tasks.len()).collect();
-        // sorted by rank and stream, the builder keeps this order as the graph's task ids
-        perm.sort_by_key(|&i| {
-            let t = &self.tasks[i];
-            (t.rank, t.stream.stream() as u8, key(i), i)
-        });
-        let mut l = loader(&self.path, self.header.ranks);
-        for r in &self.shared {
-            l.record(r.clone())?;
-        }
         for &i in &perm {
-            l.record(Record::Task(self.tasks[i].clone()))?;
+            l.record(Record::Task(tasks[i].take().expect("each task once")))?;
         }
-        Ok((l.finish(self.header.clone())?, perm))
+        let mut trace = l.finish(self.header)?;
+        if !self.native {
+            trace.graph.pools = Some(Box::new(Pools {
+                capacity: ISSUE_CAPACITY,
+                priority,
+            }));
+        }
+        Ok(trace)
     }
 }
 

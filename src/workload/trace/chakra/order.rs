@@ -1,14 +1,13 @@
 //! The first order a rank's nodes take on its streams.
 //!
-//! clustersim's streams run their tasks in order, where ASTRA-sim issues whatever is ready (at most
-//! one compute and one communication at a time per rank), taking the ready node of lowest id first.
-//! A Chakra file lists nodes in any order (STG's files are not even topologically sorted), so the
-//! nodes of all ranks are put in one topological order of the whole set: Kahn's algorithm over
-//! every rank's dependencies plus what couples ranks (a receive waits for its send; a collective's
-//! members wait for every member's dependencies), taking the ready node of lowest id first. Each
-//! rank keeps its nodes in that order: it respects every dependency across ranks, so in-order
-//! streams cannot deadlock where ready-order issue would not. [`crate::studies::chakra`] then
-//! refines it with the times of real runs.
+//! An imported set's streams are pools that run their tasks in ready order (lowest node id first,
+//! as ASTRA-sim issues them), but a graph's streams still list their tasks in an order, which its
+//! checks (cycles with the stream order) and the trace writer read. A Chakra file lists nodes in
+//! any order (STG's files are not even topologically sorted), so the nodes of all ranks are put in
+//! one topological order of the whole set: Kahn's algorithm over every rank's dependencies plus
+//! what couples ranks (a receive waits for its send; a collective's members wait for every
+//! member's dependencies), taking the ready node of lowest id first. Each rank keeps its nodes in
+//! that order; a set whose dependencies form a cycle across ranks is refused here, naming a node.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
