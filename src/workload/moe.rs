@@ -1,0 +1,359 @@
+//! A mixture-of-experts layer under tensor and expert parallelism, as Megatron-Core runs it with
+//! its all-to-all token dispatcher: the attention block as in a dense layer, then in place of the
+//! MLP the router, the dispatch all-to-all, the local experts as grouped GEMMs, the combine
+//! all-to-all and the weighted sum of each token's expert outputs.
+//!
+//! Notation: microbatch b, sequence s, hidden h, tokens T = b s per rank (the whole sequence: with
+//! sequence parallelism the block's input is all-gathered first, as for a dense MLP), experts E,
+//! top-k k, expert width f, shared experts S, expert-parallel size e, local experts L = E / e,
+//! tensor degree t (each expert's matrices are split over the tensor ranks, as the dense MLP's are).
+//! Each rank dispatches R = T k token rows (dropless), or with capacity factor c, E
+//! ceil(T k c / E) rows (every expert's slot padded to its capacity). The all-to-alls move R h
+//! 16-bit elements per rank (nccl-tests convention: the per-rank buffer, 1/e of it to each peer).
+//!
+//! Load imbalance: the router prefers some experts. Expert i gets the share p_i = w_i / sum w of
+//! the routed tokens, with log w_i drawn from a normal distribution of standard deviation
+//! `imbalance` (seeded per layer by `moe.seed`); position j of the expert-parallel group, holding
+//! experts j L .. j L + L - 1, receives N_j = e T k (p_jL + ... + p_jL+L-1) rows (dropless; with a
+//! capacity its padded buffers stay R, the excess is dropped). The all-to-all is priced as a
+//! uniform one whose per-rank buffer is the hottest position's N_j: what that rank's links carry,
+//! and what the collective waits for.
+
+use super::transformer::{LayerShape, Piece};
+use crate::config::{MoeSpec, Recompute};
+use crate::ops::{CollectiveOp, Kernel};
+use rand::{RngExt, SeedableRng};
+
+const ACT: u64 = 2; // bytes per 16-bit activation element
+
+/// Each routed expert's share of the tokens in global layer `layer` (summing to 1): equal shares
+/// without imbalance, a seeded log-normal skew with it.
+pub fn expert_shares(moe: &MoeSpec, layer: u32) -> Vec<f64> {
+    let experts = moe.experts as usize;
+    if moe.imbalance == 0.0 {
+        return vec![1.0 / experts as f64; experts];
+    }
+    let seed = moe.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ layer as u64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let weights: Vec<f64> = (0..experts)
+        .map(|_| {
+            // Box-Muller: one standard normal from two uniforms
+            let (u1, u2): (f64, f64) = (rng.random(), rng.random());
+            let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            (moe.imbalance * z).exp()
+        })
+        .collect();
+    let sum: f64 = weights.iter().sum();
+    weights.iter().map(|w| w / sum).collect()
+}
+
+/// One mixture-of-experts layer's shapes for one microbatch.
+#[derive(Clone, Debug)]
+pub struct MoeBlock {
+    /// The dense layer's shape (attention, tensor parallelism, precision).
+    pub shape: LayerShape,
+    /// Routed experts E.
+    pub experts: u64,
+    /// Experts per token k.
+    pub top_k: u64,
+    /// Shared experts S.
+    pub shared: u64,
+    /// Expert width f.
+    pub ffn: u64,
+    /// Expert-parallel size e.
+    pub ep: u64,
+    /// Token rows each rank dispatches, R.
+    pub dispatched: u64,
+    /// Token rows each position of the expert-parallel group receives, N_j.
+    pub received: Vec<u64>,
+}
+
+impl MoeBlock {
+    /// The block of global layer `layer` with expert-parallel size `ep`.
+    pub fn new(shape: &LayerShape, moe: &MoeSpec, layer: u32, ep: u32) -> Self {
+        let (tokens, experts, ep) = (shape.b * shape.s, moe.experts, ep as u64);
+        let (dispatched, received) = match moe.capacity_factor {
+            Some(c) => {
+                let capacity = ((tokens * moe.top_k) as f64 * c / experts as f64).ceil() as u64;
+                (experts * capacity, vec![experts * capacity; ep as usize])
+            }
+            None => {
+                let routed = tokens * moe.top_k;
+                let shares = expert_shares(moe, layer);
+                let per = (experts / ep) as usize;
+                let received = if moe.imbalance == 0.0 {
+                    vec![routed; ep as usize]
+                } else {
+                    shares
+                        .chunks(per)
+                        .map(|c| (c.iter().sum::<f64>() * (ep * routed) as f64).round() as u64)
+                        .collect()
+                };
+                (routed, received)
+            }
+        };
+        MoeBlock {
+            shape: *shape,
+            experts,
+            top_k: moe.top_k,
+            shared: moe.shared_experts,
+            ffn: moe.ffn(shape.ffn),
+            ep,
+            dispatched,
+            received,
+        }
+    }
+
+    /// Bytes of each dispatch or combine all-to-all (per-rank buffer): the hottest position's rows
+    /// of h 16-bit elements.
+    pub fn all_to_all_bytes(&self) -> u64 {
+        let rows = self.received.iter().copied().max().unwrap_or(0).max(self.dispatched);
+        rows * self.shape.h * ACT
+    }
+
+    fn swiglu(&self) -> bool {
+        self.shape.swiglu
+    }
+
+    /// Width of an expert's first GEMM: f, or gate and up (2 f) for SwiGLU.
+    fn up(&self) -> u64 {
+        if self.swiglu() {
+            2 * self.ffn
+        } else {
+            self.ffn
+        }
+    }
+
+    /// Grouped GEMMs of the L local experts over `rows` token rows (spread evenly among them):
+    /// `batch` L products, priced by the compute model as one batched GEMM.
+    fn grouped(&self, rows: u64, n: u64, k: u64, weight_gradient: bool) -> Kernel {
+        let local = self.experts / self.ep;
+        let m = rows.div_ceil(local);
+        let (m, n, k) = if weight_gradient { (n, k, m) } else { (m, n, k) };
+        match self.shape.linear(m, n, k) {
+            Kernel::Gemm { m, n, k, .. } => Kernel::Gemm { batch: local, m, n, k },
+            Kernel::Gemm8 { m, n, k, .. } => Kernel::Gemm8 { batch: local, m, n, k },
+            other => other,
+        }
+    }
+
+    /// The local experts' forward kernels at each position of the expert-parallel group.
+    fn experts_forward(&self) -> Vec<Vec<Kernel>> {
+        let (h, t) = (self.shape.h, self.shape.t);
+        let act = if self.swiglu() { 3 } else { 2 }; // read gate and up (or the input), write
+        self.received
+            .iter()
+            .map(|&n| {
+                vec![
+                    self.grouped(n, self.up() / t, h, false), // h -> f (gate and up for SwiGLU)
+                    Kernel::Stream {
+                        bytes: n * self.ffn / t * ACT * act,
+                    },
+                    self.grouped(n, h, self.ffn / t, false), // f -> h
+                ]
+            })
+            .collect()
+    }
+
+    /// Their backward: data and weight gradients of both GEMMs, the activation's backward between.
+    fn experts_backward(&self) -> Vec<Vec<Kernel>> {
+        let (h, t) = (self.shape.h, self.shape.t);
+        let act = if self.swiglu() { 5 } else { 3 };
+        self.received
+            .iter()
+            .map(|&n| {
+                vec![
+                    self.grouped(n, self.ffn / t, h, false), // f -> h data gradient
+                    self.grouped(n, self.ffn / t, h, true),  // f -> h weight gradient
+                    Kernel::Stream {
+                        bytes: n * self.ffn / t * ACT * act,
+                    },
+                    self.grouped(n, h, self.up() / t, false), // h -> f data gradient
+                    self.grouped(n, h, self.up() / t, true),  // h -> f weight gradient
+                ]
+            })
+            .collect()
+    }
+
+    /// The shared experts' kernels over all T tokens, as one dense MLP of width S f split over the
+    /// tensor ranks; forward, or backward (data and weight gradients).
+    fn shared_experts(&self, backward: bool) -> Vec<Kernel> {
+        if self.shared == 0 {
+            return Vec::new();
+        }
+        let (bs, h, t) = (self.shape.b * self.shape.s, self.shape.h, self.shape.t);
+        let (f, up) = (self.shared * self.ffn / t, self.shared * self.up() / t);
+        let lin = |m, n, k| self.shape.linear(m, n, k);
+        if !backward {
+            let act = if self.swiglu() { 3 } else { 2 };
+            return vec![
+                lin(bs, up, h),
+                Kernel::Stream {
+                    bytes: bs * f * ACT * act,
+                },
+                lin(bs, h, f),
+            ];
+        }
+        let act = if self.swiglu() { 5 } else { 3 };
+        vec![
+            lin(bs, f, h),
+            lin(f, h, bs),
+            Kernel::Stream {
+                bytes: bs * f * ACT * act,
+            },
+            lin(bs, h, up),
+            lin(h, up, bs),
+        ]
+    }
+
+    /// The mixture-of-experts block's forward, between the tensor-parallel collectives.
+    fn block_forward(&self) -> Vec<Piece> {
+        let (tokens, h, e) = (self.shape.b * self.shape.s, self.shape.h, self.experts);
+        let local = self.shape.local_bsh();
+        let router = vec![
+            Kernel::Stream { bytes: local * 7 / 2 }, // bias-dropout-add after attention
+            Kernel::Stream { bytes: local * 2 },     // layer norm
+            Kernel::Gemm {
+                batch: 1,
+                m: tokens,
+                n: e,
+                k: h,
+            }, // router logits (16-bit, replicated on every tensor rank)
+            // softmax in fp32 (read 2, write 4 per logit) and top-k (read 4); write k values and indices
+            Kernel::Stream {
+                bytes: tokens * e * 10 + tokens * self.top_k * 12,
+            },
+            // permute: gather each token's rows into expert order (read and write R rows)
+            Kernel::Stream {
+                bytes: 2 * self.dispatched * h * ACT,
+            },
+        ];
+        let mut combine = vec![
+            // unpermute and weight: read R rows, write T rows
+            Kernel::Stream {
+                bytes: (self.dispatched + tokens) * h * ACT,
+            },
+        ];
+        combine.extend(self.shared_experts(false));
+        self.around_experts(router, self.experts_forward(), combine)
+    }
+
+    /// Its backward (reverse order).
+    fn block_backward(&self) -> Vec<Piece> {
+        let (tokens, h, e) = (self.shape.b * self.shape.s, self.shape.h, self.experts);
+        let local = self.shape.local_bsh();
+        let mut combine = vec![
+            Kernel::Stream { bytes: local * 5 / 2 }, // dropout backward
+            Kernel::Stream { bytes: local },         // bias gradient of the block output
+        ];
+        combine.extend(self.shared_experts(true));
+        // unpermute backward: read the output gradient (T rows) and the expert outputs (R rows, for
+        // the routing weights' gradient), write R rows
+        combine.push(Kernel::Stream {
+            bytes: (tokens + 2 * self.dispatched) * h * ACT,
+        });
+        let router = vec![
+            // permute backward: scatter-add R rows into T
+            Kernel::Stream {
+                bytes: (self.dispatched + tokens) * h * ACT,
+            },
+            // softmax and top-k backward in fp32: read probabilities and gradient (8), write 2
+            Kernel::Stream { bytes: tokens * e * 10 },
+            Kernel::Gemm {
+                batch: 1,
+                m: tokens,
+                n: h,
+                k: e,
+            }, // router data gradient
+            Kernel::Gemm {
+                batch: 1,
+                m: h,
+                n: e,
+                k: tokens,
+            }, // router weight gradient
+        ];
+        self.around_experts(combine, self.experts_backward(), router)
+    }
+
+    /// `before`, the all-to-all, the experts, the all-to-all, `after`; without expert parallelism
+    /// the tokens stay on the rank and the experts are ordinary kernels.
+    fn around_experts(&self, before: Vec<Kernel>, experts: Vec<Vec<Kernel>>, after: Vec<Kernel>) -> Vec<Piece> {
+        if self.ep == 1 {
+            let mut all = before;
+            all.extend(experts.into_iter().flatten());
+            all.extend(after);
+            return vec![Piece::Compute("moe", all)];
+        }
+        let bytes = self.all_to_all_bytes();
+        vec![
+            Piece::Compute("moe router", before),
+            Piece::Expert(CollectiveOp::AllToAll, bytes),
+            Piece::Experts("moe experts", experts),
+            Piece::Expert(CollectiveOp::AllToAll, bytes),
+            Piece::Compute("moe combine", after),
+        ]
+    }
+
+    /// The block's pieces inside the tensor-parallel collectives of an MLP block: an all-reduce
+    /// after it, or an all-gather before and a reduce-scatter after (sequence parallelism).
+    fn tensor_wrapped(&self, pieces: Vec<Piece>) -> Vec<Piece> {
+        let (t, bytes) = (self.shape.t, self.shape.allreduce_bytes());
+        if t == 1 {
+            return pieces;
+        }
+        let (before, after) = if self.shape.sp {
+            (Some(CollectiveOp::AllGather), CollectiveOp::ReduceScatter)
+        } else {
+            (None, CollectiveOp::AllReduce)
+        };
+        let before = before.map(|op| Piece::Tensor(op, bytes));
+        before
+            .into_iter()
+            .chain(pieces)
+            .chain([Piece::Tensor(after, bytes)])
+            .collect()
+    }
+
+    /// The attention block's pieces (with their tensor-parallel collectives).
+    fn attention(&self, kernels: Vec<Kernel>) -> Vec<Piece> {
+        if self.shape.t == 1 {
+            vec![Piece::Compute("attention", kernels)]
+        } else {
+            self.shape.with_allreduces(vec![("attention", kernels)])
+        }
+    }
+
+    /// The forward pass of the whole layer.
+    pub fn forward(&self) -> Vec<Piece> {
+        let mut out = self.attention(self.shape.attention_forward());
+        out.extend(self.tensor_wrapped(self.block_forward()));
+        out
+    }
+
+    /// The backward pass of the whole layer, with the recomputation `recompute` asks for.
+    pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
+        let mut out = self.tensor_wrapped(self.block_backward());
+        out.extend(self.attention(self.shape.attention_backward(recompute)));
+        out
+    }
+}
+
+/// Bytes one mixture-of-experts layer stores for one microbatch on one rank beyond what
+/// Korthikanti's count gives a dense layer (whose MLP stores its two 4h-wide intermediates, 16
+/// s b h / t): the router's fp32 probabilities (4 T E), the dispatched rows and the experts'
+/// outputs kept for the routing weights' gradient (2 R h each, whole on every tensor rank), the
+/// experts' intermediates (2 R (up + f) / t, balanced) and the shared experts' (2 T S (up + f) / t).
+/// Full recompute keeps only the layer input: nothing more.
+pub fn activation_extra_bytes(block: &MoeBlock, recompute: Recompute) -> f64 {
+    if recompute == Recompute::Full {
+        return 0.0;
+    }
+    let s = &block.shape;
+    let (tokens, t) = ((s.b * s.s) as f64, s.t as f64);
+    let (h, rows, width) = (s.h as f64, block.dispatched as f64, (block.up() + block.ffn) as f64);
+    let stored = 4.0 * tokens * block.experts as f64
+        + 4.0 * rows * h
+        + 2.0 * rows * width / t
+        + 2.0 * tokens * block.shared as f64 * width / t;
+    stored - 16.0 * tokens * h / t
+}
