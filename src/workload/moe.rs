@@ -357,3 +357,79 @@ pub fn activation_extra_bytes(block: &MoeBlock, recompute: Recompute) -> f64 {
         + 2.0 * tokens * block.shared as f64 * width / t;
     stored - 16.0 * tokens * h / t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelSpec;
+
+    fn block(moe: &str, ep: u32) -> MoeBlock {
+        let m: ModelSpec = serde_yaml::from_str(&format!(
+            "{{ layers: 4, hidden: 1024, heads: 8, seq_len: 512, vocab: 0, mlp: swiglu, moe: {moe} }}"
+        ))
+        .unwrap();
+        MoeBlock::new(&LayerShape::new(&m, 2, 1, false), m.moe.as_ref().unwrap(), 0, ep)
+    }
+
+    fn flops(pieces: &[Piece], position: usize) -> f64 {
+        let sum = |k: &[Kernel]| k.iter().map(Kernel::flops).sum::<f64>();
+        pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Compute(_, k) => sum(k),
+                Piece::Experts(_, k) => sum(&k[position]),
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn expert_flops_are_two_per_routed_weight_and_token() {
+        // T = b s = 2 x 512 = 1024 tokens, k = 2 of E = 8 SwiGLU experts of f = 2048 (3 h f weights
+        // each), e = 4: each position receives T k = 2048 rows over its 2 experts. Forward block
+        // FLOPs per position: router 2 T h E + experts 2 (T k) 3 h f; the attention as a dense layer's
+        let b = block("{ experts: 8, top_k: 2, ffn_hidden: 2048 }", 4);
+        assert_eq!(b.received, vec![2048; 4]);
+        let (t, h, e, k, f) = (1024.0, 1024.0, 8.0, 2.0, 2048.0);
+        let attention: f64 = b.shape.attention_forward().iter().map(Kernel::flops).sum();
+        let expected = attention + 2.0 * t * h * e + 2.0 * t * k * 3.0 * h * f;
+        assert_eq!(flops(&b.forward(), 0), expected);
+        // backward: twice the block's (data and weight gradients of every matrix)
+        let attention_bwd: f64 = b
+            .shape
+            .attention_backward(Recompute::None)
+            .iter()
+            .map(Kernel::flops)
+            .sum();
+        let bwd = flops(&b.backward(Recompute::None), 0) - attention_bwd;
+        assert_eq!(bwd, 2.0 * (expected - attention));
+        // all-to-alls: T k h 16-bit elements = 1024 x 2 x 1024 x 2 B, four per layer
+        let a2a: Vec<u64> = b
+            .forward()
+            .iter()
+            .chain(&b.backward(Recompute::None))
+            .filter_map(|p| match p {
+                Piece::Expert(CollectiveOp::AllToAll, bytes) => Some(*bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(a2a, vec![1024 * 2 * 1024 * 2; 4]);
+    }
+
+    #[test]
+    fn a_skewed_router_is_seeded_and_keeps_every_token() {
+        let moe = |s: &str| block(&format!("{{ experts: 8, top_k: 2, imbalance: 1, seed: {s} }}"), 4);
+        let (a, b, c) = (moe("5"), moe("5"), moe("6"));
+        assert_eq!(a.received, b.received);
+        assert_ne!(a.received, c.received);
+        // the positions share e T k = 4 x 2048 rows (to rounding), and the hottest sets the all-to-all
+        let total: u64 = a.received.iter().sum();
+        assert!(total.abs_diff(4 * 2048) <= 2, "{total}");
+        let hottest = *a.received.iter().max().unwrap();
+        assert!(hottest > 2048);
+        assert_eq!(a.all_to_all_bytes(), hottest * 1024 * 2);
+        let spec: MoeSpec = serde_yaml::from_str("{ experts: 16, top_k: 2, imbalance: 0.5 }").unwrap();
+        let shares = expert_shares(&spec, 3);
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+}
