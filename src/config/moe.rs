@@ -167,6 +167,12 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
             ),
         ));
     }
+    if p.tensor > 1 && !p.sequence_parallel {
+        return Err(doc.field_error(
+            "parallel.sequence_parallel",
+            "a mixture-of-experts model with tensor parallelism needs sequence parallelism (as Megatron-Core requires): each tensor rank routes its own sequence shard",
+        ));
+    }
     if w.data_parallel.zero_stage >= 3 {
         return Err(doc.field_error(
             "data_parallel.zero_stage",

@@ -3,10 +3,13 @@
 //! MLP the router, the dispatch all-to-all, the local experts as grouped GEMMs, the combine
 //! all-to-all and the weighted sum of each token's expert outputs.
 //!
-//! Notation: microbatch b, sequence s, hidden h, tokens T = b s per rank (the whole sequence: with
-//! sequence parallelism the block's input is all-gathered first, as for a dense MLP), experts E,
-//! top-k k, expert width f, shared experts S, expert-parallel size e, local experts L = E / e,
-//! tensor degree t (each expert's matrices are split over the tensor ranks, as the dense MLP's are).
+//! Notation: microbatch b, sequence s, hidden h, experts E, top-k k, expert width f, shared experts
+//! S, expert-parallel size e, local experts L = E / e, tensor degree t (each expert's matrices are
+//! split over the tensor ranks, as the dense MLP's are: Megatron-Core's default expert-tensor size).
+//! Tokens per rank T = b s, or b s / t with tensor parallelism, which Megatron-Core runs with
+//! sequence parallelism only: each tensor rank routes and dispatches its own sequence shard, the
+//! rows that reach a rank are all-gathered over its tensor group before the experts (each tensor
+//! rank computes its slice of them for the whole group's rows) and reduce-scattered after.
 //! Each rank dispatches R = T k token rows (dropless), or with capacity factor c, E
 //! ceil(T k c / E) rows (every expert's slot padded to its capacity). The all-to-alls move R h
 //! 16-bit elements per rank (nccl-tests convention: the per-rank buffer, 1/e of it to each peer).
@@ -62,6 +65,10 @@ pub struct MoeBlock {
     pub ffn: u64,
     /// Expert-parallel size e.
     pub ep: u64,
+    /// Tokens each rank routes, T (its sequence shard under sequence parallelism).
+    pub tokens: u64,
+    /// Ranks whose received rows each rank's experts process: t with sequence parallelism, else 1.
+    pub gather: u64,
     /// Token rows each rank dispatches, R.
     pub dispatched: u64,
     /// Token rows each position of the expert-parallel group receives, N_j.
@@ -71,7 +78,8 @@ pub struct MoeBlock {
 impl MoeBlock {
     /// The block of global layer `layer` with expert-parallel size `ep`.
     pub fn new(shape: &LayerShape, moe: &MoeSpec, layer: u32, ep: u32) -> Self {
-        let (tokens, experts, ep) = (shape.b * shape.s, moe.experts, ep as u64);
+        let gather = if shape.sp { shape.t } else { 1 };
+        let (tokens, experts, ep) = (shape.b * shape.s / gather, moe.experts, ep as u64);
         let (dispatched, received) = match moe.capacity_factor {
             Some(c) => {
                 let capacity = ((tokens * moe.top_k) as f64 * c / experts as f64).ceil() as u64;
@@ -99,6 +107,8 @@ impl MoeBlock {
             shared: moe.shared_experts,
             ffn: moe.ffn(shape.ffn),
             ep,
+            tokens,
+            gather,
             dispatched,
             received,
         }
@@ -143,7 +153,8 @@ impl MoeBlock {
         let act = if self.swiglu() { 3 } else { 2 }; // read gate and up (or the input), write
         self.received
             .iter()
-            .map(|&n| {
+            .map(|&n| n * self.gather)
+            .map(|n| {
                 vec![
                     self.grouped(n, self.up() / t, h, false), // h -> f (gate and up for SwiGLU)
                     Kernel::Stream {
@@ -161,7 +172,8 @@ impl MoeBlock {
         let act = if self.swiglu() { 5 } else { 3 };
         self.received
             .iter()
-            .map(|&n| {
+            .map(|&n| n * self.gather)
+            .map(|n| {
                 vec![
                     self.grouped(n, self.ffn / t, h, false), // f -> h data gradient
                     self.grouped(n, self.ffn / t, h, true),  // f -> h weight gradient
@@ -175,40 +187,51 @@ impl MoeBlock {
             .collect()
     }
 
-    /// The shared experts' kernels over all T tokens, as one dense MLP of width S f split over the
-    /// tensor ranks; forward, or backward (data and weight gradients).
-    fn shared_experts(&self, backward: bool) -> Vec<Kernel> {
+    /// The shared experts over the whole sequence, as one dense MLP of width S f split over the
+    /// tensor ranks (with sequence parallelism between an all-gather and a reduce-scatter of the
+    /// block input, as a dense MLP); forward, or backward (data and weight gradients).
+    fn shared_experts(&self, backward: bool) -> Vec<Piece> {
         if self.shared == 0 {
             return Vec::new();
         }
         let (bs, h, t) = (self.shape.b * self.shape.s, self.shape.h, self.shape.t);
         let (f, up) = (self.shared * self.ffn / t, self.shared * self.up() / t);
         let lin = |m, n, k| self.shape.linear(m, n, k);
-        if !backward {
+        let kernels = if !backward {
             let act = if self.swiglu() { 3 } else { 2 };
-            return vec![
-                lin(bs, up, h),
-                Kernel::Stream {
-                    bytes: bs * f * ACT * act,
-                },
-                lin(bs, h, f),
-            ];
+            let bytes = bs * f * ACT * act;
+            vec![lin(bs, up, h), Kernel::Stream { bytes }, lin(bs, h, f)]
+        } else {
+            let bytes = bs * f * ACT * if self.swiglu() { 5 } else { 3 };
+            vec![
+                lin(bs, f, h),
+                lin(f, h, bs),
+                Kernel::Stream { bytes },
+                lin(bs, h, up),
+                lin(h, up, bs),
+            ]
+        };
+        self.gathered(
+            self.shape.allreduce_bytes(),
+            vec![Piece::Compute("moe shared", kernels)],
+        )
+    }
+
+    /// `pieces` between an all-gather and a reduce-scatter of `bytes` over the tensor group, with
+    /// sequence parallelism (nothing without it).
+    fn gathered(&self, bytes: u64, pieces: Vec<Piece>) -> Vec<Piece> {
+        if self.gather == 1 {
+            return pieces;
         }
-        let act = if self.swiglu() { 5 } else { 3 };
-        vec![
-            lin(bs, f, h),
-            lin(f, h, bs),
-            Kernel::Stream {
-                bytes: bs * f * ACT * act,
-            },
-            lin(bs, h, up),
-            lin(h, up, bs),
-        ]
+        std::iter::once(Piece::Tensor(CollectiveOp::AllGather, bytes))
+            .chain(pieces)
+            .chain([Piece::Tensor(CollectiveOp::ReduceScatter, bytes)])
+            .collect()
     }
 
     /// The mixture-of-experts block's forward, between the tensor-parallel collectives.
     fn block_forward(&self) -> Vec<Piece> {
-        let (tokens, h, e) = (self.shape.b * self.shape.s, self.shape.h, self.experts);
+        let (tokens, h, e) = (self.tokens, self.shape.h, self.experts);
         let local = self.shape.local_bsh();
         let router = vec![
             Kernel::Stream { bytes: local * 7 / 2 }, // bias-dropout-add after attention
@@ -218,7 +241,7 @@ impl MoeBlock {
                 m: tokens,
                 n: e,
                 k: h,
-            }, // router logits (16-bit, replicated on every tensor rank)
+            }, // router logits (16-bit; the router's weights are replicated on every tensor rank)
             // softmax in fp32 (read 2, write 4 per logit) and top-k (read 4); write k values and indices
             Kernel::Stream {
                 bytes: tokens * e * 10 + tokens * self.top_k * 12,
@@ -228,30 +251,34 @@ impl MoeBlock {
                 bytes: 2 * self.dispatched * h * ACT,
             },
         ];
-        let mut combine = vec![
+        let combine = vec![
             // unpermute and weight: read R rows, write T rows
             Kernel::Stream {
                 bytes: (self.dispatched + tokens) * h * ACT,
             },
         ];
-        combine.extend(self.shared_experts(false));
-        self.around_experts(router, self.experts_forward(), combine)
+        let mut out = self.around_experts(router, self.experts_forward(), combine);
+        out.extend(self.shared_experts(false));
+        out
     }
 
     /// Its backward (reverse order).
     fn block_backward(&self) -> Vec<Piece> {
-        let (tokens, h, e) = (self.shape.b * self.shape.s, self.shape.h, self.experts);
+        let (tokens, h, e) = (self.tokens, self.shape.h, self.experts);
         let local = self.shape.local_bsh();
-        let mut combine = vec![
-            Kernel::Stream { bytes: local * 5 / 2 }, // dropout backward
-            Kernel::Stream { bytes: local },         // bias gradient of the block output
-        ];
-        combine.extend(self.shared_experts(true));
+        let mut out = vec![Piece::Compute(
+            "moe combine",
+            vec![
+                Kernel::Stream { bytes: local * 5 / 2 }, // dropout backward
+                Kernel::Stream { bytes: local },         // bias gradient of the block output
+            ],
+        )];
+        out.extend(self.shared_experts(true));
         // unpermute backward: read the output gradient (T rows) and the expert outputs (R rows, for
         // the routing weights' gradient), write R rows
-        combine.push(Kernel::Stream {
+        let combine = vec![Kernel::Stream {
             bytes: (tokens + 2 * self.dispatched) * h * ACT,
-        });
+        }];
         let router = vec![
             // permute backward: scatter-add R rows into T
             Kernel::Stream {
@@ -272,46 +299,34 @@ impl MoeBlock {
                 k: tokens,
             }, // router weight gradient
         ];
-        self.around_experts(combine, self.experts_backward(), router)
+        out.extend(self.around_experts(combine, self.experts_backward(), router));
+        out
     }
 
-    /// `before`, the all-to-all, the experts, the all-to-all, `after`; without expert parallelism
-    /// the tokens stay on the rank and the experts are ordinary kernels.
+    /// `before`, the dispatch all-to-all, the all-gather of the received rows over the tensor group
+    /// (sequence parallelism), the experts, the reduce-scatter, the combine all-to-all, `after`;
+    /// without expert parallelism the tokens stay on the rank (no all-to-all), and without either
+    /// the experts are ordinary kernels.
     fn around_experts(&self, before: Vec<Kernel>, experts: Vec<Vec<Kernel>>, after: Vec<Kernel>) -> Vec<Piece> {
-        if self.ep == 1 {
+        if self.ep == 1 && self.gather == 1 {
             let mut all = before;
             all.extend(experts.into_iter().flatten());
             all.extend(after);
             return vec![Piece::Compute("moe", all)];
         }
         let bytes = self.all_to_all_bytes();
-        vec![
-            Piece::Compute("moe router", before),
-            Piece::Expert(CollectiveOp::AllToAll, bytes),
-            Piece::Experts("moe experts", experts),
-            Piece::Expert(CollectiveOp::AllToAll, bytes),
-            Piece::Compute("moe combine", after),
-        ]
-    }
-
-    /// The block's pieces inside the tensor-parallel collectives of an MLP block: an all-reduce
-    /// after it, or an all-gather before and a reduce-scatter after (sequence parallelism).
-    fn tensor_wrapped(&self, pieces: Vec<Piece>) -> Vec<Piece> {
-        let (t, bytes) = (self.shape.t, self.shape.allreduce_bytes());
-        if t == 1 {
-            return pieces;
-        }
-        let (before, after) = if self.shape.sp {
-            (Some(CollectiveOp::AllGather), CollectiveOp::ReduceScatter)
+        let a2a = (self.ep > 1).then_some(Piece::Expert(CollectiveOp::AllToAll, bytes));
+        let experts = if self.ep > 1 {
+            Piece::Experts("moe experts", experts)
         } else {
-            (None, CollectiveOp::AllReduce)
+            Piece::Compute("moe experts", experts.into_iter().flatten().collect())
         };
-        let before = before.map(|op| Piece::Tensor(op, bytes));
-        before
-            .into_iter()
-            .chain(pieces)
-            .chain([Piece::Tensor(after, bytes)])
-            .collect()
+        let mut out = vec![Piece::Compute("moe router", before)];
+        out.extend(a2a.clone());
+        out.extend(self.gathered(self.gather * bytes, vec![experts]));
+        out.extend(a2a);
+        out.push(Piece::Compute("moe combine", after));
+        out
     }
 
     /// The attention block's pieces (with their tensor-parallel collectives).
@@ -326,13 +341,13 @@ impl MoeBlock {
     /// The forward pass of the whole layer.
     pub fn forward(&self) -> Vec<Piece> {
         let mut out = self.attention(self.shape.attention_forward());
-        out.extend(self.tensor_wrapped(self.block_forward()));
+        out.extend(self.block_forward());
         out
     }
 
     /// The backward pass of the whole layer, with the recomputation `recompute` asks for.
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
-        let mut out = self.tensor_wrapped(self.block_backward());
+        let mut out = self.block_backward();
         out.extend(self.attention(self.shape.attention_backward(recompute)));
         out
     }
@@ -340,18 +355,20 @@ impl MoeBlock {
 
 /// Bytes one mixture-of-experts layer stores for one microbatch on one rank beyond what
 /// Korthikanti's count gives a dense layer (whose MLP stores its two 4h-wide intermediates, 16
-/// s b h / t): the router's fp32 probabilities (4 T E), the dispatched rows and the experts'
-/// outputs kept for the routing weights' gradient (2 R h each, whole on every tensor rank), the
-/// experts' intermediates (2 R (up + f) / t, balanced) and the shared experts' (2 T S (up + f) / t).
-/// Full recompute keeps only the layer input: nothing more.
+/// s b h / t): the router's fp32 probabilities (4 T E), the rows its experts process (R, or the
+/// tensor group's t R under sequence parallelism) as input and as output kept for the routing
+/// weights' gradient (2 h each), the experts' intermediates (2 (up + f) / t per row, balanced) and
+/// the shared experts' (2 b s S (up + f) / t). Full recompute keeps only the layer input: nothing
+/// more.
 pub fn activation_extra_bytes(block: &MoeBlock, recompute: Recompute) -> f64 {
     if recompute == Recompute::Full {
         return 0.0;
     }
     let s = &block.shape;
     let (tokens, t) = ((s.b * s.s) as f64, s.t as f64);
-    let (h, rows, width) = (s.h as f64, block.dispatched as f64, (block.up() + block.ffn) as f64);
-    let stored = 4.0 * tokens * block.experts as f64
+    let rows = (block.dispatched * block.gather) as f64;
+    let (h, width) = (s.h as f64, (block.up() + block.ffn) as f64);
+    let stored = 4.0 * block.tokens as f64 * block.experts as f64
         + 4.0 * rows * h
         + 2.0 * rows * width / t
         + 2.0 * tokens * block.shared as f64 * width / t;
@@ -414,6 +431,49 @@ mod tests {
             })
             .collect();
         assert_eq!(a2a, vec![1024 * 2 * 1024 * 2; 4]);
+    }
+
+    #[test]
+    fn with_sequence_parallelism_each_tensor_rank_dispatches_its_shard() {
+        // t = 2 with sequence parallelism: each tensor rank routes T = b s / t = 512 tokens and
+        // dispatches T k = 1024 rows (1024 x 1024 x 2 B); the rows reaching the tensor group are
+        // all-gathered before the experts (2 x that, nccl-tests' full output) and reduce-scattered
+        // after, and each tensor rank's experts run on the group's 2048 rows with f / t columns
+        let m: ModelSpec = serde_yaml::from_str(
+            "{ layers: 4, hidden: 1024, heads: 8, seq_len: 512, vocab: 0, mlp: swiglu, moe: { experts: 8, top_k: 2 } }",
+        )
+        .unwrap();
+        let b = MoeBlock::new(&LayerShape::new(&m, 2, 2, true), m.moe.as_ref().unwrap(), 0, 4);
+        let rows = 1024 * 2;
+        let collectives: Vec<(CollectiveOp, u64, bool)> = b
+            .forward()
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Expert(op, bytes) => Some((*op, *bytes, true)),
+                Piece::Tensor(op, bytes) => Some((*op, *bytes, false)),
+                _ => None,
+            })
+            .collect();
+        let a2a = (CollectiveOp::AllToAll, rows / 2 * 1024 * 2, true);
+        let gathered = 2 * rows / 2 * 1024 * 2;
+        let (ag, rs) = (CollectiveOp::AllGather, CollectiveOp::ReduceScatter);
+        // the attention block's all-gather and reduce-scatter of b s h, then the experts'
+        let bsh = 2 * 512 * 1024 * 2;
+        assert_eq!(
+            collectives,
+            vec![
+                (ag, bsh, false),
+                (rs, bsh, false),
+                a2a,
+                (ag, gathered, false),
+                (rs, gathered, false),
+                a2a
+            ]
+        );
+        let experts = b.experts_forward();
+        let (h, f) = (1024.0, 4096.0 / 2.0);
+        let expected = 2.0 * rows as f64 * 3.0 * h * f; // the group's rows, 3 h f / t weights
+        assert_eq!(experts[0].iter().map(Kernel::flops).sum::<f64>(), expected);
     }
 
     #[test]

@@ -295,3 +295,24 @@ fn dense_models_are_unchanged_and_write_no_moe_fields() {
     .to_string();
     assert!(e.contains("parallel.expert") && e.contains("needs `model.moe`"), "{e}");
 }
+
+#[test]
+fn tensor_parallel_experts_need_sequence_parallelism() {
+    // Megatron-Core refuses MoE with tensor parallelism but without sequence parallelism: each
+    // tensor rank routes its own sequence shard
+    let o: Vec<clustersim::config::Override> = ["workload.parallel.tensor=2", "workload.parallel.data=8"]
+        .iter()
+        .map(|s| clustersim::config::Override::parse(s).unwrap())
+        .collect();
+    let e = clustersim::config::load_run_config(
+        &clustersim::config::Source::Named("dgx-h100".into()),
+        &clustersim::config::Source::Named("mixtral-8x7b".into()),
+        &o,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("parallel.sequence_parallel") && e.contains("needs sequence parallelism"),
+        "{e}"
+    );
+}
