@@ -7,6 +7,7 @@ mod document;
 pub mod groups;
 mod hardware;
 mod model;
+mod moe;
 mod presets;
 mod ranges;
 mod software;
@@ -19,6 +20,7 @@ pub use hardware::{
     NetworkModelKind, NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
 };
 pub use model::{Mlp, ModelSpec, Norm};
+pub use moe::MoeSpec;
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use software::{Attention, Precision, Recompute, Schedule};
 pub use workload::{BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, WorkloadSpec};

@@ -41,6 +41,9 @@ pub struct ModelSpec {
     /// Learned position embeddings (GPT: s x h parameters) or rotary ones (Llama: none).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub position_embeddings: bool,
+    /// Mixture-of-experts layers (absent: every layer has the dense MLP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<super::moe::MoeSpec>,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -89,6 +92,10 @@ impl ModelSpec {
     /// MLP width.
     pub fn ffn(&self) -> u64 {
         self.ffn_hidden.unwrap_or(4 * self.hidden)
+    }
+    /// The mixture-of-experts section when global layer `layer` is a mixture-of-experts layer.
+    pub fn moe_at(&self, layer: u32) -> Option<&super::moe::MoeSpec> {
+        self.moe.as_ref().filter(|m| m.is_moe_layer(layer))
     }
     /// Width of the keys (and of the values): kv_heads x head dimension.
     pub fn kv_dim(&self) -> u64 {

@@ -106,6 +106,10 @@ pub struct ParallelSpec {
     /// different speeds); p entries summing to `model.layers`, without interleaving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_per_stage: Option<Vec<u32>>,
+    /// Expert-parallel size e: the experts of each mixture-of-experts layer divided among e ranks
+    /// of the data-parallel group (see [`super::moe`]); 1 (the default): every rank holds them all.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub expert: u32,
 }
 
 fn yes() -> bool {
@@ -267,6 +271,7 @@ impl WorkloadSpec {
             }
         }
         super::ranges::check_workload(self, doc)?;
+        super::moe::check(self, doc)?;
         if let Some(gpus) = self.gpus {
             if gpus != self.gpus_needed() {
                 return Err(doc.field_error(

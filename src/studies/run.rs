@@ -84,21 +84,24 @@ impl RunResult {
 pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
     check_size(cfg, opts)?;
     if opts.representative {
-        let graph = crate::workload::generate::generate_representative(&cfg.workload);
-        match crate::sim::network_for(&graph, &cfg.hardware) {
-            Ok(net) => return run_graph_on(cfg, graph, net, opts),
-            Err(why) => {
-                drop(graph);
-                let every = RunOptions {
-                    representative: false,
-                    ..opts.clone()
-                };
-                check_size(cfg, &every)?;
-                let mut res = run_graph(cfg, generate(&cfg.workload), &every)?;
-                res.report.every_rank_because = Some(why);
-                return Ok(res);
+        let why = match crate::workload::generate::asymmetry(&cfg.workload) {
+            Some(why) => why,
+            None => {
+                let graph = crate::workload::generate::generate_representative(&cfg.workload);
+                match crate::sim::network_for(&graph, &cfg.hardware) {
+                    Ok(net) => return run_graph_on(cfg, graph, net, opts),
+                    Err(why) => why,
+                }
             }
-        }
+        };
+        let every = RunOptions {
+            representative: false,
+            ..opts.clone()
+        };
+        check_size(cfg, &every)?;
+        let mut res = run_graph(cfg, generate(&cfg.workload), &every)?;
+        res.report.every_rank_because = Some(why);
+        return Ok(res);
     }
     run_graph(cfg, generate(&cfg.workload), opts)
 }

@@ -15,8 +15,10 @@
 //! the gradients, stage 3 also the weights.
 
 use super::layout::Layout;
+use super::moe::{activation_extra_bytes, MoeBlock};
+use super::params::layer_params_split;
 use super::schedule::{steps, Step};
-use super::transformer::{embedding_params_per_rank, layer_params_per_rank};
+use super::transformer::{embedding_params_per_rank, layer_params_per_rank, LayerShape};
 use crate::config::{Recompute, WorkloadSpec};
 use serde::Serialize;
 
@@ -143,19 +145,27 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
             // layers of the stage's chunks (each chunk holds as many with an even split)
             let stage_layers: u32 = (0..v).map(|c| w.chunk_layers(c * lay.p + stage).1).sum();
             let mut params = stage_layers as f64 * layer_params_per_rank(m, lay.t) as f64;
+            let (mut experts, mut moe_extra) = (0.0, 0.0);
+            if let Some((dense, routed, extra)) = moe_stage(w, stage) {
+                (params, experts, moe_extra) = (dense as f64, routed as f64, extra);
+            }
             let last = lay.p * v - 1;
             for c in 0..v {
                 let vs = c * lay.p + stage;
                 params += (super::generate::embedding_tables(m, vs, last) * embedding_params_per_rank(m, lay.t)) as f64;
             }
-            let (weights, grads, optimizer) = model_state_bytes(
-                params,
-                w.data_parallel.grad_dtype.bytes() as f64,
-                w.data_parallel.zero_stage,
-                lay.d as f64,
-            );
+            let grad_bytes = w.data_parallel.grad_dtype.bytes() as f64;
+            let (mut weights, mut grads, mut optimizer) =
+                model_state_bytes(params, grad_bytes, w.data_parallel.zero_stage, lay.d as f64);
+            if experts > 0.0 {
+                // the routed experts' states are sharded over their expert-data-parallel group
+                let n = (lay.d / w.parallel.expert) as f64;
+                let (we, ge, oe) = model_state_bytes(experts, grad_bytes, w.data_parallel.zero_stage, n);
+                (weights, grads, optimizer) = (weights + we, grads + ge, optimizer + oe);
+                params += experts;
+            }
             let passes = passes_in_flight(w, stage);
-            let mut activations = passes as f64 * (stage_layers / v) as f64 * per_layer + working;
+            let mut activations = passes as f64 * ((stage_layers / v) as f64 * per_layer + moe_extra) + working;
             if stage == lay.p - 1 && m.vocab > 0 {
                 // logits of one microbatch: 16-bit and an fp32 copy for the cross-entropy
                 activations += 6.0 * (m.seq_len * w.batch.micro * m.vocab / t) as f64;
@@ -182,6 +192,27 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         fits: peak <= capacity,
         per_stage,
     }
+}
+
+/// A stage's mixture-of-experts figures per rank: (dense parameters with the embeddings' left out,
+/// routed experts' parameters, extra activation bytes of one pass over its layers); none for a
+/// dense model.
+fn moe_stage(w: &WorkloadSpec, stage: u32) -> Option<(u64, u64, f64)> {
+    w.model.moe.as_ref()?;
+    let lay = Layout::of(w);
+    let shape = LayerShape::new(&w.model, w.batch.micro, lay.t, w.parallel.sequence_parallel);
+    let (mut dense, mut experts, mut extra) = (0, 0, 0.0);
+    for c in 0..w.chunks() {
+        let (first, n) = w.chunk_layers(c * lay.p + stage);
+        for l in first..first + n {
+            let (d, e) = layer_params_split(&w.model, l, lay.t, w.parallel.expert);
+            (dense, experts) = (dense + d, experts + e);
+            if let Some(m) = w.model.moe_at(l) {
+                extra += activation_extra_bytes(&MoeBlock::new(&shape, m, l, w.parallel.expert), w.recompute);
+            }
+        }
+    }
+    Some((dense, experts, extra / w.chunks() as f64))
 }
 
 #[cfg(test)]

@@ -11,10 +11,12 @@ pub mod generate;
 pub mod graph;
 pub mod layout;
 pub mod memory;
+pub mod moe;
 pub mod params;
 pub mod radix;
 pub mod replication;
 pub mod schedule;
+pub mod step;
 pub mod trace;
 pub mod transformer;
 

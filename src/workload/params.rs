@@ -11,41 +11,103 @@
 //! 4 forwards of the layers (forward, backward = 2, one recompute) and 3 of the logits:
 //! 96 B s l h^2 (1 + s/(6h) + V/(16 l h)) for GPT; model FLOPs (no recompute) 3 forwards:
 //! 72 B l s h^2 (1 + s/(6h) + V/(12 h l)).
+//!
+//! A mixture-of-experts layer (`model.moe`) has the same attention and norms, a router of h x E
+//! weights, and E routed plus S shared experts, each an MLP of the model's kind and width f_e, in
+//! place of the dense MLP; a token's forward uses the router and k + S experts (its *active*
+//! parameters), so its FLOPs count 2 s per active weight.
 
-use crate::config::{Mlp, ModelSpec, Norm};
+use crate::config::{Mlp, ModelSpec, MoeSpec, Norm};
 
-/// Weights of one layer's matrices (no biases, no norms).
-fn matrix_params(m: &ModelSpec) -> u64 {
-    let (h, kv, ffn) = (m.hidden, m.kv_dim(), m.ffn());
-    let mlp = match m.mlp {
-        Mlp::Gelu => 2 * h * ffn,
-        Mlp::Swiglu => 3 * h * ffn,
-    };
-    h * (h + 2 * kv) + h * h + mlp
+/// Weights of one MLP of width `ffn` (no biases): 2 h ffn (GeLU) or 3 h ffn (SwiGLU).
+fn mlp_matrices(m: &ModelSpec, ffn: u64) -> u64 {
+    match m.mlp {
+        Mlp::Gelu => 2 * m.hidden * ffn,
+        Mlp::Swiglu => 3 * m.hidden * ffn,
+    }
 }
 
-/// Parameters of one layer: matrices, biases and norms.
-pub fn layer_params(m: &ModelSpec) -> u64 {
-    let (h, kv, ffn) = (m.hidden, m.kv_dim(), m.ffn());
-    let biases = if m.bias {
-        let mlp = match m.mlp {
-            Mlp::Gelu => ffn + h,
-            Mlp::Swiglu => 2 * ffn + h,
-        };
-        (h + 2 * kv) + h + mlp
-    } else {
-        0
-    };
+/// Biases of one MLP of width `ffn`, when the model has them.
+fn mlp_biases(m: &ModelSpec, ffn: u64) -> u64 {
+    match (m.bias, m.mlp) {
+        (false, _) => 0,
+        (true, Mlp::Gelu) => ffn + m.hidden,
+        (true, Mlp::Swiglu) => 2 * ffn + m.hidden,
+    }
+}
+
+/// Weights of the attention block's matrices: Q, K, V and the output projection.
+fn attention_matrices(m: &ModelSpec) -> u64 {
+    let (h, kv) = (m.hidden, m.kv_dim());
+    h * (h + 2 * kv) + h * h
+}
+
+/// The attention block's biases and the layer's two norms.
+fn attention_biases_and_norms(m: &ModelSpec) -> u64 {
+    let (h, kv) = (m.hidden, m.kv_dim());
+    let biases = if m.bias { (h + 2 * kv) + h } else { 0 };
     let norms = match m.norm {
         Norm::Layernorm => 4 * h,
         Norm::Rmsnorm => 2 * h,
     };
-    matrix_params(m) + biases + norms
+    biases + norms
+}
+
+/// Weights of one (dense) layer's matrices (no biases, no norms).
+fn matrix_params(m: &ModelSpec) -> u64 {
+    attention_matrices(m) + mlp_matrices(m, m.ffn())
+}
+
+/// Parameters of one dense layer: matrices, biases and norms.
+pub fn layer_params(m: &ModelSpec) -> u64 {
+    matrix_params(m) + mlp_biases(m, m.ffn()) + attention_biases_and_norms(m)
+}
+
+/// Parameters of one expert (routed or shared): its MLP's matrices and biases.
+fn expert_params(m: &ModelSpec, moe: &MoeSpec) -> u64 {
+    let ffn = moe.ffn(m.ffn());
+    mlp_matrices(m, ffn) + mlp_biases(m, ffn)
+}
+
+/// Parameters of one mixture-of-experts layer: attention, norms, router, every expert.
+pub fn moe_layer_params(m: &ModelSpec, moe: &MoeSpec) -> u64 {
+    let experts = (moe.experts + moe.shared_experts) * expert_params(m, moe);
+    attention_matrices(m) + attention_biases_and_norms(m) + m.hidden * moe.experts + experts
+}
+
+/// Weights one token's forward multiplies in a mixture-of-experts layer: attention, router, and
+/// the matrices of its top_k routed and the shared experts.
+fn moe_active_matrices(m: &ModelSpec, moe: &MoeSpec) -> u64 {
+    let expert = mlp_matrices(m, moe.ffn(m.ffn()));
+    attention_matrices(m) + m.hidden * moe.experts + (moe.top_k + moe.shared_experts) * expert
+}
+
+/// Layers of the model that are mixture-of-experts layers (0 without `model.moe`).
+pub fn moe_layers(m: &ModelSpec) -> u32 {
+    m.moe
+        .as_ref()
+        .map_or(0, |moe| m.layers.div_ceil(moe.every_n_layers.max(1)))
 }
 
 /// Parameters of one transformer layer held by one tensor rank (GPT: (12 h^2 + 13 h) / t).
 pub fn layer_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
     layer_params(model) / tensor as u64
+}
+
+/// Parameters of global layer `layer` held by one rank of tensor degree `tensor` and expert degree
+/// `expert`: (dense, expert). The dense part is reduced over the data-parallel group, the expert
+/// part (its E / e routed experts) over the expert-data-parallel group. Attention, norms and shared
+/// experts are split over the tensor ranks, the router is replicated on each, and each routed
+/// expert is split over the tensor ranks too (Megatron-Core's default expert-tensor size: t).
+pub fn layer_params_split(model: &ModelSpec, layer: u32, tensor: u32, expert: u32) -> (u64, u64) {
+    let t = tensor as u64;
+    let Some(moe) = model.moe_at(layer) else {
+        return (layer_params_per_rank(model, tensor), 0);
+    };
+    let one = expert_params(model, moe);
+    let shared = attention_matrices(model) + attention_biases_and_norms(model) + moe.shared_experts * one;
+    let local = moe.experts / expert.max(1) as u64;
+    (shared / t + model.hidden * moe.experts, local * one / t)
 }
 
 /// Embedding parameters held by one tensor rank on the first stage (and the last: the tied
@@ -58,12 +120,7 @@ pub fn embedding_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
 /// and the final norm. GPT: Megatron eq. 2, 12 l h^2 (1 + 13/(12h) + (V+s)/(12 l h)), which leaves
 /// out the final LayerNorm's 2 h.
 pub fn total_params(model: &ModelSpec) -> f64 {
-    let (l, h, v, s) = (
-        model.layers as f64,
-        model.hidden as f64,
-        model.vocab as f64,
-        model.seq_len as f64,
-    );
+    let (h, v, s) = (model.hidden as f64, model.vocab as f64, model.seq_len as f64);
     let words = if model.tied_embeddings { v * h } else { 2.0 * v * h };
     let position = if model.position_embeddings { s * h } else { 0.0 };
     let final_norm = if model.tied_embeddings && model.position_embeddings {
@@ -74,19 +131,35 @@ pub fn total_params(model: &ModelSpec) -> f64 {
             Norm::Rmsnorm => h,
         }
     };
-    l * layer_params(model) as f64 + words + position + final_norm
+    let (dense, moe) = layer_counts(model);
+    let moe_params = model.moe.as_ref().map_or(0.0, |e| moe_layer_params(model, e) as f64);
+    dense * layer_params(model) as f64 + moe * moe_params + words + position + final_norm
+}
+
+/// Parameters one token's forward uses: [`total_params`] with only the top_k routed experts of
+/// each mixture-of-experts layer (the same as the total for a dense model).
+pub fn active_params(model: &ModelSpec) -> f64 {
+    let Some(moe) = &model.moe else {
+        return total_params(model);
+    };
+    let unused = ((moe.experts - moe.top_k) * expert_params(model, moe)) as f64;
+    total_params(model) - moe_layers(model) as f64 * unused
+}
+
+/// (dense layers, mixture-of-experts layers) as floating point counts.
+fn layer_counts(model: &ModelSpec) -> (f64, f64) {
+    let moe = moe_layers(model);
+    ((model.layers - moe) as f64, moe as f64)
 }
 
 /// Forward FLOPs for one sequence: (the layers', the logits').
 fn forward_flops_per_sequence(model: &ModelSpec) -> (f64, f64) {
-    let (l, h, v, s) = (
-        model.layers as f64,
-        model.hidden as f64,
-        model.vocab as f64,
-        model.seq_len as f64,
-    );
+    let (h, v, s) = (model.hidden as f64, model.vocab as f64, model.seq_len as f64);
+    let (dense, moe) = layer_counts(model);
+    let moe_matrices = model.moe.as_ref().map_or(0.0, |e| moe_active_matrices(model, e) as f64);
+    let moe_flops = moe * (2.0 * s * moe_matrices + 4.0 * s * s * h);
     (
-        l * (2.0 * s * matrix_params(model) as f64 + 4.0 * s * s * h),
+        dense * (2.0 * s * matrix_params(model) as f64 + 4.0 * s * s * h) + moe_flops,
         2.0 * s * h * v,
     )
 }

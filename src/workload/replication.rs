@@ -12,39 +12,54 @@
 use crate::workload::layout::{Layout, RankCoord};
 
 /// The symmetry a representative graph relies on: the rank layout it was cut from.
+///
+/// With expert parallelism of size e the replicas fall into expert-parallel groups of e
+/// consecutive ones, so a shift of the replicas by one is no longer a symmetry (it moves a group
+/// onto two); the symmetries are the rotations inside every group (replica e q + r to e q +
+/// (r + 1) mod e) and the shifts of whole groups (e q + r to e (q + 1) + r, modulo d). Together
+/// they still take replica 0 to every replica, so one representative still stands for all; with
+/// e = 1 they are the plain shifts.
 #[derive(Clone, Copy, Debug)]
 pub struct Replication {
     /// The full layout (every rank of it is represented).
     pub layout: Layout,
+    /// Expert-parallel size e (1 without expert parallelism).
+    pub expert: u32,
 }
 
 impl Replication {
     /// The copies of a communication among `members` (in order): copy 0 is `members` itself, every
     /// other copy lists the image of each member, in the same order.
     pub fn copies(&self, members: &[u32]) -> Vec<Vec<u32>> {
-        let lay = self.layout;
+        let (lay, e) = (self.layout, self.expert.max(1));
+        let blocks = lay.d / e;
         let mut sorted = members.to_vec();
         sorted.sort_unstable();
-        let shift = |r: u32, data: u32, tensor: u32| {
+        // the image of rank r under (group shift, rotation inside groups, tensor shift)
+        let shift = |r: u32, block: u32, rotate: u32, tensor: u32| {
             let c = lay.coord(r);
+            let (q, inside) = (c.data / e, c.data % e);
             lay.rank(RankCoord {
                 tensor: (c.tensor + tensor) % lay.t,
-                data: (c.data + data) % lay.d,
+                data: ((q + block) % blocks) * e + (inside + rotate) % e,
                 stage: c.stage,
             })
         };
         // a group closed under a shift spans that dimension: its copies along it are itself
-        let closed = |data: u32, tensor: u32| {
+        let closed = |block: u32, rotate: u32, tensor: u32| {
             members
                 .iter()
-                .all(|&r| sorted.binary_search(&shift(r, data, tensor)).is_ok())
+                .all(|&r| sorted.binary_search(&shift(r, block, rotate, tensor)).is_ok())
         };
-        let datas = if closed(1, 0) { 1 } else { lay.d };
-        let tensors = if closed(0, 1) { 1 } else { lay.t };
-        let mut out = Vec::with_capacity((datas * tensors) as usize);
-        for data in 0..datas {
-            for tensor in 0..tensors {
-                out.push(members.iter().map(|&r| shift(r, data, tensor)).collect());
+        let shifts = if closed(1, 0, 0) { 1 } else { blocks };
+        let rotations = if closed(0, 1, 0) { 1 } else { e };
+        let tensors = if closed(0, 0, 1) { 1 } else { lay.t };
+        let mut out = Vec::with_capacity((shifts * rotations * tensors) as usize);
+        for block in 0..shifts {
+            for rotate in 0..rotations {
+                for tensor in 0..tensors {
+                    out.push(members.iter().map(|&r| shift(r, block, rotate, tensor)).collect());
+                }
             }
         }
         out
@@ -63,6 +78,7 @@ mod tests {
     fn rep(t: u32, d: u32, p: u32) -> Replication {
         Replication {
             layout: Layout { t, p, d },
+            expert: 1,
         }
     }
 
@@ -85,5 +101,19 @@ mod tests {
         assert_eq!(r.copies(&[0, 2, 4]), vec![vec![0, 2, 4], vec![1, 3, 5]]);
         // the whole machine has no copies
         assert_eq!(r.copies(&[0, 1, 2, 3, 4, 5]).len(), 1);
+    }
+
+    #[test]
+    fn expert_groups_are_copied_per_group_and_expert_data_groups_per_position() {
+        // t 1 d 4 p 1, e 2: expert-parallel groups {0, 1} and {2, 3}, expert-data groups {0, 2}
+        // and {1, 3}; a pipeline-free rank's own work stands for all 4 replicas
+        let r = Replication {
+            layout: Layout { t: 1, p: 1, d: 4 },
+            expert: 2,
+        };
+        assert_eq!(r.copies(&[0, 1]), vec![vec![0, 1], vec![2, 3]]);
+        assert_eq!(r.copies(&[0, 2]), vec![vec![0, 2], vec![1, 3]]);
+        assert_eq!(r.copies(&[0, 1, 2, 3]).len(), 1);
+        assert_eq!(r.copies(&[0]), vec![vec![0], vec![1], vec![2], vec![3]]);
     }
 }

@@ -9,6 +9,10 @@ pub use super::params::{
     embedding_params_per_rank, layer_params_per_rank, megatron_flops_per_iteration, model_flops_per_iteration,
     total_params,
 };
+pub use super::step::{
+    data_parallel_kernels, grad_accumulation_kernel, optimizer_phases, CROSS_ENTROPY_BACKWARD_BYTES,
+    CROSS_ENTROPY_FORWARD_BYTES,
+};
 use crate::config::{ModelSpec, Recompute};
 use crate::ops::{CollectiveOp, FusedAttention, Kernel};
 
@@ -29,6 +33,14 @@ pub enum Piece {
     /// A tensor-parallel collective of this many bytes that runs beside these kernels (a GEMM),
     /// on its own stream: both start after the piece before, and the piece after waits for both.
     Overlapped(CollectiveOp, u64, &'static str, Vec<Kernel>),
+    /// A collective of this many bytes across the expert-parallel group (token dispatch and combine).
+    Expert(CollectiveOp, u64),
+    /// A blocking collective across the expert-data-parallel group (the routed experts' gradients
+    /// and weights).
+    ExpertData(CollectiveOp, u64),
+    /// Kernels that differ by position in the expert-parallel group (entry j for position j): the
+    /// routed experts, whose token counts a skewed router makes unequal.
+    Experts(&'static str, Vec<Vec<Kernel>>),
 }
 
 /// Sizes of one tensor-parallel shard of the model for one microbatch.
@@ -94,7 +106,7 @@ impl LayerShape {
     }
     /// bytes of the b x s x h activation one rank holds outside the tensor-parallel blocks:
     /// all of it, or 1/t of the sequence with sequence parallelism
-    fn local_bsh(&self) -> u64 {
+    pub(crate) fn local_bsh(&self) -> u64 {
         if self.sp {
             self.bsh() / self.t
         } else {
@@ -109,7 +121,7 @@ impl LayerShape {
         self.h / self.a
     }
     /// A linear layer's GEMM: 16-bit, or FP8 ([`Kernel::Gemm8`], which includes the cast of its input).
-    fn linear(&self, m: u64, n: u64, k: u64) -> Kernel {
+    pub(crate) fn linear(&self, m: u64, n: u64, k: u64) -> Kernel {
         if self.fp8 {
             Kernel::Gemm8 { batch: 1, m, n, k }
         } else {
@@ -118,7 +130,7 @@ impl LayerShape {
     }
 
     /// Output width of the MLP's first GEMM: ffn, or gate and up (2 ffn) for SwiGLU.
-    fn up_width(&self) -> u64 {
+    pub(crate) fn up_width(&self) -> u64 {
         if self.swiglu {
             2 * self.ffn
         } else {
@@ -211,6 +223,15 @@ impl LayerShape {
 
     /// The forward pass of one layer, as Megatron runs it under tensor parallelism.
     pub fn forward(&self) -> Vec<Piece> {
+        self.with_allreduces(vec![
+            ("attention", self.attention_forward()),
+            ("mlp", self.mlp_forward()),
+        ])
+    }
+
+    /// The attention block's forward kernels, from the previous block's residual to the output
+    /// projection.
+    pub(crate) fn attention_forward(&self) -> Vec<Kernel> {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let mut attention = vec![
             Self::stream(self.local_bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
@@ -219,16 +240,20 @@ impl LayerShape {
         ];
         attention.extend(self.attention_core());
         attention.push(self.linear(bs, h, h / t)); // output projection (row-parallel)
+        attention
+    }
+
+    fn mlp_forward(&self) -> Vec<Kernel> {
+        let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let (ffn, up) = (self.ffn, self.up_width());
-        let mlp = vec![
+        vec![
             Self::stream(self.local_bsh() * 7 / 2), // bias-dropout-add after attention
             Self::stream(self.local_bsh() * 2),     // layer norm
             self.linear(bs, up / t, h),             // h -> ffn (column-parallel; gate and up for SwiGLU)
             // fused bias + GeLU: read + write ffn/t; SwiGLU: read gate and up, write ffn/t
             Self::stream(self.b * self.s * ffn / t * ACT * if self.swiglu { 3 } else { 2 }),
             self.linear(bs, h, ffn / t), // ffn -> h (row-parallel)
-        ];
-        self.with_allreduces(vec![("attention", attention), ("mlp", mlp)])
+        ]
     }
 
     /// The backward pass of one layer (reverse order), with the recomputation `recompute` asks for.
@@ -242,9 +267,14 @@ impl LayerShape {
     /// gradients that reach the block input, through the block and along the residual (read 2 + 2,
     /// write 2: 6 B).
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
+        let mlp = self.mlp_backward();
+        self.with_allreduces(vec![("mlp", mlp), ("attention", self.attention_backward(recompute))])
+    }
+
+    fn mlp_backward(&self) -> Vec<Kernel> {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let (ffn, up) = (self.ffn, self.up_width());
-        let mlp = vec![
+        vec![
             Self::stream(self.local_bsh() * 5 / 2), // dropout backward: read grad, mask; write
             Self::stream(self.local_bsh()),         // bias gradient of the ffn->h output: reduce the grad over b s
             self.linear(bs, ffn / t, h),            // ffn->h data gradient
@@ -253,7 +283,13 @@ impl LayerShape {
             Self::stream(self.b * self.s * ffn / t * ACT * if self.swiglu { 5 } else { 3 }),
             self.linear(bs, h, up / t), // h->ffn data gradient
             self.linear(h, up / t, bs), // h->ffn weight gradient
-        ];
+        ]
+    }
+
+    /// The attention block's backward kernels (with the recomputation `recompute` asks for), from
+    /// the MLP block's layer norm to the layer input's gradient.
+    pub(crate) fn attention_backward(&self, recompute: Recompute) -> Vec<Kernel> {
+        let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let mut attention = vec![
             Self::stream(self.local_bsh() * 5), // layer norm backward: two passes, 10 B per element
             Self::stream(self.local_bsh() * 3), // residual: add the two gradients of the block input
@@ -269,14 +305,14 @@ impl LayerShape {
             Self::stream(self.local_bsh() * 5),        // layer norm backward (two passes)
             Self::stream(self.local_bsh() * 3),        // residual: add the two gradients of the layer input
         ]);
-        self.with_allreduces(vec![("mlp", mlp), ("attention", attention)])
+        attention
     }
 
     /// Adds the tensor-parallel communication of each block: an all-reduce after it, or with
     /// sequence parallelism an all-gather before it and a reduce-scatter after it (likewise in the
     /// backward pass, where the conjugate operations swap). None when t = 1, where the blocks merge
     /// into one compute piece.
-    fn with_allreduces(&self, blocks: Vec<(&'static str, Vec<Kernel>)>) -> Vec<Piece> {
+    pub(crate) fn with_allreduces(&self, blocks: Vec<(&'static str, Vec<Kernel>)>) -> Vec<Piece> {
         if self.t == 1 {
             return vec![Piece::Compute(
                 "layer",
@@ -413,71 +449,6 @@ impl LayerShape {
     }
 }
 
-/// HBM bytes per logit of the vocabulary-parallel cross-entropy forward, as Megatron-LM runs it
-/// (2021 `mpu/cross_entropy.py` on `output.float()`; Megatron-Core 2024 likewise unless its fusion
-/// is switched on), one eager kernel per step over the b s x V/t logits: the upcast to fp32 (read 2,
-/// write 4), the max (read 4), subtracting it in place (8), exp in place (8), the sum (4), and the
-/// softmax kept for backward, divided in place (8): 38.
-pub const CROSS_ENTROPY_FORWARD_BYTES: u64 = 38;
-/// Its backward: the saved softmax minus the one-hot target, scaled by the loss gradient in place
-/// (read 4, write 4), then the upcast's backward to 16 bits (read 4, write 2): 14.
-pub const CROSS_ENTROPY_BACKWARD_BYTES: u64 = 14;
-
-/// Adding one microbatch's weight gradients for `params` parameters into the gradient buffer
-/// (unfused gradient accumulation): read the new 16-bit gradient, read and write the buffer
-/// element of `grad_bytes` bytes.
-pub fn grad_accumulation_kernel(params: u64, grad_bytes: u64) -> Kernel {
-    Kernel::Stream {
-        bytes: params * (ACT + 2 * grad_bytes),
-    }
-}
-
-/// Megatron-LM's (2021) fp16 optimizer step with Adam over `params` parameters, in three phases
-/// separated by the two model-parallel scalar all-reduces it issues (found-inf, then the gradient
-/// norm), as the streaming kernels it runs (bytes per parameter, read + written):
-/// 1. copy the model gradients to fp32 main gradients (read `grad_bytes`, write 4; nothing when the
-///    gradients already sit in an fp32 buffer, which the main gradients alias), then unscale and
-///    check for inf/nan (read 4, write 4);
-/// 2. the gradient norm for clipping (read 4);
-/// 3. fused Adam (read grad, param, momentum, variance: 16; write param, momentum, variance: 12),
-///    copy the fp32 main params to the fp16 model params (read 4, write 2), and, with a contiguous
-///    buffer, zero it for the next iteration (write `grad_bytes`; without one the gradients are
-///    set to None, no kernel).
-///
-/// Without a buffer (SC'21's runs): 6 + 8, 4, 28 + 6 = 52 bytes per parameter.
-pub fn optimizer_phases(params: u64, grad_bytes: u64, grad_buffer: bool) -> [Vec<Kernel>; 3] {
-    let stream = |bytes: &[u64]| -> Vec<Kernel> {
-        bytes
-            .iter()
-            .filter(|&&b| b > 0)
-            .map(|b| Kernel::Stream { bytes: b * params })
-            .collect()
-    };
-    let to_main = if grad_buffer && grad_bytes == 4 {
-        0
-    } else {
-        grad_bytes + 4
-    };
-    let zero = if grad_buffer { grad_bytes } else { 0 };
-    [stream(&[to_main, 8]), stream(&[4]), stream(&[28, ACT + 4, zero])]
-}
-
-/// The kernels Megatron-LM's (2021) local DDP runs around the data-parallel all-reduce of `params`
-/// gradients of `grad_bytes` each: (before, after). Without a buffer: flatten into one tensor (read
-/// and write) and divide by the data-parallel size (read and write) before, copy back into the
-/// gradients (read and write) after; with a buffer only the divide. They run whatever the
-/// data-parallel size, even 1.
-pub fn data_parallel_kernels(params: u64, grad_bytes: u64, grad_buffer: bool) -> (Vec<Kernel>, Vec<Kernel>) {
-    let pass = Kernel::Stream {
-        bytes: 2 * grad_bytes * params,
-    };
-    if grad_buffer {
-        (vec![pass], Vec::new())
-    } else {
-        (vec![pass, pass], vec![pass])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,7 +503,9 @@ mod tests {
             .map(|p| match p {
                 Piece::Compute(_, k) => k.iter().map(Kernel::flops).sum(),
                 Piece::Overlapped(_, _, _, k) => k.iter().map(Kernel::flops).sum(),
+                Piece::Experts(_, k) => k[0].iter().map(Kernel::flops).sum(),
                 Piece::Tensor(..) | Piece::Data(..) | Piece::AwaitGather(..) => 0.0,
+                Piece::Expert(..) | Piece::ExpertData(..) => 0.0,
             })
             .sum()
     }

@@ -108,3 +108,37 @@ fn wrong_type() {
 fn unknown_schedule() {
     insta::assert_snapshot!(fails(&[], &["--set", "workload.schedule=zigzag"]));
 }
+
+/// `clustersim run` of the Mixtral preset on DGX-H100 with one override.
+fn moe_fails(set: &str) -> String {
+    fails(
+        &[],
+        &["--workload", "mixtral-8x7b", "--hardware", "dgx-h100", "--set", set],
+    )
+}
+
+#[test]
+fn experts_not_divisible_by_expert_parallel_size() {
+    insta::assert_snapshot!(moe_fails("workload.parallel.expert=3"));
+}
+
+#[test]
+fn top_k_above_the_experts() {
+    insta::assert_snapshot!(moe_fails("workload.model.moe.top_k=9"));
+}
+
+#[test]
+fn top_k_zero() {
+    insta::assert_snapshot!(moe_fails("workload.model.moe.top_k=0"));
+}
+
+#[test]
+fn expert_parallel_size_not_dividing_data() {
+    // 8 experts over 8 ranks, but data 12 cannot be cut into expert-parallel groups of 8
+    insta::assert_snapshot!(moe_fails("workload.parallel.data=12"));
+}
+
+#[test]
+fn capacity_factor_not_positive() {
+    insta::assert_snapshot!(moe_fails("workload.model.moe.capacity_factor=0"));
+}

@@ -101,6 +101,9 @@ const KEYS: &[&str] = &[
     "workload.model.mlp",
     "workload.model.norm",
     "workload.model.tied_embeddings",
+    "workload.model.moe",
+    "workload.parallel.expert",
+    "workload.model.moe.imbalance",
 ];
 
 /// A random value: a number, maybe with a unit, or a word.
@@ -162,6 +165,15 @@ fn plausible(key: &str, rng: &mut ChaCha8Rng) -> String {
         "mlp" => &["gelu", "swiglu"],
         "norm" => &["layernorm", "rmsnorm"],
         "tied_embeddings" => &["true", "false"],
+        "moe" => &[
+            "{experts: 8, top_k: 2}",
+            "{experts: 4, top_k: 1, capacity_factor: 1.25, shared_experts: 1, every_n_layers: 2}",
+            "{experts: 8, top_k: 2, imbalance: 1, seed: 3}",
+            "{experts: 2, top_k: 3}",
+            "{experts: 0, top_k: 0, capacity_factor: -1}",
+        ],
+        "expert" => &["1", "2", "4", "8", "3"],
+        "imbalance" => &["0", "0.5", "2", "-1", "1e9"],
         _ => &[],
     };
     if choices.is_empty() || rng.random_range(0..3) == 0 {

@@ -12,6 +12,7 @@ mod fuzz;
 mod host;
 mod hostile;
 mod models;
+mod moe;
 mod network;
 mod nics;
 mod planner;

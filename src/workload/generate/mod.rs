@@ -9,6 +9,7 @@
 //! It must not know how long anything takes: that is the models' job.
 
 mod buffer;
+mod experts;
 mod io;
 mod pipeline;
 mod program;
@@ -17,7 +18,9 @@ mod reduction;
 use super::builder::GraphBuilder;
 use super::graph::TaskGraph;
 use super::layout::Layout;
-use super::transformer::{embedding_params_per_rank, layer_params_per_rank, LayerShape};
+use super::moe::MoeBlock;
+use super::params::layer_params_split;
+use super::transformer::{embedding_params_per_rank, layer_params_per_rank, LayerShape, Piece};
 use crate::config::WorkloadSpec;
 use crate::workload::replication::Replication;
 use buffer::StageBuffer;
@@ -25,6 +28,17 @@ use buffer::StageBuffer;
 /// Generates one training iteration, every rank with its tasks.
 pub fn generate(w: &WorkloadSpec) -> TaskGraph {
     Generator::new(w, false).run()
+}
+
+/// Why the ranks of a workload do not all run the same program, if they do not: then a
+/// representative graph cannot stand for them. A skewed router without a capacity gives the
+/// positions of an expert-parallel group different token counts.
+pub fn asymmetry(w: &WorkloadSpec) -> Option<String> {
+    let moe = w.model.moe.as_ref()?;
+    (moe.imbalance > 0.0 && moe.capacity_factor.is_none() && w.parallel.expert > 1).then(|| {
+        "a skewed router (model.moe.imbalance) gives the ranks of an expert-parallel group different token counts"
+            .to_string()
+    })
 }
 
 /// Generates one training iteration with tasks only on tensor rank 0 of replica 0 of each stage.
@@ -58,6 +72,8 @@ struct Generator<'a> {
     /// Collective ids of the optimizer's found-inf and gradient-norm all-reduces over each replica's
     /// model-parallel group, by (data, which), dense; created by the first stage.
     model_parallel_scalars: Vec<u32>,
+    /// The mixture-of-experts block of each global layer (none for dense layers).
+    moe: Vec<Option<MoeBlock>>,
 }
 
 const NONE_MB: u32 = u32::MAX;
@@ -68,15 +84,23 @@ impl<'a> Generator<'a> {
     fn new(w: &'a WorkloadSpec, representative: bool) -> Self {
         let lay = Layout::of(w);
         let v = w.chunks();
+        let shape = LayerShape {
+            fp8: w.precision == crate::config::Precision::Fp8,
+            fused_attention: w.attention.fused(),
+            tp_overlap: w.tp_comm_overlap,
+            ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
+        };
+        let moe = (0..w.model.layers)
+            .map(|l| {
+                w.model
+                    .moe_at(l)
+                    .map(|m| MoeBlock::new(&shape, m, l, w.parallel.expert))
+            })
+            .collect();
         Generator {
             w,
             lay,
-            shape: LayerShape {
-                fp8: w.precision == crate::config::Precision::Fp8,
-                fused_attention: w.attention.fused(),
-                tp_overlap: w.tp_comm_overlap,
-                ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
-            },
+            shape,
             m: w.microbatches() as u32,
             v,
             g: GraphBuilder::with_capacity(lay.ranks(), estimated_tasks(w, representative) as usize),
@@ -86,6 +110,33 @@ impl<'a> Generator<'a> {
             transfers: vec![u32::MAX; ((lay.p * v - 1) * w.microbatches() as u32 * 2 * lay.d * lay.t) as usize],
             embedding_syncs: vec![u32::MAX; (lay.d * lay.t) as usize],
             model_parallel_scalars: vec![u32::MAX; (lay.d * 2) as usize],
+            moe,
+        }
+    }
+
+    /// Expert-parallel size e.
+    fn ep(&self) -> u32 {
+        self.w.parallel.expert
+    }
+
+    /// Parameters of global layer `layer` per rank: (dense, routed experts).
+    fn layer_split(&self, layer: u32) -> (u64, u64) {
+        layer_params_split(&self.w.model, layer, self.lay.t, self.ep())
+    }
+
+    /// The forward pass of global layer `layer`.
+    fn layer_forward(&self, layer: u32) -> Vec<Piece> {
+        match &self.moe[layer as usize] {
+            Some(block) => block.forward(),
+            None => self.shape.forward(),
+        }
+    }
+
+    /// The backward pass of global layer `layer`.
+    fn layer_backward(&self, layer: u32, recompute: crate::config::Recompute) -> Vec<Piece> {
+        match &self.moe[layer as usize] {
+            Some(block) => block.backward(recompute),
+            None => self.shape.backward(recompute),
         }
     }
 
@@ -95,7 +146,10 @@ impl<'a> Generator<'a> {
         }
         let mut graph = self.g.finish();
         if self.representative {
-            graph.replication = Some(Replication { layout: self.lay });
+            graph.replication = Some(Replication {
+                layout: self.lay,
+                expert: self.w.parallel.expert,
+            });
         }
         graph
     }
@@ -126,13 +180,24 @@ impl<'a> Generator<'a> {
         chunk * self.lay.p + stage
     }
 
-    fn chunk_params(&self, stage: u32, chunk: u32) -> u64 {
+    /// Parameters of a model chunk per rank: (dense, with the embeddings; routed experts).
+    fn chunk_params(&self, stage: u32, chunk: u32) -> (u64, u64) {
         let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;
-        let params = self.w.chunk_layers(vs).1 as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
-        params
-            + embedding_tables(&self.w.model, vs, last)
-                * embedding_params_per_rank(&self.w.model, self.w.parallel.tensor)
+        let (first, layers) = self.w.chunk_layers(vs);
+        let (params, experts) = if self.w.model.moe.is_some() {
+            (first..first + layers)
+                .map(|l| self.layer_split(l))
+                .fold((0, 0), |(d, e), (ld, le)| (d + ld, e + le))
+        } else {
+            (
+                layers as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor),
+                0,
+            )
+        };
+        let embeddings = embedding_tables(&self.w.model, vs, last)
+            * embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        (params + embeddings, experts)
     }
 }
 
@@ -144,6 +209,10 @@ struct StageCtx {
     tensor_groups: Vec<(u32, Vec<usize>)>,
     /// Each data-parallel group, likewise.
     data_groups: Vec<(u32, Vec<usize>)>,
+    /// Each expert-parallel group (mixture of experts with e > 1; empty otherwise), likewise.
+    expert_groups: Vec<(u32, Vec<usize>)>,
+    /// Each expert-data-parallel group (the data groups when e = 1), likewise.
+    expert_data_groups: Vec<(u32, Vec<usize>)>,
 }
 
 /// An upper bound on the tasks of one iteration, to reserve memory once (capacity that is never
@@ -160,7 +229,9 @@ pub fn estimated_tasks(w: &WorkloadSpec, representative: bool) -> f64 {
         .map(|vs| w.chunk_layers(vs).1)
         .max()
         .unwrap_or(0) as f64;
-    let per_rank = passes * (2.0 * (2.0 + 3.0) + layers * 13.0 + 1.0) + layers * chunks + 32.0;
+    // a mixture-of-experts layer adds two all-to-alls and two compute pieces each way
+    let per_layer = if w.model.moe.is_some() { 13.0 + 12.0 } else { 13.0 };
+    let per_rank = passes * (2.0 * (2.0 + 3.0) + layers * per_layer + 1.0) + layers * chunks + 32.0;
     let ranks = if representative {
         lay.p as f64
     } else {

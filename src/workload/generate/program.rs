@@ -7,7 +7,7 @@ use crate::workload::dispatch::host_ops;
 use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
 use crate::workload::schedule::{steps, Step};
-use crate::workload::transformer::{embedding_params_per_rank, grad_accumulation_kernel, layer_params_per_rank, Piece};
+use crate::workload::transformer::{embedding_params_per_rank, grad_accumulation_kernel, Piece};
 
 impl Generator<'_> {
     /// The ranks of a stage, grouped: tensor groups (one per data index) and data groups (one per
@@ -39,15 +39,21 @@ impl Generator<'_> {
                 (self.g.group(all), (0..datas).map(|data| index(tensor, data)).collect())
             })
             .collect();
+        let (expert_groups, expert_data_groups) = self.expert_groups(stage, datas, tensors, &data_groups);
         self.buf.begin(ranks[0]);
         let ctx = StageCtx {
             stage,
             ranks,
             tensor_groups,
             data_groups,
+            expert_groups,
+            expert_data_groups,
         };
 
-        let stage_params: u64 = (0..self.v).map(|c| self.chunk_params(stage, c)).sum();
+        let stage_split = (0..self.v)
+            .map(|c| self.chunk_params(stage, c))
+            .fold((0, 0), |(d, e), (cd, ce)| (d + cd, e + ce));
+        let stage_params = stage_split.0 + stage_split.1;
         let mut prev_compute: Vec<Option<TaskId>> = vec![None; ctx.ranks.len()];
         if self.w.checkpoint.load {
             self.checkpoint_io(&ctx, stage_params, false, &mut prev_compute);
@@ -70,7 +76,7 @@ impl Generator<'_> {
                 }
             }
         }
-        self.finish_step(&ctx, stage_params, &mut grad_reduces, &mut prev_compute);
+        self.finish_step(&ctx, stage_split, &mut grad_reduces, &mut prev_compute);
         if self.w.checkpoint.save {
             self.checkpoint_io(&ctx, stage_params, true, &mut prev_compute);
         }
@@ -102,7 +108,7 @@ impl Generator<'_> {
             if first_pass {
                 pieces.push((Piece::AwaitGather(2 * layer_params), (first_layer + l) as u16));
             }
-            let layer = self.gathered(layer_params, self.shape.forward());
+            let layer = self.gathered(layer_params, self.layer_forward(first_layer + l));
             pieces.extend(layer.into_iter().map(|p| (p, (first_layer + l) as u16)));
         }
         if vs == last && self.w.model.vocab > 0 {
@@ -162,14 +168,15 @@ impl Generator<'_> {
                 r => r,
             };
             if recompute == crate::config::Recompute::Full {
-                let recompute = self.gathered(layer_params, self.shape.forward());
+                let recompute = self.gathered(layer_params, self.layer_forward(layer as u32));
                 let pieces = recompute.into_iter().map(|p| (p, layer)).collect();
                 self.emit(ctx, pieces, Phase::Recompute, mb, chunk, prev);
             }
+            let (dense, experts) = self.layer_split(layer as u32);
             let backward = self.accumulated(
-                layer_params,
+                dense + experts,
                 mb,
-                self.gathered(layer_params, self.shape.backward(recompute)),
+                self.gathered(layer_params, self.layer_backward(layer as u32, recompute)),
             );
             let pieces = backward.into_iter().map(|p| (p, layer)).collect();
             self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
@@ -178,13 +185,13 @@ impl Generator<'_> {
                 self.grad_reduce(
                     ctx,
                     CollectiveOp::ReduceScatter,
-                    layer_params,
+                    (layer_params, 0),
                     layer,
                     prev,
                     grad_reduces,
                 );
             } else if overlap_grads {
-                let mut params = layer_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                let mut params = dense;
                 if l == 0 && vs == 0 {
                     params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
                 }
@@ -196,7 +203,7 @@ impl Generator<'_> {
                 } else {
                     CollectiveOp::AllReduce
                 };
-                self.grad_reduce(ctx, op, params, layer, prev, grad_reduces);
+                self.grad_reduce(ctx, op, (params, experts), layer, prev, grad_reduces);
             }
         }
         if vs == 0 && self.w.model.vocab > 0 {
@@ -211,7 +218,7 @@ impl Generator<'_> {
                 self.grad_reduce(
                     ctx,
                     CollectiveOp::ReduceScatter,
-                    embedding_params,
+                    (embedding_params, 0),
                     first_layer as u16,
                     prev,
                     grad_reduces,
@@ -274,6 +281,13 @@ impl Generator<'_> {
                 Piece::Tensor(op, bytes) => {
                     self.blocking_collective(&ctx.ranks, &ctx.tensor_groups, op, bytes, label, prev)
                 }
+                Piece::Expert(op, bytes) => {
+                    self.blocking_collective(&ctx.ranks, &ctx.expert_groups, op, bytes, label, prev)
+                }
+                Piece::ExpertData(op, bytes) => {
+                    self.blocking_collective(&ctx.ranks, &ctx.expert_data_groups, op, bytes, label, prev)
+                }
+                Piece::Experts(name, per_position) => self.experts(ctx, name, per_position, label, prev),
                 Piece::Overlapped(op, bytes, name, kernels) => {
                     self.overlapped_collective(ctx, op, bytes, name, kernels, label, prev)
                 }

@@ -15,18 +15,19 @@ impl Generator<'_> {
     pub(super) fn finish_step(
         &mut self,
         ctx: &StageCtx,
-        stage_params: u64,
+        (stage_dense, stage_experts): (u64, u64),
         grad_reduces: &mut [Vec<TaskId>],
         prev: &mut [Option<TaskId>],
     ) {
         let dp = &self.w.data_parallel;
+        let stage_params = stage_dense + stage_experts;
         let (grad_bytes, buffer) = (dp.grad_dtype.bytes(), dp.grad_buffer());
         if !dp.overlap && !self.zero3() {
             if self.zero() >= 1 {
                 self.grad_reduce(
                     ctx,
                     CollectiveOp::ReduceScatter,
-                    stage_params,
+                    (stage_dense, stage_experts),
                     NO_LAYER,
                     prev,
                     grad_reduces,
@@ -38,7 +39,7 @@ impl Generator<'_> {
         self.embedding_sync(ctx, grad_reduces, prev);
         // ZeRO shards the optimizer step over the data-parallel ranks
         let opt_params = if self.zero() >= 1 {
-            stage_params.div_ceil(self.lay.d as u64)
+            stage_dense.div_ceil(self.lay.d as u64) + stage_experts.div_ceil(self.expert_data_size() as u64)
         } else {
             stage_params
         };
@@ -64,8 +65,10 @@ impl Generator<'_> {
         let pieces = vec![(Piece::Compute("optimizer", adam), NO_LAYER)];
         self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
         if matches!(self.zero(), 1 | 2) && !self.w.data_parallel.overlap_param_gather {
-            // every rank updated 1/d of the weights: all-gather the 16-bit weights
-            let pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_params), NO_LAYER)];
+            // every rank updated 1/d of the weights: all-gather the 16-bit weights (the routed
+            // experts' over their expert-data-parallel group)
+            let mut pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_dense), NO_LAYER)];
+            pieces.extend(self.expert_piece(CollectiveOp::AllGather, 2 * stage_experts));
             self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
         }
     }
@@ -75,12 +78,13 @@ impl Generator<'_> {
     /// the chunk's gradients over the data-parallel group (none with one replica), the copy back.
     fn local_ddp_reduce(&mut self, ctx: &StageCtx, grad_bytes: u64, buffer: bool, prev: &mut [Option<TaskId>]) {
         for chunk in 0..self.v {
-            let params = self.chunk_params(ctx.stage, chunk);
-            let (before, after) = data_parallel_kernels(params, grad_bytes, buffer);
+            let (params, experts) = self.chunk_params(ctx.stage, chunk);
+            let (before, after) = data_parallel_kernels(params + experts, grad_bytes, buffer);
             let mut pieces = vec![(Piece::Compute("grad flatten", before), NO_LAYER)];
             if self.lay.d > 1 {
                 pieces.push((Piece::Data(CollectiveOp::AllReduce, params * grad_bytes), NO_LAYER));
             }
+            pieces.extend(self.expert_piece(CollectiveOp::AllReduce, experts * grad_bytes));
             if !after.is_empty() {
                 pieces.push((Piece::Compute("grad copy back", after), NO_LAYER));
             }
@@ -165,14 +169,26 @@ impl Generator<'_> {
         }
     }
 
-    /// Data-parallel reduction (all-reduce, or reduce-scatter under ZeRO) of `params` gradients on
-    /// the data-parallel stream, after `prev`.
+    /// Replicas that hold the same routed experts: d / e.
+    pub(super) fn expert_data_size(&self) -> u32 {
+        self.lay.d / self.ep()
+    }
+
+    /// A blocking collective of `bytes` of the routed experts over their expert-data-parallel
+    /// group; none when there is nothing to move or no one to move it to.
+    fn expert_piece(&self, op: CollectiveOp, bytes: u64) -> Option<(Piece, u16)> {
+        (bytes > 0 && self.expert_data_size() > 1).then_some((Piece::ExpertData(op, bytes), NO_LAYER))
+    }
+
+    /// Data-parallel reduction (all-reduce, or reduce-scatter under ZeRO) of `(dense, experts)`
+    /// gradients on the data-parallel stream, after `prev`: the dense ones over the data-parallel
+    /// group, the routed experts' over their expert-data-parallel group.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn grad_reduce(
         &mut self,
         ctx: &StageCtx,
         op: CollectiveOp,
-        params: u64,
+        (params, experts): (u64, u64),
         layer: u16,
         prev: &[Option<TaskId>],
         out: &mut [Vec<TaskId>],
@@ -180,23 +196,29 @@ impl Generator<'_> {
         if self.lay.d == 1 {
             return;
         }
-        let bytes = params * self.w.data_parallel.grad_dtype.bytes();
+        let grad_bytes = self.w.data_parallel.grad_dtype.bytes();
         let label = TaskLabel {
             phase: Phase::GradReduce,
             chunk: 0,
             layer,
             microbatch: NONE_MB,
         };
-        for (group, members) in &ctx.data_groups {
-            let c = self.g.collective(op, *group, bytes);
-            for &i in members {
-                let task = self
-                    .buf
-                    .task(ctx.ranks[i], Stream::DataParallel, TaskKind::Collective(c), label);
-                if let Some(p) = prev[i] {
-                    self.buf.depend(p, task);
+        let mut reductions = vec![(&ctx.data_groups, params * grad_bytes)];
+        if experts > 0 && self.expert_data_size() > 1 {
+            reductions.push((&ctx.expert_data_groups, experts * grad_bytes));
+        }
+        for (groups, bytes) in reductions {
+            for (group, members) in groups {
+                let c = self.g.collective(op, *group, bytes);
+                for &i in members {
+                    let task = self
+                        .buf
+                        .task(ctx.ranks[i], Stream::DataParallel, TaskKind::Collective(c), label);
+                    if let Some(p) = prev[i] {
+                        self.buf.depend(p, task);
+                    }
+                    out[i].push(task);
                 }
-                out[i].push(task);
             }
         }
     }

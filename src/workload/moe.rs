@@ -1,0 +1,495 @@
+//! A mixture-of-experts layer under tensor and expert parallelism, as Megatron-Core runs it with
+//! its all-to-all token dispatcher: the attention block as in a dense layer, then in place of the
+//! MLP the router, the dispatch all-to-all, the local experts as grouped GEMMs, the combine
+//! all-to-all and the weighted sum of each token's expert outputs.
+//!
+//! Notation: microbatch b, sequence s, hidden h, experts E, top-k k, expert width f, shared experts
+//! S, expert-parallel size e, local experts L = E / e, tensor degree t (each expert's matrices are
+//! split over the tensor ranks, as the dense MLP's are: Megatron-Core's default expert-tensor size).
+//! Tokens per rank T = b s, or b s / t with tensor parallelism, which Megatron-Core runs with
+//! sequence parallelism only: each tensor rank routes and dispatches its own sequence shard, the
+//! rows that reach a rank are all-gathered over its tensor group before the experts (each tensor
+//! rank computes its slice of them for the whole group's rows) and reduce-scattered after.
+//! Each rank dispatches R = T k token rows (dropless), or with capacity factor c, E
+//! ceil(T k c / E) rows (every expert's slot padded to its capacity). The all-to-alls move R h
+//! 16-bit elements per rank (nccl-tests convention: the per-rank buffer, 1/e of it to each peer).
+//!
+//! Load imbalance: the router prefers some experts. Expert i gets the share p_i = w_i / sum w of
+//! the routed tokens, with log w_i drawn from a normal distribution of standard deviation
+//! `imbalance` (seeded per layer by `moe.seed`); position j of the expert-parallel group, holding
+//! experts j L .. j L + L - 1, receives N_j = e T k (p_jL + ... + p_jL+L-1) rows (dropless; with a
+//! capacity its padded buffers stay R, the excess is dropped). The all-to-all is priced as a
+//! uniform one whose per-rank buffer is the hottest position's N_j: what that rank's links carry,
+//! and what the collective waits for.
+
+use super::transformer::{LayerShape, Piece};
+use crate::config::{MoeSpec, Recompute};
+use crate::ops::{CollectiveOp, Kernel};
+use rand::{RngExt, SeedableRng};
+
+const ACT: u64 = 2; // bytes per 16-bit activation element
+
+/// Each routed expert's share of the tokens in global layer `layer` (summing to 1): equal shares
+/// without imbalance, a seeded log-normal skew with it.
+pub fn expert_shares(moe: &MoeSpec, layer: u32) -> Vec<f64> {
+    let experts = moe.experts as usize;
+    if moe.imbalance == 0.0 {
+        return vec![1.0 / experts as f64; experts];
+    }
+    let seed = moe.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ layer as u64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let weights: Vec<f64> = (0..experts)
+        .map(|_| {
+            // Box-Muller: one standard normal from two uniforms
+            let (u1, u2): (f64, f64) = (rng.random(), rng.random());
+            let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            (moe.imbalance * z).exp()
+        })
+        .collect();
+    let sum: f64 = weights.iter().sum();
+    weights.iter().map(|w| w / sum).collect()
+}
+
+/// One mixture-of-experts layer's shapes for one microbatch.
+#[derive(Clone, Debug)]
+pub struct MoeBlock {
+    /// The dense layer's shape (attention, tensor parallelism, precision).
+    pub shape: LayerShape,
+    /// Routed experts E.
+    pub experts: u64,
+    /// Experts per token k.
+    pub top_k: u64,
+    /// Shared experts S.
+    pub shared: u64,
+    /// Expert width f.
+    pub ffn: u64,
+    /// Expert-parallel size e.
+    pub ep: u64,
+    /// Tokens each rank routes, T (its sequence shard under sequence parallelism).
+    pub tokens: u64,
+    /// Ranks whose received rows each rank's experts process: t with sequence parallelism, else 1.
+    pub gather: u64,
+    /// Token rows each rank dispatches, R.
+    pub dispatched: u64,
+    /// Token rows each position of the expert-parallel group receives, N_j.
+    pub received: Vec<u64>,
+}
+
+impl MoeBlock {
+    /// The block of global layer `layer` with expert-parallel size `ep`.
+    pub fn new(shape: &LayerShape, moe: &MoeSpec, layer: u32, ep: u32) -> Self {
+        let gather = if shape.sp { shape.t } else { 1 };
+        let (tokens, experts, ep) = (shape.b * shape.s / gather, moe.experts, ep as u64);
+        let (dispatched, received) = match moe.capacity_factor {
+            Some(c) => {
+                let capacity = ((tokens * moe.top_k) as f64 * c / experts as f64).ceil() as u64;
+                (experts * capacity, vec![experts * capacity; ep as usize])
+            }
+            None => {
+                let routed = tokens * moe.top_k;
+                let shares = expert_shares(moe, layer);
+                let per = (experts / ep) as usize;
+                let received = if moe.imbalance == 0.0 {
+                    vec![routed; ep as usize]
+                } else {
+                    shares
+                        .chunks(per)
+                        .map(|c| (c.iter().sum::<f64>() * (ep * routed) as f64).round() as u64)
+                        .collect()
+                };
+                (routed, received)
+            }
+        };
+        MoeBlock {
+            shape: *shape,
+            experts,
+            top_k: moe.top_k,
+            shared: moe.shared_experts,
+            ffn: moe.ffn(shape.ffn),
+            ep,
+            tokens,
+            gather,
+            dispatched,
+            received,
+        }
+    }
+
+    /// Bytes of each dispatch or combine all-to-all (per-rank buffer): the hottest position's rows
+    /// of h 16-bit elements.
+    pub fn all_to_all_bytes(&self) -> u64 {
+        let rows = self.received.iter().copied().max().unwrap_or(0).max(self.dispatched);
+        rows * self.shape.h * ACT
+    }
+
+    fn swiglu(&self) -> bool {
+        self.shape.swiglu
+    }
+
+    /// Width of an expert's first GEMM: f, or gate and up (2 f) for SwiGLU.
+    fn up(&self) -> u64 {
+        if self.swiglu() {
+            2 * self.ffn
+        } else {
+            self.ffn
+        }
+    }
+
+    /// Grouped GEMMs of the L local experts over `rows` token rows (spread evenly among them):
+    /// `batch` L products, priced by the compute model as one batched GEMM.
+    fn grouped(&self, rows: u64, n: u64, k: u64, weight_gradient: bool) -> Kernel {
+        let local = self.experts / self.ep;
+        let m = rows.div_ceil(local);
+        let (m, n, k) = if weight_gradient { (n, k, m) } else { (m, n, k) };
+        match self.shape.linear(m, n, k) {
+            Kernel::Gemm { m, n, k, .. } => Kernel::Gemm { batch: local, m, n, k },
+            Kernel::Gemm8 { m, n, k, .. } => Kernel::Gemm8 { batch: local, m, n, k },
+            other => other,
+        }
+    }
+
+    /// The local experts' forward kernels at each position of the expert-parallel group.
+    fn experts_forward(&self) -> Vec<Vec<Kernel>> {
+        let (h, t) = (self.shape.h, self.shape.t);
+        let act = if self.swiglu() { 3 } else { 2 }; // read gate and up (or the input), write
+        self.received
+            .iter()
+            .map(|&n| n * self.gather)
+            .map(|n| {
+                vec![
+                    self.grouped(n, self.up() / t, h, false), // h -> f (gate and up for SwiGLU)
+                    Kernel::Stream {
+                        bytes: n * self.ffn / t * ACT * act,
+                    },
+                    self.grouped(n, h, self.ffn / t, false), // f -> h
+                ]
+            })
+            .collect()
+    }
+
+    /// Their backward: data and weight gradients of both GEMMs, the activation's backward between.
+    fn experts_backward(&self) -> Vec<Vec<Kernel>> {
+        let (h, t) = (self.shape.h, self.shape.t);
+        let act = if self.swiglu() { 5 } else { 3 };
+        self.received
+            .iter()
+            .map(|&n| n * self.gather)
+            .map(|n| {
+                vec![
+                    self.grouped(n, self.ffn / t, h, false), // f -> h data gradient
+                    self.grouped(n, self.ffn / t, h, true),  // f -> h weight gradient
+                    Kernel::Stream {
+                        bytes: n * self.ffn / t * ACT * act,
+                    },
+                    self.grouped(n, h, self.up() / t, false), // h -> f data gradient
+                    self.grouped(n, h, self.up() / t, true),  // h -> f weight gradient
+                ]
+            })
+            .collect()
+    }
+
+    /// The shared experts over the whole sequence, as one dense MLP of width S f split over the
+    /// tensor ranks (with sequence parallelism between an all-gather and a reduce-scatter of the
+    /// block input, as a dense MLP); forward, or backward (data and weight gradients).
+    fn shared_experts(&self, backward: bool) -> Vec<Piece> {
+        if self.shared == 0 {
+            return Vec::new();
+        }
+        let (bs, h, t) = (self.shape.b * self.shape.s, self.shape.h, self.shape.t);
+        let (f, up) = (self.shared * self.ffn / t, self.shared * self.up() / t);
+        let lin = |m, n, k| self.shape.linear(m, n, k);
+        let kernels = if !backward {
+            let act = if self.swiglu() { 3 } else { 2 };
+            let bytes = bs * f * ACT * act;
+            vec![lin(bs, up, h), Kernel::Stream { bytes }, lin(bs, h, f)]
+        } else {
+            let bytes = bs * f * ACT * if self.swiglu() { 5 } else { 3 };
+            vec![
+                lin(bs, f, h),
+                lin(f, h, bs),
+                Kernel::Stream { bytes },
+                lin(bs, h, up),
+                lin(h, up, bs),
+            ]
+        };
+        self.gathered(
+            self.shape.allreduce_bytes(),
+            vec![Piece::Compute("moe shared", kernels)],
+        )
+    }
+
+    /// `pieces` between an all-gather and a reduce-scatter of `bytes` over the tensor group, with
+    /// sequence parallelism (nothing without it).
+    fn gathered(&self, bytes: u64, pieces: Vec<Piece>) -> Vec<Piece> {
+        if self.gather == 1 {
+            return pieces;
+        }
+        std::iter::once(Piece::Tensor(CollectiveOp::AllGather, bytes))
+            .chain(pieces)
+            .chain([Piece::Tensor(CollectiveOp::ReduceScatter, bytes)])
+            .collect()
+    }
+
+    /// The mixture-of-experts block's forward, between the tensor-parallel collectives.
+    fn block_forward(&self) -> Vec<Piece> {
+        let (tokens, h, e) = (self.tokens, self.shape.h, self.experts);
+        let local = self.shape.local_bsh();
+        let router = vec![
+            Kernel::Stream { bytes: local * 7 / 2 }, // bias-dropout-add after attention
+            Kernel::Stream { bytes: local * 2 },     // layer norm
+            Kernel::Gemm {
+                batch: 1,
+                m: tokens,
+                n: e,
+                k: h,
+            }, // router logits (16-bit; the router's weights are replicated on every tensor rank)
+            // softmax in fp32 (read 2, write 4 per logit) and top-k (read 4); write k values and indices
+            Kernel::Stream {
+                bytes: tokens * e * 10 + tokens * self.top_k * 12,
+            },
+            // permute: gather each token's rows into expert order (read and write R rows)
+            Kernel::Stream {
+                bytes: 2 * self.dispatched * h * ACT,
+            },
+        ];
+        let combine = vec![
+            // unpermute and weight: read R rows, write T rows
+            Kernel::Stream {
+                bytes: (self.dispatched + tokens) * h * ACT,
+            },
+        ];
+        let mut out = self.around_experts(router, self.experts_forward(), combine);
+        out.extend(self.shared_experts(false));
+        out
+    }
+
+    /// Its backward (reverse order).
+    fn block_backward(&self) -> Vec<Piece> {
+        let (tokens, h, e) = (self.tokens, self.shape.h, self.experts);
+        let local = self.shape.local_bsh();
+        let mut out = vec![Piece::Compute(
+            "moe combine",
+            vec![
+                Kernel::Stream { bytes: local * 5 / 2 }, // dropout backward
+                Kernel::Stream { bytes: local },         // bias gradient of the block output
+            ],
+        )];
+        out.extend(self.shared_experts(true));
+        // unpermute backward: read the output gradient (T rows) and the expert outputs (R rows, for
+        // the routing weights' gradient), write R rows
+        let combine = vec![Kernel::Stream {
+            bytes: (tokens + 2 * self.dispatched) * h * ACT,
+        }];
+        let router = vec![
+            // permute backward: scatter-add R rows into T
+            Kernel::Stream {
+                bytes: (self.dispatched + tokens) * h * ACT,
+            },
+            // softmax and top-k backward in fp32: read probabilities and gradient (8), write 2
+            Kernel::Stream { bytes: tokens * e * 10 },
+            Kernel::Gemm {
+                batch: 1,
+                m: tokens,
+                n: h,
+                k: e,
+            }, // router data gradient
+            Kernel::Gemm {
+                batch: 1,
+                m: h,
+                n: e,
+                k: tokens,
+            }, // router weight gradient
+        ];
+        out.extend(self.around_experts(combine, self.experts_backward(), router));
+        out
+    }
+
+    /// `before`, the dispatch all-to-all, the all-gather of the received rows over the tensor group
+    /// (sequence parallelism), the experts, the reduce-scatter, the combine all-to-all, `after`;
+    /// without expert parallelism the tokens stay on the rank (no all-to-all), and without either
+    /// the experts are ordinary kernels.
+    fn around_experts(&self, before: Vec<Kernel>, experts: Vec<Vec<Kernel>>, after: Vec<Kernel>) -> Vec<Piece> {
+        if self.ep == 1 && self.gather == 1 {
+            let mut all = before;
+            all.extend(experts.into_iter().flatten());
+            all.extend(after);
+            return vec![Piece::Compute("moe", all)];
+        }
+        let bytes = self.all_to_all_bytes();
+        let a2a = (self.ep > 1).then_some(Piece::Expert(CollectiveOp::AllToAll, bytes));
+        let experts = if self.ep > 1 {
+            Piece::Experts("moe experts", experts)
+        } else {
+            Piece::Compute("moe experts", experts.into_iter().flatten().collect())
+        };
+        let mut out = vec![Piece::Compute("moe router", before)];
+        out.extend(a2a.clone());
+        out.extend(self.gathered(self.gather * bytes, vec![experts]));
+        out.extend(a2a);
+        out.push(Piece::Compute("moe combine", after));
+        out
+    }
+
+    /// The attention block's pieces (with their tensor-parallel collectives).
+    fn attention(&self, kernels: Vec<Kernel>) -> Vec<Piece> {
+        if self.shape.t == 1 {
+            vec![Piece::Compute("attention", kernels)]
+        } else {
+            self.shape.with_allreduces(vec![("attention", kernels)])
+        }
+    }
+
+    /// The forward pass of the whole layer.
+    pub fn forward(&self) -> Vec<Piece> {
+        let mut out = self.attention(self.shape.attention_forward());
+        out.extend(self.block_forward());
+        out
+    }
+
+    /// The backward pass of the whole layer, with the recomputation `recompute` asks for.
+    pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
+        let mut out = self.block_backward();
+        out.extend(self.attention(self.shape.attention_backward(recompute)));
+        out
+    }
+}
+
+/// Bytes one mixture-of-experts layer stores for one microbatch on one rank beyond what
+/// Korthikanti's count gives a dense layer (whose MLP stores its two 4h-wide intermediates, 16
+/// s b h / t): the router's fp32 probabilities (4 T E), the rows its experts process (R, or the
+/// tensor group's t R under sequence parallelism) as input and as output kept for the routing
+/// weights' gradient (2 h each), the experts' intermediates (2 (up + f) / t per row, balanced) and
+/// the shared experts' (2 b s S (up + f) / t). Full recompute keeps only the layer input: nothing
+/// more.
+pub fn activation_extra_bytes(block: &MoeBlock, recompute: Recompute) -> f64 {
+    if recompute == Recompute::Full {
+        return 0.0;
+    }
+    let s = &block.shape;
+    let (tokens, t) = ((s.b * s.s) as f64, s.t as f64);
+    let rows = (block.dispatched * block.gather) as f64;
+    let (h, width) = (s.h as f64, (block.up() + block.ffn) as f64);
+    let stored = 4.0 * block.tokens as f64 * block.experts as f64
+        + 4.0 * rows * h
+        + 2.0 * rows * width / t
+        + 2.0 * tokens * block.shared as f64 * width / t;
+    stored - 16.0 * tokens * h / t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelSpec;
+
+    fn block(moe: &str, ep: u32) -> MoeBlock {
+        let m: ModelSpec = serde_yaml::from_str(&format!(
+            "{{ layers: 4, hidden: 1024, heads: 8, seq_len: 512, vocab: 0, mlp: swiglu, moe: {moe} }}"
+        ))
+        .unwrap();
+        MoeBlock::new(&LayerShape::new(&m, 2, 1, false), m.moe.as_ref().unwrap(), 0, ep)
+    }
+
+    fn flops(pieces: &[Piece], position: usize) -> f64 {
+        let sum = |k: &[Kernel]| k.iter().map(Kernel::flops).sum::<f64>();
+        pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Compute(_, k) => sum(k),
+                Piece::Experts(_, k) => sum(&k[position]),
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn expert_flops_are_two_per_routed_weight_and_token() {
+        // T = b s = 2 x 512 = 1024 tokens, k = 2 of E = 8 SwiGLU experts of f = 2048 (3 h f weights
+        // each), e = 4: each position receives T k = 2048 rows over its 2 experts. Forward block
+        // FLOPs per position: router 2 T h E + experts 2 (T k) 3 h f; the attention as a dense layer's
+        let b = block("{ experts: 8, top_k: 2, ffn_hidden: 2048 }", 4);
+        assert_eq!(b.received, vec![2048; 4]);
+        let (t, h, e, k, f) = (1024.0, 1024.0, 8.0, 2.0, 2048.0);
+        let attention: f64 = b.shape.attention_forward().iter().map(Kernel::flops).sum();
+        let expected = attention + 2.0 * t * h * e + 2.0 * t * k * 3.0 * h * f;
+        assert_eq!(flops(&b.forward(), 0), expected);
+        // backward: twice the block's (data and weight gradients of every matrix)
+        let attention_bwd: f64 = b
+            .shape
+            .attention_backward(Recompute::None)
+            .iter()
+            .map(Kernel::flops)
+            .sum();
+        let bwd = flops(&b.backward(Recompute::None), 0) - attention_bwd;
+        assert_eq!(bwd, 2.0 * (expected - attention));
+        // all-to-alls: T k h 16-bit elements = 1024 x 2 x 1024 x 2 B, four per layer
+        let a2a: Vec<u64> = b
+            .forward()
+            .iter()
+            .chain(&b.backward(Recompute::None))
+            .filter_map(|p| match p {
+                Piece::Expert(CollectiveOp::AllToAll, bytes) => Some(*bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(a2a, vec![1024 * 2 * 1024 * 2; 4]);
+    }
+
+    #[test]
+    fn with_sequence_parallelism_each_tensor_rank_dispatches_its_shard() {
+        // t = 2 with sequence parallelism: each tensor rank routes T = b s / t = 512 tokens and
+        // dispatches T k = 1024 rows (1024 x 1024 x 2 B); the rows reaching the tensor group are
+        // all-gathered before the experts (2 x that, nccl-tests' full output) and reduce-scattered
+        // after, and each tensor rank's experts run on the group's 2048 rows with f / t columns
+        let m: ModelSpec = serde_yaml::from_str(
+            "{ layers: 4, hidden: 1024, heads: 8, seq_len: 512, vocab: 0, mlp: swiglu, moe: { experts: 8, top_k: 2 } }",
+        )
+        .unwrap();
+        let b = MoeBlock::new(&LayerShape::new(&m, 2, 2, true), m.moe.as_ref().unwrap(), 0, 4);
+        let rows = 1024 * 2;
+        let collectives: Vec<(CollectiveOp, u64, bool)> = b
+            .forward()
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Expert(op, bytes) => Some((*op, *bytes, true)),
+                Piece::Tensor(op, bytes) => Some((*op, *bytes, false)),
+                _ => None,
+            })
+            .collect();
+        let a2a = (CollectiveOp::AllToAll, rows / 2 * 1024 * 2, true);
+        let gathered = 2 * rows / 2 * 1024 * 2;
+        let (ag, rs) = (CollectiveOp::AllGather, CollectiveOp::ReduceScatter);
+        // the attention block's all-gather and reduce-scatter of b s h, then the experts'
+        let bsh = 2 * 512 * 1024 * 2;
+        assert_eq!(
+            collectives,
+            vec![
+                (ag, bsh, false),
+                (rs, bsh, false),
+                a2a,
+                (ag, gathered, false),
+                (rs, gathered, false),
+                a2a
+            ]
+        );
+        let experts = b.experts_forward();
+        let (h, f) = (1024.0, 4096.0 / 2.0);
+        let expected = 2.0 * rows as f64 * 3.0 * h * f; // the group's rows, 3 h f / t weights
+        assert_eq!(experts[0].iter().map(Kernel::flops).sum::<f64>(), expected);
+    }
+
+    #[test]
+    fn a_skewed_router_is_seeded_and_keeps_every_token() {
+        let moe = |s: &str| block(&format!("{{ experts: 8, top_k: 2, imbalance: 1, seed: {s} }}"), 4);
+        let (a, b, c) = (moe("5"), moe("5"), moe("6"));
+        assert_eq!(a.received, b.received);
+        assert_ne!(a.received, c.received);
+        // the positions share e T k = 4 x 2048 rows (to rounding), and the hottest sets the all-to-all
+        let total: u64 = a.received.iter().sum();
+        assert!(total.abs_diff(4 * 2048) <= 2, "{total}");
+        let hottest = *a.received.iter().max().unwrap();
+        assert!(hottest > 2048);
+        assert_eq!(a.all_to_all_bytes(), hottest * 1024 * 2);
+        let spec: MoeSpec = serde_yaml::from_str("{ experts: 16, top_k: 2, imbalance: 0.5 }").unwrap();
+        let shares = expert_shares(&spec, 3);
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+}
