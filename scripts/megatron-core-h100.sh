@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Megatron-Core r0.8.0's published H100 weak-scaling table (../shared/reference/megatron-core-h100-scaling.csv,
-# copied below) simulated on dgx-h100 with the stated splits: microbatch 1, distributed optimizer, overlapped
-# gradient reduce, sequence parallelism where t > 1, no recompute, cuDNN fused attention (Transformer Engine prefers it on Hopper), fp32 gradient buffer with fused
-# accumulation, tensor-parallel communication overlapped (--tp-comm-overlap) where t > 1, representative runs. Prints
-# the simulated MFU beside the published one. Not yet modelled: the overlapped parameter gather.
+# copied below) simulated on dgx-h100 with the stated splits, microbatch 1, no recompute, and the software profile
+# `megatron-core-2024` (src/config/profiles.rs: cuDNN fused attention, sequence parallelism with its collectives
+# overlapped, the distributed optimizer with fp32 gradients, fused accumulation, overlapped gradient reduce and
+# parameter gather; with t = 1 the sequence-parallel switches change nothing), representative runs. Prints the
+# simulated MFU beside the published one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CLUSTERSIM_BIN:-target/release/clustersim}
@@ -20,15 +21,11 @@ meg-weak-462B 112 18432 144 131072 4096 6144 8 16 48 3072 0.47"
 echo "case,gpus,published_mfu,simulated_mfu,error"
 while read -r name l h a v s g t p d b mfu; do
   nodes=$(( g / 8 > 8 ? g / 8 : 8 ))
-  sp=false; [ "$t" -gt 1 ] && sp=true
   sim=$("$bin" run --hardware dgx-h100 --no-output --representative --format json \
     --set "hardware.nodes=$nodes" --set "workload.model.layers=$l" --set "workload.model.hidden=$h" \
     --set "workload.model.heads=$a" --set "workload.model.vocab=$v" --set "workload.model.seq_len=$s" \
     --set "workload.parallel.tensor=$t" --set "workload.parallel.pipeline=$p" --set "workload.parallel.data=$d" \
     --set "workload.batch.global=$b" --set workload.batch.micro=1 --set workload.recompute=none \
-    --set workload.attention=cudnn --set "workload.parallel.sequence_parallel=$sp" --set "workload.tp_comm_overlap=$sp" \
-    --set workload.data_parallel.zero_stage=1 --set workload.data_parallel.overlap=true --set workload.data_parallel.overlap_param_gather=true \
-    --set workload.data_parallel.grad_dtype=fp32 --set workload.data_parallel.gradient_accumulation_fusion=true \
-    --set "workload.gpus=~" | python3 -c 'import sys, json; print(json.load(sys.stdin)["mfu"])')
+    --set workload.software=megatron-core-2024 --set "workload.gpus=~" | python3 -c 'import sys, json; print(json.load(sys.stdin)["mfu"])')
   python3 -c "print(f'$name,$g,$mfu,{$sim:.3f},{($sim / $mfu - 1) * 100:+.1f}%')"
 done <<< "$rows"

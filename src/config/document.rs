@@ -134,6 +134,26 @@ impl Document {
         Ok(())
     }
 
+    /// Sets the value at a dotted path (a default filled in, such as a software profile's),
+    /// creating intermediate mappings; it stays the file's for error messages.
+    pub fn set_default(&mut self, path: &str, value: Value) {
+        let mut node = &mut self.value;
+        for key in path.split('.') {
+            let Value::Mapping(map) = node else { return };
+            node = map
+                .entry(Value::String(key.to_string()))
+                .or_insert(Value::Mapping(Mapping::new()));
+        }
+        *node = value;
+    }
+
+    /// Whether a `--set` gave the value at `path` (or a mapping above it).
+    pub fn is_overridden(&self, path: &str) -> bool {
+        self.overrides
+            .iter()
+            .any(|(p, _)| path == p || path.starts_with(&format!("{p}.")))
+    }
+
     /// Where a value at `path` came from: the file, or the `--set` that replaced it.
     pub fn origin(&self, path: &str) -> String {
         match self

@@ -9,6 +9,7 @@ mod hardware;
 mod model;
 mod moe;
 mod presets;
+pub mod profiles;
 mod ranges;
 mod software;
 pub mod whatif;

@@ -26,6 +26,10 @@ pub struct WorkloadSpec {
     /// Activation recomputation.
     #[serde(default)]
     pub recompute: Recompute,
+    /// A software profile (`megatron-2021`, `megatron-core-2024`, `fsdp-2024`): its switches fill
+    /// in whatever the document does not set (`config/profiles.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software: Option<String>,
     /// With `recompute: full`, recompute only every n-th layer (those whose global index n
     /// divides); the others keep their activations. torchtitan's "selective layer" checkpointing
     /// is 2. 1 (the default): every layer.
@@ -193,6 +197,9 @@ impl DataParallelSpec {
 impl WorkloadSpec {
     /// Deserializes and checks the split; errors name the YAML path, the value and the rule.
     pub fn from_document(doc: &Document) -> Result<WorkloadSpec> {
+        let mut doc = doc.clone();
+        super::profiles::expand(&mut doc)?;
+        let doc = &doc;
         let spec: WorkloadSpec = doc.deserialize()?;
         spec.validate(doc)?;
         Ok(spec)

@@ -180,8 +180,9 @@ impl Topology {
         // what a leaf's NICs can send (failed NICs send nothing; their traffic leaves elsewhere)
         let mut nic_sum = vec![0.0; leaves as usize];
         for (n, &l) in leaf_of_nic.iter().enumerate() {
-            if nic_redirect[n] == n as u32 {
-                nic_sum[l as usize] += capacity[(nic_base + 2 * n as u32) as usize];
+            // (without a topology there are no leaves: nothing to sum)
+            if let Some(sum) = nic_sum.get_mut(l as usize).filter(|_| nic_redirect[n] == n as u32) {
+                *sum += capacity[(nic_base + 2 * n as u32) as usize];
             }
         }
         let leaf_binds = nic_sum

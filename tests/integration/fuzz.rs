@@ -104,6 +104,7 @@ const KEYS: &[&str] = &[
     "workload.model.moe",
     "workload.parallel.expert",
     "workload.model.moe.imbalance",
+    "workload.software",
 ];
 
 /// A random value: a number, maybe with a unit, or a word.
@@ -174,6 +175,13 @@ fn plausible(key: &str, rng: &mut ChaCha8Rng) -> String {
         ],
         "expert" => &["1", "2", "4", "8", "3"],
         "imbalance" => &["0", "0.5", "2", "-1", "1e9"],
+        "software" => &[
+            "megatron-2021",
+            "megatron-core-2024",
+            "fsdp-2024",
+            "pytorch-2019",
+            "[1, 2]",
+        ],
         _ => &[],
     };
     if choices.is_empty() || rng.random_range(0..3) == 0 {

@@ -17,6 +17,7 @@ mod network;
 mod nics;
 mod planner;
 mod pools;
+mod profiles;
 mod published;
 mod representative;
 mod shards;

@@ -331,3 +331,19 @@ fn four_level_fabric_for_100k_gpus() {
     let bw = busbw(&hw, 98_304, GIB);
     assert!(bw > 300.0 && bw < 8.0 * 48.0, "{bw}");
 }
+
+/// A flow network without a `topology` section (NICs joined by an ideal fabric) runs: it used to
+/// panic summing each leaf's NICs when there were no leaves (found by the fuzzer).
+#[test]
+fn the_flow_model_runs_without_a_topology() {
+    let sets = ["hardware.network.topology=~".to_string()];
+    let r = report("dgx-a100", "gpt-5.9b", &sets);
+    let with = report("dgx-a100", "gpt-5.9b", &[]);
+    // the default fabric never binds (full fat tree), so the same iteration
+    assert!(
+        (r.iteration_time_s / with.iteration_time_s - 1.0).abs() < 1e-9,
+        "{} vs {}",
+        r.iteration_time_s,
+        with.iteration_time_s
+    );
+}
