@@ -50,8 +50,9 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
         return Err(doc.field_error(
             "attention",
             format!(
-                "context parallelism (parallel.context = {c}) runs ring attention on fused kernels, as Megatron-Core does: \
-                 use `attention: flash` or `cudnn` (the separate 2021 kernels store whole s x s scores)"
+                "context parallelism (parallel.context = {c}) runs ring attention on fused kernels, as Megatron-Core does, \
+                 not on the separate 2021 kernels (`standard`, the default, which store whole s x s scores): \
+                 use `attention: flash` or `cudnn`"
             ),
         ));
     }
