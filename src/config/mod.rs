@@ -3,6 +3,7 @@
 //! Every error names the file, the YAML path and the bad value. Configs know nothing of the engine.
 
 pub mod astra;
+mod context;
 mod document;
 pub mod groups;
 mod hardware;

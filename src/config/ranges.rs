@@ -112,6 +112,7 @@ pub fn check_workload(w: &WorkloadSpec, doc: &Document) -> Result<()> {
         ("parallel.pipeline", p.pipeline as u64, 1 << 24),
         ("parallel.data", p.data as u64, 1 << 24),
         ("parallel.interleave", p.interleave as u64, 1 << 16),
+        ("parallel.context", p.context as u64, 1 << 16),
     ] {
         if v > max {
             return Err(doc.field_error(path, format!("must be at most {max}")));

@@ -114,6 +114,10 @@ pub struct ParallelSpec {
     /// of the data-parallel group (see [`super::moe`]); 1 (the default): every rank holds them all.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub expert: u32,
+    /// Context-parallel size c: each sequence split over c ranks that run ring attention (see
+    /// [`super::context`]); 1 (the default): every rank holds whole sequences.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub context: u32,
 }
 
 fn yes() -> bool {
@@ -205,9 +209,10 @@ impl WorkloadSpec {
         Ok(spec)
     }
 
-    /// tensor x pipeline x data.
+    /// tensor x context x pipeline x data.
     pub fn gpus_needed(&self) -> u64 {
         (self.parallel.tensor as u64)
+            .saturating_mul(self.parallel.context as u64)
             .saturating_mul(self.parallel.pipeline as u64)
             .saturating_mul(self.parallel.data as u64)
     }
@@ -279,16 +284,14 @@ impl WorkloadSpec {
         }
         super::ranges::check_workload(self, doc)?;
         super::moe::check(self, doc)?;
+        super::context::check(self, doc)?;
         if let Some(gpus) = self.gpus {
             if gpus != self.gpus_needed() {
                 return Err(doc.field_error(
                     "gpus",
                     format!(
-                        "tensor x pipeline x data = {} x {} x {} = {} GPUs, not {gpus}; change the split or the GPU count",
-                        p.tensor,
-                        p.pipeline,
-                        p.data,
-                        self.gpus_needed()
+                        "{} GPUs, not {gpus}; change the split or the GPU count",
+                        super::context::split_product(self)
                     ),
                 ));
             }
@@ -413,12 +416,9 @@ pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec
     }
     if w.gpus_needed() > hw.total_gpus() {
         return Err(Error::Input(format!(
-            "error: {}: the workload needs tensor x pipeline x data = {} x {} x {} = {} GPUs, but {}: `nodes` = {} nodes x {} GPUs = {} GPUs",
+            "error: {}: the workload needs {} GPUs, but {}: `nodes` = {} nodes x {} GPUs = {} GPUs",
             w_doc.origin("parallel"),
-            w.parallel.tensor,
-            w.parallel.pipeline,
-            w.parallel.data,
-            w.gpus_needed(),
+            super::context::split_product(w),
             hw_doc.origin("nodes"),
             hw.nodes,
             hw.node.gpus,
@@ -440,7 +440,7 @@ pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec
     if !hw.node_groups.is_empty() {
         // every stage inside one group of GPUs
         let group = super::groups::group_of_nodes(&hw.node_groups, hw.nodes);
-        let per_stage = (w.parallel.tensor * w.parallel.data) as u64;
+        let per_stage = w.gpus_needed() / w.parallel.pipeline as u64;
         for stage in 0..w.parallel.pipeline as u64 {
             let first = (stage * per_stage / hw.node.gpus as u64) as usize;
             let last = (((stage + 1) * per_stage - 1) / hw.node.gpus as u64) as usize;

@@ -68,6 +68,10 @@ pub struct BubbleReport {
     pub per_stage: Vec<StageReport>,
 }
 
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
 /// The parallel configuration that ran.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ParallelReport {
@@ -77,6 +81,9 @@ pub struct ParallelReport {
     pub pipeline: u32,
     /// Data degree.
     pub data: u32,
+    /// Context-parallel size (left out when 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub context: u32,
     /// Model chunks per device.
     pub interleave: u32,
     /// Schedule name.
@@ -260,7 +267,7 @@ impl Report {
     pub fn build(hw: &crate::config::HardwareSpec, subject: Subject<'_>, out: &SimOutcome, seed: u64) -> Report {
         let lay = match subject {
             Subject::Workload(w) => Layout::of(w),
-            Subject::Trace { ranks, .. } => Layout { t: ranks, p: 1, d: 1 },
+            Subject::Trace { ranks, .. } => Layout::plain(ranks, 1, 1),
         };
         let gpus = lay.ranks() as u64;
         let t = out.makespan.as_secs_f64();
@@ -302,7 +309,8 @@ impl Report {
                     ParallelReport {
                         tensor: lay.t,
                         pipeline: lay.p,
-                        data: lay.d,
+                        data: w.parallel.data,
+                        context: w.parallel.context,
                         interleave: w.chunks(),
                         schedule: w.schedule.name(),
                         recompute: w.recompute.name(),
@@ -332,6 +340,7 @@ impl Report {
                     tensor: 1,
                     pipeline: 1,
                     data: ranks,
+                    context: 1,
                     interleave: 1,
                     schedule: "trace",
                     recompute: "trace",

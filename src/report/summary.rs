@@ -33,8 +33,9 @@ pub fn text(r: &Report) -> String {
     } else {
         let _ = writeln!(
             o,
-            "  split tensor {} x pipeline {} x data {}, schedule {}{}, recompute {}, batch {} / micro {} -> {} microbatches per pipeline",
+            "  split tensor {}{} x pipeline {} x data {}, schedule {}{}, recompute {}, batch {} / micro {} -> {} microbatches per pipeline",
             p.tensor,
+            if p.context > 1 { format!(" x context {}", p.context) } else { String::new() },
             p.pipeline,
             p.data,
             p.schedule,

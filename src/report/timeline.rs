@@ -47,7 +47,7 @@ impl Timeline {
             .map(|r| match which {
                 TimelineRanks::All => true,
                 TimelineRanks::None => false,
-                TimelineRanks::FirstReplica => layout.coord(r).data == 0,
+                TimelineRanks::FirstReplica => layout.replica(layout.coord(r)) == 0,
             })
             .collect();
         Timeline {
@@ -150,7 +150,9 @@ pub fn write_chrome_trace(
             "{}",
             serde_json::json!({"ph":"M","name":"process_sort_index","pid":r,"tid":0,"args":{"sort_index":r}})
         )?;
-        for s in Stream::ALL {
+        // the context stream is named only where a rank has one (older timelines stay byte for byte)
+        let context = !g.stream(r, Stream::ContextComm as usize).is_empty();
+        for s in Stream::ALL.into_iter().filter(|&s| s != Stream::ContextComm || context) {
             sep(w)?;
             write!(
                 w,

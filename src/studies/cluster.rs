@@ -149,7 +149,7 @@ pub fn configs(spec: &ClusterSpec, doc: &Document) -> Result<Vec<RunConfig>> {
                 Error::Input(m) => doc.field_error(&format!("jobs[{i}]"), m.trim_start_matches("error: ")),
                 other => other,
             })?;
-            let ranks = cfg.workload.parallel.tensor * cfg.workload.parallel.pipeline * cfg.workload.parallel.data;
+            let ranks = cfg.workload.gpus_needed() as u32;
             if job.gpus.is_some_and(|g| g != ranks) {
                 return Err(doc.field_error(
                     &format!("jobs[{i}].gpus"),

@@ -157,11 +157,7 @@ pub fn run_trace(
     graph: TaskGraph,
     opts: &RunOptions,
 ) -> Result<RunResult> {
-    let layout = Layout {
-        t: graph.ranks,
-        p: 1,
-        d: 1,
-    };
+    let layout = Layout::plain(graph.ranks, 1, 1);
     let mut timeline = Timeline::new(opts.timeline, layout);
     let outcome = simulate(&graph, hw, SimOptions { seed: opts.seed }, &mut timeline)?;
     let op_flops: Vec<f64> = graph

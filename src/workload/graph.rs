@@ -36,18 +36,21 @@ pub enum Stream {
     Io = 3,
     /// Tensor-parallel collectives overlapped with GEMMs (Megatron-Core's `--tp-comm-overlap`).
     TensorComm = 4,
+    /// Context-parallel ring sends and receives (ring attention's K/V exchange).
+    ContextComm = 5,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
     /// All streams, in id order.
-    pub const ALL: [Stream; 5] = [
+    pub const ALL: [Stream; 6] = [
         Stream::Compute,
         Stream::DataParallel,
         Stream::PipelineSend,
         Stream::Io,
         Stream::TensorComm,
+        Stream::ContextComm,
     ];
     /// Name used for timeline threads.
     pub fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Stream {
             Stream::PipelineSend => "pipeline send",
             Stream::Io => "storage io",
             Stream::TensorComm => "tensor comm",
+            Stream::ContextComm => "context comm",
         }
     }
 }

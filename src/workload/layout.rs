@@ -2,6 +2,10 @@
 //!
 //! Ranks follow Megatron's order (tensor fastest, then data, then pipeline):
 //! `rank = tensor_index + t * (data_index + d * stage)`, so tensor groups sit inside a node.
+//! With context parallelism of size c, Megatron-Core's order is tensor, context, data, pipeline;
+//! the layout then counts d = data x context positions, position = context index + c x replica, so
+//! the same formula gives Megatron-Core's ranks and every position's "data" groups are the
+//! data x context groups over which gradients are reduced.
 
 use crate::config::WorkloadSpec;
 
@@ -10,7 +14,8 @@ use crate::config::WorkloadSpec;
 pub struct RankCoord {
     /// Index in the tensor group.
     pub tensor: u32,
-    /// Data-parallel replica.
+    /// Data-parallel position: the replica, or with context parallelism of size c, context index
+    /// + c x replica.
     pub data: u32,
     /// Pipeline stage.
     pub stage: u32,
@@ -23,8 +28,10 @@ pub struct Layout {
     pub t: u32,
     /// Pipeline degree.
     pub p: u32,
-    /// Data degree.
+    /// Data positions: data degree x context size.
     pub d: u32,
+    /// Context-parallel size c: each c consecutive data positions hold one replica's sequence.
+    pub c: u32,
 }
 
 impl Layout {
@@ -33,8 +40,17 @@ impl Layout {
         Layout {
             t: w.parallel.tensor,
             p: w.parallel.pipeline,
-            d: w.parallel.data,
+            d: w.parallel.data * w.parallel.context,
+            c: w.parallel.context,
         }
+    }
+    /// A layout of t x p x d ranks without context parallelism.
+    pub fn plain(t: u32, p: u32, d: u32) -> Self {
+        Layout { t, p, d, c: 1 }
+    }
+    /// The data-parallel replica of a coordinate (its data position without the context index).
+    pub fn replica(&self, c: RankCoord) -> u32 {
+        c.data / self.c.max(1)
     }
     /// Rank of a coordinate.
     pub fn rank(&self, c: RankCoord) -> u32 {

@@ -8,6 +8,7 @@
 //! - selective recompute (attention core not stored): s b h (10 + 24/t), with sequence parallel 34 s b h / t
 //! - full recompute: only the layer input, 2 s b h (/ t with sequence parallel), plus one layer's
 //!   full activations while it is recomputed.
+//! - context parallelism of size c (fused attention only): s / c in place of s, every term / c.
 //!
 //! Model states with mixed-precision Adam (Rajbhandari et al., ZeRO): 2 bytes of weights, G bytes
 //! of gradients (2, or 4 with fp32 gradients) and 12 bytes of fp32 master weights, momentum and
@@ -113,19 +114,21 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
     let m = &w.model;
     let (t, v) = (lay.t as u64, w.chunks());
     let sp = w.parallel.sequence_parallel && t > 1;
+    // context parallelism: each rank holds s / c of every sequence (fused attention, no s x s term)
+    let s = m.seq_len / w.parallel.context as u64;
     // FlashAttention stores no s x s matrices: what selective recompute keeps, without recomputing
     let stored = match (w.attention, w.recompute) {
         (a, Recompute::None) if a.fused().is_some() => Recompute::Selective,
         (_, r) => r,
     };
-    let mut per_layer = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, stored);
+    let mut per_layer = activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, stored);
     if w.recompute == Recompute::Full && w.recompute_interval > 1 {
         // one layer in n is recomputed (keeps its input only); the others keep what no recompute keeps
         let kept = match w.attention {
             a if a.fused().is_some() => Recompute::Selective,
             _ => Recompute::None,
         };
-        let full = activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, kept);
+        let full = activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, kept);
         let n = w.recompute_interval as f64;
         per_layer = (per_layer + (n - 1.0) * full) / n;
     }
@@ -136,7 +139,7 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
                 a if a.fused().is_some() => Recompute::Selective,
                 _ => Recompute::None,
             };
-            activation_bytes_per_layer(m.seq_len, w.batch.micro, m.hidden, m.heads, t, sp, full)
+            activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, full)
         }
         _ => 0.0,
     };
@@ -168,7 +171,7 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
             let mut activations = passes as f64 * ((stage_layers / v) as f64 * per_layer + moe_extra) + working;
             if stage == lay.p - 1 && m.vocab > 0 {
                 // logits of one microbatch: 16-bit and an fp32 copy for the cross-entropy
-                activations += 6.0 * (m.seq_len * w.batch.micro * m.vocab / t) as f64;
+                activations += 6.0 * (s * w.batch.micro * m.vocab / t) as f64;
             }
             let states = weights + grads + optimizer + activations;
             let reserve = reserve_fixed + reserve_fraction * states;

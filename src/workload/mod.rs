@@ -6,6 +6,7 @@
 
 pub mod builder;
 pub mod checkpoint;
+pub mod context;
 pub mod dispatch;
 pub mod generate;
 pub mod graph;

@@ -18,7 +18,9 @@ use crate::workload::layout::{Layout, RankCoord};
 /// onto two); the symmetries are the rotations inside every group (replica e q + r to e q +
 /// (r + 1) mod e) and the shifts of whole groups (e q + r to e (q + 1) + r, modulo d). Together
 /// they still take replica 0 to every replica, so one representative still stands for all; with
-/// e = 1 they are the plain shifts.
+/// e = 1 they are the plain shifts. Context parallelism of size c cuts the data positions into
+/// rings of c consecutive ones the same way (a model has experts or context parallelism, not both),
+/// and a rotation inside every ring takes each ring transfer k -> k + 1 to the next one.
 #[derive(Clone, Copy, Debug)]
 pub struct Replication {
     /// The full layout (every rank of it is represented).
@@ -31,7 +33,7 @@ impl Replication {
     /// The copies of a communication among `members` (in order): copy 0 is `members` itself, every
     /// other copy lists the image of each member, in the same order.
     pub fn copies(&self, members: &[u32]) -> Vec<Vec<u32>> {
-        let (lay, e) = (self.layout, self.expert.max(1));
+        let (lay, e) = (self.layout, self.expert.max(self.layout.c).max(1));
         let blocks = lay.d / e;
         let mut sorted = members.to_vec();
         sorted.sort_unstable();
@@ -77,7 +79,7 @@ mod tests {
 
     fn rep(t: u32, d: u32, p: u32) -> Replication {
         Replication {
-            layout: Layout { t, p, d },
+            layout: Layout::plain(t, p, d),
             expert: 1,
         }
     }
@@ -108,7 +110,7 @@ mod tests {
         // t 1 d 4 p 1, e 2: expert-parallel groups {0, 1} and {2, 3}, expert-data groups {0, 2}
         // and {1, 3}; a pipeline-free rank's own work stands for all 4 replicas
         let r = Replication {
-            layout: Layout { t: 1, p: 1, d: 4 },
+            layout: Layout::plain(1, 1, 4),
             expert: 2,
         };
         assert_eq!(r.copies(&[0, 1]), vec![vec![0, 1], vec![2, 3]]);

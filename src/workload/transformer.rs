@@ -41,6 +41,11 @@ pub enum Piece {
     /// Kernels that differ by position in the expert-parallel group (entry j for position j): the
     /// routed experts, whose token counts a skewed router makes unequal.
     Experts(&'static str, Vec<Vec<Kernel>>),
+    /// Send this many bytes to the next rank of the context-parallel ring and receive as many from
+    /// the previous one, on the context stream once the piece before is done.
+    RingSend(u64),
+    /// The pieces after wait for the last [`Piece::RingSend`]'s receive.
+    RingWait,
 }
 
 /// Sizes of one tensor-parallel shard of the model for one microbatch.
@@ -506,6 +511,7 @@ mod tests {
                 Piece::Experts(_, k) => k[0].iter().map(Kernel::flops).sum(),
                 Piece::Tensor(..) | Piece::Data(..) | Piece::AwaitGather(..) => 0.0,
                 Piece::Expert(..) | Piece::ExpertData(..) => 0.0,
+                Piece::RingSend(..) | Piece::RingWait => 0.0,
             })
             .sum()
     }

@@ -142,3 +142,39 @@ fn expert_parallel_size_not_dividing_data() {
 fn capacity_factor_not_positive() {
     insta::assert_snapshot!(moe_fails("workload.model.moe.capacity_factor=0"));
 }
+
+/// `clustersim run` of the Llama 3 8B preset on DGX-H100 with overrides.
+fn llama_fails(sets: &[&str]) -> String {
+    let mut args = vec!["--workload", "llama3-8b", "--hardware", "dgx-h100"];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    fails(&[], &args)
+}
+
+#[test]
+fn context_size_not_cutting_the_sequence_into_two_chunks_per_rank() {
+    // 8192 tokens cannot be cut into 2 x 3 = 6 equal chunks
+    insta::assert_snapshot!(llama_fails(&["workload.parallel.context=3"]));
+}
+
+#[test]
+fn context_parallelism_with_the_2021_attention_kernels() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.parallel.context=2"]));
+}
+
+#[test]
+fn context_parallelism_with_a_mixture_of_experts() {
+    insta::assert_snapshot!(moe_fails("workload.parallel.context=2"));
+}
+
+#[test]
+fn context_size_zero() {
+    insta::assert_snapshot!(llama_fails(&["workload.parallel.context=0"]));
+}
+
+#[test]
+fn context_parallel_split_larger_than_the_machine() {
+    // t2 x c4 x p1 x d32 = 256 GPUs on 8 DGX-H100 nodes (64 GPUs)
+    insta::assert_snapshot!(llama_fails(&["workload.parallel.context=4", "hardware.nodes=8"]));
+}

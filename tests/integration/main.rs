@@ -4,6 +4,7 @@ mod bubbles;
 mod chakra;
 mod cluster;
 mod common;
+mod context;
 mod deploy;
 mod determinism;
 mod errors;

@@ -31,7 +31,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 /// Every metric of the representative run equals the every-rank run's.
-fn assert_same(label: &str, every: &Report, rep: &Report) {
+pub(crate) fn assert_same(label: &str, every: &Report, rep: &Report) {
     let pairs = [
         ("iteration", every.iteration_time_s, rep.iteration_time_s),
         ("tflops", every.tflops_per_gpu, rep.tflops_per_gpu),

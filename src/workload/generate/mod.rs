@@ -14,9 +14,11 @@ mod io;
 mod pipeline;
 mod program;
 mod reduction;
+mod ring;
 
 use super::builder::GraphBuilder;
-use super::graph::TaskGraph;
+use super::context::Ring;
+use super::graph::{TaskGraph, TaskId};
 use super::layout::Layout;
 use super::moe::MoeBlock;
 use super::params::layer_params_split;
@@ -74,6 +76,10 @@ struct Generator<'a> {
     model_parallel_scalars: Vec<u32>,
     /// The mixture-of-experts block of each global layer (none for dense layers).
     moe: Vec<Option<MoeBlock>>,
+    /// The context-parallel ring of every layer (none without context parallelism).
+    ring: Option<Ring>,
+    /// The last ring receive of each rank of the stage being generated, by index.
+    ring_recv: Vec<Option<TaskId>>,
 }
 
 const NONE_MB: u32 = u32::MAX;
@@ -88,6 +94,8 @@ impl<'a> Generator<'a> {
             fp8: w.precision == crate::config::Precision::Fp8,
             fused_attention: w.attention.fused(),
             tp_overlap: w.tp_comm_overlap,
+            // with context parallelism each rank holds s / c of every sequence
+            s: w.model.seq_len / w.parallel.context as u64,
             ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
         };
         let moe = (0..w.model.layers)
@@ -111,6 +119,8 @@ impl<'a> Generator<'a> {
             embedding_syncs: vec![u32::MAX; (lay.d * lay.t) as usize],
             model_parallel_scalars: vec![u32::MAX; (lay.d * 2) as usize],
             moe,
+            ring: Ring::new(&shape, w.parallel.context),
+            ring_recv: Vec::new(),
         }
     }
 
@@ -126,17 +136,19 @@ impl<'a> Generator<'a> {
 
     /// The forward pass of global layer `layer`.
     fn layer_forward(&self, layer: u32) -> Vec<Piece> {
-        match &self.moe[layer as usize] {
-            Some(block) => block.forward(),
-            None => self.shape.forward(),
+        match (&self.moe[layer as usize], &self.ring) {
+            (Some(block), _) => block.forward(),
+            (None, Some(ring)) => ring.forward(self.shape.forward()),
+            (None, None) => self.shape.forward(),
         }
     }
 
     /// The backward pass of global layer `layer`.
     fn layer_backward(&self, layer: u32, recompute: crate::config::Recompute) -> Vec<Piece> {
-        match &self.moe[layer as usize] {
-            Some(block) => block.backward(recompute),
-            None => self.shape.backward(recompute),
+        match (&self.moe[layer as usize], &self.ring) {
+            (Some(block), _) => block.backward(recompute),
+            (None, Some(ring)) => ring.backward(self.shape.backward(recompute)),
+            (None, None) => self.shape.backward(recompute),
         }
     }
 
@@ -213,6 +225,8 @@ struct StageCtx {
     expert_groups: Vec<(u32, Vec<usize>)>,
     /// Each expert-data-parallel group (the data groups when e = 1), likewise.
     expert_data_groups: Vec<(u32, Vec<usize>)>,
+    /// Each context-parallel ring (empty without context parallelism).
+    context_groups: Vec<ring::RingGroup>,
 }
 
 /// An upper bound on the tasks of one iteration, to reserve memory once (capacity that is never
@@ -229,8 +243,12 @@ pub fn estimated_tasks(w: &WorkloadSpec, representative: bool) -> f64 {
         .map(|vs| w.chunk_layers(vs).1)
         .max()
         .unwrap_or(0) as f64;
-    // a mixture-of-experts layer adds two all-to-alls and two compute pieces each way
-    let per_layer = if w.model.moe.is_some() { 13.0 + 12.0 } else { 13.0 };
+    // a mixture-of-experts layer adds two all-to-alls and two compute pieces each way; a context
+    // ring a send, a receive, a wait and a compute task per step, forward, recompute and backward
+    let mut per_layer = if w.model.moe.is_some() { 13.0 + 12.0 } else { 13.0 };
+    if w.parallel.context > 1 {
+        per_layer += 12.0 * w.parallel.context as f64 + 4.0;
+    }
     let per_rank = passes * (2.0 * (2.0 + 3.0) + layers * per_layer + 1.0) + layers * chunks + 32.0;
     let ranks = if representative {
         lay.p as f64

@@ -40,6 +40,8 @@ impl Generator<'_> {
             })
             .collect();
         let (expert_groups, expert_data_groups) = self.expert_groups(stage, datas, tensors, &data_groups);
+        let context_groups = self.context_groups(stage, datas, tensors);
+        self.ring_recv = vec![None; ranks.len()];
         self.buf.begin(ranks[0]);
         let ctx = StageCtx {
             stage,
@@ -48,6 +50,7 @@ impl Generator<'_> {
             data_groups,
             expert_groups,
             expert_data_groups,
+            context_groups,
         };
 
         let stage_split = (0..self.v)
@@ -292,6 +295,8 @@ impl Generator<'_> {
                     self.overlapped_collective(ctx, op, bytes, name, kernels, label, prev)
                 }
                 Piece::AwaitGather(bytes) => self.await_gather(ctx, bytes, label, prev),
+                Piece::RingSend(bytes) => self.ring_send(ctx, bytes, label, prev),
+                Piece::RingWait => self.ring_wait(ctx, label, prev),
             }
         }
     }

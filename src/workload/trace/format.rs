@@ -259,6 +259,8 @@ pub enum StreamName {
     Io,
     /// Tensor-parallel collectives overlapped with compute.
     Tensor,
+    /// Context-parallel ring transfers.
+    Context,
 }
 
 impl StreamName {
@@ -270,6 +272,18 @@ impl StreamName {
             StreamName::Send => Stream::PipelineSend,
             StreamName::Io => Stream::Io,
             StreamName::Tensor => Stream::TensorComm,
+            StreamName::Context => Stream::ContextComm,
+        }
+    }
+    /// The name of the graph's stream of id `stream`.
+    pub fn of(stream: u8) -> StreamName {
+        match stream {
+            0 => StreamName::Compute,
+            1 => StreamName::DataParallel,
+            2 => StreamName::Send,
+            3 => StreamName::Io,
+            4 => StreamName::Tensor,
+            _ => StreamName::Context,
         }
     }
 }

@@ -49,13 +49,7 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
         let mut rec = TaskRecord {
             id: t as u64,
             rank: g.task_rank[t],
-            stream: match g.task_stream[t] {
-                0 => StreamName::Compute,
-                1 => StreamName::DataParallel,
-                2 => StreamName::Send,
-                3 => StreamName::Io,
-                _ => StreamName::Tensor,
-            },
+            stream: StreamName::of(g.task_stream[t]),
             deps: std::mem::take(task_deps),
             phase: (label.phase != Phase::Other).then(|| phase_name(label.phase).to_string()),
             microbatch: (label.microbatch != u32::MAX).then_some(label.microbatch),

@@ -315,13 +315,7 @@ impl Builder<'_> {
             }
         }
         if let Some(x) = extra {
-            t.stream = [
-                StreamName::Compute,
-                StreamName::DataParallel,
-                StreamName::Send,
-                StreamName::Io,
-                StreamName::Tensor,
-            ][x.stream as usize];
+            t.stream = StreamName::of(x.stream);
             let (phase, chunk, layer, microbatch) = &x.label;
             t.phase = (phase != "other").then(|| phase.clone());
             t.chunk = (*chunk != 0).then_some(*chunk);

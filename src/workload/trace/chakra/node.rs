@@ -113,7 +113,7 @@ fn extra(a: &[AttributeProto]) -> Result<Option<Extra>, String> {
     Ok(Some(Extra {
         stream: u8::try_from(stream)
             .ok()
-            .filter(|&s| s < 5)
+            .filter(|&s| (s as usize) < crate::workload::Stream::COUNT)
             .ok_or_else(|| bad("clustersim_stream"))?,
         label,
         op: int(a, "clustersim_op")?.map(|v| v as u32),
