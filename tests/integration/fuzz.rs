@@ -105,6 +105,7 @@ const KEYS: &[&str] = &[
     "workload.parallel.expert",
     "workload.model.moe.imbalance",
     "workload.software",
+    "workload.parallel.context",
 ];
 
 /// A random value: a number, maybe with a unit, or a word.
@@ -175,6 +176,7 @@ fn plausible(key: &str, rng: &mut ChaCha8Rng) -> String {
         ],
         "expert" => &["1", "2", "4", "8", "3"],
         "imbalance" => &["0", "0.5", "2", "-1", "1e9"],
+        "context" => &["1", "2", "4", "3", "0"],
         "software" => &[
             "megatron-2021",
             "megatron-core-2024",
