@@ -19,6 +19,7 @@ pub const WORKLOAD_PRESETS: &[(&str, &str)] = &[
     ("gpt-1t", include_str!("../../workloads/gpt-1t.yaml")),
     ("llama3-8b", include_str!("../../workloads/llama3-8b.yaml")),
     ("llama3-70b", include_str!("../../workloads/llama3-70b.yaml")),
+    ("llama3-405b", include_str!("../../workloads/llama3-405b.yaml")),
     ("mixtral-8x7b", include_str!("../../workloads/mixtral-8x7b.yaml")),
 ];
 

@@ -1,6 +1,7 @@
-//! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15, and PyTorch
-//! FSDP2's published A100 runs (figure `fsdp`), and compare with the published points
-//! (workloads/reference/, with their source), into results/megatron/.
+//! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15, PyTorch
+//! FSDP2's published A100 runs (figure `fsdp`), NVIDIA's published NeMo / Megatron-Bridge DGX H100
+//! throughput (figure `nemo-h100`) and Llama 3 405B's (figure `llama3-405b`), and compare with the
+//! published points (workloads/reference/, with their source), into results/megatron/.
 //!
 //! Each figure is an ordinary sweep spec (workloads/sweeps/megatron-fig*.yaml, compiled in). A
 //! published point is matched to the simulated run with the same configuration, read from the
@@ -48,11 +49,31 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
         "workloads/sweeps/fsdp-a100.yaml",
         include_str!("../../workloads/sweeps/fsdp-a100.yaml"),
     ),
+    (
+        "nemo-h100",
+        "workloads/sweeps/nemo-h100.yaml",
+        include_str!("../../workloads/sweeps/nemo-h100.yaml"),
+    ),
+    (
+        "llama3-405b",
+        "workloads/sweeps/llama3-405b-h100.yaml",
+        include_str!("../../workloads/sweeps/llama3-405b-h100.yaml"),
+    ),
 ];
+
+/// The H100 figures, whose reference rows end in a `run` column: `yes`, or why the row is not simulated.
+const H100_FIGURES: &[&str] = &["nemo-h100", "llama3-405b"];
 
 const THROUGHPUT: &str = include_str!("../../workloads/reference/megatron-figures.csv");
 const FSDP: &str = include_str!("../../workloads/reference/fsdp-a100.csv");
 const BUBBLES: &str = include_str!("../../workloads/reference/megatron-figure6.csv");
+const NEMO: &str = include_str!("../../workloads/reference/nemo-h100.csv");
+const LLAMA3: &str = include_str!("../../workloads/reference/llama3-h100.csv");
+
+/// Whether a published row is simulated: every row of the A100 figures; an H100 row whose `run` column says `yes`.
+fn runnable(figure: &str, row: &[String]) -> bool {
+    !H100_FIGURES.contains(&figure) || row.last().is_some_and(|r| r == "yes")
+}
 
 /// One published point next to its simulation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -142,8 +163,8 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             );
         }
     } else {
-        let published = rows(THROUGHPUT).into_iter().chain(rows(FSDP));
-        for f in published.filter(|f| f[0] == figure) {
+        let published = [THROUGHPUT, FSDP, NEMO, LLAMA3].into_iter().flat_map(rows);
+        for f in published.filter(|f| f[0] == figure && runnable(figure, f)) {
             let (t, p, d, b) = (
                 num(&f[5]) as u64,
                 num(&f[6]) as u64,
@@ -159,10 +180,17 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             if !f[9].is_empty() {
                 want.push(("/parallel/microbatch", num(&f[9]) as u64));
             }
-            let row = if figure == "fsdp" {
-                // several models and recompute modes share a split: they tell the runs apart
+            if figure == "fsdp" || H100_FIGURES.contains(&figure) {
+                // several models share a split: their shapes tell the runs apart
                 want.push(("/config/workload/model/layers", num(&f[1]) as u64));
                 want.push(("/config/workload/model/hidden", num(&f[2]) as u64));
+            }
+            if figure == "nemo-h100" {
+                // Llama 2 7B and Llama 3 8B share layers, hidden and split: column 14 is the sequence
+                want.push(("/config/workload/model/seq_len", num(&f[14]) as u64));
+            }
+            let row = if figure == "fsdp" {
+                // and the recompute mode
                 matches_with(&want, Some((f[11].as_str(), num(&f[12]) as u64)))
             } else {
                 matches(&want)
@@ -351,8 +379,17 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     );
     let _ = writeln!(
         s,
-        "eq. 3 assumes; Figure 13's microbatch is not stated in the paper, 1 is used.\n"
+        "eq. 3 assumes; Figure 13's microbatch is not stated in the paper, 1 is used."
     );
+    let _ = writeln!(
+        s,
+        "Figures nemo-h100 and llama3-405b run on `hardware/dgx-h100.yaml`, without recompute; their sources, the"
+    );
+    let _ = writeln!(
+        s,
+        "assumptions and the published rows not run (context parallelism) are in `workloads/reference/nemo-h100.csv`"
+    );
+    let _ = writeln!(s, "and `workloads/reference/llama3-h100.csv`.\n");
     let _ = writeln!(
         s,
         "| figure | points | mean abs. error | max abs. error | order kept (pairs >5% apart) |"
@@ -373,7 +410,7 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU (fsdp: tokens per second).\n"
+        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU (fsdp, nemo-h100: tokens per second; llama3-405b: MFU).\n"
     );
     for (figure, _, _) in FIGURES {
         let _ = writeln!(s, "## {figure}\n\n![{figure}]({figure}.png)\n");

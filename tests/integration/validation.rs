@@ -1,4 +1,5 @@
-//! `clustersim validate`: Figure 6 from simulation, PyTorch FSDP2's published A100 runs, deterministic output.
+//! `clustersim validate`: Figure 6 from simulation, PyTorch FSDP2's published A100 runs, NVIDIA's published H100
+//! rows and Llama 3 405B's, deterministic output.
 
 use super::common::clustersim;
 
@@ -45,6 +46,10 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         ("fig13", 7.0, 15.0),
         ("fig14", 10.5, 15.0),
         ("fig15", 16.0, 27.0),
+        // NVIDIA's NeMo / Megatron-Bridge DGX H100 rows (14 run; FP8) and Llama 3 405B (2 run): issue 16 aims at
+        // 10% each, not met; today's 16.3% / 27.7% and 11.4% / 14.9% (README, "H100, 2024-2026") are bounded
+        ("nemo-h100", 17.0, 28.5),
+        ("llama3-405b", 12.0, 15.5),
     ] {
         let errors: Vec<f64> = csv
             .lines()
@@ -52,6 +57,11 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
             .map(|l| l.rsplit(',').next().unwrap().parse::<f64>().unwrap().abs())
             .collect();
         assert!(!errors.is_empty(), "{figure}");
+        // every published row marked `run: yes` has its simulation (a failed point has no error to parse)
+        let runnable = [("nemo-h100", 14), ("llama3-405b", 2)];
+        if let Some((_, n)) = runnable.iter().find(|(f, _)| *f == figure) {
+            assert_eq!(errors.len(), *n, "{figure}");
+        }
         let mean = errors.iter().sum::<f64>() / errors.len() as f64;
         let max = errors.iter().cloned().fold(0.0, f64::max);
         assert!(

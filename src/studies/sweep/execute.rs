@@ -118,7 +118,7 @@ pub fn run_points(spec: &SweepSpec, ids: &[usize], progress: bool) -> Result<Vec
 fn run_point(spec: &SweepSpec, inputs: &Inputs, point: Point) -> Row {
     let outcome = inputs
         .config(&point)
-        .and_then(|cfg| run(&cfg, &RunOptions::metrics_only(false)).map(|r| r.report));
+        .and_then(|cfg| run(&cfg, &RunOptions::metrics_only(spec.representative)).map(|r| r.report));
     match outcome {
         Ok(report) => {
             let metrics = spec.metrics.iter().map(|m| metric(&report, m)).collect();

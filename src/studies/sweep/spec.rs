@@ -12,6 +12,7 @@
 //!       workload.parallel.pipeline: [2, 4, 8, 16, 32]
 //!       workload.parallel.data: [32, 16, 8, 4, 2]
 //! metrics: [tflops_per_gpu, bubble.fraction]   # report fields (dotted paths) written per row
+//! representative: false                 # true: each point as `run --representative` (for thousands of GPUs)
 //! plot: { file: fig14, x: [workload.parallel.pipeline, workload.parallel.data],
 //!         y: tflops_per_gpu, series: [workload.batch.global], title: "...", y_label: "..." }
 //! ```
@@ -83,6 +84,10 @@ pub struct SweepSpec {
     /// Plot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plot: Option<PlotSpec>,
+    /// Run each point as `run --representative` does (one rank per stage standing for all, exact where the
+    /// machine is symmetric; a point where it is not runs every rank).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub representative: bool,
 }
 
 fn default_metrics() -> Vec<String> {
