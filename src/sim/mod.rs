@@ -151,6 +151,9 @@ impl NetScheduler for Queue<'_> {
     fn schedule(&mut self, at: SimTime, event: NetEvent) -> EventKey {
         self.0.schedule(at, Event::Network(event))
     }
+    fn schedule_fixed(&mut self, at: SimTime, event: NetEvent) {
+        self.0.schedule_fixed(at, Event::Network(event))
+    }
     fn reschedule(&mut self, key: EventKey, at: SimTime) -> bool {
         self.0.reschedule(key, at)
     }

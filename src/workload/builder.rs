@@ -277,10 +277,13 @@ impl GraphBuilder {
         prefix_sum(&mut offsets);
         let mut fill = offsets.clone();
         g.collective_tasks = vec![0; *offsets.last().unwrap_or(&0) as usize];
+        g.collective_streams = vec![0; g.collective_tasks.len()];
         for (t, k) in g.task_kind.iter().enumerate() {
             match *k {
                 TaskKind::Collective(c) => {
-                    g.collective_tasks[fill[c as usize] as usize] = t as TaskId;
+                    let at = fill[c as usize] as usize;
+                    g.collective_tasks[at] = t as TaskId;
+                    g.collective_streams[at] = stream_of(g, t) as u32;
                     fill[c as usize] += 1;
                 }
                 TaskKind::Send(x) => g.transfers[x as usize].send = t as TaskId,

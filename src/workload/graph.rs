@@ -238,6 +238,10 @@ pub struct TaskGraph {
     pub collective_offsets: Vec<u32>,
     /// See `collective_offsets`.
     pub collective_tasks: Vec<TaskId>,
+    /// Beside `collective_tasks`: each member's stream index (rank * [`Stream::COUNT`] + stream),
+    /// so that a collective's start and end read one short array instead of each member's entry
+    /// in the per-task arrays (a cache miss each, members being on different ranks).
+    pub collective_streams: Vec<u32>,
     /// Set on representative graphs: the symmetry by which their tasks stand for every rank.
     pub replication: Option<crate::workload::replication::Replication>,
     /// Set on imported Chakra sets: every stream runs its tasks in ready order, not stream order.
@@ -288,7 +292,15 @@ impl TaskGraph {
     }
     /// Member tasks of a collective.
     pub fn collective_tasks(&self, c: CollectiveId) -> &[TaskId] {
+        &self.collective_tasks[self.collective_range(c)]
+    }
+    /// Stream indices (rank * [`Stream::COUNT`] + stream) of the member tasks of a collective, in
+    /// the order of [`TaskGraph::collective_tasks`].
+    pub fn collective_streams(&self, c: CollectiveId) -> &[u32] {
+        &self.collective_streams[self.collective_range(c)]
+    }
+    fn collective_range(&self, c: CollectiveId) -> std::ops::Range<usize> {
         let c = c as usize;
-        &self.collective_tasks[self.collective_offsets[c] as usize..self.collective_offsets[c + 1] as usize]
+        self.collective_offsets[c] as usize..self.collective_offsets[c + 1] as usize
     }
 }
