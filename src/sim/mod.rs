@@ -468,7 +468,7 @@ impl<'a> Sim<'a> {
             let left = &mut self.gate_left[e.gate as usize];
             *left -= 1;
             if *left == 0 {
-                self.ready.push((e.after, self.stream_index(e.after) as u32));
+                self.ready.push((e.after, e.after_stream));
             }
             ec += 1;
         }

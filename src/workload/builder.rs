@@ -263,6 +263,7 @@ impl GraphBuilder {
                     before,
                     after,
                     gate: gate as u32,
+                    after_stream: stream_of(g, after as usize) as u32,
                 }
             })
             .collect();
