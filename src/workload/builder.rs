@@ -92,6 +92,8 @@ impl GraphBuilder {
             bytes,
             send: TaskId::MAX,
             recv: TaskId::MAX,
+            send_stream: u32::MAX,
+            recv_stream: u32::MAX,
         });
         (self.graph.transfers.len() - 1) as TransferId
     }
@@ -287,8 +289,16 @@ impl GraphBuilder {
                     g.collective_streams[at] = stream_of(g, t) as u32;
                     fill[c as usize] += 1;
                 }
-                TaskKind::Send(x) => g.transfers[x as usize].send = t as TaskId,
-                TaskKind::Recv(x) => g.transfers[x as usize].recv = t as TaskId,
+                TaskKind::Send(x) => {
+                    let si = stream_of(g, t) as u32;
+                    let tr = &mut g.transfers[x as usize];
+                    (tr.send, tr.send_stream) = (t as TaskId, si);
+                }
+                TaskKind::Recv(x) => {
+                    let si = stream_of(g, t) as u32;
+                    let tr = &mut g.transfers[x as usize];
+                    (tr.recv, tr.recv_stream) = (t as TaskId, si);
+                }
                 _ => {}
             }
         }

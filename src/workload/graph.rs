@@ -100,6 +100,11 @@ pub struct Transfer {
     pub send: TaskId,
     /// The receive task on `dst`.
     pub recv: TaskId,
+    /// Stream index (rank * [`Stream::COUNT`] + stream) of `send`, kept here so that the
+    /// transfer's completion reads no per-task array.
+    pub send_stream: u32,
+    /// Stream index of `recv`.
+    pub recv_stream: u32,
 }
 
 /// `after` may not start before `before` has finished.
