@@ -1,8 +1,13 @@
 //! Collective tasks: a member that reaches its collective waits (synchronisation) until every member
 //! has; then the network model runs it, and it completes for all members at once.
+//!
+//! Members sit on different ranks, so each one's state is a cache line no recent event touched:
+//! the loops over members read the stream indices the graph keeps beside the member list, and
+//! the completion first requests every member's stream data, then completes them one by one, so
+//! that the loads overlap.
 
 use super::{communication, Comm, Queue, Sim};
-use crate::workload::CollectiveId;
+use crate::workload::{CollectiveId, Stream};
 
 impl Sim<'_> {
     /// A member (on rank `r`) reached collective `c`; the last to arrive starts it.
@@ -13,24 +18,20 @@ impl Sim<'_> {
         self.clocks[r].advance(now);
         self.clocks[r].sync_waiting += sync;
         self.arrived[c as usize] += 1;
-        let members = self.g.collective_tasks(c);
+        let members = self.g.collective_streams(c);
         if self.arrived[c as usize] as usize == members.len() {
             // every member waited for this last arrival: charge the wait to rank r
             let mut waited = 0u64;
-            for &m in members {
-                let mr = self.g.task_rank[m as usize] as usize;
+            for &si in members {
+                let mr = si as usize / Stream::COUNT;
                 self.clocks[mr].advance(now);
                 self.clocks[mr].sync_waiting -= sync;
                 self.clocks[mr].comm_active += 1;
-                waited += now.since(self.head_start_time[self.stream_index(m)]).0;
+                waited += now.since(self.head_start_time[si as usize]).0;
             }
             if waited > 0 {
                 self.waited_on[r] += waited as f64 * 1e-9;
-                if self.record[r]
-                    || members
-                        .iter()
-                        .any(|&m| self.record[self.g.task_rank[m as usize] as usize])
-                {
+                if self.record[r] || members.iter().any(|&si| self.record[si as usize / Stream::COUNT]) {
                     self.spans.waited_for(c, r as u32);
                 }
             }
@@ -43,16 +44,16 @@ impl Sim<'_> {
     /// Collective `c` finished: every member task completes.
     pub(super) fn collective_done(&mut self, c: CollectiveId) {
         let now = self.queue.now();
-        let members = self.g.collective_tasks(c);
-        for &m in members {
-            let mr = self.g.task_rank[m as usize] as usize;
-            self.clocks[mr].advance(now);
-            self.clocks[mr].comm_active -= 1;
+        let g = self.g;
+        let (tasks, streams) = (g.collective_tasks(c), g.collective_streams(c));
+        for &si in streams {
+            self.prefetch_stream(si as usize);
+            let clock = &mut self.clocks[si as usize / Stream::COUNT];
+            clock.advance(now);
+            clock.comm_active -= 1;
         }
-        for i in 0..members.len() {
-            let m = self.g.collective_tasks(c)[i];
-            let si = self.stream_index(m);
-            self.complete(m, si, now);
+        for (&m, &si) in tasks.iter().zip(streams) {
+            self.complete(m, si as usize, now);
         }
     }
 }

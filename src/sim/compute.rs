@@ -24,7 +24,7 @@ impl Sim<'_> {
         let clock = &mut self.clocks[r];
         clock.advance(now);
         clock.computing = true;
-        self.queue.schedule(
+        self.queue.schedule_fixed(
             end,
             Event::TaskDone {
                 task: t,
@@ -38,7 +38,7 @@ impl Sim<'_> {
     pub(super) fn start_delay(&mut self, t: TaskId, si: usize, i: u32) {
         let now = self.queue.now();
         let d = self.g.delays[i as usize];
-        self.queue.schedule(
+        self.queue.schedule_fixed(
             now + d,
             Event::TaskDone {
                 task: t,

@@ -151,6 +151,9 @@ impl NetScheduler for Queue<'_> {
     fn schedule(&mut self, at: SimTime, event: NetEvent) -> EventKey {
         self.0.schedule(at, Event::Network(event))
     }
+    fn schedule_fixed(&mut self, at: SimTime, event: NetEvent) {
+        self.0.schedule_fixed(at, Event::Network(event))
+    }
     fn reschedule(&mut self, key: EventKey, at: SimTime) -> bool {
         self.0.reschedule(key, at)
     }
@@ -465,7 +468,7 @@ impl<'a> Sim<'a> {
             let left = &mut self.gate_left[e.gate as usize];
             *left -= 1;
             if *left == 0 {
-                self.ready.push((e.after, self.stream_index(e.after) as u32));
+                self.ready.push((e.after, e.after_stream));
             }
             ec += 1;
         }

@@ -137,9 +137,7 @@ impl Sim<'_> {
             let left = &mut self.gate_left[e.gate as usize];
             *left -= 1;
             if *left == 0 {
-                let a = e.after as usize;
-                let asi = g.task_rank[a] as usize * Stream::COUNT + g.task_stream[a] as usize;
-                p.push(e.after, asi, pools.priority[a]);
+                p.push(e.after, e.after_stream as usize, pools.priority[e.after as usize]);
             }
         }
         if self.record[si / Stream::COUNT] {

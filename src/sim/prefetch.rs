@@ -42,13 +42,18 @@ impl Sim<'_> {
 
     /// Prefetches what handling the event at place [`AHEAD`] of the current instant will read.
     pub(super) fn prefetch_ahead(&self) {
-        if let Some(&Event::TaskDone { task, stream, .. }) = self.queue.peek_same_time(AHEAD) {
-            let (t, si) = (task as usize, stream as usize);
-            let g = self.g;
-            touch(g.edges.get(self.edge_cursor[si] as usize));
-            touch(g.gates.get(self.gate_cursor[si] as usize));
-            touch(g.task_kind.get(t + 1));
-            touch(g.task_label.get(t + 1));
+        if let Some(&Event::TaskDone { stream, .. }) = self.queue.peek_same_time(AHEAD) {
+            self.prefetch_stream(stream as usize);
         }
+    }
+
+    /// Prefetches what completing the head task of stream `si` and starting the next will read.
+    pub(super) fn prefetch_stream(&self, si: usize) {
+        let g = self.g;
+        let next = self.head[si] as usize + 1;
+        touch(g.edges.get(self.edge_cursor[si] as usize));
+        touch(g.gates.get(self.gate_cursor[si] as usize));
+        touch(g.task_kind.get(next));
+        touch(g.task_label.get(next));
     }
 }

@@ -37,11 +37,9 @@ impl Sim<'_> {
             self.clocks[rank as usize].comm_active -= 1;
         }
         self.transfer_done[x] = true;
-        let si = self.stream_index(tr.send);
-        self.complete(tr.send, si, now);
+        self.complete(tr.send, tr.send_stream as usize, now);
         if self.recv_started[x] {
-            let si = self.stream_index(tr.recv);
-            self.complete(tr.recv, si, now);
+            self.complete(tr.recv, tr.recv_stream as usize, now);
         }
     }
 }

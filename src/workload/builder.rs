@@ -92,6 +92,8 @@ impl GraphBuilder {
             bytes,
             send: TaskId::MAX,
             recv: TaskId::MAX,
+            send_stream: u32::MAX,
+            recv_stream: u32::MAX,
         });
         (self.graph.transfers.len() - 1) as TransferId
     }
@@ -263,6 +265,7 @@ impl GraphBuilder {
                     before,
                     after,
                     gate: gate as u32,
+                    after_stream: stream_of(g, after as usize) as u32,
                 }
             })
             .collect();
@@ -277,14 +280,25 @@ impl GraphBuilder {
         prefix_sum(&mut offsets);
         let mut fill = offsets.clone();
         g.collective_tasks = vec![0; *offsets.last().unwrap_or(&0) as usize];
+        g.collective_streams = vec![0; g.collective_tasks.len()];
         for (t, k) in g.task_kind.iter().enumerate() {
             match *k {
                 TaskKind::Collective(c) => {
-                    g.collective_tasks[fill[c as usize] as usize] = t as TaskId;
+                    let at = fill[c as usize] as usize;
+                    g.collective_tasks[at] = t as TaskId;
+                    g.collective_streams[at] = stream_of(g, t) as u32;
                     fill[c as usize] += 1;
                 }
-                TaskKind::Send(x) => g.transfers[x as usize].send = t as TaskId,
-                TaskKind::Recv(x) => g.transfers[x as usize].recv = t as TaskId,
+                TaskKind::Send(x) => {
+                    let si = stream_of(g, t) as u32;
+                    let tr = &mut g.transfers[x as usize];
+                    (tr.send, tr.send_stream) = (t as TaskId, si);
+                }
+                TaskKind::Recv(x) => {
+                    let si = stream_of(g, t) as u32;
+                    let tr = &mut g.transfers[x as usize];
+                    (tr.recv, tr.recv_stream) = (t as TaskId, si);
+                }
                 _ => {}
             }
         }

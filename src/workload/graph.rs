@@ -104,6 +104,11 @@ pub struct Transfer {
     pub send: TaskId,
     /// The receive task on `dst`.
     pub recv: TaskId,
+    /// Stream index (rank * [`Stream::COUNT`] + stream) of `send`, kept here so that the
+    /// transfer's completion reads no per-task array.
+    pub send_stream: u32,
+    /// Stream index of `recv`.
+    pub recv_stream: u32,
 }
 
 /// `after` may not start before `before` has finished.
@@ -115,6 +120,9 @@ pub struct Edge {
     pub after: TaskId,
     /// Index of `after` in [`TaskGraph::gates`].
     pub gate: u32,
+    /// Stream index of `after` (rank * [`Stream::COUNT`] + stream): the simulation readies it
+    /// without reading `after`'s entries in the per-task arrays (two cache misses per edge).
+    pub after_stream: u32,
 }
 
 /// A task with explicit predecessors.
@@ -242,6 +250,10 @@ pub struct TaskGraph {
     pub collective_offsets: Vec<u32>,
     /// See `collective_offsets`.
     pub collective_tasks: Vec<TaskId>,
+    /// Beside `collective_tasks`: each member's stream index (rank * [`Stream::COUNT`] + stream),
+    /// so that a collective's start and end read one short array instead of each member's entry
+    /// in the per-task arrays (a cache miss each, members being on different ranks).
+    pub collective_streams: Vec<u32>,
     /// Set on representative graphs: the symmetry by which their tasks stand for every rank.
     pub replication: Option<crate::workload::replication::Replication>,
     /// Set on imported Chakra sets: every stream runs its tasks in ready order, not stream order.
@@ -292,7 +304,15 @@ impl TaskGraph {
     }
     /// Member tasks of a collective.
     pub fn collective_tasks(&self, c: CollectiveId) -> &[TaskId] {
+        &self.collective_tasks[self.collective_range(c)]
+    }
+    /// Stream indices (rank * [`Stream::COUNT`] + stream) of the member tasks of a collective, in
+    /// the order of [`TaskGraph::collective_tasks`].
+    pub fn collective_streams(&self, c: CollectiveId) -> &[u32] {
+        &self.collective_streams[self.collective_range(c)]
+    }
+    fn collective_range(&self, c: CollectiveId) -> std::ops::Range<usize> {
         let c = c as usize;
-        &self.collective_tasks[self.collective_offsets[c] as usize..self.collective_offsets[c + 1] as usize]
+        self.collective_offsets[c] as usize..self.collective_offsets[c + 1] as usize
     }
 }

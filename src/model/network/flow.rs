@@ -223,7 +223,7 @@ impl FlowNetwork {
     fn request_rebalance(&mut self, now: SimTime, sched: &mut dyn NetScheduler) {
         if !self.rebalance_pending {
             self.rebalance_pending = true;
-            sched.schedule(now, NetEvent::Rebalance);
+            sched.schedule_fixed(now, NetEvent::Rebalance);
         }
     }
 
@@ -243,7 +243,7 @@ impl FlowNetwork {
         };
         if specs.is_empty() {
             self.free_comms.push(c);
-            sched.schedule(now + SimDuration::from_secs_f64(latency), NetEvent::Done(id));
+            sched.schedule_fixed(now + SimDuration::from_secs_f64(latency), NetEvent::Done(id));
             return;
         }
         match self.classes.as_ref().map(|(_, of)| of[id.0 as usize] as usize) {
@@ -483,7 +483,7 @@ impl NetworkModel for FlowNetwork {
                 if c.flows_left == 0 {
                     let (id, latency) = (c.id, c.latency);
                     self.free_comms.push(flow.comm);
-                    sched.schedule(now + latency, NetEvent::Done(id));
+                    sched.schedule_fixed(now + latency, NetEvent::Done(id));
                 }
                 self.request_rebalance(now, sched);
                 None

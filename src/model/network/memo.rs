@@ -168,7 +168,7 @@ impl<T: ClosedForm> NetworkModel for Memoized<T> {
                 d
             }
         };
-        sched.schedule(now + d, NetEvent::Done(id));
+        sched.schedule_fixed(now + d, NetEvent::Done(id));
     }
     fn handle(&mut self, _now: SimTime, event: NetEvent, _sched: &mut dyn NetScheduler) -> Option<CommId> {
         match event {

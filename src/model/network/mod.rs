@@ -108,8 +108,10 @@ pub enum NetEvent {
 
 /// The simulation's event queue, as seen by a network model.
 pub trait NetScheduler {
-    /// Schedules a network event.
+    /// Schedules a network event that may move later.
     fn schedule(&mut self, at: SimTime, event: NetEvent) -> EventKey;
+    /// Schedules a network event that will never move (cheaper to pop than a keyed one).
+    fn schedule_fixed(&mut self, at: SimTime, event: NetEvent);
     /// Moves a pending network event.
     fn reschedule(&mut self, key: EventKey, at: SimTime) -> bool;
 }
@@ -128,7 +130,7 @@ impl<T: ClosedForm> NetworkModel for T {
     }
     fn start(&mut self, now: SimTime, id: CommId, comm: Communication<'_>, sched: &mut dyn NetScheduler) {
         let done = now + crate::units::SimDuration::from_secs_f64(self.comm_seconds(&comm));
-        sched.schedule(done, NetEvent::Done(id));
+        sched.schedule_fixed(done, NetEvent::Done(id));
     }
     fn handle(&mut self, _now: SimTime, event: NetEvent, _sched: &mut dyn NetScheduler) -> Option<CommId> {
         match event {
