@@ -80,8 +80,12 @@ fn output_name(args: &PlanArgs) -> String {
 /// Turns a complete ranking into the plan's outputs, for `plan` and for `merge`: prints the counts
 /// (`how`: "in 12.3 s", "merged from 2 shards") and the top rows, writes plan.csv into `dir`.
 pub(super) fn finish(plan: &Plan, gpus: u64, top: usize, dir: Option<&Path>, how: &str) -> Result<()> {
+    let pruned = match plan.pruned {
+        0 => String::new(),
+        n => format!(", {n} pruned (a context ring whose half ring fits, with a bubble under 5%)"),
+    };
     println!(
-        "{} valid configurations of {} GPUs, {} do not fit in memory, {} simulated {how} (analytic network, one GPU per stage)\n",
+        "{} valid configurations of {} GPUs, {} do not fit in memory{pruned}, {} simulated {how} (analytic network, one GPU per stage)\n",
         plan.valid,
         gpus,
         plan.out_of_memory,

@@ -16,6 +16,7 @@ mod models;
 mod moe;
 mod network;
 mod nics;
+mod plan_axes;
 mod planner;
 mod pools;
 mod profiles;

@@ -115,6 +115,10 @@ pub enum Study {
         valid: usize,
         /// Valid candidates that do not fit in memory (of the whole plan).
         out_of_memory: usize,
+        /// Fitting candidates pruned as unable to win (of the whole plan; 0 in files from before
+        /// the context axis).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pruned: usize,
         /// The shard's candidates that simulated, in id order.
         rows: Vec<PlanRow>,
     },
@@ -238,4 +242,8 @@ impl ShardFile {
         }
         Ok(())
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

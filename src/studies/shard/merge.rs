@@ -104,9 +104,15 @@ pub fn merge(files: &[PathBuf]) -> Result<MergedRun> {
             top,
             valid,
             out_of_memory,
+            pruned,
             ..
         } => Merged::Plan {
-            plan: plan_from_rows(in_id_order(&ordered, plan_rows, |r| r.id), *valid, *out_of_memory),
+            plan: plan_from_rows(
+                in_id_order(&ordered, plan_rows, |r| r.id),
+                *valid,
+                *out_of_memory,
+                *pruned,
+            ),
             gpus: *gpus,
             top: *top,
         },
@@ -156,6 +162,7 @@ fn same_run(a_path: &Path, a: &ShardFile, b_path: &Path, b: &ShardFile) -> Resul
                 tokens,
                 valid,
                 out_of_memory,
+                pruned,
                 ..
             },
             Study::Plan {
@@ -164,9 +171,10 @@ fn same_run(a_path: &Path, a: &ShardFile, b_path: &Path, b: &ShardFile) -> Resul
                 tokens: k,
                 valid: v,
                 out_of_memory: o,
+                pruned: q,
                 ..
             },
-        ) => (gpus, top, tokens, valid, out_of_memory) == (g, t, k, v, o),
+        ) => (gpus, top, tokens, valid, out_of_memory, pruned) == (g, t, k, v, o, q),
         _ => false,
     };
     if ma.shards != mb.shards || ma.points != mb.points || ma.name != mb.name || !same_summary {

@@ -66,12 +66,18 @@ pub fn run_shard(req: &PlanRequest, shard: Shard) -> Result<ShardFile> {
             tokens: req.tokens,
             valid: found.valid,
             out_of_memory: found.out_of_memory,
+            pruned: found.pruned,
             rows,
         },
     })
 }
 
 /// The whole plan from every simulated candidate's row, in id order (the unsharded search order).
-pub fn plan_from_rows(rows: Vec<PlanRow>, valid: usize, out_of_memory: usize) -> Plan {
-    rank(rows.into_iter().map(|r| r.ranked).collect(), valid, out_of_memory)
+pub fn plan_from_rows(rows: Vec<PlanRow>, valid: usize, out_of_memory: usize, pruned: usize) -> Plan {
+    rank(
+        rows.into_iter().map(|r| r.ranked).collect(),
+        valid,
+        out_of_memory,
+        pruned,
+    )
 }

@@ -1,0 +1,201 @@
+//! `clustersim plan`: which parallel configuration of a model on N GPUs fits and runs fastest,
+//! and how long training takes.
+//!
+//! Every combination of tensor t (a divisor of N and of the heads, at most one node), context c
+//! (with fused attention), pipeline p (a divisor of N/(t c) and of the layers), data d = N/(t c p),
+//! expert e (for a mixture-of-experts model), microbatch b in {1, 2, 4, 8}, schedule (1F1B, or
+//! interleaved with v in {2, 4}), recompute (none, selective, full), sequence parallelism (with
+//! t > 1), ZeRO stage (0, 1 = distributed optimizer, 3 = FSDP) and precision (FP8 where the GPU has
+//! it) is checked like a run's input ([`space`] says which axes apply and what is pruned); the valid
+//! ones whose peak memory fits are simulated in parallel, one GPU per pipeline stage with the
+//! analytic network model (exact for it, by symmetry), and ranked by throughput. [`table`] prints
+//! and writes the ranking.
+
+pub mod space;
+pub mod table;
+
+pub use space::{balanced_layers, candidates, Candidate};
+pub use table::{csv, table};
+
+use crate::config::{load_run_config, Override, RunConfig, Source};
+use crate::error::{Error, Result};
+use crate::studies::run::{run, RunOptions};
+use crate::workload::memory::memory;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A simulated candidate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ranked {
+    /// The configuration.
+    pub candidate: Candidate,
+    /// TFLOP/s per GPU (Megatron eq. 3).
+    pub tflops_per_gpu: f64,
+    /// Tokens per second.
+    pub tokens_per_s: f64,
+    /// Iteration time, s.
+    pub iteration_time_s: f64,
+    /// Peak memory per GPU, bytes.
+    pub peak_memory_bytes: f64,
+    /// Bubble time / iteration time.
+    pub bubble_fraction: f64,
+    /// Days to train the requested tokens, if any.
+    pub days: Option<f64>,
+}
+
+/// What the planner found.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Simulated candidates, fastest first.
+    pub ranked: Vec<Ranked>,
+    /// Candidates that are valid configurations.
+    pub valid: usize,
+    /// Valid candidates dropped for not fitting in memory.
+    pub out_of_memory: usize,
+    /// Fitting candidates not simulated because they cannot win ([`space::prune`]).
+    pub pruned: usize,
+}
+
+/// The configurations worth simulating: every valid candidate that fits in memory.
+#[derive(Clone, Debug)]
+pub struct Search {
+    /// Candidates that fit, with their configuration, in search order (their index is their id).
+    pub fitting: Vec<(Candidate, RunConfig)>,
+    /// Candidates that are valid configurations.
+    pub valid: usize,
+    /// Valid candidates dropped for not fitting in memory.
+    pub out_of_memory: usize,
+    /// Fitting candidates not simulated because they cannot win ([`space::prune`]).
+    pub pruned: usize,
+}
+
+/// Plans `gpus` GPUs for the workload and hardware sources, with extra overrides: the search,
+/// every fitting candidate simulated, the ranking.
+pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, tokens: Option<f64>) -> Result<Plan> {
+    let found = search(hardware, workload, sets, gpus)?;
+    let all: Vec<usize> = (0..found.fitting.len()).collect();
+    let ranked = simulate(&found.fitting, &all, tokens)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    Ok(rank(ranked, found.valid, found.out_of_memory, found.pruned))
+}
+
+/// Enumerates the candidates for `gpus` GPUs and keeps those that are valid and fit in memory;
+/// an error where none is valid or none fits.
+pub fn search(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64) -> Result<Search> {
+    let mut base = sets.to_vec();
+    base.push(Override::parse("hardware.network.model=analytic")?);
+    let base_cfg = load_run_config(hardware, workload, &base)?;
+    if gpus == 0 {
+        return Err(Error::Input("error: --gpus 0: a plan needs at least 1 GPU".into()));
+    }
+    if gpus > base_cfg.hardware.total_gpus() {
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus}: {} has {} nodes x {} GPUs = {} GPUs",
+            base_cfg.hardware.name,
+            base_cfg.hardware.nodes,
+            base_cfg.hardware.node.gpus,
+            base_cfg.hardware.total_gpus()
+        )));
+    }
+    // valid configurations, with their memory
+    let configs: Vec<(Candidate, RunConfig)> = candidates(&base_cfg, gpus)
+        .into_par_iter()
+        .filter_map(|c| {
+            let mut o = base.clone();
+            for s in c.overrides() {
+                o.push(Override::parse(&s).ok()?);
+            }
+            load_run_config(hardware, workload, &o).ok().map(|cfg| (c, cfg))
+        })
+        .collect();
+    if configs.is_empty() {
+        let m = &base_cfg.workload.model;
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus}: no (tensor, pipeline, data) split of {gpus} GPUs is valid for {} ({} layers, {} heads, global batch {}): tensor must divide the heads and be at most {} (one node), pipeline must divide the layers, and the batch must divide over data x microbatch",
+            base_cfg.workload.name, m.layers, m.heads, base_cfg.workload.batch.global, base_cfg.hardware.node.gpus
+        )));
+    }
+    let gpu = &base_cfg.hardware.gpu;
+    let mem = |cfg: &RunConfig| {
+        memory(
+            &cfg.workload,
+            gpu.memory.as_f64(),
+            gpu.memory_reserved.as_f64(),
+            gpu.memory_fragmentation,
+        )
+    };
+    let valid = configs.len();
+    let (fitting, too_big): (Vec<_>, Vec<_>) = configs.into_iter().partition(|(_, cfg)| mem(cfg).fits);
+    if fitting.is_empty() {
+        let (c, cfg) = too_big
+            .iter()
+            .min_by(|a, b| mem(&a.1).peak_bytes_per_gpu.total_cmp(&mem(&b.1).peak_bytes_per_gpu))
+            .expect("configs is not empty");
+        let gib = |x: f64| x / (1u64 << 30) as f64;
+        return Err(Error::Input(format!(
+            "error: nothing fits: the smallest configuration ({}) needs {:.1} GiB per GPU, the GPU has {:.1} GiB; use more GPUs or a GPU with more memory",
+            c.label(),
+            gib(mem(cfg).peak_bytes_per_gpu),
+            gib(gpu.memory.as_f64())
+        )));
+    }
+    let keep = space::prune(
+        &fitting.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+        base_cfg.workload.batch.global,
+    );
+    let before = fitting.len();
+    let fitting: Vec<_> = fitting
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(f, _)| f)
+        .collect();
+    Ok(Search {
+        pruned: before - fitting.len(),
+        fitting,
+        valid,
+        out_of_memory: too_big.len(),
+    })
+}
+
+/// Simulates the fitting candidates with the given ids (indices into `fitting`), in parallel, one
+/// GPU per stage; returns (id, result) in the order of `ids`, leaving out any that fails to run.
+pub fn simulate(fitting: &[(Candidate, RunConfig)], ids: &[usize], tokens: Option<f64>) -> Vec<(usize, Ranked)> {
+    ids.par_iter()
+        .filter_map(|&id| {
+            let (c, cfg) = fitting.get(id)?;
+            let opts = RunOptions::metrics_only(true);
+            let r = run(cfg, &opts).ok()?.report;
+            Some((
+                id,
+                Ranked {
+                    candidate: c.clone(),
+                    tflops_per_gpu: r.tflops_per_gpu,
+                    tokens_per_s: r.tokens_per_s,
+                    iteration_time_s: r.iteration_time_s,
+                    peak_memory_bytes: r.memory.as_ref().map_or(0.0, |m| m.peak_bytes_per_gpu),
+                    bubble_fraction: r.bubble.fraction,
+                    days: tokens.map(|t| t / r.tokens_per_s / 86_400.0),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Ranks simulated candidates (given in search order) fastest first, ties by label.
+pub fn rank(mut ranked: Vec<Ranked>, valid: usize, out_of_memory: usize, pruned: usize) -> Plan {
+    ranked.sort_by(|a, b| {
+        b.tokens_per_s
+            .total_cmp(&a.tokens_per_s)
+            .then_with(|| a.candidate.label().cmp(&b.candidate.label()))
+    });
+    Plan {
+        ranked,
+        valid,
+        out_of_memory,
+        pruned,
+    }
+}
