@@ -237,9 +237,7 @@ impl Topology {
     }
     /// The NIC (global index) a GPU uses: its rail.
     pub fn nic_of(&self, gpu: u32) -> u32 {
-        let local = gpu % self.gpus_per_node;
-        self.nic_redirect
-            [(self.node(gpu) * self.nics_per_node + local * self.nics_per_node / self.gpus_per_node) as usize]
+        self.node_nic(gpu, self.layout.rail(self.local(gpu)))
     }
     /// GPU → NVSwitch.
     pub fn nvlink_up(&self, gpu: u32) -> LinkId {
@@ -262,6 +260,11 @@ impl Topology {
     pub fn route(&self, src: u32, dst: u32, src_nic_gpu: u32, dst_nic_gpu: u32) -> Path {
         let nics = (self.nic_of(src_nic_gpu), self.nic_of(dst_nic_gpu));
         self.route_via(src, dst, src_nic_gpu, dst_nic_gpu, nics)
+    }
+
+    /// Where each node's NICs sit.
+    pub fn layout(&self) -> &NicLayout {
+        &self.layout
     }
 
     /// The NICs (local indices on the node) of the PCIe switch a GPU sits behind.

@@ -43,55 +43,56 @@ impl NicChoice {
         }
     }
 
-    /// The NIC (global index) of each member of a collective's communicator on one node, in the
-    /// order of `members` (the communicator's GPUs on that node, ascending).
-    pub fn collective(self, topo: &Topology, members: &[u32]) -> Vec<u32> {
-        if self == NicChoice::Rail || members.is_empty() {
-            return members.iter().map(|&g| topo.nic_of(g)).collect();
+    /// The NIC (local index) each member of a collective's communicator takes on one node, in the
+    /// order of `locals` (the communicator's local GPUs there, ascending): the graph's NICs in
+    /// index order (rotated by the first GPU from 2.9.6), each to the first member behind its switch
+    /// that has none yet; a member its switch has no NIC left for shares the switch's first.
+    pub fn assign(self, layout: &NicLayout, locals: &[u32]) -> Vec<u32> {
+        if self == NicChoice::Rail || locals.is_empty() {
+            return locals.iter().map(|&l| layout.rail(l)).collect();
         }
-        let mut order: Vec<u32> = members.iter().flat_map(|&g| topo.switch_nics(g)).collect();
+        let mut order: Vec<u32> = locals.iter().flat_map(|&l| layout.switch_nics(l)).collect();
         order.sort_unstable();
         order.dedup();
         if self == NicChoice::Rotated {
-            let shift = topo.local(members[0]) as usize % order.len();
+            let shift = locals[0] as usize % order.len();
             order.rotate_left(shift);
         }
-        let mut taken: Vec<Option<u32>> = vec![None; members.len()];
+        let mut taken: Vec<Option<u32>> = vec![None; locals.len()];
         for nic in order {
-            let free = (0..members.len()).find(|&i| taken[i].is_none() && topo.switch_nics(members[i]).contains(&nic));
+            let free = (0..locals.len()).find(|&i| taken[i].is_none() && layout.switch_nics(locals[i]).contains(&nic));
             if let Some(i) = free {
                 taken[i] = Some(nic);
             }
         }
-        members
+        locals
             .iter()
             .zip(taken)
-            .map(|(&g, nic)| topo.node_nic(g, nic.unwrap_or(topo.switch_nics(g).start)))
+            .map(|(&l, nic)| nic.unwrap_or(layout.switch_nics(l).start))
+            .collect()
+    }
+
+    /// The NIC (global index) of each member of a collective's communicator on one node, in the
+    /// order of `members` (the communicator's GPUs on that node, ascending): [`NicChoice::assign`]
+    /// on the topology, after `network.degraded` redirects.
+    pub fn collective(self, topo: &Topology, members: &[u32]) -> Vec<u32> {
+        let locals: Vec<u32> = members.iter().map(|&g| topo.local(g)).collect();
+        let nics = self.assign(topo.layout(), &locals);
+        members
+            .iter()
+            .zip(nics)
+            .map(|(&g, nic)| topo.node_nic(g, nic))
             .collect()
     }
 
     /// How many distinct NICs a collective's communicator holds on one node, where its members are
     /// the local GPUs `locals` (ascending): one NCCL channel each (the topology search gives each
-    /// channel its own NIC at the NIC's speed). Each member takes a NIC of its switch while one is
-    /// free, so a switch gives min(members, its NICs); on rails, the distinct rails.
+    /// channel its own NIC at the NIC's speed).
     pub fn distinct_nics(self, layout: &NicLayout, locals: &[u32]) -> u32 {
-        let key = |l: u32| match self {
-            NicChoice::Rail => (layout.rail(l), 1),
-            NicChoice::IndexOrder | NicChoice::Rotated => {
-                let nics = layout.switch_nics(l);
-                (nics.start, nics.len() as u32)
-            }
-        };
-        let (mut total, mut run) = (0u32, 0u32);
-        for (i, &l) in locals.iter().enumerate() {
-            let (switch, cap) = key(l);
-            run += 1;
-            if i + 1 == locals.len() || key(locals[i + 1]).0 != switch {
-                total += run.min(cap);
-                run = 0;
-            }
-        }
-        total.max(1)
+        let mut nics = self.assign(layout, locals);
+        nics.sort_unstable();
+        nics.dedup();
+        (nics.len() as u32).max(1)
     }
 
     /// The NICs (global indices) a point-to-point transfer from or to `gpu` spreads over, evenly.
