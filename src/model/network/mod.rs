@@ -100,8 +100,8 @@ impl Communication<'_> {
 pub enum NetEvent {
     /// The communication is complete.
     Done(CommId),
-    /// A flow has moved all its bytes.
-    FlowDrained(u32),
+    /// Flows of a communication (flow model: its slot) may have moved all their bytes.
+    FlowsDrained(u32),
     /// Flows started or ended at this time: recompute the shares.
     Rebalance,
 }

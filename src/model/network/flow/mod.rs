@@ -5,15 +5,18 @@
 //! `Rebalance` event at that same instant (events at equal times pop in scheduling order, so all the
 //! changes of the instant are seen together). Rebalancing collects the connected component of the
 //! dirty links (links → flows on them → their links ...), brings those flows' remaining bytes up to
-//! date, recomputes their max-min rates, and moves each changed flow's completion event with
-//! `reschedule` (the queue's change of priority), scheduling one where there was none. Flows outside
-//! the component keep their rates and events.
+//! date, recomputes their max-min rates and drain times, and moves the drain event of each
+//! communication whose flows changed to its earliest flow's drain time with `reschedule` (the
+//! queue's change of priority), scheduling one where there was none ([`comms`]: one event per
+//! communication, not per flow). Flows outside the component keep their rates and times.
 //!
 //! A collective completes when its last flow has drained plus the algorithm's latency
 //! ([`algorithms::cost`]); a transfer when its flow has drained plus the path latency.
 //!
 //! A representative run ([`FlowNetwork::representative`]) runs the same model on class links: each
 //! flow stands for its symmetric copies, with per-link weights ([`super::copies`]).
+
+mod comms;
 
 use super::algorithms::{self, GroupShape, LinkCosts};
 use super::copies::{self, ClassFabric, CommCopies};
@@ -23,10 +26,10 @@ use super::memo::Memo;
 use super::nics::NicChoice;
 use super::{CommId, Communication, NetEvent, NetScheduler, NetworkModel, SharedLinks};
 use crate::config::{AlgorithmChoice, HardwareSpec};
-use crate::engine::EventKey;
 use crate::model::cluster::Placement;
 use crate::model::topology::{Path, Topology};
 use crate::units::{SimDuration, SimTime};
+use comms::Comm;
 
 #[derive(Clone, Debug)]
 struct Flow {
@@ -40,15 +43,12 @@ struct Flow {
     /// bytes/s per unit weight
     rate: f64,
     updated: SimTime,
-    event: Option<EventKey>,
+    /// When it drains at its current rate (valid once `timed`).
+    done: SimTime,
+    /// Whether a rebalance has given it a rate and a drain time.
+    timed: bool,
+    /// The communication it belongs to (its slot in `comms`).
     comm: u32,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Comm {
-    id: CommId,
-    flows_left: u32,
-    latency: SimDuration,
 }
 
 /// Max-min fair flow model on the cluster topology.
@@ -81,6 +81,8 @@ pub struct FlowNetwork {
     epoch: u32,
     comp_links: Vec<u32>,
     comp_flows: Vec<u32>,
+    /// Communications whose flows a rebalance re-timed.
+    touched: Vec<u32>,
     /// Each communication's flows and latency, derived once.
     memo: Memo<(Vec<FlowSpec>, f64)>,
     /// Total bytes moved per link class, for reports.
@@ -137,6 +139,7 @@ impl FlowNetwork {
             epoch: 0,
             comp_links: Vec::new(),
             comp_flows: Vec::new(),
+            touched: Vec::new(),
             memo: Memo::new(MEMO_FLOWS),
             bytes_moved: 0.0,
         }
@@ -192,9 +195,11 @@ impl FlowNetwork {
             remaining: bytes,
             rate: 0.0,
             updated: now,
-            event: None,
+            done: now,
+            timed: false,
             comm,
         });
+        self.comms[comm as usize].flows.push(id);
     }
 
     fn remove_flow(&mut self, id: u32) -> Flow {
@@ -225,50 +230,6 @@ impl FlowNetwork {
             self.rebalance_pending = true;
             sched.schedule_fixed(now, NetEvent::Rebalance);
         }
-    }
-
-    fn begin(&mut self, now: SimTime, id: CommId, specs: &[FlowSpec], latency: f64, sched: &mut dyn NetScheduler) {
-        let c = self.free_comms.pop().unwrap_or_else(|| {
-            self.comms.push(Comm {
-                id,
-                flows_left: 0,
-                latency: SimDuration::ZERO,
-            });
-            (self.comms.len() - 1) as u32
-        });
-        self.comms[c as usize] = Comm {
-            id,
-            flows_left: specs.len() as u32,
-            latency: SimDuration::from_secs_f64(latency),
-        };
-        if specs.is_empty() {
-            self.free_comms.push(c);
-            sched.schedule_fixed(now + SimDuration::from_secs_f64(latency), NetEvent::Done(id));
-            return;
-        }
-        match self.classes.as_ref().map(|(_, of)| of[id.0 as usize] as usize) {
-            Some(t) => {
-                let fabric = &self.classes.as_ref().expect("a representative run").0;
-                let copies = fabric.copies[t] as f64;
-                self.bytes_moved += copies * specs.iter().map(|s| s.weight * s.bytes).sum::<f64>();
-                // one leader per colour: the others drain with it
-                let leaders = fabric.flows[t].len();
-                self.comms[c as usize].flows_left = leaders as u32;
-                for i in 0..leaders {
-                    let leader = self.classes.as_ref().expect("a representative run").0.flows[t][i];
-                    let s = specs[leader.spec as usize];
-                    let weights = leader.multiplicity.map(|m| m * s.weight);
-                    self.add_flow(leader.path, weights, s.bytes, c, now);
-                }
-            }
-            None => {
-                for s in specs {
-                    self.bytes_moved += s.weight * s.bytes;
-                    self.add_flow(s.path, [s.weight; 8], s.bytes, c, now);
-                }
-            }
-        }
-        self.request_rebalance(now, sched);
     }
 
     fn rebalance(&mut self, now: SimTime, sched: &mut dyn NetScheduler) {
@@ -333,22 +294,20 @@ impl FlowNetwork {
             let f = self.comp_flows[i];
             let rate = self.rate_scratch[f as usize];
             let flow = self.flows[f as usize].as_mut().expect("live");
-            if flow.rate == rate && flow.event.is_some() {
+            if flow.rate == rate && flow.timed {
                 continue;
             }
             flow.rate = rate;
-            let done = if rate.is_infinite() {
+            flow.timed = true;
+            flow.done = if rate.is_infinite() {
                 now
             } else {
                 now + SimDuration((flow.remaining / rate * 1e9).ceil() as u64)
             };
-            match flow.event {
-                Some(key) => {
-                    sched.reschedule(key, done);
-                }
-                None => flow.event = Some(sched.schedule(done, NetEvent::FlowDrained(f))),
-            }
+            let c = flow.comm;
+            self.touch(c);
         }
+        self.time_drains(sched);
     }
 
     /// The flows of a communication on the topology's links, and its latency, s.
@@ -476,16 +435,8 @@ impl NetworkModel for FlowNetwork {
                 self.rebalance(now, sched);
                 None
             }
-            NetEvent::FlowDrained(f) => {
-                let flow = self.remove_flow(f);
-                let c = &mut self.comms[flow.comm as usize];
-                c.flows_left -= 1;
-                if c.flows_left == 0 {
-                    let (id, latency) = (c.id, c.latency);
-                    self.free_comms.push(flow.comm);
-                    sched.schedule_fixed(now + latency, NetEvent::Done(id));
-                }
-                self.request_rebalance(now, sched);
+            NetEvent::FlowsDrained(c) => {
+                self.drain_due(c, now, sched);
                 None
             }
         }
