@@ -13,7 +13,7 @@ impl Sim<'_> {
         let mut out = if self.pools.is_some() {
             self.pool_blocked()
         } else {
-            (0..self.head.len())
+            (0..self.streams.len())
                 .filter_map(|si| self.stuck_at(si))
                 .take(SHOWN + 1)
                 .collect()
@@ -29,7 +29,7 @@ impl Sim<'_> {
 
     /// Where in-order stream `si` is stuck, if it never finished.
     fn stuck_at(&self, si: usize) -> Option<String> {
-        let (head, end) = (self.head[si], self.g.stream_offsets[si + 1]);
+        let (head, end) = (self.streams[si].head, self.g.stream_offsets[si + 1]);
         if head >= end {
             return None;
         }

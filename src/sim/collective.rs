@@ -27,7 +27,7 @@ impl Sim<'_> {
                 self.clocks[mr].advance(now);
                 self.clocks[mr].sync_waiting -= sync;
                 self.clocks[mr].comm_active += 1;
-                waited += now.since(self.head_start_time[si as usize]).0;
+                waited += now.since(self.streams[si as usize].start_time).0;
             }
             if waited > 0 {
                 self.waited_on[r] += waited as f64 * 1e-9;

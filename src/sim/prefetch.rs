@@ -36,7 +36,7 @@ impl Sim<'_> {
         for &(t, si) in &self.ready {
             touch(g.task_kind.get(t as usize));
             touch(g.task_label.get(t as usize));
-            touch(g.gates.get(self.gate_cursor[si as usize] as usize));
+            touch(g.gates.get(self.streams[si as usize].gate_cursor as usize));
         }
     }
 
@@ -50,9 +50,9 @@ impl Sim<'_> {
     /// Prefetches what completing the head task of stream `si` and starting the next will read.
     pub(super) fn prefetch_stream(&self, si: usize) {
         let g = self.g;
-        let next = self.head[si] as usize + 1;
-        touch(g.edges.get(self.edge_cursor[si] as usize));
-        touch(g.gates.get(self.gate_cursor[si] as usize));
+        let next = self.streams[si].head as usize + 1;
+        touch(g.edges.get(self.streams[si].edge_cursor as usize));
+        touch(g.gates.get(self.streams[si].gate_cursor as usize));
         touch(g.task_kind.get(next));
         touch(g.task_label.get(next));
     }

@@ -58,6 +58,9 @@ impl FlowNetwork {
         comm.latency = latency;
         comm.event = None;
         debug_assert!(comm.flows.is_empty(), "a recycled communication has no flows");
+        // a communication alone on its links is priced on the spot: the rebalance would find it
+        // alone in its component and solve just that (on GPT-1T most tensor-parallel collectives)
+        let alone = self.alone(id, specs);
         match self.classes.as_ref().map(|(_, of)| of[id.0 as usize] as usize) {
             Some(t) => {
                 let fabric = &self.classes.as_ref().expect("a representative run").0;
@@ -68,17 +71,53 @@ impl FlowNetwork {
                     let leader = self.classes.as_ref().expect("a representative run").0.flows[t][i];
                     let s = specs[leader.spec as usize];
                     let weights = leader.multiplicity.map(|m| m * s.weight);
-                    self.add_flow(leader.path, weights, s.bytes, c, now);
+                    self.add_flow(leader.path, weights, s.bytes, c, now, !alone);
                 }
             }
             None => {
                 for s in specs {
                     self.bytes_moved += s.weight * s.bytes;
-                    self.add_flow(s.path, [s.weight; 8], s.bytes, c, now);
+                    self.add_flow(s.path, [s.weight; 8], s.bytes, c, now, !alone);
                 }
             }
         }
-        self.request_rebalance(now, sched);
+        if alone {
+            self.solve_alone(c, now, sched);
+        } else {
+            self.request_rebalance(now, sched);
+        }
+    }
+
+    /// Whether no other flow crosses any link the flows of communication `id` will take.
+    fn alone(&self, id: CommId, specs: &[FlowSpec]) -> bool {
+        let free =
+            |path: &crate::model::topology::Path| path.links().iter().all(|&l| self.on_link[l as usize].is_empty());
+        match self
+            .classes
+            .as_ref()
+            .map(|(fabric, of)| (fabric, of[id.0 as usize] as usize))
+        {
+            Some((fabric, t)) => fabric.flows[t].iter().all(|leader| free(&leader.path)),
+            None => specs.iter().all(|s| free(&s.path)),
+        }
+    }
+
+    /// Gives the flows of communication `c`, alone on their links, their max-min rates and times.
+    fn solve_alone(&mut self, c: u32, now: SimTime, sched: &mut dyn NetScheduler) {
+        self.epoch = self.epoch.wrapping_add(1);
+        let epoch = self.epoch;
+        self.comp_links.clear();
+        self.comp_flows.clear();
+        for &f in &self.comms[c as usize].flows {
+            self.comp_flows.push(f);
+            for &l in self.flows[f as usize].as_ref().expect("live").path.links() {
+                if self.link_mark[l as usize] != epoch {
+                    self.link_mark[l as usize] = epoch;
+                    self.comp_links.push(l);
+                }
+            }
+        }
+        self.time_component(now, sched);
     }
 
     /// Lists communication `c` among those a rebalance changed (once per rebalance).
@@ -140,6 +179,9 @@ impl FlowNetwork {
             let next = self.earliest_drain(c);
             self.comms[c as usize].event = Some((sched.schedule(next, NetEvent::FlowsDrained(c)), next));
         }
-        self.request_rebalance(now, sched);
+        // links the flows left empty need no new shares
+        if !self.dirty_links.is_empty() {
+            self.request_rebalance(now, sched);
+        }
     }
 }

@@ -177,7 +177,8 @@ impl FlowNetwork {
         &self.topo
     }
 
-    fn add_flow(&mut self, path: Path, weights: [f64; 8], bytes: f64, comm: u32, now: SimTime) {
+    /// Puts a flow of communication `comm` on its links; `dirty`: mark them for the next rebalance.
+    fn add_flow(&mut self, path: Path, weights: [f64; 8], bytes: f64, comm: u32, now: SimTime, dirty: bool) {
         let id = self.free_flows.pop().unwrap_or_else(|| {
             self.flows.push(None);
             (self.flows.len() - 1) as u32
@@ -186,7 +187,9 @@ impl FlowNetwork {
         for (i, &l) in path.links().iter().enumerate() {
             slot[i] = self.on_link[l as usize].len() as u32;
             self.on_link[l as usize].push(id);
-            self.dirty_links.push(l);
+            if dirty {
+                self.dirty_links.push(l);
+            }
         }
         self.flows[id as usize] = Some(Flow {
             path,
@@ -219,7 +222,10 @@ impl FlowNetwork {
                     .expect("the flow crosses the link");
                 m.slot[hop] = pos as u32;
             }
-            self.dirty_links.push(l);
+            // the flows left on the link may now go faster (none left: nothing to share)
+            if !list.is_empty() {
+                self.dirty_links.push(l);
+            }
         }
         self.free_flows.push(id);
         flow
@@ -276,6 +282,12 @@ impl FlowNetwork {
             flow.remaining = (flow.remaining - flow.rate * dt).max(0.0);
             flow.updated = now;
         }
+        self.time_component(now, sched);
+    }
+
+    /// Solves the max-min shares of the component in `comp_links` and `comp_flows` (remaining
+    /// bytes up to date) and moves the drain events of the communications whose flows changed.
+    fn time_component(&mut self, now: SimTime, sched: &mut dyn NetScheduler) {
         if self.rate_scratch.len() < self.flows.len() {
             self.rate_scratch.resize(self.flows.len(), 0.0);
         }
