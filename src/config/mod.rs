@@ -7,6 +7,7 @@ mod context;
 mod document;
 pub mod groups;
 mod hardware;
+mod mla;
 mod model;
 mod moe;
 mod presets;
@@ -21,6 +22,7 @@ pub use hardware::{
     AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NcclSpec, NcclVersion,
     NetworkModelKind, NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
 };
+pub use mla::MlaSpec;
 pub use model::{Mlp, ModelSpec, Norm};
 pub use moe::MoeSpec;
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};

@@ -44,6 +44,9 @@ pub struct ModelSpec {
     /// Mixture-of-experts layers (absent: every layer has the dense MLP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe: Option<super::moe::MoeSpec>,
+    /// Multi-head latent attention (absent: multi-head or grouped-query attention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<super::mla::MlaSpec>,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -100,5 +103,13 @@ impl ModelSpec {
     /// Width of the keys (and of the values): kv_heads x head dimension.
     pub fn kv_dim(&self) -> u64 {
         self.kv_heads() * (self.hidden / self.heads.max(1))
+    }
+    /// Width of one head's queries and keys: h / a, or d_h + d_h^R with multi-head latent attention.
+    pub fn qk_head_dim(&self) -> u64 {
+        self.mla.map_or(self.hidden / self.heads.max(1), |m| m.qk_head_dim())
+    }
+    /// Width of one head's values: h / a, or `v_head_dim` with multi-head latent attention.
+    pub fn v_head_dim(&self) -> u64 {
+        self.mla.map_or(self.hidden / self.heads.max(1), |m| m.v_head_dim)
     }
 }

@@ -1,6 +1,7 @@
 //! Mixture of experts: the `model.moe` section and the expert-parallel split (`parallel.expert`).
 //!
-//! A mixture-of-experts layer replaces the dense MLP of every n-th transformer layer with a router
+//! A mixture-of-experts layer replaces the dense MLP of every n-th transformer layer (past the first
+//! k, which stay dense when `first_dense_layers` says so) with a router
 //! (a small h x E GEMM, softmax and top-k) and E experts, each an MLP of width `ffn_hidden`; every
 //! token goes to `top_k` of them. Expert parallelism divides the experts among the ranks of the
 //! expert-parallel group, which Megatron-Core carves out of the data-parallel group: with expert
@@ -44,6 +45,10 @@ pub struct MoeSpec {
     /// the others keep the dense MLP. 1: every layer.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub every_n_layers: u32,
+    /// The first k layers keep the dense MLP (of width `model.ffn_hidden`) whatever
+    /// `every_n_layers` says (DeepSeek's `first_k_dense_replace`); 0 (the default): none.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub first_dense_layers: u32,
     /// Load imbalance: the router's preference for some experts, as the standard deviation of the
     /// logarithm of each expert's share of the tokens (drawn per layer from `seed`); 0 (the
     /// default): every expert gets the same share.
@@ -67,6 +72,10 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
 fn is_zero_f64(v: &f64) -> bool {
     *v == 0.0
 }
@@ -76,9 +85,16 @@ impl MoeSpec {
     pub fn ffn(&self, model_ffn: u64) -> u64 {
         self.ffn_hidden.unwrap_or(model_ffn)
     }
-    /// Whether global layer `layer` is a mixture-of-experts layer.
+    /// Whether global layer `layer` is a mixture-of-experts layer: past the first dense layers,
+    /// and n divides it (DeepSeek's rule in its Hugging Face model code, `layer_idx >=
+    /// first_k_dense_replace and layer_idx % moe_layer_freq == 0`; with no dense layers first,
+    /// Megatron-Core's integer `--moe-layer-freq`).
     pub fn is_moe_layer(&self, layer: u32) -> bool {
-        layer % self.every_n_layers.max(1) == 0
+        layer >= self.first_dense_layers && layer % self.every_n_layers.max(1) == 0
+    }
+    /// How many of `layers` layers are mixture-of-experts layers.
+    pub fn moe_layers(&self, layers: u32) -> u32 {
+        (0..layers).filter(|&l| self.is_moe_layer(l)).count() as u32
     }
 }
 
@@ -142,6 +158,16 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
     }
     if moe.every_n_layers == 0 {
         return Err(doc.field_error("model.moe.every_n_layers", "must be at least 1 (1: every layer)"));
+    }
+    if moe.moe_layers(w.model.layers) == 0 {
+        return Err(doc.field_error(
+            "model.moe.first_dense_layers",
+            format!(
+                "leaves no mixture-of-experts layer among the model's {} (layer i is one when i >= first_dense_layers \
+                 and every_n_layers ({}) divides i)",
+                w.model.layers, moe.every_n_layers
+            ),
+        ));
     }
     if !(0.0..=IMBALANCE_MAX).contains(&moe.imbalance) {
         return Err(doc.field_error(

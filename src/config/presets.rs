@@ -21,6 +21,7 @@ pub const WORKLOAD_PRESETS: &[(&str, &str)] = &[
     ("llama3-70b", include_str!("../../workloads/llama3-70b.yaml")),
     ("llama3-405b", include_str!("../../workloads/llama3-405b.yaml")),
     ("mixtral-8x7b", include_str!("../../workloads/mixtral-8x7b.yaml")),
+    ("deepseek-v3", include_str!("../../workloads/deepseek-v3.yaml")),
 ];
 
 fn table(kind: DocumentKind) -> &'static [(&'static str, &'static str)] {

@@ -284,6 +284,7 @@ impl WorkloadSpec {
         }
         super::ranges::check_workload(self, doc)?;
         super::moe::check(self, doc)?;
+        super::mla::check(self, doc)?;
         super::context::check(self, doc)?;
         if let Some(gpus) = self.gpus {
             if gpus != self.gpus_needed() {
@@ -308,7 +309,7 @@ impl WorkloadSpec {
                 "overlaps the all-gather of the weights that ZeRO 1 and 2 shard: it needs `data_parallel.zero_stage` 1 or 2",
             ));
         }
-        if m.hidden % m.heads != 0 {
+        if m.mla.is_none() && m.hidden % m.heads != 0 {
             return Err(doc.field_error(
                 "model.hidden",
                 format!("must be divisible by model.heads ({})", m.heads),

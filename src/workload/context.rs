@@ -16,13 +16,13 @@
 //! c steps together do 1/c of the whole causal attention on every rank alike.
 //!
 //! Communication per layer and microbatch, with K/V = b (s/c) x 2 (kv_heads/t) (h/a) 16-bit
-//! elements (a rank's keys and values): forward, c - 1 sends of K/V, each beside one step's
+//! elements (a rank's keys and values; b (s/c) (a/t)(d_qk + d_v) with multi-head latent attention): forward, c - 1 sends of K/V, each beside one step's
 //! attention compute (the send that feeds step i + 1 starts once step i's keys have arrived and
 //! step i - 1 is done, as the loop issues it); backward, c sends (Transformer Engine's loop): K/V at step 0, K/V
 //! with the partial dK/dV gathered so far (2 K/V) at steps 1 to c - 2, the dK/dV alone at step c - 1,
 //! 2 (c - 1) K/V in all, and the rank waits for its own dK/dV at the end.
 //! Between steps the partial results are merged: forward, the output rescaled by the softmax
-//! statistics (read the step's output and the running one, write it: 3 Q bytes); backward, dQ
+//! statistics (read the step's output and the running one, write it: 3 O bytes); backward, dQ
 //! accumulated (3 Q bytes) and dK/dV added into the travelling buffer (3 K/V bytes).
 
 use super::transformer::{LayerShape, Piece};
@@ -38,8 +38,11 @@ pub struct Ring {
     pub size: u64,
     /// Bytes of the keys and values one rank holds for one microbatch.
     pub kv_bytes: u64,
-    /// Bytes of the queries (and attention output) one rank holds for one microbatch.
+    /// Bytes of the queries one rank holds for one microbatch.
     pub q_bytes: u64,
+    /// Bytes of the attention output one rank holds for one microbatch (the queries' without
+    /// multi-head latent attention, whose values are narrower than its queries).
+    pub out_bytes: u64,
 }
 
 impl Ring {
@@ -50,8 +53,9 @@ impl Ring {
             let tokens = shape.b * shape.s;
             Ring {
                 size: c as u64,
-                kv_bytes: tokens * 2 * (shape.kv / shape.t) * ACT,
-                q_bytes: tokens * (shape.h / shape.t) * ACT,
+                kv_bytes: tokens * (shape.kv_width() / shape.t) * ACT,
+                q_bytes: tokens * (shape.q_width() / shape.t) * ACT,
+                out_bytes: tokens * (shape.out_width() / shape.t) * ACT,
             }
         })
     }
@@ -67,7 +71,7 @@ impl Ring {
                     out.push(Piece::RingSend(ring.kv_bytes));
                 }
                 let correction = Kernel::Stream {
-                    bytes: 3 * ring.q_bytes,
+                    bytes: 3 * ring.out_bytes,
                 };
                 out.push(Piece::Compute(STEP, vec![core, correction]));
             }
@@ -156,6 +160,7 @@ mod tests {
             fp8: false,
             tp_overlap: false,
             fused_attention: Some(FusedAttention::Flash2),
+            mla: None,
         }
     }
 

@@ -9,6 +9,8 @@
 //! - full recompute: only the layer input, 2 s b h (/ t with sequence parallel), plus one layer's
 //!   full activations while it is recomputed.
 //! - context parallelism of size c (fused attention only): s / c in place of s, every term / c.
+//! - multi-head latent attention: its own query, key, value and output widths and its latents
+//!   ([`crate::workload::mla::activation_extra_bytes`]).
 //!
 //! Model states with mixed-precision Adam (Rajbhandari et al., ZeRO): 2 bytes of weights, G bytes
 //! of gradients (2, or 4 with fp32 gradients) and 12 bytes of fp32 master weights, momentum and
@@ -16,6 +18,7 @@
 //! the gradients, stage 3 also the weights.
 
 use super::layout::Layout;
+use super::mla::activation_extra_bytes as mla_activation_extra_bytes;
 use super::moe::{activation_extra_bytes, MoeBlock};
 use super::params::layer_params_split;
 use super::schedule::{steps, Step};
@@ -121,26 +124,29 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         (a, Recompute::None) if a.fused().is_some() => Recompute::Selective,
         (_, r) => r,
     };
-    let mut per_layer = activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, stored);
+    // a layer's activations as Korthikanti counts them, with multi-head latent attention's own widths
+    let shape = LayerShape {
+        s,
+        ..LayerShape::new(m, w.batch.micro, lay.t, w.parallel.sequence_parallel)
+    };
+    let layer = |r: Recompute| {
+        let extra = m.mla.map_or(0.0, |mla| mla_activation_extra_bytes(&shape, &mla, r));
+        activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, r) + extra
+    };
+    let mut per_layer = layer(stored);
+    // what a layer keeps without recompute: FlashAttention keeps what selective recompute keeps
+    let kept = match w.attention {
+        a if a.fused().is_some() => Recompute::Selective,
+        _ => Recompute::None,
+    };
     if w.recompute == Recompute::Full && w.recompute_interval > 1 {
         // one layer in n is recomputed (keeps its input only); the others keep what no recompute keeps
-        let kept = match w.attention {
-            a if a.fused().is_some() => Recompute::Selective,
-            _ => Recompute::None,
-        };
-        let full = activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, kept);
         let n = w.recompute_interval as f64;
-        per_layer = (per_layer + (n - 1.0) * full) / n;
+        per_layer = (per_layer + (n - 1.0) * layer(kept)) / n;
     }
     // with full recompute, one layer's full activations exist while it is recomputed
     let working = match w.recompute {
-        Recompute::Full => {
-            let full = match w.attention {
-                a if a.fused().is_some() => Recompute::Selective,
-                _ => Recompute::None,
-            };
-            activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, full)
-        }
+        Recompute::Full => layer(kept),
         _ => 0.0,
     };
     let per_stage = (0..lay.p)

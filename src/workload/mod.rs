@@ -4,6 +4,7 @@
 //! A workload knows transformers, schedules and ranks; it must not know how long anything takes
 //! (that is [`crate::model`]'s job) nor how the simulation runs it.
 
+pub mod attention;
 pub mod builder;
 pub mod checkpoint;
 pub mod context;
@@ -12,12 +13,14 @@ pub mod generate;
 pub mod graph;
 pub mod layout;
 pub mod memory;
+pub mod mla;
 pub mod moe;
 pub mod params;
 pub mod radix;
 pub mod replication;
 pub mod schedule;
 pub mod step;
+pub mod tensor_parallel;
 pub mod trace;
 pub mod transformer;
 

@@ -22,7 +22,7 @@
 //! uniform one whose per-rank buffer is the hottest position's N_j: what that rank's links carry,
 //! and what the collective waits for.
 
-use super::transformer::{LayerShape, Piece};
+use super::transformer::{Block, LayerShape, Piece};
 use crate::config::{MoeSpec, Recompute};
 use crate::ops::{CollectiveOp, Kernel};
 use rand::{RngExt, SeedableRng};
@@ -330,17 +330,17 @@ impl MoeBlock {
     }
 
     /// The attention block's pieces (with their tensor-parallel collectives).
-    fn attention(&self, kernels: Vec<Kernel>) -> Vec<Piece> {
+    fn attention(&self, block: Block) -> Vec<Piece> {
         if self.shape.t == 1 {
-            vec![Piece::Compute("attention", kernels)]
+            vec![Piece::Compute(block.name, block.kernels)]
         } else {
-            self.shape.with_allreduces(vec![("attention", kernels)])
+            self.shape.with_collectives(vec![block])
         }
     }
 
     /// The forward pass of the whole layer.
     pub fn forward(&self) -> Vec<Piece> {
-        let mut out = self.attention(self.shape.attention_forward());
+        let mut out = self.attention(self.shape.attention_forward_block());
         out.extend(self.block_forward());
         out
     }
@@ -348,7 +348,7 @@ impl MoeBlock {
     /// The backward pass of the whole layer, with the recomputation `recompute` asks for.
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
         let mut out = self.block_backward();
-        out.extend(self.attention(self.shape.attention_backward(recompute)));
+        out.extend(self.attention(self.shape.attention_backward_block(recompute)));
         out
     }
 }
@@ -408,13 +408,20 @@ mod tests {
         let b = block("{ experts: 8, top_k: 2, ffn_hidden: 2048 }", 4);
         assert_eq!(b.received, vec![2048; 4]);
         let (t, h, e, k, f) = (1024.0, 1024.0, 8.0, 2.0, 2048.0);
-        let attention: f64 = b.shape.attention_forward().iter().map(Kernel::flops).sum();
+        let attention: f64 = b
+            .shape
+            .attention_forward_block()
+            .kernels
+            .iter()
+            .map(Kernel::flops)
+            .sum();
         let expected = attention + 2.0 * t * h * e + 2.0 * t * k * 3.0 * h * f;
         assert_eq!(flops(&b.forward(), 0), expected);
         // backward: twice the block's (data and weight gradients of every matrix)
         let attention_bwd: f64 = b
             .shape
-            .attention_backward(Recompute::None)
+            .attention_backward_block(Recompute::None)
+            .kernels
             .iter()
             .map(Kernel::flops)
             .sum();

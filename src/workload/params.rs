@@ -16,6 +16,12 @@
 //! weights, and E routed plus S shared experts, each an MLP of the model's kind and width f_e, in
 //! place of the dense MLP; a token's forward uses the router and k + S experts (its *active*
 //! parameters), so its FLOPs count 2 s per active weight.
+//!
+//! Multi-head latent attention (`model.mla`: query latent q, key/value latent c, per-head widths n,
+//! r, v, d_qk = n + r) replaces Q, K, V and the output projection by h q + q a d_qk (h a d_qk
+//! without query compression) + h (c + r) + c a (n + v) + a v h weights and adds the latents'
+//! norms (q + c); its scores and context take 2 s^2 a (d_qk + d_v) FLOPs per layer in place of
+//! 4 s^2 h. The down projections and latent norms are whole on every tensor rank.
 
 use crate::config::{Mlp, ModelSpec, MoeSpec, Norm};
 
@@ -36,21 +42,65 @@ fn mlp_biases(m: &ModelSpec, ffn: u64) -> u64 {
     }
 }
 
-/// Weights of the attention block's matrices: Q, K, V and the output projection.
+/// Weights of the attention block's matrices: Q, K, V and the output projection; with
+/// multi-head latent attention the down projections h q and h (c + r) (or the query projection
+/// h a d_qk without query compression), the up projections q a d_qk and c a (n + v), and the
+/// output projection a v h.
 fn attention_matrices(m: &ModelSpec) -> u64 {
     let (h, kv) = (m.hidden, m.kv_dim());
-    h * (h + 2 * kv) + h * h
+    let Some(mla) = &m.mla else {
+        return h * (h + 2 * kv) + h * h;
+    };
+    let a = m.heads;
+    let query = match mla.q_lora_rank {
+        0 => h * a * mla.qk_head_dim(),
+        q => h * q + q * a * mla.qk_head_dim(),
+    };
+    let (c, r) = (mla.kv_lora_rank, mla.qk_rope_head_dim);
+    query + h * (c + r) + c * a * (mla.qk_nope_head_dim + mla.v_head_dim) + a * mla.v_head_dim * h
 }
 
-/// The attention block's biases and the layer's two norms.
+/// Parameters of a norm over `width` elements: scale and shift, or scale only.
+fn norm_params(m: &ModelSpec, width: u64) -> u64 {
+    match m.norm {
+        Norm::Layernorm => 2 * width,
+        Norm::Rmsnorm => width,
+    }
+}
+
+/// The attention block's biases and the layer's two norms (and the latents' norms with
+/// multi-head latent attention, which has no biases).
 fn attention_biases_and_norms(m: &ModelSpec) -> u64 {
     let (h, kv) = (m.hidden, m.kv_dim());
     let biases = if m.bias { (h + 2 * kv) + h } else { 0 };
-    let norms = match m.norm {
-        Norm::Layernorm => 4 * h,
-        Norm::Rmsnorm => 2 * h,
+    let latents = m
+        .mla
+        .map_or(0, |mla| norm_params(m, mla.q_lora_rank + mla.kv_lora_rank));
+    biases + 2 * norm_params(m, h) + latents
+}
+
+/// Parameters of a layer's attention block that every tensor rank holds whole: multi-head latent
+/// attention's down projections and latent norms (Megatron-Core duplicates them on every tensor
+/// rank); none otherwise.
+fn replicated_params(m: &ModelSpec) -> u64 {
+    let Some(mla) = &m.mla else {
+        return 0;
     };
-    biases + norms
+    let (h, q, c) = (m.hidden, mla.q_lora_rank, mla.kv_lora_rank);
+    h * (q + c + mla.qk_rope_head_dim) + norm_params(m, q + c)
+}
+
+/// Parameters held by one of `tensor` ranks when `params` include the replicated ones: the rest
+/// split over the ranks.
+fn per_rank(m: &ModelSpec, params: u64, tensor: u32) -> u64 {
+    let replicated = replicated_params(m);
+    (params - replicated) / tensor as u64 + replicated
+}
+
+/// Width of the attention core's products per token pair: a (d_qk + d_v), 2 h without
+/// multi-head latent attention (scores over d_qk, context over d_v, per head).
+fn core_width(m: &ModelSpec) -> u64 {
+    m.heads * (m.qk_head_dim() + m.v_head_dim())
 }
 
 /// Weights of one (dense) layer's matrices (no biases, no norms).
@@ -84,14 +134,13 @@ fn moe_active_matrices(m: &ModelSpec, moe: &MoeSpec) -> u64 {
 
 /// Layers of the model that are mixture-of-experts layers (0 without `model.moe`).
 pub fn moe_layers(m: &ModelSpec) -> u32 {
-    m.moe
-        .as_ref()
-        .map_or(0, |moe| m.layers.div_ceil(moe.every_n_layers.max(1)))
+    m.moe.as_ref().map_or(0, |moe| moe.moe_layers(m.layers))
 }
 
-/// Parameters of one transformer layer held by one tensor rank (GPT: (12 h^2 + 13 h) / t).
+/// Parameters of one dense transformer layer held by one tensor rank (GPT: (12 h^2 + 13 h) / t;
+/// multi-head latent attention's replicated down projections whole on every rank).
 pub fn layer_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
-    layer_params(model) / tensor as u64
+    per_rank(model, layer_params(model), tensor)
 }
 
 /// Parameters of global layer `layer` held by one rank of tensor degree `tensor` and expert degree
@@ -107,7 +156,10 @@ pub fn layer_params_split(model: &ModelSpec, layer: u32, tensor: u32, expert: u3
     let one = expert_params(model, moe);
     let shared = attention_matrices(model) + attention_biases_and_norms(model) + moe.shared_experts * one;
     let local = moe.experts / expert.max(1) as u64;
-    (shared / t + model.hidden * moe.experts, local * one / t)
+    (
+        per_rank(model, shared, tensor) + model.hidden * moe.experts,
+        local * one / t,
+    )
 }
 
 /// Embedding parameters held by one tensor rank on the first stage (and the last: the tied
@@ -157,9 +209,14 @@ fn forward_flops_per_sequence(model: &ModelSpec) -> (f64, f64) {
     let (h, v, s) = (model.hidden as f64, model.vocab as f64, model.seq_len as f64);
     let (dense, moe) = layer_counts(model);
     let moe_matrices = model.moe.as_ref().map_or(0.0, |e| moe_active_matrices(model, e) as f64);
-    let moe_flops = moe * (2.0 * s * moe_matrices + 4.0 * s * s * h);
+    // the scores and context of every head: 4 s^2 h, or 2 s^2 a (d_qk + d_v) with MLA
+    let core = match model.mla {
+        None => 4.0 * s * s * h,
+        Some(_) => 2.0 * s * s * core_width(model) as f64,
+    };
+    let moe_flops = moe * (2.0 * s * moe_matrices + core);
     (
-        dense * (2.0 * s * matrix_params(model) as f64 + 4.0 * s * s * h) + moe_flops,
+        dense * (2.0 * s * matrix_params(model) as f64 + core) + moe_flops,
         2.0 * s * h * v,
     )
 }

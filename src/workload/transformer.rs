@@ -13,7 +13,7 @@ pub use super::step::{
     data_parallel_kernels, grad_accumulation_kernel, optimizer_phases, CROSS_ENTROPY_BACKWARD_BYTES,
     CROSS_ENTROPY_FORWARD_BYTES,
 };
-use crate::config::{ModelSpec, Recompute};
+use crate::config::{MlaSpec, ModelSpec, Recompute};
 use crate::ops::{CollectiveOp, FusedAttention, Kernel};
 
 const ACT: u64 = 2; // bytes per 16-bit activation element
@@ -48,6 +48,39 @@ pub enum Piece {
     RingWait,
 }
 
+/// A block's kernels and where its tensor-parallel collectives go ([`crate::workload::tensor_parallel`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    /// Name of its compute pieces.
+    pub name: &'static str,
+    /// Its kernels, in order.
+    pub kernels: Vec<Kernel>,
+    /// With sequence parallelism the all-gather runs before kernel `gather_at` (the kernels before
+    /// it work on the rank's sequence shard).
+    pub gather_at: usize,
+    /// Bytes of that all-gather (nccl-tests convention: the gathered buffer).
+    pub gather_bytes: u64,
+    /// The reduce-scatter (all-reduce without sequence parallelism) runs before kernel `reduce_at`
+    /// (after the last one when it equals their count).
+    pub reduce_at: usize,
+    /// Bytes of that reduction.
+    pub reduce_bytes: u64,
+}
+
+impl Block {
+    /// A block that gathers `bytes` before all its kernels and reduces as many after them.
+    pub fn whole(name: &'static str, kernels: Vec<Kernel>, bytes: u64) -> Self {
+        Block {
+            name,
+            reduce_at: kernels.len(),
+            kernels,
+            gather_at: 0,
+            gather_bytes: bytes,
+            reduce_bytes: bytes,
+        }
+    }
+}
+
 /// Sizes of one tensor-parallel shard of the model for one microbatch.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerShape {
@@ -78,6 +111,8 @@ pub struct LayerShape {
     pub tp_overlap: bool,
     /// Fused attention kernels and whose (none: the 2021 separate kernels).
     pub fused_attention: Option<FusedAttention>,
+    /// Multi-head latent attention's dimensions (none: multi-head or grouped-query attention).
+    pub mla: Option<MlaSpec>,
 }
 
 impl LayerShape {
@@ -97,12 +132,14 @@ impl LayerShape {
             fp8: false,
             fused_attention: None,
             tp_overlap: false,
+            mla: model.mla,
         }
     }
     fn gemm(m: u64, n: u64, k: u64) -> Kernel {
         Kernel::Gemm { batch: 1, m, n, k }
     }
-    fn stream(bytes: u64) -> Kernel {
+    /// A streaming (memory-bound) kernel moving `bytes`.
+    pub(crate) fn stream(bytes: u64) -> Kernel {
         Kernel::Stream { bytes }
     }
     /// bytes of one b x s x h activation
@@ -117,13 +154,6 @@ impl LayerShape {
         } else {
             self.bsh()
         }
-    }
-    /// elements of this rank's attention scores: b x (a/t) x s x s
-    fn scores(&self) -> u64 {
-        self.b * (self.a / self.t) * self.s * self.s
-    }
-    fn head_dim(&self) -> u64 {
-        self.h / self.a
     }
     /// A linear layer's GEMM: 16-bit, or FP8 ([`Kernel::Gemm8`], which includes the cast of its input).
     pub(crate) fn linear(&self, m: u64, n: u64, k: u64) -> Kernel {
@@ -147,105 +177,12 @@ impl LayerShape {
         self.bsh()
     }
 
-    /// Attention core forward: scores, scale-mask-softmax, dropout, context; or one fused
-    /// kernel: the two products (4 bh s^2 d FLOPs, of which the causal mask lets it skip half:
-    /// fused kernels do not compute the masked blocks, 2 bh s^2 d), reading Q, K, V and writing O.
-    fn attention_core(&self) -> Vec<Kernel> {
-        let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
-        if let Some(library) = self.fused_attention {
-            return vec![Kernel::Attention {
-                flops: 2 * bh * s * s * d,
-                bytes: 4 * bh * s * d * ACT,
-                library,
-            }];
-        }
-        vec![
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: s,
-                k: d,
-            }, // Q K^T
-            Self::stream(self.scores() * ACT * 2), // fused scale, mask, softmax: read + write
-            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout: read, write, 1-byte mask
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: d,
-                k: s,
-            }, // probabilities x V
-        ]
-    }
-
-    /// Attention core backward (with the forward recomputed first under selective recompute); or
-    /// a fused backward kernel, which recomputes the scores itself: 5 products (scores, dP, dV,
-    /// dQ, dK: 10 bh s^2 d FLOPs, half of them skipped under the causal mask), reading Q, K, V,
-    /// O, dO and writing dQ, dK, dV.
-    fn attention_core_backward(&self, recompute: Recompute) -> Vec<Kernel> {
-        let (bh, s, d) = (self.b * self.a / self.t, self.s, self.head_dim());
-        if let Some(library) = self.fused_attention {
-            return vec![Kernel::Attention {
-                flops: 5 * bh * s * s * d,
-                bytes: 8 * bh * s * d * ACT,
-                library,
-            }];
-        }
-        let mut out = if recompute == Recompute::Selective {
-            self.attention_core() // recompute scores, softmax, dropout, context
-        } else {
-            Vec::new()
-        };
-        out.extend([
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: s,
-                k: d,
-            }, // grad probabilities = dO V^T
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: d,
-                k: s,
-            }, // grad V = P^T dO
-            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout backward
-            Self::stream(self.scores() * ACT * 3),       // softmax backward: read P, dP; write dS
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: d,
-                k: s,
-            }, // grad Q = dS K
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: d,
-                k: s,
-            }, // grad K = dS^T Q
-        ]);
-        out
-    }
-
     /// The forward pass of one layer, as Megatron runs it under tensor parallelism.
     pub fn forward(&self) -> Vec<Piece> {
-        self.with_allreduces(vec![
-            ("attention", self.attention_forward()),
-            ("mlp", self.mlp_forward()),
+        self.with_collectives(vec![
+            self.attention_forward_block(),
+            Block::whole("mlp", self.mlp_forward(), self.allreduce_bytes()),
         ])
-    }
-
-    /// The attention block's forward kernels, from the previous block's residual to the output
-    /// projection.
-    pub(crate) fn attention_forward(&self) -> Vec<Kernel> {
-        let (bs, h, t) = (self.b * self.s, self.h, self.t);
-        let mut attention = vec![
-            Self::stream(self.local_bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
-            Self::stream(self.local_bsh() * 2),     // layer norm: read + write
-            self.linear(bs, (h + 2 * self.kv) / t, h), // QKV projection (K and V narrower with grouped queries)
-        ];
-        attention.extend(self.attention_core());
-        attention.push(self.linear(bs, h, h / t)); // output projection (row-parallel)
-        attention
     }
 
     fn mlp_forward(&self) -> Vec<Kernel> {
@@ -272,8 +209,8 @@ impl LayerShape {
     /// gradients that reach the block input, through the block and along the residual (read 2 + 2,
     /// write 2: 6 B).
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
-        let mlp = self.mlp_backward();
-        self.with_allreduces(vec![("mlp", mlp), ("attention", self.attention_backward(recompute))])
+        let mlp = Block::whole("mlp", self.mlp_backward(), self.allreduce_bytes());
+        self.with_collectives(vec![mlp, self.attention_backward_block(recompute)])
     }
 
     fn mlp_backward(&self) -> Vec<Kernel> {
@@ -289,106 +226,6 @@ impl LayerShape {
             self.linear(bs, h, up / t), // h->ffn data gradient
             self.linear(h, up / t, bs), // h->ffn weight gradient
         ]
-    }
-
-    /// The attention block's backward kernels (with the recomputation `recompute` asks for), from
-    /// the MLP block's layer norm to the layer input's gradient.
-    pub(crate) fn attention_backward(&self, recompute: Recompute) -> Vec<Kernel> {
-        let (bs, h, t) = (self.b * self.s, self.h, self.t);
-        let mut attention = vec![
-            Self::stream(self.local_bsh() * 5), // layer norm backward: two passes, 10 B per element
-            Self::stream(self.local_bsh() * 3), // residual: add the two gradients of the block input
-            Self::stream(self.local_bsh() * 5 / 2), // dropout backward after attention
-            Self::stream(self.local_bsh()),     // bias gradient of the projection output
-            self.linear(bs, h / t, h),          // projection data gradient
-            self.linear(h / t, h, bs),          // projection weight gradient
-        ];
-        attention.extend(self.attention_core_backward(recompute));
-        attention.extend([
-            self.linear(bs, h, (h + 2 * self.kv) / t), // QKV data gradient
-            self.linear(h, (h + 2 * self.kv) / t, bs), // QKV weight gradient
-            Self::stream(self.local_bsh() * 5),        // layer norm backward (two passes)
-            Self::stream(self.local_bsh() * 3),        // residual: add the two gradients of the layer input
-        ]);
-        attention
-    }
-
-    /// Adds the tensor-parallel communication of each block: an all-reduce after it, or with
-    /// sequence parallelism an all-gather before it and a reduce-scatter after it (likewise in the
-    /// backward pass, where the conjugate operations swap). None when t = 1, where the blocks merge
-    /// into one compute piece.
-    pub(crate) fn with_allreduces(&self, blocks: Vec<(&'static str, Vec<Kernel>)>) -> Vec<Piece> {
-        if self.t == 1 {
-            return vec![Piece::Compute(
-                "layer",
-                blocks.into_iter().flat_map(|(_, k)| k).collect(),
-            )];
-        }
-        let bytes = self.allreduce_bytes();
-        blocks
-            .into_iter()
-            .flat_map(|(name, k)| {
-                if self.sp && self.tp_overlap {
-                    Self::overlapped(name, k, bytes)
-                } else if self.sp {
-                    vec![
-                        Piece::Tensor(CollectiveOp::AllGather, bytes),
-                        Piece::Compute(name, k),
-                        Piece::Tensor(CollectiveOp::ReduceScatter, bytes),
-                    ]
-                } else {
-                    vec![Piece::Compute(name, k), Piece::Tensor(CollectiveOp::AllReduce, bytes)]
-                }
-            })
-            .collect()
-    }
-
-    /// A block's pieces with its all-gather beside its first GEMM and its reduce-scatter beside its
-    /// last (Megatron-Core's AG+GEMM and GEMM+RS overlap; in the backward pass the same pair of
-    /// collectives and the data-gradient and weight-gradient GEMMs): the kernels before the first GEMM
-    /// run first, those between and after in between and after.
-    /// Its pieces are named apart from the whole blocks (one host operation per kernel: the host
-    /// counts of [`crate::workload::dispatch`] are the 2021 code's for whole blocks).
-    fn overlapped(block: &'static str, kernels: Vec<Kernel>, bytes: u64) -> Vec<Piece> {
-        let name = match block {
-            "attention" => "attention (tp overlap)",
-            "mlp" => "mlp (tp overlap)",
-            other => other,
-        };
-        let is_gemm = |k: &Kernel| matches!(k, Kernel::Gemm { .. } | Kernel::Gemm8 { .. });
-        let (Some(first), Some(last)) = (kernels.iter().position(is_gemm), kernels.iter().rposition(is_gemm)) else {
-            return vec![
-                Piece::Tensor(CollectiveOp::AllGather, bytes),
-                Piece::Compute(name, kernels),
-                Piece::Tensor(CollectiveOp::ReduceScatter, bytes),
-            ];
-        };
-        let mut out = Vec::new();
-        let compute = |range: std::ops::Range<usize>, out: &mut Vec<Piece>| {
-            if !range.is_empty() {
-                out.push(Piece::Compute(name, kernels[range].to_vec()));
-            }
-        };
-        compute(0..first, &mut out);
-        out.push(Piece::Overlapped(
-            CollectiveOp::AllGather,
-            bytes,
-            name,
-            vec![kernels[first]],
-        ));
-        if last > first {
-            compute(first + 1..last, &mut out);
-            out.push(Piece::Overlapped(
-                CollectiveOp::ReduceScatter,
-                bytes,
-                name,
-                vec![kernels[last]],
-            ));
-        } else {
-            out.push(Piece::Tensor(CollectiveOp::ReduceScatter, bytes));
-        }
-        compute(last + 1..kernels.len(), &mut out);
-        out
     }
 
     /// The collective that joins the embedding output (or the logits' input gradient) across the
@@ -473,6 +310,7 @@ mod tests {
             fp8: false,
             fused_attention: None,
             tp_overlap: false,
+            mla: None,
         }
     }
 

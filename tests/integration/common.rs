@@ -22,6 +22,34 @@ pub fn report(hardware: &str, workload: &str, sets: &[String]) -> Report {
     run(&cfg, &RunOptions::metrics_only(false)).unwrap().report
 }
 
+/// Simulates every rank and then one rank per stage: (every rank's report, the representative one).
+pub fn every_rank_and_representative(hardware: &str, workload: &str, sets: &[String]) -> (Report, Report) {
+    let cfg = config(hardware, workload, sets);
+    let every = run(&cfg, &RunOptions::metrics_only(false)).unwrap().report;
+    let rep = run(&cfg, &RunOptions::metrics_only(true)).unwrap().report;
+    (every, rep)
+}
+
+/// Asserts that a representative run stands for every rank: it needs none of them, and gives the
+/// same iteration time and exposed communication (to rounding).
+pub fn assert_representative_is_exact(hardware: &str, workload: &str, sets: &[String]) -> Report {
+    let (every, rep) = every_rank_and_representative(hardware, workload, sets);
+    assert!(
+        rep.every_rank_because.is_none(),
+        "{sets:?}: {:?}",
+        rep.every_rank_because
+    );
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
+    assert!(
+        close(every.iteration_time_s, rep.iteration_time_s),
+        "{sets:?}: every rank {} vs representative {}",
+        every.iteration_time_s,
+        rep.iteration_time_s
+    );
+    assert!(close(every.breakdown.exposed_comm_s, rep.breakdown.exposed_comm_s));
+    every
+}
+
 /// Runs the `clustersim` binary in `dir` with `args`.
 pub fn clustersim(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clustersim"))

@@ -143,13 +143,18 @@ fn capacity_factor_not_positive() {
     insta::assert_snapshot!(moe_fails("workload.model.moe.capacity_factor=0"));
 }
 
-/// `clustersim run` of the Llama 3 8B preset on DGX-H100 with overrides.
-fn llama_fails(sets: &[&str]) -> String {
-    let mut args = vec!["--workload", "llama3-8b", "--hardware", "dgx-h100"];
+/// `clustersim run` of a workload preset on DGX-H100 with overrides.
+fn preset_fails(workload: &str, sets: &[&str]) -> String {
+    let mut args = vec!["--workload", workload, "--hardware", "dgx-h100"];
     for s in sets {
         args.extend(["--set", s]);
     }
     fails(&[], &args)
+}
+
+/// `clustersim run` of the Llama 3 8B preset on DGX-H100 with overrides.
+fn llama_fails(sets: &[&str]) -> String {
+    preset_fails("llama3-8b", sets)
 }
 
 #[test]
@@ -177,4 +182,45 @@ fn context_size_zero() {
 fn context_parallel_split_larger_than_the_machine() {
     // t2 x c4 x p1 x d32 = 256 GPUs on 8 DGX-H100 nodes (64 GPUs)
     insta::assert_snapshot!(llama_fails(&["workload.parallel.context=4", "hardware.nodes=8"]));
+}
+
+/// `clustersim run` of the DeepSeek-V3 preset on DGX-H100 with overrides.
+fn deepseek_fails(sets: &[&str]) -> String {
+    preset_fails("deepseek-v3", sets)
+}
+
+#[test]
+fn mla_latent_of_zero_width() {
+    insta::assert_snapshot!(deepseek_fails(&["workload.model.mla.kv_lora_rank=0"]));
+}
+
+#[test]
+fn mla_head_dim_of_zero_width() {
+    insta::assert_snapshot!(deepseek_fails(&["workload.model.mla.v_head_dim=0"]));
+}
+
+#[test]
+fn mla_with_fewer_key_value_heads() {
+    // grouped-query attention does not apply: MLA gives every head its own keys and values
+    insta::assert_snapshot!(deepseek_fails(&["workload.model.kv_heads=8"]));
+}
+
+#[test]
+fn mla_with_biases() {
+    insta::assert_snapshot!(deepseek_fails(&["workload.model.bias=true"]));
+}
+
+#[test]
+fn mla_heads_not_divisible_by_tensor() {
+    // 128 heads over 256 tensor ranks (which divide the experts' width 2048; sequence parallelism
+    // on, as experts with tensor parallelism need)
+    insta::assert_snapshot!(deepseek_fails(&[
+        "workload.parallel.tensor=256",
+        "workload.parallel.sequence_parallel=true"
+    ]));
+}
+
+#[test]
+fn first_dense_layers_leaving_no_moe_layer() {
+    insta::assert_snapshot!(deepseek_fails(&["workload.model.moe.first_dense_layers=61"]));
 }

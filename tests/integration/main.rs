@@ -12,6 +12,7 @@ mod formulas;
 mod fuzz;
 mod host;
 mod hostile;
+mod mla;
 mod models;
 mod moe;
 mod network;

@@ -1,10 +1,9 @@
 //! Mixture of experts and expert parallelism: parameter counts, all-to-all sizes, expert-parallel
 //! gradient groups, load imbalance, representative runs, and dense models left as they were.
 
-use crate::common::{config, report};
+use crate::common::{assert_representative_is_exact, config, every_rank_and_representative, report};
 use clustersim::ops::CollectiveOp;
 use clustersim::report::Report;
-use clustersim::studies::run::{run, RunOptions};
 use clustersim::workload::graph::TaskGraph;
 use clustersim::workload::params::{active_params, layer_params_split, total_params};
 
@@ -160,10 +159,7 @@ fn expert_gradients_are_reduced_over_the_expert_data_parallel_group() {
 }
 
 fn both(sets: &[String]) -> (Report, Report) {
-    let cfg = config("dgx-h100", "mixtral-8x7b", sets);
-    let every = run(&cfg, &RunOptions::metrics_only(false)).unwrap().report;
-    let rep = run(&cfg, &RunOptions::metrics_only(true)).unwrap().report;
-    (every, rep)
+    every_rank_and_representative("dgx-h100", "mixtral-8x7b", sets)
 }
 
 #[test]
@@ -251,20 +247,7 @@ fn balanced_moe_representative_runs_equal_every_rank_runs() {
         ),
     ];
     for sets in cases {
-        let (every, rep) = both(&sets);
-        assert!(
-            rep.every_rank_because.is_none(),
-            "{sets:?}: {:?}",
-            rep.every_rank_because
-        );
-        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
-        assert!(
-            close(every.iteration_time_s, rep.iteration_time_s),
-            "{sets:?}: every rank {} vs representative {}",
-            every.iteration_time_s,
-            rep.iteration_time_s
-        );
-        assert!(close(every.breakdown.exposed_comm_s, rep.breakdown.exposed_comm_s));
+        assert_representative_is_exact("dgx-h100", "mixtral-8x7b", &sets);
     }
 }
 

@@ -1,0 +1,155 @@
+//! The attention block of a layer under tensor parallelism: the projections (Q, K, V for
+//! multi-head and grouped-query attention; the latent down and up projections of multi-head latent
+//! attention, [`crate::workload::mla`]), the attention core, and the output projection.
+//!
+//! The core works per head on queries and keys of width d_qk and values of width d_v (both h / a
+//! without MLA): per head and sequence the scores Q K^T take 2 s^2 d_qk FLOPs and the context P V
+//! 2 s^2 d_v.
+
+use super::transformer::{Block, LayerShape};
+use crate::config::Recompute;
+use crate::ops::Kernel;
+
+const ACT: u64 = 2; // bytes per 16-bit activation element
+
+impl LayerShape {
+    /// Width of one head's queries and keys, d_qk: h / a, or d_h + d_h^R with MLA.
+    pub(crate) fn qk_head_dim(&self) -> u64 {
+        self.mla.map_or(self.h / self.a, |m| m.qk_head_dim())
+    }
+    /// Width of one head's values, d_v: h / a, or `v_head_dim` with MLA.
+    pub(crate) fn v_head_dim(&self) -> u64 {
+        self.mla.map_or(self.h / self.a, |m| m.v_head_dim)
+    }
+    /// Width of every head's queries together: h, or a d_qk with MLA.
+    pub(crate) fn q_width(&self) -> u64 {
+        self.mla.map_or(self.h, |_| self.a * self.qk_head_dim())
+    }
+    /// Width of the keys and of the values together: 2 kv (2 h without grouped-query attention),
+    /// or a (d_qk + d_v) with MLA (every head has its own keys and values).
+    pub(crate) fn kv_width(&self) -> u64 {
+        self.mla
+            .map_or(2 * self.kv, |_| self.a * (self.qk_head_dim() + self.v_head_dim()))
+    }
+    /// Width of every head's attention output: h, or a d_v with MLA.
+    pub(crate) fn out_width(&self) -> u64 {
+        self.mla.map_or(self.h, |_| self.a * self.v_head_dim())
+    }
+
+    /// elements of this rank's attention scores: b x (a/t) x s x s
+    pub(crate) fn scores(&self) -> u64 {
+        self.b * (self.a / self.t) * self.s * self.s
+    }
+
+    /// Attention core forward: scores, scale-mask-softmax, dropout, context; or one fused
+    /// kernel: the two products (2 bh s^2 (d_qk + d_v) FLOPs, of which the causal mask lets it skip
+    /// half: fused kernels do not compute the masked blocks, bh s^2 (d_qk + d_v)), reading Q, K, V
+    /// and writing O.
+    pub(crate) fn attention_core(&self) -> Vec<Kernel> {
+        let (bh, s, dk, dv) = (self.b * self.a / self.t, self.s, self.qk_head_dim(), self.v_head_dim());
+        if let Some(library) = self.fused_attention {
+            return vec![Kernel::Attention {
+                flops: bh * s * s * (dk + dv),
+                bytes: bh * s * (2 * dk + 2 * dv) * ACT,
+                library,
+            }];
+        }
+        vec![
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: s,
+                k: dk,
+            }, // Q K^T
+            Self::stream(self.scores() * ACT * 2), // fused scale, mask, softmax: read + write
+            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout: read, write, 1-byte mask
+            Kernel::Gemm {
+                batch: bh,
+                m: s,
+                n: dv,
+                k: s,
+            }, // probabilities x V
+        ]
+    }
+
+    /// Attention core backward (with the forward recomputed first under selective recompute); or
+    /// a fused backward kernel, which recomputes the scores itself: 5 products (scores and dQ, dK
+    /// over d_qk; dP and dV over d_v: 2 bh s^2 (3 d_qk + 2 d_v) FLOPs, half of them skipped under
+    /// the causal mask), reading Q, K, V, O, dO and writing dQ, dK, dV.
+    pub(crate) fn attention_core_backward(&self, recompute: Recompute) -> Vec<Kernel> {
+        let (bh, s, dk, dv) = (self.b * self.a / self.t, self.s, self.qk_head_dim(), self.v_head_dim());
+        if let Some(library) = self.fused_attention {
+            return vec![Kernel::Attention {
+                flops: bh * s * s * (3 * dk + 2 * dv),
+                bytes: bh * s * (4 * dk + 4 * dv) * ACT,
+                library,
+            }];
+        }
+        let mut out = if recompute == Recompute::Selective {
+            self.attention_core() // recompute scores, softmax, dropout, context
+        } else {
+            Vec::new()
+        };
+        let product = |n, k| Kernel::Gemm { batch: bh, m: s, n, k };
+        out.extend([
+            product(s, dv),                              // grad probabilities = dO V^T
+            product(dv, s),                              // grad V = P^T dO
+            Self::stream(self.scores() * (ACT * 2 + 1)), // dropout backward
+            Self::stream(self.scores() * ACT * 3),       // softmax backward: read P, dP; write dS
+            product(dk, s),                              // grad Q = dS K
+            product(dk, s),                              // grad K = dS^T Q
+        ]);
+        out
+    }
+
+    /// The attention block's forward, from the previous block's residual to the output
+    /// projection, with its tensor-parallel collectives' places.
+    pub(crate) fn attention_forward_block(&self) -> Block {
+        if let Some(mla) = self.mla {
+            return self.mla_forward(&mla);
+        }
+        let (bs, h, t) = (self.b * self.s, self.h, self.t);
+        let mut attention = vec![
+            Self::stream(self.local_bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
+            Self::stream(self.local_bsh() * 2),     // layer norm: read + write
+            self.linear(bs, (h + 2 * self.kv) / t, h), // QKV projection (K and V narrower with grouped queries)
+        ];
+        attention.extend(self.attention_core());
+        attention.push(self.linear(bs, h, h / t)); // output projection (row-parallel)
+        Block::whole("attention", attention, self.allreduce_bytes())
+    }
+
+    /// The attention block's backward (with the recomputation `recompute` asks for), from the
+    /// MLP block's layer norm to the layer input's gradient, with its tensor-parallel collectives'
+    /// places.
+    pub(crate) fn attention_backward_block(&self, recompute: Recompute) -> Block {
+        if let Some(mla) = self.mla {
+            return self.mla_backward(&mla, recompute);
+        }
+        let (bs, h, t) = (self.b * self.s, self.h, self.t);
+        let mut attention = self.output_projection_backward();
+        attention.extend(self.attention_core_backward(recompute));
+        attention.extend([
+            self.linear(bs, h, (h + 2 * self.kv) / t), // QKV data gradient
+            self.linear(h, (h + 2 * self.kv) / t, bs), // QKV weight gradient
+            Self::stream(self.local_bsh() * 5),        // layer norm backward (two passes)
+            Self::stream(self.local_bsh() * 3),        // residual: add the two gradients of the layer input
+        ]);
+        Block::whole("attention", attention, self.allreduce_bytes())
+    }
+
+    /// The start of the attention block's backward: the MLP block's layer norm and the residual,
+    /// the dropout and bias gradient after the output projection, and its data and weight
+    /// gradients (row-parallel, from the heads' outputs of width `out_width` / t).
+    pub(crate) fn output_projection_backward(&self) -> Vec<Kernel> {
+        let (bs, h, o) = (self.b * self.s, self.h, self.out_width() / self.t);
+        vec![
+            Self::stream(self.local_bsh() * 5), // layer norm backward: two passes, 10 B per element
+            Self::stream(self.local_bsh() * 3), // residual: add the two gradients of the block input
+            Self::stream(self.local_bsh() * 5 / 2), // dropout backward after attention
+            Self::stream(self.local_bsh()),     // bias gradient of the projection output
+            self.linear(bs, o, h),              // projection data gradient
+            self.linear(o, h, bs),              // projection weight gradient
+        ]
+    }
+}
