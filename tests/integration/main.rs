@@ -16,6 +16,7 @@ mod models;
 mod moe;
 mod network;
 mod nics;
+mod nvls;
 mod plan_axes;
 mod planner;
 mod pools;
