@@ -22,9 +22,13 @@ pub fn collective_command(args: &CollectiveArgs) -> Result<()> {
         crate::report::output::check_out_dir(&dir)?;
     }
     let points = studies::collective::sweep(&hw, args.op, args.gpus, &sizes)?;
+    let algorithms: Vec<String> = sizes
+        .iter()
+        .filter_map(|&b| studies::collective::algorithm(&hw, args.op, args.gpus, b))
+        .collect();
     print!(
         "{}",
-        studies::collective::table(args.op, args.gpus, hw.network.model.name(), &points)
+        studies::collective::table(args.op, args.gpus, hw.network.model.name(), &points, &algorithms)
     );
     if !args.no_output {
         let csv = dir.join("busbw.csv");

@@ -160,6 +160,10 @@ pub struct LinkSpec {
     /// Fraction of the nominal bandwidth that NCCL-like transfers reach.
     #[serde(default = "one")]
     pub efficiency: f64,
+    /// NVLink SHARP: the NVSwitch behind this link reduces and multicasts (third-generation
+    /// NVSwitch and later, H100/H200/B200 nodes). Only on `node.nvlink`; see [`super::nccl`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sharp: bool,
 }
 
 impl LinkSpec {
@@ -298,41 +302,13 @@ pub struct NetworkSpec {
     /// The NCCL that runs the collectives: its version's cost model and what it discovered on this
     /// machine. Without it collectives are costed from the links alone (alpha-beta per step).
     #[serde(default)]
-    pub nccl: Option<NcclSpec>,
+    pub nccl: Option<super::nccl::NcclSpec>,
     /// Degraded or failed NICs and leaf switches (see [`super::whatif`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<Degradation>,
     /// ASTRA-sim's network, read by `model: astra` (see [`super::astra`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub astra: Option<super::astra::AstraSpec>,
-}
-
-/// An NCCL release whose tuning model is built in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub enum NcclVersion {
-    /// 2.8.3 to 2.9.9 (Megatron-LM's NGC containers of early 2021).
-    #[serde(rename = "2.8")]
-    V2_8,
-    /// 2.10.3 (mid 2021).
-    #[serde(rename = "2.10")]
-    V2_10,
-}
-
-/// NCCL on this machine: the version's cost model, and what NCCL discovers at run time that no
-/// source pins down (fitted to nccl-tests curves; the fit is stated in the hardware file).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NcclSpec {
-    /// Which tuning model ("2.8" or "2.10", quoted).
-    pub version: NcclVersion,
-    /// Channels of NCCL's topology graph inside one node (graph->nChannels).
-    pub channels: u32,
-    /// Per-channel speed of that graph, graph->speedIntra.
-    pub speed_intra: Bandwidth,
-    /// Per-channel speed of a graph across nodes (one channel per NIC), graph->speedInter.
-    pub speed_inter: Bandwidth,
-    /// Fixed cost of one collective or send/receive: host enqueue and kernel launch.
-    pub launch: SimDuration,
 }
 
 fn one() -> f64 {
@@ -457,9 +433,7 @@ impl HardwareSpec {
         if let Some(t) = &self.network.topology {
             self.validate_topology(t, doc)?;
         }
-        if let Some(n) = &self.network.nccl {
-            positive("network.nccl.channels", n.channels)?;
-        }
+        super::nccl::validate(self, doc)?;
         if let Some(st) = &self.storage {
             if st.io_latency.0 == 0 {
                 return Err(doc.field_error("storage.io_latency", "must be more than zero"));

@@ -10,6 +10,7 @@ mod hardware;
 mod mla;
 mod model;
 mod moe;
+mod nccl;
 mod presets;
 pub mod profiles;
 mod ranges;
@@ -19,12 +20,13 @@ mod workload;
 
 pub use document::{read_limited, Document, Override, MAX_YAML_BYTES};
 pub use hardware::{
-    AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NcclSpec, NcclVersion,
-    NetworkModelKind, NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
+    AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind,
+    NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,
 };
 pub use mla::MlaSpec;
 pub use model::{Mlp, ModelSpec, Norm};
 pub use moe::MoeSpec;
+pub use nccl::{NcclSpec, NcclVersion};
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use software::{Attention, Precision, Recompute, Schedule};
 pub use workload::{BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, WorkloadSpec};

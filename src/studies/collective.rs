@@ -8,6 +8,7 @@
 
 use crate::config::HardwareSpec;
 use crate::error::{Error, Result};
+use crate::model::network::algorithms::{self, Algorithm, LinkCosts};
 use crate::ops::CollectiveOp;
 use crate::sim::{simulate, NoSpans, SimOptions};
 use crate::units::{human_size, parse_bytes};
@@ -176,20 +177,50 @@ pub fn sweep_on(hw: &HardwareSpec, op: SweepOp, ranks: &[u32], sizes: &[u64]) ->
         .collect()
 }
 
-/// The table printed on stdout.
-pub fn table(op: SweepOp, gpus: u32, model: &str, points: &[Point]) -> String {
+/// What runs a collective of `bytes` over ranks 0..gpus, as "algorithm/protocol" when NCCL's
+/// tuner picks it (`network.nccl`), else the algorithm's name; `None` for send/recv.
+pub fn algorithm(hw: &HardwareSpec, op: SweepOp, gpus: u32, bytes: u64) -> Option<String> {
+    let c = op.collective()?;
+    let ranks: Vec<u32> = (0..gpus).collect();
+    let shape = crate::model::cluster::Placement::new(hw).shape(&ranks);
+    let costs = LinkCosts::new(hw);
+    let plan = algorithms::plan(c, hw.network.algorithm, &shape, bytes as f64, &costs);
+    Some(match (plan.protocol, costs.nccl) {
+        (Some(p), Some(_)) => format!("{}/{}", nccl_name(plan.algorithm), p.name()),
+        _ => plan.algorithm.name().to_string(),
+    })
+}
+
+/// NCCL_ALGO's spelling of an algorithm NCCL's tuner chose.
+fn nccl_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Ring | Algorithm::Hierarchical => "Ring",
+        Algorithm::Tree => "Tree",
+        Algorithm::Nvls => "NVLS",
+        Algorithm::NvlsTree => "NVLSTree",
+    }
+}
+
+/// The table printed on stdout; `algorithms` (one per point, or empty) adds a column with what ran.
+pub fn table(op: SweepOp, gpus: u32, model: &str, points: &[Point], algorithms: &[String]) -> String {
     let mut s = format!("# {} over {gpus} GPUs, {model} network model\n", op.name());
+    let column = |a: Option<&String>| a.map(|a| format!(" {a:>14}")).unwrap_or_default();
     s += &format!(
-        "{:>12} {:>14} {:>14} {:>14}\n",
-        "size", "time (us)", "algbw (GB/s)", "busbw (GB/s)"
+        "{:>12} {:>14} {:>14} {:>14}{}\n",
+        "size",
+        "time (us)",
+        "algbw (GB/s)",
+        "busbw (GB/s)",
+        column(algorithms.first().map(|_| "algorithm".to_string()).as_ref())
     );
-    for p in points {
+    for (i, p) in points.iter().enumerate() {
         s += &format!(
-            "{:>12} {:>14.2} {:>14.2} {:>14.2}\n",
+            "{:>12} {:>14.2} {:>14.2} {:>14.2}{}\n",
             human_size(p.bytes),
             p.time_s * 1e6,
             p.algbw / 1e9,
-            p.busbw / 1e9
+            p.busbw / 1e9,
+            column(algorithms.get(i))
         );
     }
     s

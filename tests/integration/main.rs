@@ -17,6 +17,7 @@ mod models;
 mod moe;
 mod network;
 mod nics;
+mod nvls;
 mod plan_axes;
 mod planner;
 mod pools;

@@ -13,10 +13,17 @@
 //!   NVLink) pipelined with a ring all-reduce of S/k per rail across nodes (2(N-1)/N S/k per NIC);
 //!   time is the slower of the two;
 //! - tree all-reduce: as hierarchical, with a double binary tree across nodes per rail (about
-//!   2 S/k per NIC, but only 2 log2(N) network steps).
+//!   2 S/k per NIC, but only 2 log2(N) network steps);
+//! - NVLS all-reduce (NVLink SHARP, one node): each GPU sends its data to the NVSwitch once and
+//!   receives the reduced result once; as the head of 1/k of it, it also pulls that share reduced
+//!   and multicasts it: (k+1)/k S over each NVLink direction. Reduce-scatter and all-gather over
+//!   NVLS are costed as rings ((k-1)/k S);
+//! - NVLS tree all-reduce: NVLS inside each node, and per rail a double binary tree across nodes
+//!   for the head's share (S/k per NIC on 2 nodes, up to 2 S/k beyond; 2 log2(N) network steps).
 //!
 //! `auto` picks the faster estimate of ring and tree, the two NCCL has (as NCCL's tuner does);
-//! hierarchical is not an NCCL algorithm and runs only when asked for, for what-if studies.
+//! hierarchical is not an NCCL algorithm and runs only when asked for, for what-if studies. NVLS
+//! runs only as NCCL's tuner chooses it (an NCCL version with NVLS and `node.nvlink.sharp`).
 //!
 //! With `network.nccl` in the hardware file, [`plan`] follows NCCL instead: its tuner picks the
 //! algorithm and protocol, the latency is NCCL's (plus the launch cost), and the bandwidth term is
@@ -37,6 +44,10 @@ pub enum Algorithm {
     Hierarchical,
     /// Intra-node rings + inter-node double binary trees per rail.
     Tree,
+    /// NVLink SHARP inside one node.
+    Nvls,
+    /// NVLink SHARP inside nodes + inter-node double binary trees per rail.
+    NvlsTree,
 }
 
 impl Algorithm {
@@ -46,6 +57,8 @@ impl Algorithm {
             Algorithm::Ring => "ring",
             Algorithm::Hierarchical => "hierarchical",
             Algorithm::Tree => "tree",
+            Algorithm::Nvls => "nvls",
+            Algorithm::NvlsTree => "nvls-tree",
         }
     }
 }
@@ -91,7 +104,11 @@ impl LinkCosts {
             nic_bw: hw.node.nic.effective_bandwidth().bytes_per_s(),
             nic_alpha: hw.node.nic.latency.as_secs_f64(),
             nics_per_gpu: hw.node.nics as f64 / hw.node.gpus as f64,
-            nccl: hw.network.nccl.as_ref().map(NcclModel::new),
+            nccl: hw
+                .network
+                .nccl
+                .as_ref()
+                .map(|spec| NcclModel::new(spec, hw.node.nvlink.sharp)),
         }
     }
 
@@ -123,6 +140,16 @@ pub fn cost(op: CollectiveOp, algo: Algorithm, shape: &GroupShape, bytes: f64, c
             let latency = 2.0 * (k - 1.0) * c.nvlink_alpha + 2.0 * nodes.log2().ceil() * c.nic_alpha;
             let intra = 2.0 * (k - 1.0) / k * bytes / c.nvlink_bw;
             let inter = 2.0 * (bytes / k) / per_nic;
+            (latency, intra.max(inter))
+        }
+        (Algorithm::Nvls, CollectiveOp::AllReduce) if shape.nodes == 1 => {
+            (2.0 * c.nvlink_alpha, (n + 1.0) / n * bytes / c.nvlink_bw)
+        }
+        (Algorithm::NvlsTree, CollectiveOp::AllReduce) if shape.nodes > 1 => {
+            let latency = 2.0 * c.nvlink_alpha + 2.0 * nodes.log2().ceil() * c.nic_alpha;
+            let intra = (k + 1.0) / k * bytes / c.nvlink_bw;
+            // the two trees on 2 nodes: each NIC sends its rail's share once (S/k), beyond: up to 2 S/k
+            let inter = if shape.nodes == 2 { 1.0 } else { 2.0 } * (bytes / k) / per_nic;
             (latency, intra.max(inter))
         }
         _ => {
@@ -223,7 +250,12 @@ pub fn plan(
     let multi_node_allreduce = op == CollectiveOp::AllReduce && shape.nodes > 1;
     let allowed: &[NcclAlgorithm] = match choice {
         AlgorithmChoice::Hierarchical if multi_node_allreduce => return alpha_beta(Algorithm::Hierarchical),
-        AlgorithmChoice::Auto => &[NcclAlgorithm::Tree, NcclAlgorithm::Ring],
+        AlgorithmChoice::Auto => &[
+            NcclAlgorithm::Tree,
+            NcclAlgorithm::Ring,
+            NcclAlgorithm::Nvls,
+            NcclAlgorithm::NvlsTree,
+        ],
         AlgorithmChoice::Tree => &[NcclAlgorithm::Tree],
         _ => &[NcclAlgorithm::Ring],
     };
@@ -231,11 +263,14 @@ pub fn plan(
         n: shape.n,
         nodes: shape.nodes,
         nics: shape.nics,
+        per_node: shape.per_node,
     };
     let tuned = nccl.tune(op, allowed, group, bytes, !shape.mixed);
     let algorithm = match tuned.algorithm {
         NcclAlgorithm::Tree => Algorithm::Tree,
         NcclAlgorithm::Ring => Algorithm::Ring,
+        NcclAlgorithm::Nvls => Algorithm::Nvls,
+        NcclAlgorithm::NvlsTree => Algorithm::NvlsTree,
     };
     CollectivePlan {
         algorithm,

@@ -13,6 +13,10 @@
 //!   per rail, a ring across nodes of 2(N-1)/N S/k per edge;
 //! - tree: the same rings inside nodes, and per rail two binary trees over the nodes (the second
 //!   mirrored), each carrying S/(2k) up and down every edge;
+//! - NVLS all-reduce (one node): what each GPU sends to the NVSwitch and receives from it,
+//!   (n+1)/n S each way, as a ring of edges i → i+1 of that size (the same load on every NVLink
+//!   direction); NVLS reduce-scatter and all-gather as rings;
+//! - NVLS tree: that inside each node ((k+1)/k S) and the tree's flows across nodes;
 //! - all-to-all: a flow of S/n between every pair; send/recv: one flow.
 //!
 //! Which NIC each member uses between nodes is NCCL's choice ([`NicChoice`]): the rings and trees
@@ -105,13 +109,23 @@ pub fn collective(
                 }
             }
         }
-        (CollectiveOp::AllReduce, Algorithm::Hierarchical | Algorithm::Tree) if nodes.len() > 1 => {
+        (CollectiveOp::AllReduce, Algorithm::Nvls) if nodes.len() == 1 => {
+            ring_edges(&nodes[0], |a, b| flows.add(topo.direct(a, b), (n + 1.0) / n * bytes));
+        }
+        (CollectiveOp::AllReduce, Algorithm::Hierarchical | Algorithm::Tree | Algorithm::NvlsTree)
+            if nodes.len() > 1 =>
+        {
             let k = nodes.iter().map(Vec::len).min().unwrap_or(1);
             for members in &nodes {
                 let kk = members.len() as f64;
+                let share = if algo == Algorithm::NvlsTree {
+                    (kk + 1.0) / kk
+                } else {
+                    2.0 * (kk - 1.0) / kk
+                };
                 for i in 0..members.len() {
                     let (a, b) = (members[i], members[(i + 1) % members.len()]);
-                    flows.add(topo.direct(a, b), 2.0 * (kk - 1.0) / kk * bytes);
+                    flows.add(topo.direct(a, b), share * bytes);
                 }
             }
             let per_rail = bytes / k as f64;

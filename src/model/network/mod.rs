@@ -14,7 +14,9 @@ mod flow;
 pub mod maxmin;
 mod memo;
 pub mod nccl;
+mod nccl_tables;
 mod nics;
+mod nvls;
 pub use nics::NicChoice;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};

@@ -1,47 +1,74 @@
-//! NCCL's own cost model, as the NCCL that Megatron-LM ran in 2021 has it (2.8.3 to 2.10.3,
-//! `src/graph/tuning.cc`; constants transcribed in `shared/reference/nccl/nccl-2.8-2.10-tuning-model.md`).
+//! NCCL's own cost model: the tuner of the NCCL that Megatron-LM ran in 2021 (2.8.3 to 2.10.3) or of
+//! the H100 era (2.21.5), `src/graph/tuning.cc`; the constants per version are in
+//! [`super::nccl_tables`] (2.8-2.10 transcribed in `shared/reference/nccl/nccl-2.8-2.10-tuning-model.md`).
 //!
-//! For each algorithm (ring; tree for all-reduce only) and protocol (LL, LL128, Simple) NCCL
-//! predicts a bus bandwidth and a latency, and its tuner runs the one with the least predicted time
+//! For each algorithm (ring; tree for all-reduce only; from 2.17 NVLS and NVLS tree where the
+//! NVSwitch reduces, [`super::nvls`]) and protocol (LL, LL128, Simple) NCCL predicts a bus bandwidth
+//! and a latency, and its tuner runs the one with the least predicted time
 //! `latency + bytes / algorithm bandwidth`. The machine-specific inputs are what NCCL discovers at
 //! run time: the channels of its topology graph and the per-channel speed inside a node and across
 //! nodes, plus the fixed cost of launching one collective (host enqueue and kernel launch), which
 //! NCCL's model leaves out. Those four live in the hardware file (`network.nccl`) with their fit.
 //!
 //! Bus bandwidth of a graph: `busBw = channels x speed` (intra-node speed up to 2 nodes, inter-node
-//! beyond), capped at 235 GB/s on compute capability 8.0 (A100). Inside one node the graph is the
-//! hardware file's (`channels` x `speed_intra`). A graph across nodes comes from NCCL's search over
-//! the NICs (`ncclTopoCompute`, src/graph/search.cc): each channel enters and leaves a node through a
-//! NIC of its own at the NIC's speed, so it has one channel per distinct NIC the communicator holds on
-//! a node, at `speed_inter` inside and across nodes; for a tree on up to 2 nodes the search's second
-//! pass then raises the intra-node speed to the highest of NCCL's speeds below twice the inter-node
-//! one that the node's NVLink (`channels` x `speed_intra`) carries for every channel. Then per
-//! algorithm and protocol:
-//! - ring LL: `min(llMaxBw, busBw / 4)` (all-reduce or several nodes; 1/3 otherwise);
-//! - ring LL128: `min(busBw x (0.92 with 2+ ranks per node, else 0.7), ll128MaxBwPerCh x channels)`;
+//! beyond), capped at 235 GB/s on compute capability 8.0 (A100) up to 2.10. Inside one node the
+//! graph is the hardware file's (`channels` x `speed_intra`). A graph across nodes comes from NCCL's
+//! search over the NICs (`ncclTopoCompute`, src/graph/search.cc): each channel enters and leaves a
+//! node through a NIC of its own at the NIC's speed, so it has one channel per distinct NIC the
+//! communicator holds on a node, at `speed_inter` inside and across nodes; for a tree on up to 2
+//! nodes the search's second pass then raises the intra-node speed to the highest of NCCL's speeds
+//! below twice the inter-node one that the node's NVLink (`channels` x `speed_intra`) carries for
+//! every channel. Then per algorithm and protocol:
+//! - ring LL: `min(llMaxBw, busBw / 4)` (all-reduce or several nodes; 1/3 otherwise; 2.21: / 2);
+//! - ring LL128: `min(busBw x (0.92 with 2+ ranks per node, else 0.7), LL128 cap x channels)`;
 //! - ring Simple: `busBw`;
 //! - tree: `min(busBw x 0.92, channels x perChMaxTreeBw)`, then LL `/ 3.8` (capped at llMaxBw),
-//!   LL128 `x 7/9` on one node (`x 0.915`, 2.10: `x 120/128`, across nodes), Simple as is.
+//!   LL128 `x 7/9` on one node (`x 0.915`, 2.10 on: `x 120/128`, across nodes), Simple as is;
+//! - NVLS (Simple, one node): `heads x min(bwIntra, bwInter)` of the NVLS graph; NVLS tree
+//!   (Simple, all-reduce across nodes): `heads x min(bwIntra, bwInter, or bwInter / 2 beyond 2 nodes)`.
 //!
 //! The algorithm bandwidth is `busBw x n / steps` for rings (steps = 2(n-1) for all-reduce, n-1 for
-//! reduce-scatter and all-gather, n otherwise) and `busBw / 2` for trees, the tree's further scaled
-//! by NCCL's tree correction factor for messages under 256 MiB.
+//! reduce-scatter and all-gather, n otherwise), `busBw / 2` for trees, the tree's further scaled
+//! by NCCL's tree correction factor for messages under 256 MiB, and `busBw x 5/6` for NVLS and NVLS
+//! tree.
 //!
 //! Latency: `baseLat[algo][proto]` plus, for rings, one hardware latency per step (NVLink steps
-//! inside a node, network steps across: 2(N-1) of them for all-reduce over N nodes), for trees
-//! `2 ((ranks per node - 1) x NVLink + log2(N) x network)`; LL's NVLink latency x 1.8 across nodes,
-//! and ring Simple all-reduce x 1.9 across nodes from `n/16 x 64 KiB` ("plateau effect").
+//! inside a node, network steps across: 2(N-1) of them for all-reduce over N nodes, 2.21: 2N, and
+//! each NVLink step at least the network post overhead, 2.21: 1 us, 3 for Simple), for trees
+//! `2 ((ranks per node - 1) x NVLink + log2(N) x network)`; LL's NVLink latency x 1.8 across nodes
+//! (up to 2.10), and ring Simple all-reduce across nodes x 1.9 from `n/16 x 64 KiB` (2.21: x 1.4 once
+//! a channel of a rank moves 64 B; "plateau effect"). NVLS: its NVLink latency alone (25 us in
+//! 2.21); NVLS tree: that plus `2 log2(N)` network latencies.
 
+use super::nccl_tables::{Plateau, Table, NCCL_2_10, NCCL_2_21, NCCL_2_8};
+use super::nvls;
 use crate::config::{NcclSpec, NcclVersion};
 use crate::ops::CollectiveOp;
 
-/// NCCL's algorithms (CollNet needs SHARP switches, which DGX A100 clusters of 2021 did not use).
+/// NCCL's algorithms (CollNet needs SHARP switches in the InfiniBand fabric, which the machines
+/// modelled do not use; without CollNet NCCL runs NVLS only inside one node).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NcclAlgorithm {
     /// Double binary trees across nodes, chains inside (all-reduce only).
     Tree,
     /// Rings.
     Ring,
+    /// NVLink SHARP inside one node: the NVSwitch reduces and multicasts.
+    Nvls,
+    /// NVLink SHARP inside each node, trees across nodes (all-reduce only).
+    NvlsTree,
+}
+
+impl NcclAlgorithm {
+    /// Name as NCCL_ALGO spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NcclAlgorithm::Tree => "Tree",
+            NcclAlgorithm::Ring => "Ring",
+            NcclAlgorithm::Nvls => "NVLS",
+            NcclAlgorithm::NvlsTree => "NVLSTree",
+        }
+    }
 }
 
 /// NCCL's protocols.
@@ -68,87 +95,6 @@ impl Protocol {
     }
 }
 
-/// The constants of one NCCL version's tuning model (algorithm rows tree, ring; protocol columns
-/// LL, LL128, Simple), for an A100 (compute capability 8.0) host with AMD CPUs.
-#[derive(Debug, PartialEq)]
-struct Table {
-    /// baseLat, us.
-    base_latency: [[f64; 3]; 2],
-    /// hwLat[NVLINK], us.
-    nvlink_latency: [[f64; 3]; 2],
-    /// hwLat[NET], us.
-    net_latency: [[f64; 3]; 2],
-    /// llMaxBws for Ampere on one node / AMD hosts across nodes, by min(nodes, 3) - 1, GB/s.
-    ll_max_bw: [f64; 3],
-    /// perChMaxTreeBws for Ampere, by min(nodes, 3) - 1, GB/s.
-    tree_max_bw_per_channel: [f64; 3],
-    /// ll128MaxBwPerCh for all-reduce, reduce-scatter, all-gather, broadcast, GB/s.
-    ll128_max_bw_per_channel: [f64; 4],
-    /// Tree LL128 bandwidth factor across nodes.
-    tree_ll128_multi_node: f64,
-    /// treeCorrectionFactor[proto][log2(bytes / 64)], for 64 B to 256 MiB.
-    tree_correction: [[f64; 23]; 3],
-    /// The search's per-channel speeds inside a node, fastest first (speedArray; 2.10:
-    /// speedArrayIntra), GB/s.
-    intra_speeds: &'static [f64],
-}
-
-const TREE_CORRECTION_LL: [f64; 23] = [
-    1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.7, 0.7, 0.7, 0.6, 0.5, 0.4, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0,
-];
-const TREE_CORRECTION_SIMPLE: [f64; 23] = [
-    0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.7, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.7, 0.7, 0.8, 0.9, 0.9,
-];
-const BASE_LATENCY: [[f64; 3]; 2] = [[4.4, 4.4, 0.0], [3.6, 10.0, 8.4]];
-const NVLINK_LATENCY: [[f64; 3]; 2] = [[0.52, 1.25, 28.0], [0.47, 1.9, 3.4]];
-const NET_LATENCY: [[f64; 3]; 2] = [[5.0, 8.5, 28.0], [2.7, 4.0, 9.6]];
-const LL_MAX_BW: [f64; 3] = [87.7, 22.5, 19.0];
-
-/// NCCL 2.8.3 to 2.9.9.
-const NCCL_2_8: Table = Table {
-    base_latency: BASE_LATENCY,
-    nvlink_latency: NVLINK_LATENCY,
-    net_latency: NET_LATENCY,
-    ll_max_bw: LL_MAX_BW,
-    tree_max_bw_per_channel: [24.0, 22.5, 16.0],
-    ll128_max_bw_per_channel: [16.9, 15.2, 18.3, 18.8],
-    tree_ll128_multi_node: 0.915,
-    tree_correction: [
-        TREE_CORRECTION_LL,
-        [
-            1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.8, 0.8, 0.7, 0.6, 0.6, 0.6, 0.5, 0.6, 0.6, 0.7, 0.7, 0.8, 0.9, 0.9,
-            0.92, 0.92,
-        ],
-        TREE_CORRECTION_SIMPLE,
-    ],
-    intra_speeds: &[
-        42.0, 30.0, 24.0, 21.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0,
-    ],
-};
-
-/// NCCL 2.10.3.
-const NCCL_2_10: Table = Table {
-    base_latency: BASE_LATENCY,
-    nvlink_latency: NVLINK_LATENCY,
-    net_latency: NET_LATENCY,
-    ll_max_bw: LL_MAX_BW,
-    tree_max_bw_per_channel: [24.0, 23.6, 17.8],
-    ll128_max_bw_per_channel: [20.0; 4],
-    tree_ll128_multi_node: 120.0 / 128.0,
-    tree_correction: [
-        TREE_CORRECTION_LL,
-        [
-            1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.8, 0.8, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.8, 0.9, 0.9, 0.9, 0.9,
-            1.0, 1.0,
-        ],
-        TREE_CORRECTION_SIMPLE,
-    ],
-    intra_speeds: &[44.0, 30.0, 22.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0],
-};
-
-/// NCCL's global bus-bandwidth cap on compute capability 8.0, GB/s.
-const SM80_MAX_BUS_BW: f64 = 235.0;
-
 /// A communicator as NCCL's model sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NcclGroup {
@@ -158,6 +104,8 @@ pub struct NcclGroup {
     pub nodes: u32,
     /// Distinct NICs it holds on a node (its channels across nodes).
     pub nics: u32,
+    /// Fewest of its ranks on one node (NVLS heads).
+    pub per_node: u32,
 }
 
 /// What NCCL runs for one collective and what its model predicts.
@@ -190,24 +138,29 @@ pub struct NcclModel {
     /// GB/s per channel.
     speed_inter: f64,
     launch_s: f64,
+    /// Whether the NVSwitch reduces and multicasts (`node.nvlink.sharp`).
+    sharp: bool,
 }
 
 impl NcclModel {
-    /// The model a hardware file's `network.nccl` describes.
-    pub fn new(spec: &NcclSpec) -> Self {
+    /// The model a hardware file's `network.nccl` describes, on nodes whose NVSwitch has NVLink
+    /// SHARP where `sharp` (`node.nvlink.sharp`; used only by versions that have NVLS).
+    pub fn new(spec: &NcclSpec, sharp: bool) -> Self {
         NcclModel {
             table: match spec.version {
                 NcclVersion::V2_8 => &NCCL_2_8,
                 NcclVersion::V2_10 => &NCCL_2_10,
+                NcclVersion::V2_21 => &NCCL_2_21,
             },
             channels: spec.channels as f64,
             speed_intra: spec.speed_intra.bytes_per_s() / 1e9,
             speed_inter: spec.speed_inter.bytes_per_s() / 1e9,
             launch_s: spec.launch.as_secs_f64(),
+            sharp,
         }
     }
 
-    /// The graph's (channels, speed in GB/s) that NCCL's bandwidth formula uses for an algorithm
+    /// The graph's (channels, speed in GB/s) that NCCL's bandwidth formula uses for a ring or tree
     /// on `nodes` nodes, where the communicator holds `nics` distinct NICs per node.
     fn graph(&self, algo: NcclAlgorithm, nodes: u32, nics: u32) -> (f64, f64) {
         if nodes <= 1 {
@@ -220,45 +173,90 @@ impl NcclModel {
         let nvlink = self.channels * self.speed_intra;
         let raised = self
             .table
-            .intra_speeds
+            .search_speeds
             .iter()
             .copied()
             .find(|&s| s < 2.0 * self.speed_inter && channels * s <= nvlink);
         (channels, raised.unwrap_or(self.speed_inter).max(self.speed_inter))
     }
 
+    /// NCCL's NVLS graph for a group, where this NCCL and machine run NVLS for it.
+    fn nvls_graph(&self, group: NcclGroup) -> Option<nvls::NvlsGraph> {
+        let t = self.table.nvls.as_ref().filter(|_| self.sharp)?;
+        nvls::graph(
+            t,
+            self.channels * self.speed_intra,
+            self.speed_inter,
+            group.per_node,
+            group.nics,
+            group.nodes,
+        )
+    }
+
+    /// Whether NCCL's tuner considers an algorithm for this collective and group (`uniform`: every
+    /// GPU of one architecture, which NVLS, like LL128, needs).
+    fn available(&self, op: CollectiveOp, algo: NcclAlgorithm, group: NcclGroup, uniform: bool) -> bool {
+        let nvls = || uniform && self.nvls_graph(group).is_some();
+        match algo {
+            NcclAlgorithm::Ring => true,
+            NcclAlgorithm::Tree => op == CollectiveOp::AllReduce,
+            // NVLS across nodes needs CollNet; reduce-scatter and all-gather on one node only (2.21)
+            NcclAlgorithm::Nvls => {
+                group.nodes == 1
+                    && matches!(
+                        op,
+                        CollectiveOp::AllReduce | CollectiveOp::ReduceScatter | CollectiveOp::AllGather
+                    )
+                    && nvls()
+            }
+            NcclAlgorithm::NvlsTree => group.nodes > 1 && op == CollectiveOp::AllReduce && nvls(),
+        }
+    }
+
     /// NCCL's bus bandwidth (GB/s) of an algorithm and protocol for a group.
     fn bus_bandwidth(&self, op: CollectiveOp, algo: NcclAlgorithm, proto: Protocol, group: NcclGroup) -> f64 {
-        let NcclGroup { n, nodes, nics } = group;
+        let NcclGroup { n, nodes, nics, .. } = group;
         let t = self.table;
         let index = (nodes.min(3) - 1) as usize;
+        if matches!(algo, NcclAlgorithm::Nvls | NcclAlgorithm::NvlsTree) {
+            let Some(g) = self.nvls_graph(group).filter(|_| proto == Protocol::Simple) else {
+                return 0.0;
+            };
+            let inter = if algo == NcclAlgorithm::NvlsTree && nodes > 2 {
+                g.inter / 2.0
+            } else {
+                g.inter
+            };
+            return g.channels * g.intra.min(inter);
+        }
         let (channels, speed) = self.graph(algo, nodes, nics);
-        let bus = (channels * speed).min(SM80_MAX_BUS_BW);
-        let ll128_cap = t.ll128_max_bw_per_channel[match op {
+        let bus = (channels * speed).min(t.bus_cap);
+        let op_index = match op {
             CollectiveOp::AllReduce => 0,
             CollectiveOp::ReduceScatter => 1,
             CollectiveOp::AllGather => 2,
             _ => 3,
-        }] * channels;
+        };
         let per_node = n / nodes.max(1);
         match (algo, proto) {
             (NcclAlgorithm::Ring, Protocol::LL) => {
                 let share = if nodes > 1 || op == CollectiveOp::AllReduce {
-                    0.25
+                    t.ring_ll_share[0]
                 } else {
-                    1.0 / 3.0
+                    t.ring_ll_share[1]
                 };
                 (bus * share).min(t.ll_max_bw[index])
             }
-            (NcclAlgorithm::Ring, Protocol::LL128) => (bus * if per_node < 2 { 0.7 } else { 0.92 }).min(ll128_cap),
+            (NcclAlgorithm::Ring, Protocol::LL128) => {
+                (bus * if per_node < 2 { 0.7 } else { 0.92 }).min(t.ring_ll128_per_channel[op_index][index] * channels)
+            }
             (NcclAlgorithm::Ring, Protocol::Simple) => bus,
-            (NcclAlgorithm::Tree, _) => {
+            (_, _) => {
                 let tree = (bus * 0.92).min(channels * t.tree_max_bw_per_channel[index]);
                 match proto {
                     Protocol::LL => (tree / 3.8).min(t.ll_max_bw[index]),
-                    Protocol::LL128 => {
-                        (tree * if nodes == 1 { 7.0 / 9.0 } else { t.tree_ll128_multi_node }).min(ll128_cap)
-                    }
+                    Protocol::LL128 => (tree * if nodes == 1 { 7.0 / 9.0 } else { t.tree_ll128_multi_node })
+                        .min(t.tree_ll128_per_channel[index] * channels),
                     Protocol::Simple => tree,
                 }
             }
@@ -266,35 +264,46 @@ impl NcclModel {
     }
 
     /// NCCL's latency (us, without the launch cost) of an algorithm and protocol.
-    fn latency_us(
-        &self,
-        op: CollectiveOp,
-        algo: NcclAlgorithm,
-        proto: Protocol,
-        n: u32,
-        nodes: u32,
-        bytes: f64,
-    ) -> f64 {
+    fn latency_us(&self, op: CollectiveOp, algo: NcclAlgorithm, proto: Protocol, group: NcclGroup, bytes: f64) -> f64 {
         let t = self.table;
+        let NcclGroup { n, nodes, nics, .. } = group;
+        let levels = (nodes as f64).log2().floor();
+        match (&t.nvls, algo) {
+            (Some(v), NcclAlgorithm::Nvls) => return v.nvlink_latency,
+            (Some(v), NcclAlgorithm::NvlsTree) => return v.tree_nvlink_latency + 2.0 * levels * v.tree_net_latency,
+            (None, NcclAlgorithm::Nvls | NcclAlgorithm::NvlsTree) => return 0.0,
+            _ => {}
+        }
         let (a, p) = (algo as usize, proto as usize);
         let mut intra = t.nvlink_latency[a][p];
         let inter = t.net_latency[a][p];
         if nodes > 1 && proto == Protocol::LL {
-            intra *= 1.8;
+            intra *= t.ll_nvlink_multi_node;
         }
         let (n, nodes_f) = (n as f64, nodes as f64);
         let mut latency = t.base_latency[a][p];
-        match algo {
-            NcclAlgorithm::Ring => {
-                let (steps, inter_steps) = ring_steps(op, n, nodes_f);
-                latency += (steps - inter_steps) * intra + inter_steps * inter;
-                let plateau = 65536.0 * n / 16.0;
-                if proto == Protocol::Simple && nodes > 1 && op == CollectiveOp::AllReduce && bytes >= plateau {
-                    latency *= 1.9;
+        if algo == NcclAlgorithm::Tree {
+            return latency + 2.0 * ((n / nodes_f - 1.0) * intra + levels * inter);
+        }
+        let (steps, mut inter_steps) = ring_steps(op, n, nodes_f);
+        if op == CollectiveOp::AllReduce && nodes > 1 {
+            inter_steps += t.ring_allreduce_extra_net_steps;
+        }
+        if nodes > 1 {
+            let overhead = t.net_overhead * if proto == Protocol::Simple { 3.0 } else { 1.0 };
+            intra = intra.max(overhead);
+        }
+        latency += (steps - inter_steps) * intra + inter_steps * inter;
+        if proto == Protocol::Simple && nodes > 1 && op == CollectiveOp::AllReduce {
+            let (plateau, factor) = match t.plateau {
+                Plateau::FromRanks { factor } => (bytes >= 65536.0 * n / 16.0, factor),
+                // comm->nChannels: the ring graph's channels doubled (connect.cc), at most 32
+                Plateau::FromChannelBytes { factor } => {
+                    (bytes / ((2.0 * nics.max(1) as f64).min(32.0) * n) >= 64.0, factor)
                 }
-            }
-            NcclAlgorithm::Tree => {
-                latency += 2.0 * ((n / nodes_f - 1.0) * intra + (nodes as f64).log2().floor() * inter);
+            };
+            if plateau {
+                latency *= factor;
             }
         }
         latency
@@ -314,6 +323,9 @@ impl NcclModel {
         let mut alg = match algo {
             NcclAlgorithm::Ring => bus * n as f64 / ring_steps(op, n as f64, nodes as f64).0,
             NcclAlgorithm::Tree => bus * 0.5,
+            NcclAlgorithm::Nvls | NcclAlgorithm::NvlsTree => {
+                bus * self.table.nvls.as_ref().map_or(0.0, |v| v.bus_to_alg)
+            }
         };
         if algo == NcclAlgorithm::Tree {
             let log = ((bytes as u64) >> 6).max(1).ilog2() as usize;
@@ -324,33 +336,34 @@ impl NcclModel {
         Tuned {
             algorithm: algo,
             protocol: proto,
-            latency_s: self.launch_s + self.latency_us(op, algo, proto, n, nodes, bytes) * 1e-6,
+            latency_s: self.launch_s + self.latency_us(op, algo, proto, group, bytes) * 1e-6,
             bandwidth_s: if alg > 0.0 { bytes / (alg * 1e9) } else { f64::INFINITY },
         }
     }
 
     /// What NCCL's tuner runs: the least predicted time over the protocols and the algorithms
-    /// `allowed` (tree only for all-reduce); LL128 only where `ll128` (every GPU of the group of
-    /// one architecture: NCCL disables it for mixed ones).
+    /// `allowed` that apply (tree only for all-reduce; NVLS where the machine and version have it);
+    /// LL128 and NVLS only where `uniform` (every GPU of the group of one architecture: NCCL
+    /// disables LL128 for mixed ones, and NVLS needs compute capability 9.0 on all).
     pub fn tune(
         &self,
         op: CollectiveOp,
         allowed: &[NcclAlgorithm],
         group: NcclGroup,
         bytes: f64,
-        ll128: bool,
+        uniform: bool,
     ) -> Tuned {
         let mut best: Option<Tuned> = None;
         for &algo in allowed {
-            if algo == NcclAlgorithm::Tree && op != CollectiveOp::AllReduce {
+            if !self.available(op, algo, group, uniform) {
                 continue;
             }
             for proto in Protocol::ALL {
-                if proto == Protocol::LL128 && !ll128 {
+                if proto == Protocol::LL128 && !uniform {
                     continue;
                 }
                 let t = self.predict(op, algo, proto, group, bytes);
-                if best.is_none_or(|b| t.time_s() < b.time_s()) {
+                if t.bandwidth_s.is_finite() && best.is_none_or(|b| t.time_s() < b.time_s()) {
                     best = Some(t);
                 }
             }
@@ -370,9 +383,9 @@ impl NcclModel {
     }
 
     /// NCCL's bus-bandwidth cap of the Simple protocol on one node (channels x speed, at most the
-    /// SM80 cap), bytes/s: what one GPU's NCCL kernels can move.
+    /// version's cap), bytes/s: what one GPU's NCCL kernels can move.
     pub fn simple_bus_bandwidth(&self) -> f64 {
-        (self.channels * self.speed_intra).min(SM80_MAX_BUS_BW) * 1e9
+        (self.channels * self.speed_intra).min(self.table.bus_cap) * 1e9
     }
 }
 
@@ -395,16 +408,20 @@ mod tests {
         n: 8,
         nodes: 1,
         nics: 8,
+        per_node: 8,
     };
 
     fn model(version: NcclVersion) -> NcclModel {
-        NcclModel::new(&NcclSpec {
-            version,
-            channels: 12,
-            speed_intra: Bandwidth(21e9),
-            speed_inter: Bandwidth(24e9),
-            launch: SimDuration(0),
-        })
+        NcclModel::new(
+            &NcclSpec {
+                version,
+                channels: 12,
+                speed_intra: Bandwidth(21e9),
+                speed_inter: Bandwidth(24e9),
+                launch: SimDuration(0),
+            },
+            false,
+        )
     }
 
     /// Across nodes the graph has a channel per NIC at the NIC's speed: 16 GPUs on 2 DGX A100
@@ -418,7 +435,17 @@ mod tests {
     fn graphs_across_nodes_have_a_channel_per_nic() {
         let m = model(NcclVersion::V2_8);
         let ar = |algo, proto, n, nodes, nics| {
-            m.bus_bandwidth(CollectiveOp::AllReduce, algo, proto, NcclGroup { n, nodes, nics })
+            m.bus_bandwidth(
+                CollectiveOp::AllReduce,
+                algo,
+                proto,
+                NcclGroup {
+                    n,
+                    nodes,
+                    nics,
+                    per_node: n / nodes,
+                },
+            )
         };
         assert!((ar(NcclAlgorithm::Ring, Protocol::Simple, 16, 2, 8) - 192.0).abs() < 1e-9);
         assert!((ar(NcclAlgorithm::Ring, Protocol::LL128, 16, 2, 8) - 135.2).abs() < 1e-9);
@@ -480,5 +507,122 @@ mod tests {
         assert_eq!(tune(4.0 * 1024.0 * 1024.0).protocol, Protocol::LL128);
         assert_eq!(tune(1024.0 * 1024.0 * 1024.0).protocol, Protocol::Simple);
         assert_eq!(tune(1024.0 * 1024.0 * 1024.0).algorithm, NcclAlgorithm::Ring);
+    }
+
+    /// NCCL 2.21 on a DGX H100 (hardware/dgx-h100.yaml's graph: 12 channels x 30 GB/s inside a node,
+    /// 48 GB/s per NIC channel), without the launch cost.
+    fn h100(sharp: bool) -> NcclModel {
+        NcclModel::new(
+            &NcclSpec {
+                version: NcclVersion::V2_21,
+                channels: 12,
+                speed_intra: Bandwidth(30e9),
+                speed_inter: Bandwidth(48e9),
+                launch: SimDuration(0),
+            },
+            sharp,
+        )
+    }
+
+    const ALL: [NcclAlgorithm; 4] = [
+        NcclAlgorithm::Tree,
+        NcclAlgorithm::Ring,
+        NcclAlgorithm::Nvls,
+        NcclAlgorithm::NvlsTree,
+    ];
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+    fn group(n: u32, nodes: u32) -> NcclGroup {
+        NcclGroup {
+            n,
+            nodes,
+            nics: 8.min(n / nodes),
+            per_node: n / nodes,
+        }
+    }
+
+    /// NVLS all-reduce of 1 GiB over 8 H100s: the NVLS graph has 8 channels at min(bwIntra 40,
+    /// bwInter 60) GB/s (nvls.rs), busBw 8 x 40 = 320 GB/s, algorithm bandwidth x 5/6 = 266.67 GB/s;
+    /// latency hwLat[NVLINK][NVLS][Simple] = 25 us (baseLat 0). Time = 25 us + 2^30 B / 266.67 GB/s
+    /// = 25 us + 4026.53 us = 4051.53 us. nccl-tests' busbw for it: 2^30 / 4051.53 us x 2 x 7/8 =
+    /// 463.8 GB/s (published: ~480).
+    #[test]
+    fn nvls_allreduce_time_on_one_h100_node() {
+        let t = h100(true).predict(
+            CollectiveOp::AllReduce,
+            NcclAlgorithm::Nvls,
+            Protocol::Simple,
+            NODE,
+            GIB,
+        );
+        assert!((t.latency_s - 25e-6).abs() < 1e-12, "{}", t.latency_s);
+        assert!((t.time_s() - 4051.53e-6).abs() < 0.01e-6, "{}", t.time_s());
+    }
+
+    /// 2.21 on H100, one node: no 235 GB/s cap (ring Simple 12 x 30 = 360), ring LL min(141,
+    /// 360 / 2), ring LL128 min(0.92 x 360 = 331.2, 12 x 36.7 = 440.4); ring LL latency 6.6 + 14 x 0.6
+    /// = 15 us. Across 2 nodes (8 NICs at 48) a ring Simple all-reduce has 2N = 4 network steps and
+    /// 26 NVLink steps at max(3.4, 3 x 1 us network overhead) us: (8.4 + 26 x 3.4 + 4 x 14) x 1.4
+    /// (plateau) = 213.92 us; LL: 6.6 + 26 x max(0.6, 1) + 4 x 2.7 = 43.4 us. NVLS tree: 25 + 2 x
+    /// log2(2) x 14 = 53 us.
+    #[test]
+    fn nccl_2_21_constants_on_h100() {
+        let m = h100(true);
+        let bus = |p| m.bus_bandwidth(CollectiveOp::AllReduce, NcclAlgorithm::Ring, p, NODE);
+        assert!((bus(Protocol::Simple) - 360.0).abs() < 1e-9);
+        assert!((bus(Protocol::LL) - 141.0).abs() < 1e-9);
+        assert!((bus(Protocol::LL128) - 331.2).abs() < 1e-9);
+        let lat = |algo, proto, g| m.latency_us(CollectiveOp::AllReduce, algo, proto, g, GIB);
+        assert!((lat(NcclAlgorithm::Ring, Protocol::LL, NODE) - 15.0).abs() < 1e-9);
+        assert!((lat(NcclAlgorithm::Ring, Protocol::Simple, group(16, 2)) - 213.92).abs() < 1e-9);
+        assert!((lat(NcclAlgorithm::Ring, Protocol::LL, group(16, 2)) - 43.4).abs() < 1e-9);
+        assert!((lat(NcclAlgorithm::NvlsTree, Protocol::Simple, group(16, 2)) - 53.0).abs() < 1e-9);
+    }
+
+    /// The tuner on one H100 node: LL's 15 us beat NVLS's 25 for tiny messages; at 1 GiB NVLS
+    /// (266.7 GB/s) beats ring Simple (360 x 8/14 = 205.7). Not without NVLink SHARP, not with a
+    /// version before NVLS, not for mixed GPUs, not for 2 GPUs (NCCL needs 3). With 4 GPUs NVLS has
+    /// 4 x 60 x 5/6 = 200 GB/s against the ring's 360 x 4/6 = 240: ring. Reduce-scatter: NVLS's 266.7
+    /// against the ring's 360 x 8/7 = 411: ring.
+    #[test]
+    fn tuner_picks_nvls_inside_an_h100_node() {
+        let ar = |m: &NcclModel, g, bytes, uniform| m.tune(CollectiveOp::AllReduce, &ALL, g, bytes, uniform);
+        let (on, off) = (h100(true), h100(false));
+        assert_eq!(ar(&on, NODE, 8.0, true).algorithm, NcclAlgorithm::Ring);
+        assert_eq!(ar(&on, NODE, 8.0, true).protocol, Protocol::LL);
+        assert_eq!(ar(&on, NODE, GIB, true).algorithm, NcclAlgorithm::Nvls);
+        assert_eq!(ar(&off, NODE, GIB, true).algorithm, NcclAlgorithm::Ring);
+        assert_eq!(ar(&on, NODE, GIB, false).algorithm, NcclAlgorithm::Ring);
+        assert_eq!(ar(&on, group(2, 1), GIB, true).algorithm, NcclAlgorithm::Ring);
+        assert_eq!(ar(&on, group(4, 1), GIB, true).algorithm, NcclAlgorithm::Ring);
+        let a100 = NcclModel::new(
+            &NcclSpec {
+                version: NcclVersion::V2_10,
+                channels: 12,
+                speed_intra: Bandwidth(21e9),
+                speed_inter: Bandwidth(24e9),
+                launch: SimDuration(0),
+            },
+            true,
+        );
+        assert_eq!(ar(&a100, NODE, GIB, true).algorithm, NcclAlgorithm::Ring);
+        let rs = on.tune(CollectiveOp::ReduceScatter, &ALL, NODE, GIB, true);
+        assert_eq!((rs.algorithm, rs.protocol), (NcclAlgorithm::Ring, Protocol::Simple));
+    }
+
+    /// Across H100 nodes NCCL has NVLS tree (all-reduce only): 2 nodes, 8 channels x min(40, 48)
+    /// x 5/6 = 266.7 GB/s against the ring's 8 x 48 x 16/30 = 204.8: NVLS tree at 1 GiB. On 4 nodes
+    /// NVLS tree halves its inter-node speed: 8 x 24 x 5/6 = 160 against the ring's 384 x 32/62 =
+    /// 198.2, so the ring runs 8 GiB. One GPU per node (data-parallel groups at tensor
+    /// parallelism 8): no NVLS.
+    #[test]
+    fn tuner_picks_nvls_tree_across_two_h100_nodes() {
+        let m = h100(true);
+        let ar = |g, bytes| m.tune(CollectiveOp::AllReduce, &ALL, g, bytes, true).algorithm;
+        assert_eq!(ar(group(16, 2), GIB), NcclAlgorithm::NvlsTree);
+        assert_eq!(ar(group(32, 4), 8.0 * GIB), NcclAlgorithm::Ring);
+        assert_ne!(ar(group(8, 8), GIB), NcclAlgorithm::NvlsTree);
+        let ag = m.tune(CollectiveOp::AllGather, &ALL, group(16, 2), GIB, true);
+        assert_eq!(ag.algorithm, NcclAlgorithm::Ring);
     }
 }

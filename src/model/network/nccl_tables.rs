@@ -1,0 +1,177 @@
+//! The constants of NCCL's tuning model (`src/graph/tuning.cc`, the search's speed arrays in
+//! `src/graph/search.cc`), one table per release modelled. Read from NVIDIA/nccl at the tags named
+//! below; 2.8-2.10 transcribed in `shared/reference/nccl/nccl-2.8-2.10-tuning-model.md`.
+//!
+//! Rows of the 2x3 arrays are the algorithms tree, ring; columns the protocols LL, LL128, Simple.
+//! The 2.8-2.10 tables are NCCL's values for an A100 (compute capability 8.0) host with AMD CPUs,
+//! the 2.21 table its values for an H100 (compute capability 9.0) host with Intel CPUs (DGX H100:
+//! two Xeon Platinum 8480C); where NCCL picks a row by CPU vendor, that is the row taken.
+
+/// How NCCL lengthens a ring Simple all-reduce across nodes ("plateau effect of ring").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Plateau {
+    /// 2.8-2.10: latency x `factor` from `n / 16 x 64 KiB`.
+    FromRanks {
+        /// Latency factor (1.9).
+        factor: f64,
+    },
+    /// 2.21: latency x `factor` once each channel of each rank moves at least 64 B
+    /// (`nBytes / (comm->nChannels x nRanks) >= 64`; 1.4 on compute capability 8.0 and later).
+    FromChannelBytes {
+        /// Latency factor.
+        factor: f64,
+    },
+}
+
+/// NVLink SHARP's constants (NCCL 2.17 on; NVLS and NVLS tree run the Simple protocol only).
+#[derive(Debug, PartialEq)]
+pub(super) struct NvlsTable {
+    /// hwLat[NVLINK][NVLS][Simple], us: all of an NVLS all-reduce's latency inside a node.
+    pub nvlink_latency: f64,
+    /// hwLat[NVLINK][NVLS_TREE][Simple], us.
+    pub tree_nvlink_latency: f64,
+    /// hwLat[NET][NVLS_TREE][Simple], us, per tree level across nodes (twice per level).
+    pub tree_net_latency: f64,
+    /// Bus bandwidth to algorithm bandwidth for NVLS and NVLS tree (5/6; rings n / steps).
+    pub bus_to_alg: f64,
+    /// The NVLS graph search's per-channel speeds without NICs (sm90SpeedArrayIntra), GB/s.
+    pub intra_speeds: &'static [f64],
+    /// The same with NICs (sm90SpeedArrayInter), GB/s.
+    pub inter_speeds: &'static [f64],
+}
+
+/// The constants of one NCCL version's tuning model.
+#[derive(Debug, PartialEq)]
+pub(super) struct Table {
+    /// baseLat, us.
+    pub base_latency: [[f64; 3]; 2],
+    /// hwLat[NVLINK], us.
+    pub nvlink_latency: [[f64; 3]; 2],
+    /// hwLat[NET], us.
+    pub net_latency: [[f64; 3]; 2],
+    /// llMaxBws by min(nodes, 3) - 1: the GPU's row on one node, the CPU vendor's across nodes, GB/s.
+    pub ll_max_bw: [f64; 3],
+    /// perChMaxTreeBws, by min(nodes, 3) - 1, GB/s.
+    pub tree_max_bw_per_channel: [f64; 3],
+    /// The ring LL128 cap per channel for all-reduce, reduce-scatter, all-gather and the rest, by
+    /// min(nodes, 3) - 1, GB/s (2.8: ll128MaxBwPerCh by collective; 2.10: one value; 2.21:
+    /// perChMaxRingLL128Bws by node count).
+    pub ring_ll128_per_channel: [[f64; 3]; 4],
+    /// The tree LL128 cap per channel, by min(nodes, 3) - 1, GB/s (2.21: perChMaxTreeLL128Bws).
+    pub tree_ll128_per_channel: [f64; 3],
+    /// Tree LL128 bandwidth factor across nodes.
+    pub tree_ll128_multi_node: f64,
+    /// treeCorrectionFactor[proto][log2(bytes / 64)], for 64 B to 256 MiB.
+    pub tree_correction: [[f64; 23]; 3],
+    /// The per-channel speeds the search steps through for a graph with NICs, fastest first, GB/s
+    /// (2.8: speedArray; 2.10: speedArrayIntra; 2.21 on SM90: sm90SpeedArrayInter).
+    pub search_speeds: &'static [f64],
+    /// Global cap on a graph's bus bandwidth, GB/s (235 on compute capability 8.0 up to 2.10;
+    /// none in 2.21).
+    pub bus_cap: f64,
+    /// Ring LL's share of the bus bandwidth: [all-reduce or several nodes, the rest on one node].
+    pub ring_ll_share: [f64; 2],
+    /// LL's NVLink latency factor across nodes (1.8 up to 2.10; gone in 2.21).
+    pub ll_nvlink_multi_node: f64,
+    /// Network steps a ring all-reduce over N nodes takes beyond 2(N-1) (2.21: 2N).
+    pub ring_allreduce_extra_net_steps: f64,
+    /// Network post overhead per ring step across nodes, us, x3 for Simple: a floor on the NVLink
+    /// latency (2.21: 1 us on Intel hosts; none before).
+    pub net_overhead: f64,
+    /// The ring plateau rule.
+    pub plateau: Plateau,
+    /// NVLink SHARP, from 2.17.
+    pub nvls: Option<NvlsTable>,
+}
+
+const TREE_CORRECTION_LL: [f64; 23] = [
+    1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.7, 0.7, 0.7, 0.6, 0.5, 0.4, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0,
+];
+const TREE_CORRECTION_LL128_2_10: [f64; 23] = [
+    1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.8, 0.8, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.8, 0.9, 0.9, 0.9, 0.9, 1.0, 1.0,
+];
+const TREE_CORRECTION_SIMPLE: [f64; 23] = [
+    0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.7, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.7, 0.7, 0.8, 0.9, 0.9,
+];
+
+/// NCCL 2.8.3 to 2.9.9 (2.8 and 2.10: the 235 GB/s cap on compute capability 8.0, 1/4 or 1/3 for ring
+/// LL, LL's NVLink latency x 1.8 across nodes, 2(N-1) network steps, no network overhead, the 1.9 plateau).
+pub(super) const NCCL_2_8: Table = Table {
+    base_latency: [[4.4, 4.4, 0.0], [3.6, 10.0, 8.4]],
+    nvlink_latency: [[0.52, 1.25, 28.0], [0.47, 1.9, 3.4]],
+    net_latency: [[5.0, 8.5, 28.0], [2.7, 4.0, 9.6]],
+    ll_max_bw: [87.7, 22.5, 19.0],
+    tree_max_bw_per_channel: [24.0, 22.5, 16.0],
+    ring_ll128_per_channel: [[16.9; 3], [15.2; 3], [18.3; 3], [18.8; 3]],
+    tree_ll128_per_channel: [16.9; 3],
+    tree_ll128_multi_node: 0.915,
+    tree_correction: [
+        TREE_CORRECTION_LL,
+        [
+            1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.8, 0.8, 0.7, 0.6, 0.6, 0.6, 0.5, 0.6, 0.6, 0.7, 0.7, 0.8, 0.9, 0.9,
+            0.92, 0.92,
+        ],
+        TREE_CORRECTION_SIMPLE,
+    ],
+    search_speeds: &[
+        42.0, 30.0, 24.0, 21.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0,
+    ],
+    bus_cap: 235.0,
+    ring_ll_share: [0.25, 1.0 / 3.0],
+    ll_nvlink_multi_node: 1.8,
+    ring_allreduce_extra_net_steps: 0.0,
+    net_overhead: 0.0,
+    plateau: Plateau::FromRanks { factor: 1.9 },
+    nvls: None,
+};
+
+/// NCCL 2.10.3: NCCL 2.8's but for the tree caps, LL128's caps and tree factor, the speed array.
+pub(super) const NCCL_2_10: Table = Table {
+    tree_max_bw_per_channel: [24.0, 23.6, 17.8],
+    ring_ll128_per_channel: [[20.0; 3]; 4],
+    tree_ll128_per_channel: [20.0; 3],
+    tree_ll128_multi_node: 120.0 / 128.0,
+    tree_correction: [TREE_CORRECTION_LL, TREE_CORRECTION_LL128_2_10, TREE_CORRECTION_SIMPLE],
+    search_speeds: &[44.0, 30.0, 22.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0],
+    ..NCCL_2_8
+};
+
+/// sm90SpeedArrayInter (search.cc at v2.21.5-1), GB/s.
+const SM90_INTER_SPEEDS: &[f64] = &[
+    48.0, 45.0, 42.0, 40.0, 30.0, 24.0, 22.0, 20.0, 17.5, 15.0, 12.0, 6.0, 3.0, 2.4, 1.2, 0.24, 0.12,
+];
+
+/// NCCL 2.21.5 (tag v2.21.5-1, commit ab2b89c4c339bd7f816fbc114a4b05d386b66290, 2024-04-02) on
+/// compute capability 9.0: src/graph/tuning.cc's baseLat, hwLat, llMaxBws (Hopper on one node,
+/// Intel across nodes), perChMaxRingLL128Bws, perChMaxTreeLL128Bws, perChMaxTreeBws (Hopper rows),
+/// treeCorrectionFactor (unchanged since 2.10), ring LL at half the bus bandwidth, the network
+/// overhead (getNetOverhead: 1 us on Intel x86), 2N network steps for a ring all-reduce, the 1.4
+/// plateau; src/graph/search.cc's sm90SpeedArrayIntra / sm90SpeedArrayInter. From 2.20.5 it
+/// differs in the NVLS NVLink latency (23 us there), Hopper's llMaxBws (Ampere's there) and
+/// ring LL (1/4, 1/3 there).
+pub(super) const NCCL_2_21: Table = Table {
+    base_latency: [[6.8, 14.0, 0.0], [6.6, 14.0, 8.4]],
+    nvlink_latency: [[0.6, 1.25, 28.0], [0.6, 1.9, 3.4]],
+    net_latency: [[5.0, 8.5, 28.0], [2.7, 4.0, 14.0]],
+    ll_max_bw: [141.0, 39.0, 20.4],
+    tree_max_bw_per_channel: [38.7, 41.4, 36.0],
+    ring_ll128_per_channel: [[36.7; 3]; 4],
+    tree_ll128_per_channel: [36.7, 36.7, 29.0],
+    tree_ll128_multi_node: 120.0 / 128.0,
+    tree_correction: [TREE_CORRECTION_LL, TREE_CORRECTION_LL128_2_10, TREE_CORRECTION_SIMPLE],
+    search_speeds: SM90_INTER_SPEEDS,
+    bus_cap: f64::INFINITY,
+    ring_ll_share: [0.5, 0.5],
+    ll_nvlink_multi_node: 1.0,
+    ring_allreduce_extra_net_steps: 2.0,
+    net_overhead: 1.0,
+    plateau: Plateau::FromChannelBytes { factor: 1.4 },
+    nvls: Some(NvlsTable {
+        nvlink_latency: 25.0,
+        tree_nvlink_latency: 25.0,
+        tree_net_latency: 14.0,
+        bus_to_alg: 5.0 / 6.0,
+        intra_speeds: &[60.0, 50.0, 40.0, 30.0, 24.0, 20.0, 15.0, 12.0, 11.0, 6.0, 3.0],
+        inter_speeds: SM90_INTER_SPEEDS,
+    }),
+};
