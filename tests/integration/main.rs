@@ -14,6 +14,7 @@ mod host;
 mod hostile;
 mod models;
 mod moe;
+mod moe_context;
 mod network;
 mod nics;
 mod plan_axes;
