@@ -8,7 +8,8 @@
 //! holds (see [`crate::workload::context`]). The context-parallel group sits between tensor and
 //! data in Megatron-Core's rank order (tp-cp-ep-dp-pp): rank = tensor + t (context + c (data + d
 //! stage)). Weights are the same on every rank of the group, so gradients are reduced over data x
-//! context.
+//! context. A mixture-of-experts model's expert-parallel groups are carved out of data x context
+//! (see [`super::moe`]).
 
 use super::{Document, WorkloadSpec};
 use crate::error::Result;
@@ -64,13 +65,6 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
                 "model.seq_len ({s}) cannot be cut into 2 x context = {} equal chunks (each rank holds two, for the causal load balance)",
                 2 * c as u64
             ),
-        ));
-    }
-    if w.model.moe.is_some() {
-        return Err(doc.field_error(
-            "parallel.context",
-            "context parallelism with a mixture-of-experts model (model.moe) is not modelled: \
-             the expert-parallel groups would be carved from data x context",
         ));
     }
     Ok(())

@@ -4,10 +4,15 @@
 //! k, which stay dense when `first_dense_layers` says so) with a router
 //! (a small h x E GEMM, softmax and top-k) and E experts, each an MLP of width `ffn_hidden`; every
 //! token goes to `top_k` of them. Expert parallelism divides the experts among the ranks of the
-//! expert-parallel group, which Megatron-Core carves out of the data-parallel group: with expert
-//! size e, data-parallel ranks e q .. e q + e - 1 form one expert-parallel group, and ranks r, r + e,
-//! r + 2e, ... hold the same experts (the expert-data-parallel group of d / e ranks, over which the
-//! experts' gradients are reduced). The experts' own tensor parallelism is the dense layers' t.
+//! expert-parallel group. Megatron-Core (since its "MoE parallel folding", core_r0.10.0) lays the
+//! expert layers' ranks out as expert-tensor x expert x expert-data x pipeline over the same ranks
+//! as the dense layers' tensor x context x data x pipeline (`parallel_state.py`, the expert
+//! `RankGenerator` with context size 1, order tp-ep-dp-pp); with the expert-tensor size equal to
+//! t, as here, the expert-parallel groups are carved out of data x context: with expert size e,
+//! data positions e q .. e q + e - 1 (position = context index + c x replica, same tensor rank and
+//! stage) form one expert-parallel group, and positions r, r + e, r + 2e, ... hold the same
+//! experts (the expert-data-parallel group of d c / e ranks, over which the experts' gradients are
+//! reduced). The experts' own tensor parallelism is the dense layers' t.
 
 use super::{Document, WorkloadSpec};
 use crate::error::Result;
@@ -184,13 +189,18 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
             ),
         ));
     }
-    if p.data % e != 0 {
+    if (p.data * p.context) % e != 0 {
+        let (what, from) = if p.context > 1 {
+            (
+                format!("data x context ({} x {} = {})", p.data, p.context, p.data * p.context),
+                "the data x context ranks, as in Megatron-Core",
+            )
+        } else {
+            (format!("data ({})", p.data), "the data-parallel group")
+        };
         return Err(doc.field_error(
             "parallel.expert",
-            format!(
-                "data ({}) is not divisible by expert ({e}): the expert-parallel groups are carved out of the data-parallel group",
-                p.data
-            ),
+            format!("{what} is not divisible by expert ({e}): the expert-parallel groups are carved out of {from}"),
         ));
     }
     if p.tensor > 1 && !p.sequence_parallel {

@@ -111,7 +111,7 @@ pub struct ParallelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_per_stage: Option<Vec<u32>>,
     /// Expert-parallel size e: the experts of each mixture-of-experts layer divided among e ranks
-    /// of the data-parallel group (see [`super::moe`]); 1 (the default): every rank holds them all.
+    /// of the data x context ranks (see [`super::moe`]); 1 (the default): every rank holds them all.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub expert: u32,
     /// Context-parallel size c: each sequence split over c ranks that run ring attention (see

@@ -5,6 +5,7 @@ use super::{communication, network_model, Comm};
 use crate::config::{HardwareSpec, NetworkModelKind};
 use crate::model::network::{CommCopies, Communication, FlowNetwork, NetworkModel};
 use crate::ops::CollectiveOp;
+use crate::workload::replication::CommKind;
 use crate::workload::TaskGraph;
 use std::collections::HashMap;
 
@@ -43,7 +44,7 @@ pub fn network_for<'a>(graph: &'a TaskGraph, hw: &HardwareSpec) -> Result<Box<dy
         let t = *index.entry(key).or_insert(next);
         if t == next {
             templates.push(CommCopies {
-                copies: replication.copies(&comm.members()),
+                copies: replication.copies(&comm.members(), kind_of(&comm)),
                 comm,
             });
         }
@@ -69,6 +70,14 @@ pub fn network_for<'a>(graph: &'a TaskGraph, hw: &HardwareSpec) -> Result<Box<dy
     }
     let net = FlowNetwork::representative(hw, nodes, &templates, template_of)?;
     Ok(Box::new(net))
+}
+
+/// Which blocks of data positions a communication is copied along.
+fn kind_of(comm: &Communication<'_>) -> CommKind {
+    match comm {
+        Communication::Transfer { .. } => CommKind::Transfer,
+        Communication::Collective { .. } | Communication::Storage { .. } => CommKind::Collective,
+    }
 }
 
 /// What makes two communications of a graph the same template.

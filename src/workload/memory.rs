@@ -8,7 +8,9 @@
 //! - selective recompute (attention core not stored): s b h (10 + 24/t), with sequence parallel 34 s b h / t
 //! - full recompute: only the layer input, 2 s b h (/ t with sequence parallel), plus one layer's
 //!   full activations while it is recomputed.
-//! - context parallelism of size c (fused attention only): s / c in place of s, every term / c.
+//! - context parallelism of size c (fused attention only): s / c in place of s, every term / c;
+//!   a mixture-of-experts layer's extra (router probabilities, dispatched rows, expert
+//!   intermediates) is sized by a rank's s / c tokens too.
 //! - multi-head latent attention: its own query, key, value and output widths and its latents
 //!   ([`crate::workload::mla::activation_extra_bytes`]).
 //!
@@ -167,7 +169,8 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
             let (mut weights, mut grads, mut optimizer) =
                 model_state_bytes(params, grad_bytes, w.data_parallel.zero_stage, lay.d as f64);
             if experts > 0.0 {
-                // the routed experts' states are sharded over their expert-data-parallel group
+                // the routed experts' states are sharded over their expert-data-parallel group,
+                // d c / e ranks (lay.d counts data x context positions)
                 let n = (lay.d / w.parallel.expert) as f64;
                 let (we, ge, oe) = model_state_bytes(experts, grad_bytes, w.data_parallel.zero_stage, n);
                 (weights, grads, optimizer) = (weights + we, grads + ge, optimizer + oe);
@@ -209,7 +212,8 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
 fn moe_stage(w: &WorkloadSpec, stage: u32) -> Option<(u64, u64, f64)> {
     w.model.moe.as_ref()?;
     let lay = Layout::of(w);
-    let shape = LayerShape::new(&w.model, w.batch.micro, lay.t, w.parallel.sequence_parallel);
+    // a context rank's s / c tokens: every term of the extra is linear in them (dropless)
+    let shape = super::generate::rank_shape(w);
     let (mut dense, mut experts, mut extra) = (0, 0, 0.0);
     for c in 0..w.chunks() {
         let (first, n) = w.chunk_layers(c * lay.p + stage);

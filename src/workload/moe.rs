@@ -6,7 +6,8 @@
 //! Notation: microbatch b, sequence s, hidden h, experts E, top-k k, expert width f, shared experts
 //! S, expert-parallel size e, local experts L = E / e, tensor degree t (each expert's matrices are
 //! split over the tensor ranks, as the dense MLP's are: Megatron-Core's default expert-tensor size).
-//! Tokens per rank T = b s, or b s / t with tensor parallelism, which Megatron-Core runs with
+//! Tokens per rank T = b s, or b s / t with tensor parallelism (s being the s / c tokens a rank
+//! holds under context parallelism, whose ring runs the attention block), which Megatron-Core runs with
 //! sequence parallelism only: each tensor rank routes and dispatches its own sequence shard, the
 //! rows that reach a rank are all-gathered over its tensor group before the experts (each tensor
 //! rank computes its slice of them for the whole group's rows) and reduce-scattered after.

@@ -148,8 +148,21 @@ fn context_parallelism_shortens_an_iteration_of_long_sequences() {
 fn representative_runs_equal_every_rank_runs_with_context_parallelism() {
     // flow model: rings inside a node (t 2 c 4 d 2 on 2 nodes: a ring of 4 ranks per tensor
     // index, replicas on different nodes; t 2 c 2 p 2 d 2 with pipeline sends and ZeRO-1
-    // gathers): a ring's rotations map every K/V transfer onto one alike, so one rank stands for all
+    // gathers): a ring's rotations map every K/V transfer onto one alike, so one rank stands for
+    // all. A ring of 2 across nodes (t 8 c 2 d 2 on 4 nodes: ranks r and r + 8) too: both its
+    // steps, r -> r + 8 and back, cross the fabric alike (each direction a copy of the other)
     let symmetric = [
+        small(
+            2,
+            8192,
+            &[
+                "hardware.nodes=4",
+                "workload.parallel.tensor=8",
+                "workload.parallel.context=2",
+                "workload.parallel.data=2",
+                "workload.batch.global=2",
+            ],
+        ),
         small(
             2,
             8192,

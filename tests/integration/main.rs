@@ -15,6 +15,7 @@ mod hostile;
 mod mla;
 mod models;
 mod moe;
+mod moe_context;
 mod network;
 mod nics;
 mod nvls;

@@ -158,7 +158,8 @@ fn expert_gradients_are_reduced_over_the_expert_data_parallel_group() {
     );
 }
 
-fn both(sets: &[String]) -> (Report, Report) {
+/// Mixtral 8x7B with `sets`, run on every rank and representative (flow model).
+pub(crate) fn both(sets: &[String]) -> (Report, Report) {
     every_rank_and_representative("dgx-h100", "mixtral-8x7b", sets)
 }
 

@@ -1,5 +1,5 @@
 //! The planner's new axes: context rings and FP8 where they apply and nowhere else, the GPU count
-//! t x c x p x d of every candidate, expert sizes that divide both the experts and the data size,
+//! t x c x p x d of every candidate, expert sizes that divide both the experts and data x context,
 //! and the pruning of context rings that cannot win.
 
 use clustersim::config::{load_run_config, Override, Precision, Source};
@@ -70,37 +70,40 @@ fn standard_attention_gets_no_context() {
     assert!(all.iter().any(|c| c.precision == Precision::Fp8));
 }
 
-/// Mixtral 8x7B (8 experts) on 64 H100s: expert sizes divide the 8 experts and the data size; no
-/// ring (context parallelism with experts is not modelled), no ZeRO-3, sequence parallelism with t > 1.
+/// Mixtral 8x7B (8 experts, FlashAttention, sequence 4096) on 64 H100s: rings of c = 2 and 4
+/// (4096 in 2c chunks, s / c at least 1024 tokens; c = 8 would leave 512); expert sizes divide the 8
+/// experts and d x c, the ranks Megatron-Core carves its expert-parallel groups from; no ZeRO-3,
+/// sequence parallelism with t > 1.
 #[test]
-fn moe_expert_sizes_divide_experts_and_data() {
+fn moe_expert_sizes_divide_experts_and_data_x_context() {
     let all = space("dgx-h100", "mixtral-8x7b", 64);
-    let mut sizes: Vec<u32> = all.iter().map(|c| c.expert).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    assert_eq!(sizes, vec![1, 2, 4, 8]);
+    let sorted = |mut v: Vec<u32>| {
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    assert_eq!(sorted(all.iter().map(|c| c.expert).collect()), vec![1, 2, 4, 8]);
+    assert_eq!(sorted(all.iter().map(|c| c.context).collect()), vec![1, 2, 4]);
     for c in &all {
         assert_eq!(8 % c.expert, 0, "{}", c.label());
-        assert_eq!(c.data % c.expert, 0, "{}", c.label());
-        assert_eq!(c.context, 1, "{}", c.label());
+        assert_eq!((c.data * c.context) % c.expert, 0, "{}", c.label());
         assert_eq!(gpus_of(c), 64, "{}", c.label());
         assert_ne!(c.zero_stage, 3, "{}", c.label());
         assert!(c.tensor == 1 || c.sequence_parallel, "{}", c.label());
     }
-    // t1 p1 d64: e in {1, 2, 4, 8}; t8 p8 d1: e = 1 only
-    let at = |t, p| {
-        let mut e: Vec<u32> = all
-            .iter()
-            .filter(|c| c.tensor == t && c.pipeline == p)
-            .map(|c| c.expert)
-            .collect();
-        e.dedup();
-        e.sort_unstable();
-        e.dedup();
-        e
+    // t1 c1 p1 d64: e in {1, 2, 4, 8}; t8 c1 p8 d1: e = 1 only; t8 c2 p4 d1: e in {1, 2}, the
+    // experts split over the two context ranks of the one replica
+    let at = |t, c, p| {
+        sorted(
+            all.iter()
+                .filter(|x| x.tensor == t && x.context == c && x.pipeline == p)
+                .map(|x| x.expert)
+                .collect(),
+        )
     };
-    assert_eq!(at(1, 1), vec![1, 2, 4, 8]);
-    assert_eq!(at(8, 8), vec![1]);
+    assert_eq!(at(1, 1, 1), vec![1, 2, 4, 8]);
+    assert_eq!(at(8, 1, 8), vec![1]);
+    assert_eq!(at(8, 2, 4), vec![1, 2]);
 }
 
 fn ring(c: u32, p: u32, d: u32, v: u32) -> Candidate {

@@ -3,14 +3,14 @@
 //!
 //! The GPU count is t x c x p x d (tensor, context, pipeline, data). Axes that cannot apply are not
 //! enumerated: context parallelism (c > 1, a divisor of N / t with the sequence cut into 2c chunks)
-//! only with fused attention and without experts; expert parallelism (e > 1, a divisor of the
-//! experts that divides d) only for a mixture-of-experts model, which also never takes ZeRO-3 nor,
-//! with t > 1, a split without sequence parallelism (refused by the run's checks); FP8 only where
-//! every GPU of the machine has `fp8_flops`. With fused attention, selective recompute is left out:
-//! the fused kernels already store what it stores and recompute the attention core in backward, so
-//! it runs exactly as no recompute (the memory model and the generator say so). A model with 2021
-//! attention and no experts on a GPU without FP8 gets exactly the search it had before these axes
-//! existed.
+//! only with fused attention; expert parallelism (e > 1, a divisor of the experts that divides
+//! d x c, the ranks Megatron-Core carves its expert-parallel groups from) only for a
+//! mixture-of-experts model, which also never takes ZeRO-3 nor, with t > 1, a split without
+//! sequence parallelism (refused by the run's checks); FP8 only where every GPU of the machine has
+//! `fp8_flops`. With fused attention, selective recompute is left out: the fused kernels already
+//! store what it stores and recompute the attention core in backward, so it runs exactly as no
+//! recompute (the memory model and the generator say so). A model with 2021 attention and no
+//! experts on a GPU without FP8 gets exactly the search it had before these axes existed.
 //!
 //! Context parallelism is pruned twice, because a ring of c ranks only helps in two ways: it
 //! divides a microbatch's activations by c, and it cuts one sequence into c pieces, so that a
@@ -220,7 +220,7 @@ impl Axes {
         let w = &cfg.workload;
         let fp8 = cfg.hardware.gpu_models().iter().all(|g| g.fp8_flops.is_some());
         Axes {
-            context: w.attention.fused().is_some() && w.model.moe.is_none(),
+            context: w.attention.fused().is_some(),
             experts: w.model.moe.as_ref().map(|m| m.experts),
             precisions: if fp8 {
                 vec![Precision::Bf16, Precision::Fp8]
@@ -240,11 +240,12 @@ impl Axes {
             .filter(|&c| c == 1 || (seq_len % (2 * c) == 0 && seq_len / c >= MIN_RING_TOKENS))
             .collect()
     }
-    /// Expert sizes for data size `d`: divisors of the experts that divide d.
-    fn expert_sizes(&self, d: u64) -> Vec<u64> {
+    /// Expert sizes for `ranks` = d x c data and context ranks: divisors of the experts that
+    /// divide them.
+    fn expert_sizes(&self, ranks: u64) -> Vec<u64> {
         match self.experts {
             None => vec![1],
-            Some(e) => divisors(e).into_iter().filter(|x| d % x == 0).collect(),
+            Some(e) => divisors(e).into_iter().filter(|x| ranks % x == 0).collect(),
         }
     }
 }
@@ -266,7 +267,7 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                 .filter(|p| m.layers as u64 % p == 0)
             {
                 let d = gpus / (t * c * p);
-                for e in axes.expert_sizes(d) {
+                for e in axes.expert_sizes(d * c) {
                     for micro in [1u64, 2, 4, 8] {
                         // a ring of c with b > 1 ties at best with b / 2 on c / 2 (module docs)
                         if c > 1 && micro > 1 {

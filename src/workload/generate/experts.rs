@@ -2,10 +2,11 @@
 //! of a stage, and the routed experts' compute, which differs by position in the expert-parallel
 //! group when the router is skewed.
 //!
-//! Megatron-Core carves the expert-parallel groups out of the data-parallel group: with expert size
-//! e, replicas e q .. e q + e - 1 (same tensor rank and stage) form one expert-parallel group, and
-//! replicas r, r + e, r + 2e, ... hold the same experts: their expert-data-parallel group, over
-//! which those experts' gradients are reduced.
+//! Megatron-Core carves the expert-parallel groups out of data x context (see [`crate::config::moe`]):
+//! with expert size e, data positions e q .. e q + e - 1 (the layout's positions, context index +
+//! c x replica; same tensor rank and stage) form one expert-parallel group, and positions r, r + e,
+//! r + 2e, ... hold the same experts: their expert-data-parallel group of d c / e ranks, over which
+//! those experts' gradients are reduced.
 
 use super::{Generator, StageCtx};
 use crate::ops::Kernel;
@@ -18,7 +19,7 @@ type Groups = Vec<(u32, Vec<usize>)>;
 
 impl Generator<'_> {
     /// The stage's (expert-parallel groups, expert-data-parallel groups) among the present `datas`
-    /// replicas and `tensors` tensor ranks. Without expert parallelism there are no expert-parallel
+    /// data positions and `tensors` tensor ranks. Without expert parallelism there are no expert-parallel
     /// groups and the expert-data-parallel groups are the data groups (no group is created).
     pub(super) fn expert_groups(
         &mut self,
@@ -51,7 +52,7 @@ impl Generator<'_> {
     }
 
     /// The routed experts' compute: on each present rank the kernels of its position in the
-    /// expert-parallel group (its replica index modulo e).
+    /// expert-parallel group (its data position modulo e).
     pub(super) fn experts(
         &mut self,
         ctx: &StageCtx,

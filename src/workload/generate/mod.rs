@@ -90,14 +90,7 @@ impl<'a> Generator<'a> {
     fn new(w: &'a WorkloadSpec, representative: bool) -> Self {
         let lay = Layout::of(w);
         let v = w.chunks();
-        let shape = LayerShape {
-            fp8: w.precision == crate::config::Precision::Fp8,
-            fused_attention: w.attention.fused(),
-            tp_overlap: w.tp_comm_overlap,
-            // with context parallelism each rank holds s / c of every sequence
-            s: w.model.seq_len / w.parallel.context as u64,
-            ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
-        };
+        let shape = rank_shape(w);
         let moe = (0..w.model.layers)
             .map(|l| {
                 w.model
@@ -134,21 +127,29 @@ impl<'a> Generator<'a> {
         layer_params_split(&self.w.model, layer, self.lay.t, self.ep())
     }
 
-    /// The forward pass of global layer `layer`.
+    /// The forward pass of global layer `layer`: the dense layer or the mixture-of-experts one
+    /// (sized by the s / c tokens a context rank holds), with its attention core run as the
+    /// context-parallel ring where there is one.
     fn layer_forward(&self, layer: u32) -> Vec<Piece> {
-        match (&self.moe[layer as usize], &self.ring) {
-            (Some(block), _) => block.forward(),
-            (None, Some(ring)) => ring.forward(self.shape.forward()),
-            (None, None) => self.shape.forward(),
+        let pieces = match &self.moe[layer as usize] {
+            Some(block) => block.forward(),
+            None => self.shape.forward(),
+        };
+        match &self.ring {
+            Some(ring) => ring.forward(pieces),
+            None => pieces,
         }
     }
 
-    /// The backward pass of global layer `layer`.
+    /// The backward pass of global layer `layer`, likewise.
     fn layer_backward(&self, layer: u32, recompute: crate::config::Recompute) -> Vec<Piece> {
-        match (&self.moe[layer as usize], &self.ring) {
-            (Some(block), _) => block.backward(recompute),
-            (None, Some(ring)) => ring.backward(self.shape.backward(recompute)),
-            (None, None) => self.shape.backward(recompute),
+        let pieces = match &self.moe[layer as usize] {
+            Some(block) => block.backward(recompute),
+            None => self.shape.backward(recompute),
+        };
+        match &self.ring {
+            Some(ring) => ring.backward(pieces),
+            None => pieces,
         }
     }
 
@@ -256,6 +257,18 @@ pub fn estimated_tasks(w: &WorkloadSpec, representative: bool) -> f64 {
         lay.ranks() as f64
     };
     ranks * per_rank
+}
+
+/// The shape of a layer for one microbatch on one rank of `w`: its kernels, precision and, with
+/// context parallelism, the s / c tokens each rank holds of every sequence.
+pub(crate) fn rank_shape(w: &WorkloadSpec) -> LayerShape {
+    LayerShape {
+        fp8: w.precision == crate::config::Precision::Fp8,
+        fused_attention: w.attention.fused(),
+        tp_overlap: w.tp_comm_overlap,
+        s: w.model.seq_len / w.parallel.context as u64,
+        ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
+    }
 }
 
 /// Bytes of memory a simulation needs per task, measured on the GPT-1T bench case (47 M tasks in

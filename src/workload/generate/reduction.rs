@@ -169,7 +169,7 @@ impl Generator<'_> {
         }
     }
 
-    /// Replicas that hold the same routed experts: d / e.
+    /// Data positions that hold the same routed experts: d c / e.
     pub(super) fn expert_data_size(&self) -> u32 {
         self.lay.d / self.ep()
     }
