@@ -151,6 +151,41 @@ fn two_flows_on_one_link_get_half_each() {
     assert!((shared - (GIB as f64 / (nic / 2.0) + 19.6e-6)).abs() < 1e-6, "{shared}");
 }
 
+/// A communication priced in closed form (seen alone before, its links free) still shares its
+/// links with a newcomer exactly as a placed flow would. GPU 0 sends 1 GiB to GPU 8 three times in
+/// a row: the first is solved and remembered, the second teaches the memo its rate alone, the third
+/// runs in closed form. Half-way through the third (D / 2 after it starts, D = S / C = 2^30 /
+/// 24 GB/s), GPU 0 starts a 1 GiB send to GPU 16 through the same NIC. From then both get C / 2:
+/// the third send's last S / 2 takes D, so it drains at t3 + 3D / 2; by then the newcomer has moved
+/// S / 2 and finishes the rest alone in D / 2, draining at t3 + 2D. With t3 = 2 (D + L) (each send
+/// ends L = 19.6 us after it drains), the last receive ends at 4D + 3L.
+#[test]
+fn a_closed_form_transfer_shares_its_nic_with_a_newcomer() {
+    let hw = hardware(&["hardware.node.gpus_per_pcie_switch=1"]);
+    let nic = 200e9 / 8.0 * 0.96;
+    let (d, l) = (GIB as f64 / nic, 19.6e-6);
+    let mut g = GraphBuilder::new(24);
+    for _ in 0..3 {
+        let x = g.transfer(0, 8, GIB);
+        g.task(0, Stream::PipelineSend, TaskKind::Send(x), LABEL);
+        g.task(8, Stream::Compute, TaskKind::Recv(x), LABEL);
+    }
+    let wait = g.delay(clustersim::units::SimDuration::from_secs_f64(2.0 * (d + l) + d / 2.0));
+    g.task(0, Stream::DataParallel, TaskKind::Delay(wait), LABEL);
+    let x = g.transfer(0, 16, GIB);
+    g.task(0, Stream::DataParallel, TaskKind::Send(x), LABEL);
+    g.task(16, Stream::Compute, TaskKind::Recv(x), LABEL);
+    let end = simulate(&g.finish(), &hw, SimOptions { seed: 1 }, &mut clustersim::sim::NoSpans)
+        .unwrap()
+        .makespan
+        .as_secs_f64();
+    assert!(
+        (end - (4.0 * d + 3.0 * l)).abs() < 1e-6,
+        "{end} vs {}",
+        4.0 * d + 3.0 * l
+    );
+}
+
 /// A 2:1 oversubscribed tree halves cross-leaf all-reduce bus bandwidth. Both fabrics put one node
 /// on each leaf (radix 16 at 1:1 and radix 12 at 2:1 both give 8 NIC ports per leaf), so each ring
 /// channel crosses a leaf uplink between consecutive nodes: 8 flows per uplink that would each get a

@@ -119,6 +119,11 @@ impl<V> Memo<V> {
     }
 
     /// The value of entry `i` (from [`Memo::find`]).
+    pub(super) fn value(&self, i: usize) -> &V {
+        &self.entries[i].1
+    }
+
+    /// The value of entry `i` (from [`Memo::find`]), to change.
     pub(super) fn value_mut(&mut self, i: usize) -> &mut V {
         &mut self.entries[i].1
     }

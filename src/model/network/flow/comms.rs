@@ -26,6 +26,10 @@ pub(super) struct Comm {
     pub(super) event: Option<(EventKey, SimTime)>,
     /// The rebalance that last touched it (to list it once per rebalance).
     pub(super) mark: u32,
+    /// In closed form, without flows ([`super::lazy`]): its memo entry.
+    pub(super) lazy: Option<u32>,
+    /// When it started.
+    pub(super) started: SimTime,
 }
 
 impl FlowNetwork {
@@ -36,6 +40,7 @@ impl FlowNetwork {
         id: CommId,
         specs: &[FlowSpec],
         latency: f64,
+        entry: Option<usize>,
         sched: &mut dyn NetScheduler,
     ) {
         let latency = SimDuration::from_secs_f64(latency);
@@ -50,6 +55,8 @@ impl FlowNetwork {
                 latency,
                 event: None,
                 mark: 0,
+                lazy: None,
+                started: now,
             });
             (self.comms.len() - 1) as u32
         });
@@ -57,7 +64,19 @@ impl FlowNetwork {
         comm.id = id;
         comm.latency = latency;
         comm.event = None;
-        debug_assert!(comm.flows.is_empty(), "a recycled communication has no flows");
+        comm.started = now;
+        debug_assert!(
+            comm.flows.is_empty() && comm.lazy.is_none(),
+            "a recycled communication is idle"
+        );
+        if self.classes.is_none() {
+            if let Some(i) = entry {
+                if self.begin_lazy(c, i, specs, now, sched) {
+                    return;
+                }
+            }
+            self.materialize_owners(specs, entry);
+        }
         // a communication alone on its links is priced on the spot: the rebalance would find it
         // alone in its component and solve just that (on GPT-1T most tensor-parallel collectives)
         let alone = self.alone(id, specs);
@@ -83,6 +102,9 @@ impl FlowNetwork {
         }
         if alone {
             self.solve_alone(c, now, sched);
+            if let (Some(i), None) = (entry, &self.classes) {
+                self.learn_solo(c, i, now);
+            }
         } else {
             self.request_rebalance(now, sched);
         }
@@ -160,6 +182,9 @@ impl FlowNetwork {
     /// Communication `c`'s drain event popped at `now`: its flows due by now leave. Returns the
     /// communication's id and latency when that was its last flow.
     pub(super) fn drain_due(&mut self, c: u32, now: SimTime, sched: &mut dyn NetScheduler) {
+        if self.comms[c as usize].lazy.is_some() {
+            return self.drain_lazy(c, now, sched);
+        }
         let mut flows = std::mem::take(&mut self.comms[c as usize].flows);
         flows.retain(|&f| {
             let due = self.flows[f as usize].as_ref().expect("live").done <= now;

@@ -17,6 +17,7 @@
 //! flow stands for its symmetric copies, with per-link weights ([`super::copies`]).
 
 mod comms;
+mod lazy;
 
 use super::algorithms::{self, GroupShape, LinkCosts};
 use super::copies::{self, ClassFabric, CommCopies};
@@ -30,6 +31,7 @@ use crate::model::cluster::Placement;
 use crate::model::topology::{Path, Topology};
 use crate::units::{SimDuration, SimTime};
 use comms::Comm;
+use lazy::{Derived, NO_OWNER};
 
 #[derive(Clone, Debug)]
 struct Flow {
@@ -84,7 +86,9 @@ pub struct FlowNetwork {
     /// Communications whose flows a rebalance re-timed.
     touched: Vec<u32>,
     /// Each communication's flows and latency, derived once.
-    memo: Memo<(Vec<FlowSpec>, f64)>,
+    memo: Memo<Derived>,
+    /// Per link: the communication in closed form that owns it, or [`NO_OWNER`] ([`lazy`]).
+    owner: Vec<u32>,
     /// Total bytes moved per link class, for reports.
     pub bytes_moved: f64,
 }
@@ -141,6 +145,7 @@ impl FlowNetwork {
             comp_flows: Vec::new(),
             touched: Vec::new(),
             memo: Memo::new(MEMO_FLOWS),
+            owner: vec![NO_OWNER; links],
             bytes_moved: 0.0,
         }
     }
@@ -159,6 +164,7 @@ impl FlowNetwork {
         let links = fabric.capacity.len();
         net.capacity = fabric.capacity.clone();
         net.on_link = vec![Vec::new(); links];
+        net.owner = vec![NO_OWNER; links];
         net.link_mark = vec![0; links];
         net.classes = Some((fabric, template_of));
         Ok(net)
@@ -178,7 +184,7 @@ impl FlowNetwork {
     }
 
     /// Puts a flow of communication `comm` on its links; `dirty`: mark them for the next rebalance.
-    fn add_flow(&mut self, path: Path, weights: [f64; 8], bytes: f64, comm: u32, now: SimTime, dirty: bool) {
+    fn add_flow(&mut self, path: Path, weights: [f64; 8], bytes: f64, comm: u32, now: SimTime, dirty: bool) -> u32 {
         let id = self.free_flows.pop().unwrap_or_else(|| {
             self.flows.push(None);
             (self.flows.len() - 1) as u32
@@ -203,6 +209,7 @@ impl FlowNetwork {
             comm,
         });
         self.comms[comm as usize].flows.push(id);
+        id
     }
 
     fn remove_flow(&mut self, id: u32) -> Flow {
@@ -396,8 +403,8 @@ impl NetworkModel for FlowNetwork {
         let hit = self.memo.find(&comm);
         let (specs, latency) = match hit {
             Some(i) => {
-                let (specs, latency) = self.memo.value_mut(i);
-                (std::mem::take(specs), *latency)
+                let derived = self.memo.value_mut(i);
+                (std::mem::take(&mut derived.specs), derived.latency)
             }
             None => self.specs(comm),
         };
@@ -410,12 +417,17 @@ impl NetworkModel for FlowNetwork {
                 }
             }
         }
-        self.begin(now, id, &specs, latency, sched);
+        self.begin(now, id, &specs, latency, hit, sched);
         match hit {
-            Some(i) => self.memo.value_mut(i).0 = specs,
+            Some(i) => self.memo.value_mut(i).specs = specs,
             None => {
                 let cost = specs.len().max(1);
-                self.memo.insert(&comm, (specs, latency), cost);
+                let derived = Derived {
+                    specs,
+                    latency,
+                    ..Derived::default()
+                };
+                self.memo.insert(&comm, derived, cost);
             }
         }
     }
