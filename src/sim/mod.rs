@@ -209,10 +209,14 @@ struct StreamState {
     /// Whether the head task has started, and when.
     started: bool,
     start_time: SimTime,
-    /// The first edge whose earlier task is at or after the head.
+    /// The first edge whose earlier task is at or after the head, and that task (`TaskId::MAX`:
+    /// none), so that completing a task without successors on other streams reads no edge.
     edge_cursor: u32,
-    /// The first gate whose task is at or after the head.
+    edge_task: TaskId,
+    /// The first gate whose task is at or after the head, and that task (`TaskId::MAX`: none), so
+    /// that starting a task without explicit predecessors reads no gate.
     gate_cursor: u32,
+    gate_task: TaskId,
 }
 
 struct Sim<'a> {
@@ -269,12 +273,18 @@ impl<'a> Sim<'a> {
             queue: EventQueue::new(),
             streams: g.stream_offsets[..g.stream_offsets.len() - 1]
                 .iter()
-                .map(|&first| StreamState {
-                    head: first,
-                    started: false,
-                    start_time: SimTime::ZERO,
-                    edge_cursor: g.edges.partition_point(|e| e.before < first) as u32,
-                    gate_cursor: g.gates.partition_point(|x| x.task < first) as u32,
+                .map(|&first| {
+                    let edge_cursor = g.edges.partition_point(|e| e.before < first);
+                    let gate_cursor = g.gates.partition_point(|x| x.task < first);
+                    StreamState {
+                        head: first,
+                        started: false,
+                        start_time: SimTime::ZERO,
+                        edge_cursor: edge_cursor as u32,
+                        edge_task: g.edges.get(edge_cursor).map_or(TaskId::MAX, |e| e.before),
+                        gate_cursor: gate_cursor as u32,
+                        gate_task: g.gates.get(gate_cursor).map_or(TaskId::MAX, |x| x.task),
+                    }
                 })
                 .collect(),
             gate_left: g.gates.iter().map(|x| x.preds).collect(),
@@ -375,8 +385,8 @@ impl<'a> Sim<'a> {
         if self.streams[si].head != t || self.streams[si].started {
             return false;
         }
-        let gc = self.streams[si].gate_cursor as usize;
-        gc >= self.g.gates.len() || self.g.gates[gc].task != t || self.gate_left[gc] == 0
+        let st = &self.streams[si];
+        st.gate_task != t || self.gate_left[st.gate_cursor as usize] == 0
     }
 
     fn drain(&mut self) {
@@ -464,14 +474,20 @@ impl<'a> Sim<'a> {
         if head < self.g.stream_offsets[si + 1] {
             self.ready.push((head, si as u32));
         }
-        let gates = &self.g.gates;
-        let mut gc = self.streams[si].gate_cursor as usize;
-        while gc < gates.len() && gates[gc].task < head {
-            gc += 1;
+        let (g, st) = (self.g, &mut self.streams[si]);
+        if st.gate_task < head {
+            let mut gc = st.gate_cursor as usize;
+            while gc < g.gates.len() && g.gates[gc].task < head {
+                gc += 1;
+            }
+            st.gate_cursor = gc as u32;
+            st.gate_task = g.gates.get(gc).map_or(TaskId::MAX, |x| x.task);
         }
-        self.streams[si].gate_cursor = gc as u32;
-        let mut ec = self.streams[si].edge_cursor as usize;
-        while let Some(e) = self.g.edges.get(ec).filter(|e| e.before == t) {
+        if st.edge_task != t {
+            return;
+        }
+        let mut ec = st.edge_cursor as usize;
+        while let Some(e) = g.edges.get(ec).filter(|e| e.before == t) {
             let left = &mut self.gate_left[e.gate as usize];
             *left -= 1;
             if *left == 0 {
@@ -479,6 +495,8 @@ impl<'a> Sim<'a> {
             }
             ec += 1;
         }
-        self.streams[si].edge_cursor = ec as u32;
+        let st = &mut self.streams[si];
+        st.edge_cursor = ec as u32;
+        st.edge_task = g.edges.get(ec).map_or(TaskId::MAX, |e| e.before);
     }
 }

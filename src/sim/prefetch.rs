@@ -8,6 +8,7 @@
 //! places behind it is requested, and the loads overlap instead of following one another.
 
 use super::{Event, Sim};
+use crate::workload::TaskId;
 
 /// Which of the events still to pop at the current instant to prefetch for (0: the next).
 pub(super) const AHEAD: usize = 4;
@@ -36,7 +37,10 @@ impl Sim<'_> {
         for &(t, si) in &self.ready {
             touch(g.task_kind.get(t as usize));
             touch(g.task_label.get(t as usize));
-            touch(g.gates.get(self.streams[si as usize].gate_cursor as usize));
+            let st = &self.streams[si as usize];
+            if st.gate_task == t {
+                touch(self.gate_left.get(st.gate_cursor as usize));
+            }
         }
     }
 
@@ -49,10 +53,14 @@ impl Sim<'_> {
 
     /// Prefetches what completing the head task of stream `si` and starting the next will read.
     pub(super) fn prefetch_stream(&self, si: usize) {
-        let g = self.g;
-        let next = self.streams[si].head as usize + 1;
-        touch(g.edges.get(self.streams[si].edge_cursor as usize));
-        touch(g.gates.get(self.streams[si].gate_cursor as usize));
+        let (g, st) = (self.g, &self.streams[si]);
+        let next = st.head as usize + 1;
+        if st.edge_task == st.head {
+            touch(g.edges.get(st.edge_cursor as usize));
+        }
+        if st.gate_task <= next as TaskId {
+            touch(g.gates.get(st.gate_cursor as usize));
+        }
         touch(g.task_kind.get(next));
         touch(g.task_label.get(next));
     }
