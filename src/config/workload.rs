@@ -107,7 +107,9 @@ pub struct ParallelSpec {
     #[serde(default)]
     pub sequence_parallel: bool,
     /// Layers of each pipeline stage, when not split evenly (to balance stages on GPUs of
-    /// different speeds); p entries summing to `model.layers`, without interleaving.
+    /// different speeds, or to leave room for the embedding and the loss as Megatron-Core's
+    /// `account_for_embedding_in_pipeline_split` does); p x v entries summing to `model.layers`, one
+    /// per model chunk in virtual-stage order (chunk c of stage s is entry c p + s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_per_stage: Option<Vec<u32>>,
     /// Expert-parallel size e: the experts of each mixture-of-experts layer divided among e ranks
@@ -352,12 +354,14 @@ impl WorkloadSpec {
         let stages = p.pipeline * self.chunks();
         if let Some(list) = &p.layers_per_stage {
             let total: u32 = list.iter().sum();
-            if self.chunks() > 1 || list.len() as u32 != p.pipeline || total != m.layers || list.contains(&0) {
+            if list.len() as u32 != stages || total != m.layers || list.contains(&0) {
                 return Err(doc.field_error(
                     "parallel.layers_per_stage",
                     format!(
-                        "needs pipeline = {} positive entries summing to model.layers = {} (and no interleaving)",
-                        p.pipeline, m.layers
+                        "needs pipeline x interleave = {} x {} = {stages} positive entries summing to model.layers = {}",
+                        p.pipeline,
+                        self.chunks(),
+                        m.layers
                     ),
                 ));
             }

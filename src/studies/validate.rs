@@ -387,7 +387,7 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     );
     let _ = writeln!(
         s,
-        "assumptions and the published rows not run (context parallelism) are in `workloads/reference/nemo-h100.csv`"
+        "assumptions and any published rows not run (with why) are in `workloads/reference/nemo-h100.csv`"
     );
     let _ = writeln!(s, "and `workloads/reference/llama3-h100.csv`.\n");
     let _ = writeln!(

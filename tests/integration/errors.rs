@@ -8,6 +8,21 @@ fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
     expect_input_error(files, &[&["run", "--no-output"][..], args].concat())
 }
 
+/// `fails` for the default workload run interleaved with 2 chunks per stage, and `set`.
+fn fails_interleaved(set: &str) -> String {
+    fails(
+        &[],
+        &[
+            "--set",
+            "workload.schedule=interleaved",
+            "--set",
+            "workload.parallel.interleave=2",
+            "--set",
+            set,
+        ],
+    )
+}
+
 const HW: &str = include_str!("../../hardware/dgx-a100.yaml");
 const WL: &str = include_str!("../../workloads/gpt-5.9b.yaml");
 
@@ -59,6 +74,14 @@ fn layers_not_divisible_by_pipeline_times_interleave() {
 }
 
 #[test]
+fn layers_per_stage_needs_an_entry_per_model_chunk() {
+    // interleave 2 over pipeline 8: 16 model chunks, so 8 entries (one per stage) are refused
+    insta::assert_snapshot!(fails_interleaved(
+        "workload.parallel.layers_per_stage=[4, 4, 4, 4, 4, 4, 4, 4]"
+    ));
+}
+
+#[test]
 fn batch_not_divisible_by_micro_times_data() {
     insta::assert_snapshot!(fails(&[], &["--set", "workload.batch.global=500"]));
 }
@@ -66,17 +89,7 @@ fn batch_not_divisible_by_micro_times_data() {
 #[test]
 fn interleaved_needs_microbatches_multiple_of_pipeline() {
     // B = 96, b = 1, d = 8: m = 12 microbatches, not a multiple of p = 8
-    insta::assert_snapshot!(fails(
-        &[],
-        &[
-            "--set",
-            "workload.schedule=interleaved",
-            "--set",
-            "workload.parallel.interleave=2",
-            "--set",
-            "workload.batch.global=96"
-        ]
-    ));
+    insta::assert_snapshot!(fails_interleaved("workload.batch.global=96"));
 }
 
 #[test]

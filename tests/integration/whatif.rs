@@ -201,23 +201,25 @@ fn bad_what_if_input_names_the_field() {
     assert!(e.contains("gpu.jitter.sigma"), "{e}");
 }
 
-/// GPT 5.9B over two pipeline stages on one DGX-H100 node (stage 0) and one DGX A100 node
-/// (stage 1): an even split leaves the H100 stage waiting; giving it more layers balances them.
-fn mixed(split: Option<&str>) -> f64 {
-    let mut sets = vec![
+/// GPT 5.9B, t8 p2 d1 on two nodes, batch 16, with `sets` and, if given, `layers_per_stage=split`.
+fn with_split(sets: &[&str], split: Option<&str>) -> clustersim::report::Report {
+    let owned = split.map(|s| format!("workload.parallel.layers_per_stage={s}"));
+    let mut all = vec![
         "hardware.nodes=2",
-        "hardware.node_groups=[{count: 1, gpu: dgx-h100}]",
         "workload.parallel.tensor=8",
         "workload.parallel.pipeline=2",
         "workload.parallel.data=1",
         "workload.batch.global=16",
     ];
-    let owned;
-    if let Some(s) = split {
-        owned = format!("workload.parallel.layers_per_stage={s}");
-        sets.push(&owned);
-    }
-    run_with("dgx-a100", &sets, 1).iteration_time_s
+    all.extend_from_slice(sets);
+    all.extend(owned.as_deref());
+    run_with("dgx-a100", &all, 1)
+}
+
+/// GPT 5.9B over two pipeline stages on one DGX-H100 node (stage 0) and one DGX A100 node
+/// (stage 1): an even split leaves the H100 stage waiting; giving it more layers balances them.
+fn mixed(split: Option<&str>) -> f64 {
+    with_split(&["hardware.node_groups=[{count: 1, gpu: dgx-h100}]"], split).iteration_time_s
 }
 
 #[test]
@@ -236,6 +238,40 @@ fn a_balanced_layer_split_beats_the_even_one_on_mixed_gpus() {
         "workload.batch.global=16",
     ];
     assert!(run_with("dgx-a100", &sets, 1).iteration_time_s > even);
+}
+
+/// With interleaving, `layers_per_stage` lists the p x v model chunks in virtual-stage order (entry
+/// c p + s is chunk c of stage s, as Megatron-Core numbers them): GPT 5.9B cut to 8 layers, t8 p2 v2.
+#[test]
+fn an_interleaved_split_lists_every_model_chunk_in_virtual_stage_order() {
+    let run_split = |split: Option<&str>| {
+        let sets = [
+            "workload.model.layers=8",
+            "workload.schedule=interleaved",
+            "workload.parallel.interleave=2",
+        ];
+        let r = with_split(&sets, split);
+        let memory = r.memory.as_ref().expect("a generated run reports memory");
+        let params: Vec<f64> = memory.per_stage.iter().map(|s| s.parameters).collect();
+        (params, r.iteration_time_s)
+    };
+    let (even, even_time) = run_split(None);
+    // [2, 2, 2, 2] is the even split; [1, 3, 3, 1] (Megatron-Core's room for embedding and loss) puts
+    // chunks 0 and 2 (1 + 3 layers) on stage 0 and chunks 1 and 3 (3 + 1) on stage 1: 4 and 4 again
+    assert_eq!(run_split(Some("[2, 2, 2, 2]")), (even.clone(), even_time));
+    assert_eq!(run_split(Some("[1, 3, 3, 1]")).0, even);
+    // [2, 1, 3, 2]: stage 0 holds 2 + 3 = 5 layers, stage 1 1 + 2 = 3, one layer's parameters moved;
+    // [3, 1, 3, 1]: 3 + 3 = 6 and 1 + 1 = 2, two layers' (read stage by stage, entries s v + c, they
+    // would be 3 + 1 and 4 + 4: no layer moved, and one moved the other way)
+    let (one, _) = run_split(Some("[2, 1, 3, 2]"));
+    let (two, two_time) = run_split(Some("[3, 1, 3, 1]"));
+    let layer = one[0] - even[0];
+    assert!(layer > 0.0, "{one:?} vs {even:?}");
+    assert_eq!(even[1] - one[1], layer);
+    assert_eq!(two[0] - even[0], 2.0 * layer);
+    assert_eq!(even[1] - two[1], 2.0 * layer);
+    // and stage 0, with 6 of the 8 layers, makes the iteration longer than the even split's
+    assert!(two_time > even_time, "{two_time} vs {even_time}");
 }
 
 #[test]
