@@ -27,6 +27,7 @@ mod pool;
 mod prefetch;
 mod spans;
 mod storage;
+mod streams;
 mod transfer;
 
 use crate::config::{HardwareSpec, NetworkModelKind};
@@ -40,6 +41,7 @@ use crate::workload::{Stream, TaskGraph, TaskId, TaskKind};
 use clock::RankClock;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use streams::StreamState;
 
 pub use clock::RankTime;
 pub use copies::network_for;
@@ -200,25 +202,6 @@ pub fn simulate_on(
     Ok(sim.outcome())
 }
 
-/// Where one (rank, stream) is in its task list, kept together so that a task's start and
-/// completion read one cache line of it (9216 streams advance side by side on GPT-1T).
-#[derive(Clone, Copy, Debug)]
-struct StreamState {
-    /// The next task to run; the stream is done when it reaches the stream's end.
-    head: TaskId,
-    /// Whether the head task has started, and when.
-    started: bool,
-    start_time: SimTime,
-    /// The first edge whose earlier task is at or after the head, and that task (`TaskId::MAX`:
-    /// none), so that completing a task without successors on other streams reads no edge.
-    edge_cursor: u32,
-    edge_task: TaskId,
-    /// The first gate whose task is at or after the head, and that task (`TaskId::MAX`: none), so
-    /// that starting a task without explicit predecessors reads no gate.
-    gate_cursor: u32,
-    gate_task: TaskId,
-}
-
 struct Sim<'a> {
     g: &'a TaskGraph,
     /// Each op's time on each GPU model of the machine (`gpu`, then each node group's).
@@ -273,19 +256,7 @@ impl<'a> Sim<'a> {
             queue: EventQueue::new(),
             streams: g.stream_offsets[..g.stream_offsets.len() - 1]
                 .iter()
-                .map(|&first| {
-                    let edge_cursor = g.edges.partition_point(|e| e.before < first);
-                    let gate_cursor = g.gates.partition_point(|x| x.task < first);
-                    StreamState {
-                        head: first,
-                        started: false,
-                        start_time: SimTime::ZERO,
-                        edge_cursor: edge_cursor as u32,
-                        edge_task: g.edges.get(edge_cursor).map_or(TaskId::MAX, |e| e.before),
-                        gate_cursor: gate_cursor as u32,
-                        gate_task: g.gates.get(gate_cursor).map_or(TaskId::MAX, |x| x.task),
-                    }
-                })
+                .map(|&first| StreamState::at(g, first))
                 .collect(),
             gate_left: g.gates.iter().map(|x| x.preds).collect(),
             arrived: vec![0; g.collectives.len()],
