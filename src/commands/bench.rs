@@ -1,5 +1,5 @@
-//! `clustersim bench`: runs the benchmark cases and prints, per case, tasks, events, events per
-//! second, wall time, peak memory and bytes per task (or one JSON object per case with `--json`).
+//! `clustersim bench`: runs the benchmark cases and prints, per case, tasks, events, wall time
+//! (and of it the graph's generation), events per second, peak memory and bytes per task (or one JSON object per case with `--json`).
 
 use crate::cli::{BenchArgs, BenchCase};
 use crate::error::{Error, Result};
@@ -16,12 +16,14 @@ fn print_row(r: &BenchResult, json: bool) -> Result<()> {
     let simulated = r
         .simulated_s
         .map_or(String::new(), |s| format!("   (simulated {s:.4} s)"));
+    let generated = r.generate_s.map_or("-".to_string(), |s| format!("{s:.3}"));
     println!(
-        "{:<72} {:>10} {:>10} {:>9.3} {:>12.0} {:>9} {:>8}{simulated}",
+        "{:<72} {:>10} {:>10} {:>9.3} {:>9} {:>12.0} {:>9} {:>8}{simulated}",
         r.case,
         r.tasks,
         r.events,
         r.wall_s,
+        generated,
         r.events_per_s(),
         mib(r.peak_rss_bytes),
         per_task
@@ -33,8 +35,8 @@ fn print_row(r: &BenchResult, json: bool) -> Result<()> {
 pub fn bench_command(args: &BenchArgs) -> Result<()> {
     if !args.json {
         println!(
-            "{:<72} {:>10} {:>10} {:>9} {:>12} {:>9} {:>8}",
-            "case", "tasks", "events", "wall (s)", "events/s", "peak MiB", "B/task"
+            "{:<72} {:>10} {:>10} {:>9} {:>9} {:>12} {:>9} {:>8}",
+            "case", "tasks", "events", "wall (s)", "built (s)", "events/s", "peak MiB", "B/task"
         );
     }
     let run = |case: &dyn Fn() -> Result<BenchResult>| -> Result<()> {

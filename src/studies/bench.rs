@@ -21,6 +21,8 @@ pub struct BenchResult {
     pub peak_rss_bytes: Option<u64>,
     /// What the case simulated (an iteration or a collective), s.
     pub simulated_s: Option<f64>,
+    /// Of the wall time, seconds spent generating the task graph (training iterations only).
+    pub generate_s: Option<f64>,
 }
 
 impl BenchResult {
@@ -83,6 +85,7 @@ pub fn engine_synthetic(live: u64, total: u64, spread: u64) -> BenchResult {
         wall_s: start.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss(),
         simulated_s: None,
+        generate_s: None,
     }
 }
 
@@ -136,6 +139,7 @@ fn iteration(hardware: &str, workload: &str, sets: &[&str], representative: bool
         wall_s: start.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss(),
         simulated_s: Some(r.iteration_time_s),
+        generate_s: Some(res.generate_s),
     })
 }
 
@@ -167,6 +171,7 @@ pub fn ring_4096() -> Result<BenchResult> {
         wall_s: start.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss(),
         simulated_s: Some(out.makespan.as_secs_f64()),
+        generate_s: None,
     })
 }
 
@@ -184,6 +189,7 @@ mod tests {
             wall_s: 1.0,
             peak_rss_bytes: Some(1 << 30),
             simulated_s: None,
+            generate_s: None,
         };
         assert_eq!(r.bytes_per_task(), Some(32.0));
         r.tasks = 0;

@@ -64,6 +64,8 @@ pub struct RunResult {
     pub layout: Layout,
     /// Iteration times over seeds, with `--iterations` (empty otherwise).
     pub iteration_times: Vec<f64>,
+    /// Wall seconds spent generating the task graph (0 for a graph read from a trace).
+    pub generate_s: f64,
 }
 
 impl RunResult {
@@ -74,6 +76,7 @@ impl RunResult {
             timeline,
             layout,
             iteration_times: Vec::new(),
+            generate_s: 0.0,
         }
     }
 }
@@ -83,13 +86,22 @@ impl RunResult {
 /// every rank and the report says why.
 pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
     check_size(cfg, opts)?;
+    let timed = |generate: fn(&crate::config::WorkloadSpec) -> TaskGraph| {
+        let start = std::time::Instant::now();
+        let graph = generate(&cfg.workload);
+        (graph, start.elapsed().as_secs_f64())
+    };
     if opts.representative {
         let why = match crate::workload::generate::asymmetry(&cfg.workload) {
             Some(why) => why,
             None => {
-                let graph = crate::workload::generate::generate_representative(&cfg.workload);
+                let (graph, built) = timed(crate::workload::generate::generate_representative);
                 match crate::sim::network_for(&graph, &cfg.hardware) {
-                    Ok(net) => return run_graph_on(cfg, graph, net, opts),
+                    Ok(net) => {
+                        let mut res = run_graph_on(cfg, graph, net, opts)?;
+                        res.generate_s = built;
+                        return Ok(res);
+                    }
                     Err(why) => why,
                 }
             }
@@ -99,11 +111,16 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
             ..opts.clone()
         };
         check_size(cfg, &every)?;
-        let mut res = run_graph(cfg, generate(&cfg.workload), &every)?;
+        let (graph, built) = timed(generate);
+        let mut res = run_graph(cfg, graph, &every)?;
         res.report.every_rank_because = Some(why);
+        res.generate_s = built;
         return Ok(res);
     }
-    run_graph(cfg, generate(&cfg.workload), opts)
+    let (graph, built) = timed(generate);
+    let mut res = run_graph(cfg, graph, opts)?;
+    res.generate_s = built;
+    Ok(res)
 }
 
 /// Refuses, before anything is built, a run whose task graph would need more than `opts.max_memory`.
