@@ -1,7 +1,8 @@
 //! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15, PyTorch
 //! FSDP2's published A100 runs (figure `fsdp`), NVIDIA's published NeMo / Megatron-Bridge DGX H100
-//! throughput (figure `nemo-h100`) and Llama 3 405B's (figure `llama3-405b`), and compare with the
-//! published points (workloads/reference/, with their source), into results/megatron/.
+//! throughput (figure `nemo-h100`), Llama 3 405B's (figure `llama3-405b`) and NVIDIA's MLPerf Training
+//! GPT-3 175B step times on H100 (figure `mlperf-gpt3`), and compare with the published points
+//! (workloads/reference/, with their source), into results/megatron/.
 //!
 //! Each figure is an ordinary sweep spec (workloads/sweeps/megatron-fig*.yaml, compiled in). A
 //! published point is matched to the simulated run with the same configuration, read from the
@@ -59,16 +60,22 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
         "workloads/sweeps/llama3-405b-h100.yaml",
         include_str!("../../workloads/sweeps/llama3-405b-h100.yaml"),
     ),
+    (
+        "mlperf-gpt3",
+        "workloads/sweeps/mlperf-gpt3-h100.yaml",
+        include_str!("../../workloads/sweeps/mlperf-gpt3-h100.yaml"),
+    ),
 ];
 
 /// The H100 figures, whose reference rows end in a `run` column: `yes`, or why the row is not simulated.
-const H100_FIGURES: &[&str] = &["nemo-h100", "llama3-405b"];
+const H100_FIGURES: &[&str] = &["nemo-h100", "llama3-405b", "mlperf-gpt3"];
 
 const THROUGHPUT: &str = include_str!("../../workloads/reference/megatron-figures.csv");
 const FSDP: &str = include_str!("../../workloads/reference/fsdp-a100.csv");
 const BUBBLES: &str = include_str!("../../workloads/reference/megatron-figure6.csv");
 const NEMO: &str = include_str!("../../workloads/reference/nemo-h100.csv");
 const LLAMA3: &str = include_str!("../../workloads/reference/llama3-h100.csv");
+const MLPERF: &str = include_str!("../../workloads/reference/mlperf-gpt3-h100.csv");
 
 /// Whether a published row is simulated: every row of the A100 figures; an H100 row whose `run` column says `yes`.
 fn runnable(figure: &str, row: &[String]) -> bool {
@@ -163,7 +170,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             );
         }
     } else {
-        let published = [THROUGHPUT, FSDP, NEMO, LLAMA3].into_iter().flat_map(rows);
+        let published = [THROUGHPUT, FSDP, NEMO, LLAMA3, MLPERF].into_iter().flat_map(rows);
         for f in published.filter(|f| f[0] == figure && runnable(figure, f)) {
             let (t, p, d, b) = (
                 num(&f[5]) as u64,
@@ -383,13 +390,16 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     );
     let _ = writeln!(
         s,
-        "Figures nemo-h100 and llama3-405b run on `hardware/dgx-h100.yaml`, without recompute; their sources, the"
+        "Figures nemo-h100, llama3-405b and mlperf-gpt3 run on `hardware/dgx-h100.yaml`, without recompute; their sources,"
     );
     let _ = writeln!(
         s,
-        "assumptions and any published rows not run (with why) are in `workloads/reference/nemo-h100.csv`"
+        "the assumptions and any published rows not run (with why) are in `workloads/reference/nemo-h100.csv`,"
     );
-    let _ = writeln!(s, "and `workloads/reference/llama3-h100.csv`.\n");
+    let _ = writeln!(
+        s,
+        "`workloads/reference/llama3-h100.csv` and `workloads/reference/mlperf-gpt3-h100.csv`.\n"
+    );
     let _ = writeln!(
         s,
         "| figure | points | mean abs. error | max abs. error | order kept (pairs >5% apart) |"
@@ -410,7 +420,7 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU (fsdp, nemo-h100: tokens per second; llama3-405b: MFU).\n"
+        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU (fsdp, nemo-h100, mlperf-gpt3: tokens per second; llama3-405b: MFU).\n"
     );
     for (figure, _, _) in FIGURES {
         let _ = writeln!(s, "## {figure}\n\n![{figure}]({figure}.png)\n");

@@ -1,5 +1,5 @@
 //! `clustersim validate`: Figure 6 from simulation, PyTorch FSDP2's published A100 runs, NVIDIA's published H100
-//! rows and Llama 3 405B's, deterministic output.
+//! rows, Llama 3 405B's and MLPerf Training GPT-3 175B's, deterministic output.
 
 use super::common::clustersim;
 
@@ -50,6 +50,9 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         // 10% each, not met; today's 16.9% / 27.6% and 8.2% / 15.1% (README, "H100, 2024-2026") are bounded
         ("nemo-h100", 18.0, 28.5),
         ("llama3-405b", 9.0, 15.5),
+        // MLPerf Training GPT-3 175B step times on H100 (14 run; FP8, 256-11616 GPUs): today's 22.8% / 40.2%
+        // (README, "MLPerf Training GPT-3 175B") are bounded
+        ("mlperf-gpt3", 23.5, 41.0),
     ] {
         let errors: Vec<f64> = csv
             .lines()
@@ -58,7 +61,7 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
             .collect();
         assert!(!errors.is_empty(), "{figure}");
         // every published row marked `run: yes` has its simulation (a failed point has no error to parse)
-        let runnable = [("nemo-h100", 18), ("llama3-405b", 3)];
+        let runnable = [("nemo-h100", 18), ("llama3-405b", 3), ("mlperf-gpt3", 14)];
         if let Some((_, n)) = runnable.iter().find(|(f, _)| *f == figure) {
             assert_eq!(errors.len(), *n, "{figure}");
         }
@@ -68,5 +71,34 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
             mean < mean_bound && max < max_bound,
             "{figure}: mean {mean:.1}%, max {max:.1}%"
         );
+    }
+}
+
+/// The MLPerf GPT-3 reference rows are consistent with themselves: every GPU count is t x p x d, and the
+/// compared tokens per second is global batch x sequence / published step time (rounded), and that over the
+/// GPUs is the per-GPU column (to its 0.1). E.g. Eos at 1344 nodes: 2688 x 2048 / 0.9296 s = 5 921 928 tokens/s,
+/// / 10752 GPUs = 550.8.
+#[test]
+fn mlperf_gpt3_reference_rows_are_consistent() {
+    let csv = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workloads/reference/mlperf-gpt3-h100.csv"
+    ))
+    .unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 18);
+    assert_eq!(rows.iter().filter(|r| r[18] == "yes").count(), 14);
+    let num = |s: &str| s.parse::<f64>().unwrap();
+    for r in rows {
+        let (gpus, t, p, d) = (num(r[4]), num(r[5]), num(r[6]), num(r[7]));
+        assert_eq!(gpus, t * p * d, "{r:?}");
+        let tokens = num(r[8]) * num(r[14]) / num(r[15]);
+        assert_eq!(num(r[10]), tokens.round(), "{r:?}");
+        assert!((num(r[17]) - tokens / gpus).abs() <= 0.05 + 1e-9, "{r:?}");
     }
 }
