@@ -106,6 +106,10 @@ const KEYS: &[&str] = &[
     "workload.model.moe.imbalance",
     "workload.software",
     "workload.parallel.context",
+    "workload.model.mla",
+    "workload.model.moe.first_dense_layers",
+    "hardware.node.nvlink.sharp",
+    "hardware.network.nccl.version",
 ];
 
 /// A random value: a number, maybe with a unit, or a word.
@@ -177,6 +181,14 @@ fn plausible(key: &str, rng: &mut ChaCha8Rng) -> String {
         "expert" => &["1", "2", "4", "8", "3"],
         "imbalance" => &["0", "0.5", "2", "-1", "1e9"],
         "context" => &["1", "2", "4", "3", "0"],
+        "mla" => &[
+            "{q_lora_rank: 64, kv_lora_rank: 32, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16}",
+            "{q_lora_rank: 0, kv_lora_rank: 32, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16}",
+            "{q_lora_rank: 1, kv_lora_rank: 0, qk_nope_head_dim: 0, qk_rope_head_dim: 1, v_head_dim: 1}",
+        ],
+        "first_dense_layers" => &["0", "1", "3", "100"],
+        "sharp" => &["true", "false"],
+        "version" => &["\"2.8\"", "\"2.10\"", "\"2.21\"", "\"9.9\""],
         "software" => &[
             "megatron-2021",
             "megatron-core-2024",
