@@ -41,6 +41,7 @@ impl Sim<'_> {
             if st.gate_task == t {
                 touch(self.gate_left.get(st.gate_cursor as usize));
             }
+            touch(self.clocks.get(si as usize / crate::workload::Stream::COUNT));
         }
     }
 
@@ -63,5 +64,6 @@ impl Sim<'_> {
         }
         touch(g.task_kind.get(next));
         touch(g.task_label.get(next));
+        touch(self.clocks.get(si / crate::workload::Stream::COUNT));
     }
 }
