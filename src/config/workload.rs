@@ -421,13 +421,15 @@ pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec
     }
     if w.gpus_needed() > hw.total_gpus() {
         return Err(Error::Input(format!(
-            "error: {}: the workload needs {} GPUs, but {}: `nodes` = {} nodes x {} GPUs = {} GPUs",
+            "error: {}: the workload needs {} GPUs, but {}: `nodes` = {} nodes x {} GPUs = {} GPUs \
+             (--set hardware.nodes={} would fit it)",
             w_doc.origin("parallel"),
             super::context::split_product(w),
             hw_doc.origin("nodes"),
             hw.nodes,
             hw.node.gpus,
-            hw.total_gpus()
+            hw.total_gpus(),
+            w.gpus_needed().div_ceil(hw.node.gpus as u64)
         )));
     }
     if w.precision == Precision::Fp8 {
