@@ -94,8 +94,8 @@ impl FlowNetwork {
                 }
             }
             None => {
+                self.count_bytes(specs);
                 for s in specs {
-                    self.bytes_moved += s.weight * s.bytes;
                     self.add_flow(s.path, [s.weight; 8], s.bytes, c, now, !alone);
                 }
             }
@@ -112,15 +112,25 @@ impl FlowNetwork {
 
     /// Whether no other flow crosses any link the flows of communication `id` will take.
     fn alone(&self, id: CommId, specs: &[FlowSpec]) -> bool {
-        let free =
-            |path: &crate::model::topology::Path| path.links().iter().all(|&l| self.on_link[l as usize].is_empty());
         match self
             .classes
             .as_ref()
             .map(|(fabric, of)| (fabric, of[id.0 as usize] as usize))
         {
-            Some((fabric, t)) => fabric.flows[t].iter().all(|leader| free(&leader.path)),
-            None => specs.iter().all(|s| free(&s.path)),
+            Some((fabric, t)) => fabric.flows[t].iter().all(|leader| self.no_flows_on(&leader.path)),
+            None => specs.iter().all(|s| self.no_flows_on(&s.path)),
+        }
+    }
+
+    /// Whether no placed flow crosses any link of `path`.
+    pub(super) fn no_flows_on(&self, path: &crate::model::topology::Path) -> bool {
+        path.links().iter().all(|&l| self.on_link[l as usize].is_empty())
+    }
+
+    /// Counts the bytes of an every-rank communication's flows in [`FlowNetwork::bytes_moved`].
+    pub(super) fn count_bytes(&mut self, specs: &[FlowSpec]) {
+        for s in specs {
+            self.bytes_moved += s.weight * s.bytes;
         }
     }
 

@@ -55,12 +55,12 @@ impl FlowNetwork {
         let Solo::Known { duration, .. } = self.memo.value(entry).solo else {
             return false;
         };
-        let free = |l: &u32| self.on_link[*l as usize].is_empty() && self.owner[*l as usize] == NO_OWNER;
-        if !specs.iter().all(|s| s.path.links().iter().all(free)) {
+        let unowned = |s: &FlowSpec| s.path.links().iter().all(|&l| self.owner[l as usize] == NO_OWNER);
+        if !specs.iter().all(|s| unowned(s) && self.no_flows_on(&s.path)) {
             return false;
         }
+        self.count_bytes(specs);
         for s in specs {
-            self.bytes_moved += s.weight * s.bytes;
             for &l in s.path.links() {
                 self.owner[l as usize] = c;
             }
