@@ -62,6 +62,15 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
             return Err(doc.field_error(path, format!("must be between {least} and {WIDTH_MAX}")));
         }
     }
+    if let Some(d) = m.head_dim {
+        return Err(doc.field_error(
+            "model.head_dim",
+            format!(
+                "multi-head latent attention (model.mla) sets its own head widths (qk_nope_head_dim, qk_rope_head_dim, \
+                 v_head_dim): leave head_dim ({d}) out"
+            ),
+        ));
+    }
     if let Some(kv) = m.kv_heads.filter(|&kv| kv != m.heads) {
         return Err(doc.field_error(
             "model.kv_heads",

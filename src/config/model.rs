@@ -23,6 +23,13 @@ pub struct ModelSpec {
     /// Key/value heads (grouped-query attention); `heads` unless stated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_heads: Option<u64>,
+    /// Width of one attention head's queries, keys and values; h / a unless stated (Qwen3 sets
+    /// 128 whatever h and a are, so its query width a x 128 need not be h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u64>,
+    /// RMSNorm over each head's queries and keys before attention (Qwen3's `qk_layernorm`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub qk_norm: bool,
     /// MLP width; 4 h unless stated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ffn_hidden: Option<u64>,
@@ -51,6 +58,10 @@ pub struct ModelSpec {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// MLP kinds.
@@ -100,16 +111,22 @@ impl ModelSpec {
     pub fn moe_at(&self, layer: u32) -> Option<&super::moe::MoeSpec> {
         self.moe.as_ref().filter(|m| m.is_moe_layer(layer))
     }
+    /// Width of one head without multi-head latent attention: `head_dim`, or h / a.
+    pub fn head_dim(&self) -> u64 {
+        self.head_dim.unwrap_or(self.hidden / self.heads.max(1))
+    }
     /// Width of the keys (and of the values): kv_heads x head dimension.
     pub fn kv_dim(&self) -> u64 {
-        self.kv_heads() * (self.hidden / self.heads.max(1))
+        self.kv_heads() * self.head_dim()
     }
-    /// Width of one head's queries and keys: h / a, or d_h + d_h^R with multi-head latent attention.
+    /// Width of one head's queries and keys: the head dimension, or d_h + d_h^R with multi-head
+    /// latent attention.
     pub fn qk_head_dim(&self) -> u64 {
-        self.mla.map_or(self.hidden / self.heads.max(1), |m| m.qk_head_dim())
+        self.mla.map_or(self.head_dim(), |m| m.qk_head_dim())
     }
-    /// Width of one head's values: h / a, or `v_head_dim` with multi-head latent attention.
+    /// Width of one head's values: the head dimension, or `v_head_dim` with multi-head latent
+    /// attention.
     pub fn v_head_dim(&self) -> u64 {
-        self.mla.map_or(self.hidden / self.heads.max(1), |m| m.v_head_dim)
+        self.mla.map_or(self.head_dim(), |m| m.v_head_dim)
     }
 }

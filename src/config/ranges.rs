@@ -104,6 +104,7 @@ pub fn check_workload(w: &WorkloadSpec, doc: &Document) -> Result<()> {
         ("model.layers", m.layers as u64, 100_000),
         ("model.hidden", m.hidden, 1 << 20),
         ("model.heads", m.heads, 1 << 16),
+        ("model.head_dim", m.head_dim.unwrap_or(1), 1 << 16),
         ("model.seq_len", m.seq_len, 1 << 24),
         ("model.vocab", m.vocab, 1 << 31),
         ("batch.global", b.global, 1 << 40),
@@ -117,6 +118,9 @@ pub fn check_workload(w: &WorkloadSpec, doc: &Document) -> Result<()> {
         if v > max {
             return Err(doc.field_error(path, format!("must be at most {max}")));
         }
+    }
+    if m.head_dim == Some(0) {
+        return Err(doc.field_error("model.head_dim", "must be at least 1"));
     }
     Ok(())
 }

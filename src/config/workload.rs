@@ -311,7 +311,7 @@ impl WorkloadSpec {
                 "overlaps the all-gather of the weights that ZeRO 1 and 2 shard: it needs `data_parallel.zero_stage` 1 or 2",
             ));
         }
-        if m.mla.is_none() && m.hidden % m.heads != 0 {
+        if m.mla.is_none() && m.head_dim.is_none() && m.hidden % m.heads != 0 {
             return Err(doc.field_error(
                 "model.hidden",
                 format!("must be divisible by model.heads ({})", m.heads),

@@ -13,17 +13,18 @@ use crate::ops::Kernel;
 const ACT: u64 = 2; // bytes per 16-bit activation element
 
 impl LayerShape {
-    /// Width of one head's queries and keys, d_qk: h / a, or d_h + d_h^R with MLA.
+    /// Width of one head's queries and keys, d_qk: the head dimension (h / a unless the model
+    /// sets it), or d_h + d_h^R with MLA.
     pub(crate) fn qk_head_dim(&self) -> u64 {
-        self.mla.map_or(self.h / self.a, |m| m.qk_head_dim())
+        self.mla.map_or(self.head_dim, |m| m.qk_head_dim())
     }
-    /// Width of one head's values, d_v: h / a, or `v_head_dim` with MLA.
+    /// Width of one head's values, d_v: the head dimension, or `v_head_dim` with MLA.
     pub(crate) fn v_head_dim(&self) -> u64 {
-        self.mla.map_or(self.h / self.a, |m| m.v_head_dim)
+        self.mla.map_or(self.head_dim, |m| m.v_head_dim)
     }
-    /// Width of every head's queries together: h, or a d_qk with MLA.
+    /// Width of every head's queries together: a d_qk (h unless the head dimension is set).
     pub(crate) fn q_width(&self) -> u64 {
-        self.mla.map_or(self.h, |_| self.a * self.qk_head_dim())
+        self.a * self.qk_head_dim()
     }
     /// Width of the keys and of the values together: 2 kv (2 h without grouped-query attention),
     /// or a (d_qk + d_v) with MLA (every head has its own keys and values).
@@ -31,9 +32,20 @@ impl LayerShape {
         self.mla
             .map_or(2 * self.kv, |_| self.a * (self.qk_head_dim() + self.v_head_dim()))
     }
-    /// Width of every head's attention output: h, or a d_v with MLA.
+    /// Width of every head's attention output: a d_v (h unless the head dimension is set).
     pub(crate) fn out_width(&self) -> u64 {
-        self.mla.map_or(self.h, |_| self.a * self.v_head_dim())
+        self.a * self.v_head_dim()
+    }
+    /// Width of the projection from the layer's input to queries, keys and values.
+    fn qkv_width(&self) -> u64 {
+        self.q_width() + 2 * self.kv
+    }
+    /// Qwen3's RMSNorms over each head's queries and keys, forward (read and write both) or
+    /// backward (two passes, as a layer norm's: 5 bytes moved per byte of input); none without
+    /// `qk_norm`.
+    fn qk_norm(&self, backward: bool) -> Option<Kernel> {
+        let bytes = self.b * self.s * (self.q_width() + self.kv) / self.t * ACT;
+        self.qk_norm.then(|| Self::stream(if backward { bytes * 5 } else { bytes * 2 }))
     }
 
     /// elements of this rank's attention scores: b x (a/t) x s x s
@@ -112,10 +124,11 @@ impl LayerShape {
         let mut attention = vec![
             Self::stream(self.local_bsh() * 7 / 2), // residual bias-dropout-add of the previous block: 3 reads/writes + mask
             Self::stream(self.local_bsh() * 2),     // layer norm: read + write
-            self.linear(bs, (h + 2 * self.kv) / t, h), // QKV projection (K and V narrower with grouped queries)
+            self.linear(bs, self.qkv_width() / t, h), // QKV projection (K and V narrower with grouped queries)
         ];
+        attention.extend(self.qk_norm(false));
         attention.extend(self.attention_core());
-        attention.push(self.linear(bs, h, h / t)); // output projection (row-parallel)
+        attention.push(self.linear(bs, h, self.out_width() / t)); // output projection (row-parallel)
         Block::whole("attention", attention, self.allreduce_bytes())
     }
 
@@ -129,9 +142,10 @@ impl LayerShape {
         let (bs, h, t) = (self.b * self.s, self.h, self.t);
         let mut attention = self.output_projection_backward();
         attention.extend(self.attention_core_backward(recompute));
+        attention.extend(self.qk_norm(true));
         attention.extend([
-            self.linear(bs, h, (h + 2 * self.kv) / t), // QKV data gradient
-            self.linear(h, (h + 2 * self.kv) / t, bs), // QKV weight gradient
+            self.linear(bs, h, self.qkv_width() / t), // QKV data gradient
+            self.linear(h, self.qkv_width() / t, bs), // QKV weight gradient
             Self::stream(self.local_bsh() * 5),        // layer norm backward (two passes)
             Self::stream(self.local_bsh() * 3),        // residual: add the two gradients of the layer input
         ]);

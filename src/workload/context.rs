@@ -151,6 +151,8 @@ mod tests {
             s: 32768 / c,
             h: 4096,
             a: 32,
+            head_dim: 128,
+            qk_norm: false,
             t: 2,
             vocab: 128256,
             sp: true,

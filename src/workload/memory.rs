@@ -132,10 +132,16 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         ..LayerShape::new(m, w.batch.micro, lay.t, w.parallel.sequence_parallel)
     };
     let layer = |r: Recompute| {
-        let extra = m.mla.map_or(0.0, |mla| mla_activation_extra_bytes(&shape, &mla, r));
+        let extra = match m.mla {
+            Some(mla) => mla_activation_extra_bytes(&shape, &mla, r),
+            None => attention_width_extra_bytes(&shape, r),
+        };
         activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, r) + extra
     };
     let mut per_layer = layer(stored);
+    // a dense layer's MLP beyond Korthikanti's two 4h-wide intermediates (mixture-of-experts
+    // layers count their own, moe_stage)
+    let mut per_dense_mlp = mlp_width_extra_bytes(&shape, stored);
     // what a layer keeps without recompute: FlashAttention keeps what selective recompute keeps
     let kept = match w.attention {
         a if a.fused().is_some() => Recompute::Selective,
@@ -145,10 +151,11 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         // one layer in n is recomputed (keeps its input only); the others keep what no recompute keeps
         let n = w.recompute_interval as f64;
         per_layer = (per_layer + (n - 1.0) * layer(kept)) / n;
+        per_dense_mlp = (per_dense_mlp + (n - 1.0) * mlp_width_extra_bytes(&shape, kept)) / n;
     }
     // with full recompute, one layer's full activations exist while it is recomputed
     let working = match w.recompute {
-        Recompute::Full => layer(kept),
+        Recompute::Full => layer(kept) + mlp_width_extra_bytes(&shape, kept),
         _ => 0.0,
     };
     let per_stage = (0..lay.p)
@@ -156,9 +163,10 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
             // layers of the stage's chunks (each chunk holds as many with an even split)
             let stage_layers: u32 = (0..v).map(|c| w.chunk_layers(c * lay.p + stage).1).sum();
             let mut params = stage_layers as f64 * layer_params_per_rank(m, lay.t) as f64;
-            let (mut experts, mut moe_extra) = (0.0, 0.0);
-            if let Some((dense, routed, extra)) = moe_stage(w, stage) {
+            let (mut experts, mut moe_extra, mut dense_layers) = (0.0, 0.0, stage_layers);
+            if let Some((dense, routed, extra, moe_layers)) = moe_stage(w, stage) {
                 (params, experts, moe_extra) = (dense as f64, routed as f64, extra);
+                dense_layers -= moe_layers;
             }
             let last = lay.p * v - 1;
             for c in 0..v {
@@ -177,7 +185,8 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
                 params += experts;
             }
             let passes = passes_in_flight(w, stage);
-            let mut activations = passes as f64 * ((stage_layers / v) as f64 * per_layer + moe_extra) + working;
+            let per_pass = (stage_layers / v) as f64 * per_layer + dense_layers as f64 / v as f64 * per_dense_mlp;
+            let mut activations = passes as f64 * (per_pass + moe_extra) + working;
             if stage == lay.p - 1 && m.vocab > 0 {
                 // logits of one microbatch: 16-bit and an fp32 copy for the cross-entropy
                 activations += 6.0 * (s * w.batch.micro * m.vocab / t) as f64;
@@ -207,14 +216,14 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
 }
 
 /// A stage's mixture-of-experts figures per rank: (dense parameters with the embeddings' left out,
-/// routed experts' parameters, extra activation bytes of one pass over its layers); none for a
-/// dense model.
-fn moe_stage(w: &WorkloadSpec, stage: u32) -> Option<(u64, u64, f64)> {
+/// routed experts' parameters, extra activation bytes of one pass over its layers, its
+/// mixture-of-experts layers over all its chunks); none for a dense model.
+fn moe_stage(w: &WorkloadSpec, stage: u32) -> Option<(u64, u64, f64, u32)> {
     w.model.moe.as_ref()?;
     let lay = Layout::of(w);
     // a context rank's s / c tokens: every term of the extra is linear in them (dropless)
     let shape = super::generate::rank_shape(w);
-    let (mut dense, mut experts, mut extra) = (0, 0, 0.0);
+    let (mut dense, mut experts, mut extra, mut moe_layers) = (0, 0, 0.0, 0);
     for c in 0..w.chunks() {
         let (first, n) = w.chunk_layers(c * lay.p + stage);
         for l in first..first + n {
@@ -222,10 +231,41 @@ fn moe_stage(w: &WorkloadSpec, stage: u32) -> Option<(u64, u64, f64)> {
             (dense, experts) = (dense + d, experts + e);
             if let Some(m) = w.model.moe_at(l) {
                 extra += activation_extra_bytes(&MoeBlock::new(&shape, m, l, w.parallel.expert), w.recompute);
+                moe_layers += 1;
             }
         }
     }
-    Some((dense, experts, extra / w.chunks() as f64))
+    Some((dense, experts, extra / w.chunks() as f64, moe_layers))
+}
+
+/// Bytes one layer without multi-head latent attention stores for one microbatch on one rank
+/// beyond Korthikanti's count, from its attention widths. Korthikanti's layer stores Q, K, V and the
+/// output projection's input as 2 s b h bytes each, split over t (8 s b h / t); the layer stores
+/// them at their widths, queries a d, keys and values kv each, attention output a d (d the head
+/// dimension): 2 s b (2 a d + 2 kv) / t, and the query and key norms' inputs, 2 s b (a d + kv) / t,
+/// when it has them. Zero for GPT (a d = kv = h, no norms); full recompute keeps only the layer
+/// input: nothing more.
+fn attention_width_extra_bytes(shape: &LayerShape, recompute: Recompute) -> f64 {
+    if recompute == Recompute::Full {
+        return 0.0;
+    }
+    let (tokens, t) = ((shape.b * shape.s) as f64, shape.t as f64);
+    let (q, kv) = ((shape.a * shape.head_dim) as f64, shape.kv as f64);
+    let norms = if shape.qk_norm { 2.0 * (q + kv) } else { 0.0 };
+    tokens * (2.0 * (2.0 * q + 2.0 * kv) + norms - 8.0 * shape.h as f64) / t
+}
+
+/// Bytes one dense layer's MLP stores for one microbatch on one rank beyond Korthikanti's count,
+/// which keeps its two 4h-wide intermediates (16 s b h / t): the first GEMM's output (ffn wide, or
+/// gate and up, 2 ffn, for SwiGLU) and the activation's output (ffn), 2 bytes each, split over t.
+/// Zero for GPT's GeLU MLP of 4 h; full recompute keeps only the layer input: nothing more.
+fn mlp_width_extra_bytes(shape: &LayerShape, recompute: Recompute) -> f64 {
+    if recompute == Recompute::Full {
+        return 0.0;
+    }
+    let (tokens, t) = ((shape.b * shape.s) as f64, shape.t as f64);
+    let width = (shape.up_width() + shape.ffn) as f64;
+    tokens * (2.0 * width - 16.0 * shape.h as f64) / t
 }
 
 #[cfg(test)]
@@ -247,6 +287,38 @@ mod tests {
         assert!((total(1) - 31.40625).abs() < 1e-9);
         assert!((total(2) - 16.640625).abs() < 1e-9);
         assert!((total(3) - 1.875).abs() < 1e-9);
+    }
+
+    /// Korthikanti's count re-derived for Llama and Qwen3 widths (b 1, s 8192, t 2: 8192 tokens).
+    #[test]
+    fn attention_and_mlp_widths_move_korthikantis_count() {
+        let shape = |yaml: &str| {
+            let m: crate::config::ModelSpec = serde_yaml::from_str(yaml).unwrap();
+            LayerShape::new(&m, 1, 2, true)
+        };
+        let llama8 = shape(
+            "{ layers: 32, hidden: 4096, heads: 32, kv_heads: 8, ffn_hidden: 14336, mlp: swiglu, seq_len: 8192, vocab: 0 }",
+        );
+        // grouped queries: Q and the output 4096 wide, K and V 1024 each where Korthikanti counts
+        // 4096 for all four: 2 (2 x 4096 + 2 x 1024) - 8 x 4096 = -12288 bytes per token, over t = 2
+        assert_eq!(attention_width_extra_bytes(&llama8, Recompute::None), -12288.0 * 8192.0 / 2.0);
+        // SwiGLU of 14336: gate and up (28672) and the product (14336) at 2 bytes, 86016, against
+        // Korthikanti's 16 h = 65536: 20480 bytes per token more, over t = 2
+        assert_eq!(mlp_width_extra_bytes(&llama8, Recompute::Selective), 20480.0 * 8192.0 / 2.0);
+        // full recompute keeps the layer input only
+        assert_eq!(attention_width_extra_bytes(&llama8, Recompute::Full), 0.0);
+        assert_eq!(mlp_width_extra_bytes(&llama8, Recompute::Full), 0.0);
+        // Qwen3 235B's attention: 64 heads of 128 (queries 8192 wide, h 4096), 4 kv heads (512),
+        // query and key norms keeping their inputs: 2 (2 x 8192 + 2 x 512) + 2 (8192 + 512) -
+        // 8 x 4096 = 19456 bytes per token
+        let qwen = shape(
+            "{ layers: 1, hidden: 4096, heads: 64, kv_heads: 4, head_dim: 128, qk_norm: true, seq_len: 8192, vocab: 0 }",
+        );
+        assert_eq!(attention_width_extra_bytes(&qwen, Recompute::None), 19456.0 * 8192.0 / 2.0);
+        // GPT: nothing moves
+        let gpt = shape("{ layers: 1, hidden: 3840, heads: 32, seq_len: 8192, vocab: 0 }");
+        assert_eq!(attention_width_extra_bytes(&gpt, Recompute::None), 0.0);
+        assert_eq!(mlp_width_extra_bytes(&gpt, Recompute::None), 0.0);
     }
 
     /// Korthikanti et al. Table 2 for GPT-3 175B (s 2048, h 12288, a 96), b = 1, t = 8:

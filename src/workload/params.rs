@@ -17,6 +17,10 @@
 //! place of the dense MLP; a token's forward uses the router and k + S experts (its *active*
 //! parameters), so its FLOPs count 2 s per active weight.
 //!
+//! With the head dimension set apart from h / a (`model.head_dim` d, Qwen3) the queries and the
+//! attention output are a d wide: Q, K, V h x (a d + 2 kv_dim) and output a d x h, and the scores
+//! and context take 4 s^2 a d; Qwen3's query and key norms (`qk_norm`) add one norm of d each.
+//!
 //! Multi-head latent attention (`model.mla`: query latent q, key/value latent c, per-head widths n,
 //! r, v, d_qk = n + r) replaces Q, K, V and the output projection by h q + q a d_qk (h a d_qk
 //! without query compression) + h (c + r) + c a (n + v) + a v h weights and adds the latents'
@@ -49,7 +53,8 @@ fn mlp_biases(m: &ModelSpec, ffn: u64) -> u64 {
 fn attention_matrices(m: &ModelSpec) -> u64 {
     let (h, kv) = (m.hidden, m.kv_dim());
     let Some(mla) = &m.mla else {
-        return h * (h + 2 * kv) + h * h;
+        let q = m.heads * m.head_dim(); // h unless the head dimension is set
+        return h * (q + 2 * kv) + q * h;
     };
     let a = m.heads;
     let query = match mla.q_lora_rank {
@@ -72,11 +77,13 @@ fn norm_params(m: &ModelSpec, width: u64) -> u64 {
 /// multi-head latent attention, which has no biases).
 fn attention_biases_and_norms(m: &ModelSpec) -> u64 {
     let (h, kv) = (m.hidden, m.kv_dim());
-    let biases = if m.bias { (h + 2 * kv) + h } else { 0 };
+    let biases = if m.bias { (m.heads * m.qk_head_dim() + 2 * kv) + h } else { 0 };
     let latents = m
         .mla
         .map_or(0, |mla| norm_params(m, mla.q_lora_rank + mla.kv_lora_rank));
-    biases + 2 * norm_params(m, h) + latents
+    // Qwen3's query and key norms: one over a head's width each, shared by the heads
+    let qk_norms = if m.qk_norm { 2 * norm_params(m, m.head_dim()) } else { 0 };
+    biases + 2 * norm_params(m, h) + latents + qk_norms
 }
 
 /// Parameters of a layer's attention block that every tensor rank holds whole: multi-head latent
@@ -98,7 +105,8 @@ fn per_rank(m: &ModelSpec, params: u64, tensor: u32) -> u64 {
 }
 
 /// Width of the attention core's products per token pair: a (d_qk + d_v), 2 h without
-/// multi-head latent attention (scores over d_qk, context over d_v, per head).
+/// multi-head latent attention and a head dimension of its own (scores over d_qk, context over
+/// d_v, per head).
 fn core_width(m: &ModelSpec) -> u64 {
     m.heads * (m.qk_head_dim() + m.v_head_dim())
 }
@@ -209,11 +217,8 @@ fn forward_flops_per_sequence(model: &ModelSpec) -> (f64, f64) {
     let (h, v, s) = (model.hidden as f64, model.vocab as f64, model.seq_len as f64);
     let (dense, moe) = layer_counts(model);
     let moe_matrices = model.moe.as_ref().map_or(0.0, |e| moe_active_matrices(model, e) as f64);
-    // the scores and context of every head: 4 s^2 h, or 2 s^2 a (d_qk + d_v) with MLA
-    let core = match model.mla {
-        None => 4.0 * s * s * h,
-        Some(_) => 2.0 * s * s * core_width(model) as f64,
-    };
+    // the scores and context of every head: 2 s^2 a (d_qk + d_v), 4 s^2 h when d_qk = d_v = h / a
+    let core = 2.0 * s * s * core_width(model) as f64;
     let moe_flops = moe * (2.0 * s * moe_matrices + core);
     (
         dense * (2.0 * s * matrix_params(model) as f64 + core) + moe_flops,
@@ -285,6 +290,46 @@ mod tests {
             "{}",
             total_params(&m70)
         );
+    }
+
+    /// Qwen3's mixture-of-experts models (config.json of Qwen/Qwen3-30B-A3B and Qwen3-235B-A22B):
+    /// 128 routed experts, top 8, no shared expert, head dimension 128 whatever h / a is, query
+    /// and key norms, untied embeddings of vocabulary 151936.
+    const QWEN3: &str = "mlp: swiglu, norm: rmsnorm, tied_embeddings: false, bias: false, position_embeddings: false, \
+                         seq_len: 4096, vocab: 151936, head_dim: 128, qk_norm: true";
+
+    #[test]
+    fn qwen3_moe_parameter_counts_match_the_published_ones() {
+        // 30B-A3B (h 2048, 32 heads of 128, 4 kv heads, 48 layers, expert width 768): attention
+        // 2048 x (4096 + 2 x 512) + 4096 x 2048 = 18.87M; router 2048 x 128 = 0.26M; experts
+        // 128 x 3 x 2048 x 768 = 603.98M; norms 2 x 2048 + 2 x 128: 623.12M per layer, x 48 =
+        // 29.910B; embeddings 2 x 151936 x 2048 = 0.622B; final norm: 30.53B (published: 30.5B).
+        // Active: attention, router and 8 experts (37.75M): 56.89M x 48 + 0.622B = 3.35B (3.3B)
+        let m30 = model(&format!(
+            "{{ layers: 48, hidden: 2048, heads: 32, kv_heads: 4, ffn_hidden: 6144, {QWEN3}, \
+               moe: {{ experts: 128, top_k: 8, ffn_hidden: 768 }} }}"
+        ));
+        let attention = 2048 * (4096 + 2 * 512) + 4096 * 2048;
+        let layer = attention + 2048 * 128 + 128 * 3 * 2048 * 768 + 2 * 2048 + 2 * 128;
+        assert_eq!(moe_layer_params(&m30, m30.moe.as_ref().unwrap()), layer);
+        assert!((total_params(&m30) / 30.5e9 - 1.0).abs() < 0.01, "{}", total_params(&m30));
+        assert!((active_params(&m30) / 3.3e9 - 1.0).abs() < 0.02, "{}", active_params(&m30));
+        // 235B-A22B (h 4096, 64 heads of 128, 4 kv heads, 94 layers, expert width 1536):
+        // attention 4096 x (8192 + 1024) + 8192 x 4096 = 71.30M; experts 128 x 3 x 4096 x 1536 =
+        // 2.416B; per layer 2.487B, x 94 = 233.8B; embeddings 1.245B: 235.0B (published: 235B).
+        // Active: 71.30M + 0.52M + 8 x 18.87M = 222.8M x 94 + 1.245B = 22.2B (22B)
+        let m235 = model(&format!(
+            "{{ layers: 94, hidden: 4096, heads: 64, kv_heads: 4, ffn_hidden: 12288, {QWEN3}, \
+               moe: {{ experts: 128, top_k: 8, ffn_hidden: 1536 }} }}"
+        ));
+        assert!((total_params(&m235) / 235e9 - 1.0).abs() < 0.01, "{}", total_params(&m235));
+        assert!((active_params(&m235) / 22e9 - 1.0).abs() < 0.02, "{}", active_params(&m235));
+        // the scores and context over a x d = 8192 wide queries, not h = 4096: 4 s^2 a d per layer
+        let m = model(&format!("{{ layers: 1, hidden: 4096, heads: 64, kv_heads: 4, {QWEN3} }}"));
+        let (s, v) = (4096.0, 151936.0);
+        let matrices = (4096.0 * (8192.0 + 1024.0) + 8192.0 * 4096.0 + 3.0 * 4096.0 * 16384.0) as f64;
+        let forward = 2.0 * s * matrices + 4.0 * s * s * 8192.0 + 2.0 * s * 4096.0 * v;
+        assert!((model_flops_per_iteration(&m, 1) / (3.0 * forward) - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -92,6 +92,11 @@ pub struct LayerShape {
     pub h: u64,
     /// Heads a.
     pub a: u64,
+    /// Width of one head's queries, keys and values without multi-head latent attention (h / a
+    /// unless the model says otherwise).
+    pub head_dim: u64,
+    /// RMSNorm over each head's queries and keys (Qwen3).
+    pub qk_norm: bool,
     /// Tensor degree t.
     pub t: u64,
     /// Vocabulary V.
@@ -123,6 +128,8 @@ impl LayerShape {
             s: model.seq_len,
             h: model.hidden,
             a: model.heads,
+            head_dim: model.head_dim(),
+            qk_norm: model.qk_norm,
             t: tensor as u64,
             vocab: model.vocab,
             sp: sequence_parallel && tensor > 1,
@@ -301,6 +308,8 @@ mod tests {
             s: 2048,
             h: 3840,
             a: 32,
+            head_dim: 120,
+            qk_norm: false,
             t,
             vocab: 51200,
             sp: false,

@@ -221,6 +221,17 @@ fn mla_with_fewer_key_value_heads() {
 }
 
 #[test]
+fn mla_with_a_head_dimension_of_its_own() {
+    // MLA's head widths are its own (qk_nope_head_dim, qk_rope_head_dim, v_head_dim)
+    insta::assert_snapshot!(deepseek_fails(&["workload.model.head_dim=128"]));
+}
+
+#[test]
+fn head_dimension_of_zero() {
+    insta::assert_snapshot!(preset_fails("llama3-8b", &["workload.model.head_dim=0"]));
+}
+
+#[test]
 fn mla_with_biases() {
     insta::assert_snapshot!(deepseek_fails(&["workload.model.bias=true"]));
 }

@@ -38,6 +38,30 @@ fn bad_attention_and_mlp_shapes_name_the_field() {
 }
 
 #[test]
+fn a_head_dimension_of_its_own_widens_the_queries_and_the_attention() {
+    // Llama 3 8B with 32 heads of 256 (queries and attention output 8192 wide, h 4096) and 8
+    // key/value heads of 256 (2048): Q, K, V 4096 x (8192 + 2 x 2048) + output 8192 x 4096 =
+    // 83.89M per layer, against 4096 x 6144 + 4096^2 = 41.94M at h / a = 128: 32 layers add
+    // 32 x 41.94M = 1.342B parameters; the attention core doubles, so each iteration is longer,
+    // and the query and key norms add 2 x 256 RMSNorm weights per layer
+    let base = report("dgx-h100", "llama3-8b", &[]);
+    let wide = report("dgx-h100", "llama3-8b", &["workload.model.head_dim=256".to_string()]);
+    let added = 32.0 * (4096.0 * 12288.0 + 8192.0 * 4096.0 - (4096.0 * 6144.0 + 4096.0 * 4096.0));
+    assert_eq!(wide.parameters - base.parameters, added);
+    assert!(wide.iteration_time_s > base.iteration_time_s);
+    let normed = report(
+        "dgx-h100",
+        "llama3-8b",
+        &["workload.model.head_dim=256".to_string(), "workload.model.qk_norm=true".to_string()],
+    );
+    assert_eq!(normed.parameters - wide.parameters, 32.0 * 2.0 * 256.0);
+    assert!(normed.iteration_time_s > wide.iteration_time_s);
+    // h / a stated explicitly is the default
+    let same = report("dgx-h100", "llama3-8b", &["workload.model.head_dim=128".to_string()]);
+    assert_eq!(same.iteration_time_s, base.iteration_time_s);
+}
+
+#[test]
 fn fp8_runs_the_linear_layers_faster_and_needs_fp8_tensor_cores() {
     let bf16 = report("dgx-h100", "llama3-8b", &[]).iteration_time_s;
     let fp8 = report("dgx-h100", "llama3-8b", &["workload.precision=fp8".to_string()]).iteration_time_s;
