@@ -22,6 +22,7 @@ pub const WORKLOAD_PRESETS: &[(&str, &str)] = &[
     ("llama3-405b", include_str!("../../workloads/llama3-405b.yaml")),
     ("mixtral-8x7b", include_str!("../../workloads/mixtral-8x7b.yaml")),
     ("deepseek-v3", include_str!("../../workloads/deepseek-v3.yaml")),
+    ("qwen3-30b-a3b", include_str!("../../workloads/qwen3-30b-a3b.yaml")),
 ];
 
 fn table(kind: DocumentKind) -> &'static [(&'static str, &'static str)] {

@@ -3,6 +3,7 @@
 //! Open `timeline.json` in <https://ui.perfetto.dev> or chrome://tracing: one process per GPU,
 //! one thread per stream, spans named by op, phase, microbatch and stage.
 
+use crate::ops::CollectiveOp;
 use crate::sim::SpanSink;
 use crate::units::SimTime;
 use crate::workload::layout::Layout;
@@ -92,7 +93,13 @@ pub fn span_name(g: &TaskGraph, task: TaskId, stage: u32) -> String {
         TaskKind::Compute(op) => g.ops[op as usize].name.to_string(),
         TaskKind::Collective(c) => {
             let coll = &g.collectives[c as usize];
-            let scope = if label.phase == Phase::GradReduce { "dp" } else { "tp" };
+            // the group it runs over: data-parallel (gradient reduction, ZeRO's weight gather after
+            // the step), expert-parallel (token dispatch and combine) or tensor-parallel
+            let scope = match (label.phase, coll.op) {
+                (Phase::GradReduce, _) | (Phase::Optimizer, CollectiveOp::AllGather) => "dp",
+                (_, CollectiveOp::AllToAll) => "ep",
+                _ => "tp",
+            };
             format!("{scope} {}", coll.op.name())
         }
         TaskKind::Send(_) => "send".to_string(),

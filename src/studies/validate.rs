@@ -1,6 +1,6 @@
 //! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15, PyTorch
 //! FSDP2's published A100 runs (figure `fsdp`), NVIDIA's published NeMo / Megatron-Bridge DGX H100
-//! throughput (figure `nemo-h100`), Llama 3 405B's (figure `llama3-405b`) and NVIDIA's MLPerf Training
+//! throughput (figures `nemo-h100`, dense, and `nemo-h100-moe`, mixtures of experts), Llama 3 405B's (figure `llama3-405b`) and NVIDIA's MLPerf Training
 //! GPT-3 175B step times on H100 (figure `mlperf-gpt3`), and compare with the published points
 //! (workloads/reference/, with their source), into results/megatron/.
 //!
@@ -56,6 +56,11 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
         include_str!("../../workloads/sweeps/nemo-h100.yaml"),
     ),
     (
+        "nemo-h100-moe",
+        "workloads/sweeps/nemo-h100-moe.yaml",
+        include_str!("../../workloads/sweeps/nemo-h100-moe.yaml"),
+    ),
+    (
         "llama3-405b",
         "workloads/sweeps/llama3-405b-h100.yaml",
         include_str!("../../workloads/sweeps/llama3-405b-h100.yaml"),
@@ -68,12 +73,13 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
 ];
 
 /// The H100 figures, whose reference rows end in a `run` column: `yes`, or why the row is not simulated.
-const H100_FIGURES: &[&str] = &["nemo-h100", "llama3-405b", "mlperf-gpt3"];
+const H100_FIGURES: &[&str] = &["nemo-h100", "nemo-h100-moe", "llama3-405b", "mlperf-gpt3"];
 
 const THROUGHPUT: &str = include_str!("../../workloads/reference/megatron-figures.csv");
 const FSDP: &str = include_str!("../../workloads/reference/fsdp-a100.csv");
 const BUBBLES: &str = include_str!("../../workloads/reference/megatron-figure6.csv");
 const NEMO: &str = include_str!("../../workloads/reference/nemo-h100.csv");
+const NEMO_MOE: &str = include_str!("../../workloads/reference/nemo-h100-moe.csv");
 const LLAMA3: &str = include_str!("../../workloads/reference/llama3-h100.csv");
 const MLPERF: &str = include_str!("../../workloads/reference/mlperf-gpt3-h100.csv");
 
@@ -170,7 +176,9 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             );
         }
     } else {
-        let published = [THROUGHPUT, FSDP, NEMO, LLAMA3, MLPERF].into_iter().flat_map(rows);
+        let published = [THROUGHPUT, FSDP, NEMO, NEMO_MOE, LLAMA3, MLPERF]
+            .into_iter()
+            .flat_map(rows);
         for f in published.filter(|f| f[0] == figure && runnable(figure, f)) {
             let (t, p, d, b) = (
                 num(&f[5]) as u64,
@@ -192,7 +200,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
                 want.push(("/config/workload/model/layers", num(&f[1]) as u64));
                 want.push(("/config/workload/model/hidden", num(&f[2]) as u64));
             }
-            if figure == "nemo-h100" {
+            if figure.starts_with("nemo-h100") {
                 // Llama 2 7B and Llama 3 8B share layers, hidden and split: column 14 is the sequence
                 want.push(("/config/workload/model/seq_len", num(&f[14]) as u64));
             }

@@ -45,7 +45,8 @@ impl LayerShape {
     /// `qk_norm`.
     fn qk_norm(&self, backward: bool) -> Option<Kernel> {
         let bytes = self.b * self.s * (self.q_width() + self.kv) / self.t * ACT;
-        self.qk_norm.then(|| Self::stream(if backward { bytes * 5 } else { bytes * 2 }))
+        self.qk_norm
+            .then(|| Self::stream(if backward { bytes * 5 } else { bytes * 2 }))
     }
 
     /// elements of this rank's attention scores: b x (a/t) x s x s
@@ -146,8 +147,8 @@ impl LayerShape {
         attention.extend([
             self.linear(bs, h, self.qkv_width() / t), // QKV data gradient
             self.linear(h, self.qkv_width() / t, bs), // QKV weight gradient
-            Self::stream(self.local_bsh() * 5),        // layer norm backward (two passes)
-            Self::stream(self.local_bsh() * 3),        // residual: add the two gradients of the layer input
+            Self::stream(self.local_bsh() * 5),       // layer norm backward (two passes)
+            Self::stream(self.local_bsh() * 3),       // residual: add the two gradients of the layer input
         ]);
         Block::whole("attention", attention, self.allreduce_bytes())
     }

@@ -301,10 +301,16 @@ mod tests {
         );
         // grouped queries: Q and the output 4096 wide, K and V 1024 each where Korthikanti counts
         // 4096 for all four: 2 (2 x 4096 + 2 x 1024) - 8 x 4096 = -12288 bytes per token, over t = 2
-        assert_eq!(attention_width_extra_bytes(&llama8, Recompute::None), -12288.0 * 8192.0 / 2.0);
+        assert_eq!(
+            attention_width_extra_bytes(&llama8, Recompute::None),
+            -12288.0 * 8192.0 / 2.0
+        );
         // SwiGLU of 14336: gate and up (28672) and the product (14336) at 2 bytes, 86016, against
         // Korthikanti's 16 h = 65536: 20480 bytes per token more, over t = 2
-        assert_eq!(mlp_width_extra_bytes(&llama8, Recompute::Selective), 20480.0 * 8192.0 / 2.0);
+        assert_eq!(
+            mlp_width_extra_bytes(&llama8, Recompute::Selective),
+            20480.0 * 8192.0 / 2.0
+        );
         // full recompute keeps the layer input only
         assert_eq!(attention_width_extra_bytes(&llama8, Recompute::Full), 0.0);
         assert_eq!(mlp_width_extra_bytes(&llama8, Recompute::Full), 0.0);
@@ -314,7 +320,10 @@ mod tests {
         let qwen = shape(
             "{ layers: 1, hidden: 4096, heads: 64, kv_heads: 4, head_dim: 128, qk_norm: true, seq_len: 8192, vocab: 0 }",
         );
-        assert_eq!(attention_width_extra_bytes(&qwen, Recompute::None), 19456.0 * 8192.0 / 2.0);
+        assert_eq!(
+            attention_width_extra_bytes(&qwen, Recompute::None),
+            19456.0 * 8192.0 / 2.0
+        );
         // GPT: nothing moves
         let gpt = shape("{ layers: 1, hidden: 3840, heads: 32, seq_len: 8192, vocab: 0 }");
         assert_eq!(attention_width_extra_bytes(&gpt, Recompute::None), 0.0);

@@ -77,7 +77,11 @@ fn norm_params(m: &ModelSpec, width: u64) -> u64 {
 /// multi-head latent attention, which has no biases).
 fn attention_biases_and_norms(m: &ModelSpec) -> u64 {
     let (h, kv) = (m.hidden, m.kv_dim());
-    let biases = if m.bias { (m.heads * m.qk_head_dim() + 2 * kv) + h } else { 0 };
+    let biases = if m.bias {
+        (m.heads * m.qk_head_dim() + 2 * kv) + h
+    } else {
+        0
+    };
     let latents = m
         .mla
         .map_or(0, |mla| norm_params(m, mla.q_lora_rank + mla.kv_lora_rank));
@@ -312,8 +316,16 @@ mod tests {
         let attention = 2048 * (4096 + 2 * 512) + 4096 * 2048;
         let layer = attention + 2048 * 128 + 128 * 3 * 2048 * 768 + 2 * 2048 + 2 * 128;
         assert_eq!(moe_layer_params(&m30, m30.moe.as_ref().unwrap()), layer);
-        assert!((total_params(&m30) / 30.5e9 - 1.0).abs() < 0.01, "{}", total_params(&m30));
-        assert!((active_params(&m30) / 3.3e9 - 1.0).abs() < 0.02, "{}", active_params(&m30));
+        assert!(
+            (total_params(&m30) / 30.5e9 - 1.0).abs() < 0.01,
+            "{}",
+            total_params(&m30)
+        );
+        assert!(
+            (active_params(&m30) / 3.3e9 - 1.0).abs() < 0.02,
+            "{}",
+            active_params(&m30)
+        );
         // 235B-A22B (h 4096, 64 heads of 128, 4 kv heads, 94 layers, expert width 1536):
         // attention 4096 x (8192 + 1024) + 8192 x 4096 = 71.30M; experts 128 x 3 x 4096 x 1536 =
         // 2.416B; per layer 2.487B, x 94 = 233.8B; embeddings 1.245B: 235.0B (published: 235B).
@@ -322,12 +334,22 @@ mod tests {
             "{{ layers: 94, hidden: 4096, heads: 64, kv_heads: 4, ffn_hidden: 12288, {QWEN3}, \
                moe: {{ experts: 128, top_k: 8, ffn_hidden: 1536 }} }}"
         ));
-        assert!((total_params(&m235) / 235e9 - 1.0).abs() < 0.01, "{}", total_params(&m235));
-        assert!((active_params(&m235) / 22e9 - 1.0).abs() < 0.02, "{}", active_params(&m235));
+        assert!(
+            (total_params(&m235) / 235e9 - 1.0).abs() < 0.01,
+            "{}",
+            total_params(&m235)
+        );
+        assert!(
+            (active_params(&m235) / 22e9 - 1.0).abs() < 0.02,
+            "{}",
+            active_params(&m235)
+        );
         // the scores and context over a x d = 8192 wide queries, not h = 4096: 4 s^2 a d per layer
-        let m = model(&format!("{{ layers: 1, hidden: 4096, heads: 64, kv_heads: 4, {QWEN3} }}"));
+        let m = model(&format!(
+            "{{ layers: 1, hidden: 4096, heads: 64, kv_heads: 4, {QWEN3} }}"
+        ));
         let (s, v) = (4096.0, 151936.0);
-        let matrices = (4096.0 * (8192.0 + 1024.0) + 8192.0 * 4096.0 + 3.0 * 4096.0 * 16384.0) as f64;
+        let matrices = 4096.0 * (8192.0 + 1024.0) + 8192.0 * 4096.0 + 3.0 * 4096.0 * 16384.0;
         let forward = 2.0 * s * matrices + 4.0 * s * s * 8192.0 + 2.0 * s * 4096.0 * v;
         assert!((model_flops_per_iteration(&m, 1) / (3.0 * forward) - 1.0).abs() < 1e-12);
     }

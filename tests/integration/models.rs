@@ -52,7 +52,10 @@ fn a_head_dimension_of_its_own_widens_the_queries_and_the_attention() {
     let normed = report(
         "dgx-h100",
         "llama3-8b",
-        &["workload.model.head_dim=256".to_string(), "workload.model.qk_norm=true".to_string()],
+        &[
+            "workload.model.head_dim=256".to_string(),
+            "workload.model.qk_norm=true".to_string(),
+        ],
     );
     assert_eq!(normed.parameters - wide.parameters, 32.0 * 2.0 * 256.0);
     assert!(normed.iteration_time_s > wide.iteration_time_s);

@@ -300,3 +300,46 @@ fn tensor_parallel_experts_need_sequence_parallelism() {
         "{e}"
     );
 }
+
+#[test]
+fn qwen3_30b_a3b_preset_has_its_published_sizes_and_names_its_all_to_alls() {
+    // 30.5B parameters, 3.3B active (Qwen3's model card; the arithmetic is in params.rs's unit test)
+    let m = &config("dgx-h100", "qwen3-30b-a3b", &["hardware.nodes=2".into()])
+        .workload
+        .model;
+    assert!((total_params(m) / 30.5e9 - 1.0).abs() < 0.01, "{}", total_params(m));
+    assert!((active_params(m) / 3.3e9 - 1.0).abs() < 0.02, "{}", active_params(m));
+    assert_eq!(m.kv_dim(), 4 * 128);
+    // a 2-layer, 4-GPU cut of it: the token dispatch and combine are expert-parallel all-to-alls,
+    // named so in the timeline (not "tp": there is no tensor parallelism here)
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "--hardware",
+        "dgx-h100",
+        "--workload",
+        "qwen3-30b-a3b",
+        "--out",
+        "o",
+        "--set",
+        "workload.model.layers=2",
+        "--set",
+        "workload.parallel.data=4",
+        "--set",
+        "workload.parallel.expert=4",
+        "--set",
+        "workload.batch.global=8",
+        "--set",
+        "workload.model.seq_len=1024",
+        "--set",
+        "hardware.nodes=1",
+    ];
+    let o = crate::common::clustersim(dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let timeline = std::fs::read_to_string(dir.path().join("o/timeline.json")).unwrap();
+    assert!(
+        timeline.contains("\"ep all-to-all · forward mb0"),
+        "no expert-parallel all-to-all span"
+    );
+    assert!(!timeline.contains("tp all-to-all"));
+}
