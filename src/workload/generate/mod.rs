@@ -15,6 +15,7 @@ mod pipeline;
 mod program;
 mod reduction;
 mod ring;
+mod tape;
 
 use super::builder::GraphBuilder;
 use super::context::Ring;

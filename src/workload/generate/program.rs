@@ -1,6 +1,7 @@
 //! A stage's program: the schedule's forward and backward passes expanded into per-layer pieces
 //! (with ZeRO-3 gathers and gradient accumulation), emitted for every rank of the stage.
 
+use super::tape::Entry;
 use super::{Generator, StageCtx, NO_LAYER};
 use crate::ops::{CollectiveOp, Kernel};
 use crate::workload::dispatch::host_ops;
@@ -86,15 +87,42 @@ impl Generator<'_> {
         self.buf.flush(&mut self.g);
     }
 
+    /// A forward pass of microbatch `mb` through `chunk`, emitted.
     pub(super) fn forward(&mut self, ctx: &StageCtx, mb: u32, chunk: u32, prev: &mut [Option<TaskId>]) {
-        let vs = self.virtual_stage(ctx.stage, chunk);
+        let tape = self.forward_tape(ctx.stage, mb, chunk);
+        self.play(ctx, tape, mb, chunk, prev, &mut []);
+    }
+
+    /// A backward pass of microbatch `mb` through `chunk`, emitted (with each layer's gradient
+    /// reduction started when `overlap_grads`).
+    pub(super) fn backward(
+        &mut self,
+        ctx: &StageCtx,
+        mb: u32,
+        chunk: u32,
+        overlap_grads: bool,
+        prev: &mut [Option<TaskId>],
+        grad_reduces: &mut [Vec<TaskId>],
+    ) {
+        let tape = self.backward_tape(ctx.stage, mb, chunk, overlap_grads);
+        self.play(ctx, tape, mb, chunk, prev, grad_reduces);
+    }
+
+    /// What a forward pass of microbatch `mb` through `chunk` of `stage` does, in order.
+    pub(super) fn forward_tape(&self, stage: u32, mb: u32, chunk: u32) -> Vec<Entry> {
+        let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;
         let (first_layer, layers) = self.w.chunk_layers(vs);
+        let mut tape = Vec::new();
         if vs > 0 {
-            self.recv(ctx, vs - 1, mb, true, chunk, Phase::Forward);
+            tape.push(Entry::Recv {
+                boundary: vs - 1,
+                forward: true,
+                phase: Phase::Forward,
+            });
         }
         if self.w.data_loading && (vs == 0 || vs == last) {
-            self.data_read(ctx, mb);
+            tape.push(Entry::DataRead);
         }
         let (layer_params, embedding_params) = self.param_counts();
         let mut pieces: Vec<(Piece, u16)> = Vec::new();
@@ -128,27 +156,31 @@ impl Generator<'_> {
         if vs == last && self.w.model.vocab > 0 && self.lay.d > 1 {
             pieces.push((Piece::Data(CollectiveOp::AllReduce, 4), NO_LAYER));
         }
-        self.emit(ctx, pieces, Phase::Forward, mb, chunk, prev);
+        tape.push(Entry::Pieces(pieces, Phase::Forward));
         if vs < last {
-            self.send(ctx, vs, mb, true, chunk, Phase::Forward, prev);
+            tape.push(Entry::Send {
+                boundary: vs,
+                forward: true,
+                phase: Phase::Forward,
+            });
         }
+        tape
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn backward(
-        &mut self,
-        ctx: &StageCtx,
-        mb: u32,
-        chunk: u32,
-        overlap_grads: bool,
-        prev: &mut [Option<TaskId>],
-        grad_reduces: &mut [Vec<TaskId>],
-    ) {
-        let vs = self.virtual_stage(ctx.stage, chunk);
+    /// What a backward pass of microbatch `mb` through `chunk` of `stage` does, in order: each
+    /// layer's recomputation and backward, and its gradient reduction when `overlap_grads` (or
+    /// under ZeRO-3).
+    pub(super) fn backward_tape(&self, stage: u32, mb: u32, chunk: u32, overlap_grads: bool) -> Vec<Entry> {
+        let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;
         let (first_layer, layers) = self.w.chunk_layers(vs);
+        let mut tape = Vec::new();
         if vs < last {
-            self.recv(ctx, vs, mb, false, chunk, Phase::Backward);
+            tape.push(Entry::Recv {
+                boundary: vs,
+                forward: false,
+                phase: Phase::Backward,
+            });
         }
         let (layer_params, embedding_params) = self.param_counts();
         if vs == last && self.w.model.vocab > 0 {
@@ -158,8 +190,10 @@ impl Generator<'_> {
                 mb,
                 self.gathered(embedding_params, self.shape.logits_backward()),
             );
-            let pieces = logits.into_iter().map(|p| (p, layer)).collect();
-            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+            tape.push(Entry::Pieces(
+                logits.into_iter().map(|p| (p, layer)).collect(),
+                Phase::Backward,
+            ));
         }
         for l in (0..layers).rev() {
             let layer = (first_layer + l) as u16;
@@ -172,8 +206,10 @@ impl Generator<'_> {
             };
             if recompute == crate::config::Recompute::Full {
                 let recompute = self.gathered(layer_params, self.layer_forward(layer as u32));
-                let pieces = recompute.into_iter().map(|p| (p, layer)).collect();
-                self.emit(ctx, pieces, Phase::Recompute, mb, chunk, prev);
+                tape.push(Entry::Pieces(
+                    recompute.into_iter().map(|p| (p, layer)).collect(),
+                    Phase::Recompute,
+                ));
             }
             let (dense, experts) = self.layer_split(layer as u32);
             let backward = self.accumulated(
@@ -181,18 +217,13 @@ impl Generator<'_> {
                 mb,
                 self.gathered(layer_params, self.layer_backward(layer as u32, recompute)),
             );
-            let pieces = backward.into_iter().map(|p| (p, layer)).collect();
-            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+            tape.push(Entry::Pieces(
+                backward.into_iter().map(|p| (p, layer)).collect(),
+                Phase::Backward,
+            ));
             if self.zero3() {
                 // FSDP reduce-scatters each layer's gradients after every backward pass
-                self.grad_reduce(
-                    ctx,
-                    CollectiveOp::ReduceScatter,
-                    (layer_params, 0),
-                    layer,
-                    prev,
-                    grad_reduces,
-                );
+                tape.push(Entry::GradReduce(CollectiveOp::ReduceScatter, (layer_params, 0), layer));
             } else if overlap_grads {
                 let mut params = dense;
                 if l == 0 && vs == 0 {
@@ -206,7 +237,7 @@ impl Generator<'_> {
                 } else {
                     CollectiveOp::AllReduce
                 };
-                self.grad_reduce(ctx, op, (params, experts), layer, prev, grad_reduces);
+                tape.push(Entry::GradReduce(op, (params, experts), layer));
             }
         }
         if vs == 0 && self.w.model.vocab > 0 {
@@ -215,22 +246,26 @@ impl Generator<'_> {
                 mb,
                 self.gathered(embedding_params, self.shape.embedding_backward()),
             );
-            let pieces = embedding.into_iter().map(|p| (p, first_layer as u16)).collect();
-            self.emit(ctx, pieces, Phase::Backward, mb, chunk, prev);
+            tape.push(Entry::Pieces(
+                embedding.into_iter().map(|p| (p, first_layer as u16)).collect(),
+                Phase::Backward,
+            ));
             if self.zero3() {
-                self.grad_reduce(
-                    ctx,
+                tape.push(Entry::GradReduce(
                     CollectiveOp::ReduceScatter,
                     (embedding_params, 0),
                     first_layer as u16,
-                    prev,
-                    grad_reduces,
-                );
+                ));
             }
         }
         if vs > 0 {
-            self.send(ctx, vs - 1, mb, false, chunk, Phase::Backward, prev);
+            tape.push(Entry::Send {
+                boundary: vs - 1,
+                forward: false,
+                phase: Phase::Backward,
+            });
         }
+        tape
     }
 
     /// Emits pieces for every rank of the stage, merging adjacent compute pieces into one task.
