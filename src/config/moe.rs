@@ -109,6 +109,28 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
     if e == 0 {
         return Err(doc.field_error("parallel.expert", "must be at least 1"));
     }
+    if w.ep_comm_overlap && (w.model.moe.is_none() || e < 2) {
+        return Err(doc.field_error(
+            "ep_comm_overlap",
+            "overlaps the expert-parallel all-to-alls: it needs `model.moe` and `parallel.expert` of 2 or more",
+        ));
+    }
+    // Megatron-Core's own conditions (transformer_config.py): interleaving when pipelined, no full recompute
+    let steady_pairs = w.schedule == super::Schedule::Interleaved
+        || (w.schedule == super::Schedule::OneFOneB && w.parallel.pipeline == 1);
+    if w.ep_comm_overlap && !steady_pairs {
+        return Err(doc.field_error(
+            "ep_comm_overlap",
+            "runs each forward beside a backward of another microbatch, as Megatron-Core does with interleaving \
+             (`schedule: interleaved`) or without a pipeline (`parallel.pipeline: 1`, `schedule: 1f1b`)",
+        ));
+    }
+    if w.ep_comm_overlap && w.recompute == super::Recompute::Full {
+        return Err(doc.field_error(
+            "ep_comm_overlap",
+            "cannot run with `recompute: full` (Megatron-Core refuses the combination): use `none` or `selective`",
+        ));
+    }
     let Some(moe) = &w.model.moe else {
         if e > 1 {
             return Err(doc.field_error(

@@ -40,6 +40,12 @@ pub struct WorkloadSpec {
     /// its own stream beside its GEMM, and what follows waits for both.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tp_comm_overlap: bool,
+    /// Overlap the expert-parallel all-to-alls with another microbatch's computation (Megatron-Core's
+    /// `--overlap-moe-expert-parallel-comm`): 1F1B's steady state runs each forward together with
+    /// the backward beside it, layer by layer, each pass's token dispatch and combine on their own
+    /// stream while the other pass computes; one more warm-up forward makes the two independent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ep_comm_overlap: bool,
     /// Precision of the transformer blocks' linear layers: `bf16` (16-bit, the default) or `fp8`
     /// (FP8 GEMMs at the GPU's FP8 rate with casts of their inputs, as Transformer Engine runs them;
     /// attention scores and the output layer stay 16-bit).

@@ -157,9 +157,11 @@ pub fn write_chrome_trace(
             "{}",
             serde_json::json!({"ph":"M","name":"process_sort_index","pid":r,"tid":0,"args":{"sort_index":r}})
         )?;
-        // the context stream is named only where a rank has one (older timelines stay byte for byte)
-        let context = !g.stream(r, Stream::ContextComm as usize).is_empty();
-        for s in Stream::ALL.into_iter().filter(|&s| s != Stream::ContextComm || context) {
+        // the context and expert streams are named only where a rank has them (older timelines
+        // stay byte for byte)
+        let used = |s: Stream| !g.stream(r, s as usize).is_empty();
+        let optional = [Stream::ContextComm, Stream::ExpertComm];
+        for s in Stream::ALL.into_iter().filter(|&s| !optional.contains(&s) || used(s)) {
             sep(w)?;
             write!(
                 w,

@@ -38,19 +38,23 @@ pub enum Stream {
     TensorComm = 4,
     /// Context-parallel ring sends and receives (ring attention's K/V exchange).
     ContextComm = 5,
+    /// Expert-parallel all-to-alls overlapped with another microbatch's computation
+    /// (`ep_comm_overlap`).
+    ExpertComm = 6,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     /// All streams, in id order.
-    pub const ALL: [Stream; 6] = [
+    pub const ALL: [Stream; 7] = [
         Stream::Compute,
         Stream::DataParallel,
         Stream::PipelineSend,
         Stream::Io,
         Stream::TensorComm,
         Stream::ContextComm,
+        Stream::ExpertComm,
     ];
     /// Name used for timeline threads.
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Stream {
             Stream::Io => "storage io",
             Stream::TensorComm => "tensor comm",
             Stream::ContextComm => "context comm",
+            Stream::ExpertComm => "expert comm",
         }
     }
 }

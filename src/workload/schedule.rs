@@ -25,6 +25,20 @@ pub enum Step {
 /// The steps of `stage` (0-based) out of `stages`, for `microbatches` microbatches and
 /// `chunks` model chunks per device.
 pub fn steps(schedule: Schedule, stage: u32, stages: u32, microbatches: u32, chunks: u32) -> Vec<Step> {
+    steps_with_warmup(schedule, stage, stages, microbatches, chunks, 0)
+}
+
+/// [`steps`] with `extra` more warm-up forwards in 1F1B and interleaved 1F1B (Megatron-Core adds
+/// one when it overlaps the expert-parallel all-to-alls, so that each steady-state forward and the
+/// backward beside it belong to different microbatches and can run together).
+pub fn steps_with_warmup(
+    schedule: Schedule,
+    stage: u32,
+    stages: u32,
+    microbatches: u32,
+    chunks: u32,
+    extra: u32,
+) -> Vec<Step> {
     let m = microbatches;
     let f = |microbatch, chunk| Step::Forward { microbatch, chunk };
     let b = |microbatch, chunk| Step::Backward { microbatch, chunk };
@@ -33,7 +47,7 @@ pub fn steps(schedule: Schedule, stage: u32, stages: u32, microbatches: u32, chu
         Schedule::GPipe => (0..m).map(|i| f(i, 0)).chain((0..m).map(|i| b(i, 0))).collect(),
         // PipeDream-Flush: p - stage - 1 warm-up forwards, then one forward / one backward, then cool-down.
         Schedule::OneFOneB => {
-            let warmup = (stages - stage - 1).min(m);
+            let warmup = (stages - stage - 1 + extra).min(m);
             let mut out: Vec<Step> = (0..warmup).map(|i| f(i, 0)).collect();
             for i in 0..m - warmup {
                 out.push(f(warmup + i, 0));
@@ -42,13 +56,13 @@ pub fn steps(schedule: Schedule, stage: u32, stages: u32, microbatches: u32, chu
             out.extend((m - warmup..m).map(|i| b(i, 0)));
             out
         }
-        Schedule::Interleaved => interleaved(stage, stages, m, chunks),
+        Schedule::Interleaved => interleaved(stage, stages, m, chunks, extra),
     }
 }
 
 /// Megatron's interleaved 1F1B: virtual microbatch k runs chunk (k mod (p v)) / p, in groups of p
 /// microbatches; warm-up is (p - stage - 1) * 2 + (v - 1) * p virtual steps (all of them if m == p).
-fn interleaved(stage: u32, p: u32, m: u32, v: u32) -> Vec<Step> {
+fn interleaved(stage: u32, p: u32, m: u32, v: u32, extra: u32) -> Vec<Step> {
     let total = m * v;
     let chunk_of = |k: u32, forward: bool| {
         let c = (k % (p * v)) / p;
@@ -70,7 +84,7 @@ fn interleaved(stage: u32, p: u32, m: u32, v: u32) -> Vec<Step> {
     let warmup = if m == p {
         total
     } else {
-        ((p - stage - 1) * 2 + (v - 1) * p).min(total)
+        ((p - stage - 1) * 2 + (v - 1) * p + extra).min(total)
     };
     let mut out: Vec<Step> = (0..warmup).map(fwd).collect();
     for i in 0..total - warmup {
@@ -100,6 +114,24 @@ mod tests {
         let s3 = steps(Schedule::OneFOneB, 3, 4, 6, 1);
         assert_eq!(&s3[..4], &[fwd(0), bwd(0), fwd(1), bwd(1)]);
         assert_eq!(count(&s0), (6, 6));
+    }
+
+    #[test]
+    fn an_extra_warmup_forward_pairs_each_backward_with_another_microbatch() {
+        // p = 4, m = 6, last stage: plain 1F1B alternates F0 B0 F1 B1 (each pair one microbatch);
+        // one more warm-up forward pairs F(i + 1) with B(i); stage 0 warms up with 3 + 1
+        let fwd = |microbatch| Step::Forward { microbatch, chunk: 0 };
+        let bwd = |microbatch| Step::Backward { microbatch, chunk: 0 };
+        let s3 = steps_with_warmup(Schedule::OneFOneB, 3, 4, 6, 1, 1);
+        assert_eq!(&s3[..5], &[fwd(0), fwd(1), bwd(0), fwd(2), bwd(1)]);
+        let s0 = steps_with_warmup(Schedule::OneFOneB, 0, 4, 6, 1, 1);
+        assert_eq!(&s0[..6], &[fwd(0), fwd(1), fwd(2), fwd(3), fwd(4), bwd(0)]);
+        // interleaved, p 2, v 2, m 4, last stage: (2 - 1 - 1) x 2 + (2 - 1) x 2 = 2 warm-up steps, 3 with one more
+        let plain = steps(Schedule::Interleaved, 1, 2, 4, 2);
+        let more = steps_with_warmup(Schedule::Interleaved, 1, 2, 4, 2, 1);
+        assert!(matches!(plain[2], Step::Forward { .. }) && matches!(plain[3], Step::Backward { .. }));
+        assert!(matches!(more[2], Step::Forward { .. }) && matches!(more[3], Step::Forward { .. }));
+        assert_eq!(count(&more), count(&plain));
     }
 
     #[test]

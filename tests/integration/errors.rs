@@ -250,3 +250,30 @@ fn mla_heads_not_divisible_by_tensor() {
 fn first_dense_layers_leaving_no_moe_layer() {
     insta::assert_snapshot!(deepseek_fails(&["workload.model.moe.first_dense_layers=61"]));
 }
+
+#[test]
+fn expert_all_to_all_overlap_without_experts() {
+    insta::assert_snapshot!(preset_fails("gpt-5.9b", &["workload.ep_comm_overlap=true"]));
+}
+
+#[test]
+fn expert_all_to_all_overlap_with_a_plain_pipeline() {
+    // Megatron-Core combines a forward with a backward only with interleaving or without a pipeline
+    insta::assert_snapshot!(preset_fails(
+        "qwen3-30b-a3b",
+        &[
+            "workload.ep_comm_overlap=true",
+            "workload.parallel.pipeline=2",
+            "workload.parallel.data=8",
+            "workload.parallel.expert=8"
+        ]
+    ));
+}
+
+#[test]
+fn expert_all_to_all_overlap_with_full_recompute() {
+    insta::assert_snapshot!(preset_fails(
+        "qwen3-30b-a3b",
+        &["workload.ep_comm_overlap=true", "workload.recompute=full"]
+    ));
+}

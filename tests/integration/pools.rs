@@ -66,7 +66,7 @@ fn a_pool_of_one_runs_the_ready_task_of_lowest_priority() {
             let mut priority = vec![0; 4];
             (priority[x], priority[y], priority[z], priority[w]) = (3, 1, 2, 0);
             g.pools = Some(Box::new(Pools {
-                capacity: [1; 6],
+                capacity: [1; 7],
                 priority,
             }));
         }
@@ -88,7 +88,7 @@ fn a_pool_without_limit_runs_every_ready_task() {
     let mut g = b.finish();
     assert_eq!(run(&g).unwrap(), vec![(0, 10), (10, 20)]);
     g.pools = Some(Box::new(Pools {
-        capacity: [1, 1, 0, 1, 1, 1],
+        capacity: [1, 1, 0, 1, 1, 1, 1],
         priority: vec![0, 1],
     }));
     assert_eq!(run(&g).unwrap(), vec![(0, 10), (0, 10)]);
@@ -110,7 +110,7 @@ fn ranks_that_issue_collectives_in_different_orders_deadlock() {
     let mut g = b.finish();
     assert!(run(&g).is_ok(), "in order, both ranks run A then B");
     g.pools = Some(Box::new(Pools {
-        capacity: [1; 6],
+        capacity: [1; 7],
         // rank 0: A 1, B 2; rank 1: A 2, B 1
         priority: vec![1, 2, 2, 1],
     }));

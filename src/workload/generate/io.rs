@@ -47,15 +47,20 @@ impl Generator<'_> {
             layer: NO_LAYER,
             microbatch: mb,
         };
-        let zero = match self.zero_delay {
-            Some(z) => z,
-            None => *self.zero_delay.insert(self.g.delay(crate::units::SimDuration::ZERO)),
-        };
+        let zero = self.zero_delay();
         for &r in &ctx.ranks {
             let x = self.g.storage(r, bytes, false);
             let read = self.buf.task(r, Stream::Io, TaskKind::Storage(x), label);
             let wait = self.buf.task(r, Stream::Compute, TaskKind::Delay(zero), label);
             self.buf.depend(read, wait);
+        }
+    }
+
+    /// The zero-length delay that makes a stream wait for another's task (created on first use).
+    pub(super) fn zero_delay(&mut self) -> u32 {
+        match self.zero_delay {
+            Some(z) => z,
+            None => *self.zero_delay.insert(self.g.delay(crate::units::SimDuration::ZERO)),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! It must not know how long anything takes: that is the models' job.
 
 mod buffer;
+mod combined;
 mod experts;
 mod io;
 mod pipeline;

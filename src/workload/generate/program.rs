@@ -7,7 +7,7 @@ use crate::ops::{CollectiveOp, Kernel};
 use crate::workload::dispatch::host_ops;
 use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
-use crate::workload::schedule::{steps, Step};
+use crate::workload::schedule::{steps_with_warmup, Step};
 use crate::workload::transformer::{embedding_params_per_rank, grad_accumulation_kernel, Piece};
 
 impl Generator<'_> {
@@ -62,7 +62,8 @@ impl Generator<'_> {
         if self.w.checkpoint.load {
             self.checkpoint_io(&ctx, stage_params, false, &mut prev_compute);
         }
-        let program = steps(self.w.schedule, stage, lay.p, self.m, self.v);
+        let overlap_ep = self.w.ep_comm_overlap;
+        let program = steps_with_warmup(self.w.schedule, stage, lay.p, self.m, self.v, overlap_ep as u32);
         // The last backward of each chunk, where overlapped gradient reduction happens.
         let mut last_backward = vec![None; self.v as usize];
         for (i, st) in program.iter().enumerate() {
@@ -71,14 +72,37 @@ impl Generator<'_> {
             }
         }
         let mut grad_reduces: Vec<Vec<TaskId>> = vec![Vec::new(); ctx.ranks.len()];
-        for (i, st) in program.iter().enumerate() {
-            match *st {
-                Step::Forward { microbatch, chunk } => self.forward(&ctx, microbatch, chunk, &mut prev_compute),
-                Step::Backward { microbatch, chunk } => {
-                    let overlap = self.w.data_parallel.overlap && last_backward[chunk as usize] == Some(i);
+        let overlap_grads =
+            |i: usize, chunk: u32| self.w.data_parallel.overlap && last_backward[chunk as usize] == Some(i);
+        let mut i = 0;
+        while i < program.len() {
+            match (program[i], program.get(i + 1)) {
+                // 1F1B's steady state with the all-to-alls overlapped: the forward and the backward
+                // beside it run together
+                (
+                    Step::Forward { microbatch, chunk },
+                    Some(&Step::Backward {
+                        microbatch: b,
+                        chunk: bc,
+                    }),
+                ) if overlap_ep => {
+                    let backward = (b, bc, overlap_grads(i + 1, bc));
+                    self.combined(
+                        &ctx,
+                        (microbatch, chunk),
+                        backward,
+                        &mut prev_compute,
+                        &mut grad_reduces,
+                    );
+                    i += 1;
+                }
+                (Step::Forward { microbatch, chunk }, _) => self.forward(&ctx, microbatch, chunk, &mut prev_compute),
+                (Step::Backward { microbatch, chunk }, _) => {
+                    let overlap = overlap_grads(i, chunk);
                     self.backward(&ctx, microbatch, chunk, overlap, &mut prev_compute, &mut grad_reduces)
                 }
             }
+            i += 1;
         }
         self.finish_step(&ctx, stage_split, &mut grad_reduces, &mut prev_compute);
         if self.w.checkpoint.save {

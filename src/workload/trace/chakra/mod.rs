@@ -45,8 +45,8 @@ use std::path::{Path, PathBuf};
 /// one compute node; one collective or send (the data-parallel stream holds both); receives
 /// (the pipeline-send stream holds them) without limit (0). Memory nodes (the I/O stream) one at a
 /// time, where ASTRA-sim makes them share the communication place (`Workload.cc`:181-189): no trace
-/// here has one. The tensor-parallel and context-parallel streams are unused.
-pub const ISSUE_CAPACITY: [u32; crate::workload::Stream::COUNT] = [1, 1, 0, 1, 1, 1];
+/// here has one. The tensor-parallel, context-parallel and expert-parallel streams are unused.
+pub const ISSUE_CAPACITY: [u32; crate::workload::Stream::COUNT] = [1, 1, 0, 1, 1, 1, 1];
 
 /// What a node's `num_ops` counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
