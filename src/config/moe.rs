@@ -12,7 +12,15 @@
 //! data positions e q .. e q + e - 1 (position = context index + c x replica, same tensor rank and
 //! stage) form one expert-parallel group, and positions r, r + e, r + 2e, ... hold the same
 //! experts (the expert-data-parallel group of d c / e ranks, over which the experts' gradients are
-//! reduced). The experts' own tensor parallelism is the dense layers' t.
+//! reduced). The experts' own tensor parallelism is the dense layers' t by default.
+//!
+//! With `parallel.expert_tensor: 1` (Megatron-Core's `--expert-tensor-parallel-size 1`, as NVIDIA
+//! runs Qwen3-235B-A22B on H100s: Megatron-MoE-ModelZoo, best_practice/Qwen3/readme.md, TP2 EP32
+//! ETP1) the expert RankGenerator's tensor size is 1:
+//! every expert is whole on its rank, and the expert-parallel groups are e consecutive ranks of a
+//! stage's t x d x c ranks in the dense order (tensor fastest, then context, then data), so e must
+//! divide t d c, and the t d c / e ranks holding the same experts form the expert-data-parallel
+//! group ([`crate::workload::expert_layout`]).
 
 use super::{Document, WorkloadSpec};
 use crate::error::Result;
@@ -103,9 +111,11 @@ impl MoeSpec {
     }
 }
 
-/// Checks `model.moe` and `parallel.expert` against each other and the rest of the split.
+/// Checks `model.moe`, `parallel.expert` and `parallel.expert_tensor` against each other and the
+/// rest of the split.
 pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
     let (e, p) = (w.parallel.expert, &w.parallel);
+    let et = p.expert_tensor_size();
     if e == 0 {
         return Err(doc.field_error("parallel.expert", "must be at least 1"));
     }
@@ -131,11 +141,26 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
             "cannot run with `recompute: full` (Megatron-Core refuses the combination): use `none` or `selective`",
         ));
     }
+    if et != 1 && et != p.tensor {
+        return Err(doc.field_error(
+            "parallel.expert_tensor",
+            format!(
+                "must be 1 (whole experts, Megatron-Core's MoE parallel folding) or tensor ({}, each expert split as the dense layers)",
+                p.tensor
+            ),
+        ));
+    }
     let Some(moe) = &w.model.moe else {
         if e > 1 {
             return Err(doc.field_error(
                 "parallel.expert",
                 "divides the experts of a mixture-of-experts model among ranks: it needs `model.moe`",
+            ));
+        }
+        if et != p.tensor {
+            return Err(doc.field_error(
+                "parallel.expert_tensor",
+                "splits the routed experts of a mixture-of-experts model: it needs `model.moe`",
             ));
         }
         return Ok(());
@@ -159,14 +184,17 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
         ));
     }
     let ffn = moe.ffn(w.model.ffn());
-    if ffn == 0 || ffn > 1 << 24 || ffn % p.tensor as u64 != 0 {
+    // the routed experts are split over the expert-tensor ranks, the shared ones over the tensor ranks
+    let split = if moe.shared_experts > 0 { p.tensor } else { et };
+    if ffn == 0 || ffn > 1 << 24 || ffn % split as u64 != 0 {
+        let what = if split == p.tensor {
+            format!("a positive multiple of tensor ({})", p.tensor)
+        } else {
+            "positive".to_string()
+        };
         return Err(doc.field_error(
             "model.moe.ffn_hidden",
-            format!(
-                "must be a positive multiple of tensor ({}), at most {}",
-                p.tensor,
-                1u64 << 24
-            ),
+            format!("must be {what}, at most {}", 1u64 << 24),
         ));
     }
     if let Some(c) = moe.capacity_factor {
@@ -211,7 +239,25 @@ pub fn check(w: &WorkloadSpec, doc: &Document) -> Result<()> {
             ),
         ));
     }
-    if (p.data * p.context) % e != 0 {
+    let fold = p.tensor / et;
+    if fold > 1 && (fold * p.data * p.context) % e != 0 {
+        let (what, product) = if p.context > 1 {
+            (
+                "tensor x data x context",
+                format!("{} x {} x {}", p.tensor, p.data, p.context),
+            )
+        } else {
+            ("tensor x data", format!("{} x {}", p.tensor, p.data))
+        };
+        return Err(doc.field_error(
+            "parallel.expert",
+            format!(
+                "{what} ({product} = {}) is not divisible by expert ({e}): with expert_tensor 1 the expert-parallel groups are carved out of the {what} ranks, as in Megatron-Core's MoE parallel folding",
+                fold * p.data * p.context
+            ),
+        ));
+    }
+    if fold == 1 && (p.data * p.context) % e != 0 {
         let (what, from) = if p.context > 1 {
             (
                 format!("data x context ({} x {} = {})", p.data, p.context, p.data * p.context),

@@ -122,10 +122,23 @@ pub struct ParallelSpec {
     /// of the data x context ranks (see [`super::moe`]); 1 (the default): every rank holds them all.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub expert: u32,
+    /// Expert-tensor size: the ranks each routed expert is split over, `tensor` (the default: the
+    /// dense layers' split) or 1 (Megatron-Core's `--expert-tensor-parallel-size 1`, "MoE parallel
+    /// folding": whole experts, the expert-parallel groups carved out of tensor x data x context;
+    /// see [`super::moe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_tensor: Option<u32>,
     /// Context-parallel size c: each sequence split over c ranks that run ring attention (see
     /// [`super::context`]); 1 (the default): every rank holds whole sequences.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub context: u32,
+}
+
+impl ParallelSpec {
+    /// Expert-tensor size: `expert_tensor`, or `tensor` when it is not set.
+    pub fn expert_tensor_size(&self) -> u32 {
+        self.expert_tensor.unwrap_or(self.tensor)
+    }
 }
 
 fn yes() -> bool {

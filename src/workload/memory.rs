@@ -19,6 +19,7 @@
 //! variance per parameter; ZeRO stage 1 shards the 12 over the data-parallel degree N, stage 2 also
 //! the gradients, stage 3 also the weights.
 
+use super::expert_layout::ExpertLayout;
 use super::layout::Layout;
 use super::mla::activation_extra_bytes as mla_activation_extra_bytes;
 use super::moe::{activation_extra_bytes, MoeBlock};
@@ -179,8 +180,8 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
                 model_state_bytes(params, grad_bytes, w.data_parallel.zero_stage, lay.d as f64);
             if experts > 0.0 {
                 // the routed experts' states are sharded over their expert-data-parallel group,
-                // d c / e ranks (lay.d counts data x context positions)
-                let n = (lay.d / w.parallel.expert) as f64;
+                // d c / e ranks (lay.d counts data x context positions), t d c / e with whole experts
+                let n = ExpertLayout::of(w).expert_data_size() as f64;
                 let (we, ge, oe) = model_state_bytes(experts, grad_bytes, w.data_parallel.zero_stage, n);
                 (weights, grads, optimizer) = (weights + we, grads + ge, optimizer + oe);
                 params += experts;
@@ -228,10 +229,11 @@ fn moe_stage(w: &WorkloadSpec, stage: u32) -> Option<(u64, u64, f64, u32)> {
     for c in 0..w.chunks() {
         let (first, n) = w.chunk_layers(c * lay.p + stage);
         for l in first..first + n {
-            let (d, e) = layer_params_split(&w.model, l, lay.t, w.parallel.expert);
-            (dense, experts) = (dense + d, experts + e);
+            let (e, et) = (w.parallel.expert, w.parallel.expert_tensor_size());
+            let (d, routed) = layer_params_split(&w.model, l, lay.t, e, et);
+            (dense, experts) = (dense + d, experts + routed);
             if let Some(m) = w.model.moe_at(l) {
-                extra += activation_extra_bytes(&MoeBlock::new(&shape, m, l, w.parallel.expert), w.recompute);
+                extra += activation_extra_bytes(&MoeBlock::new(&shape, m, l, e, et), w.recompute);
                 moe_layers += 1;
             }
         }

@@ -4,52 +4,18 @@
 //! all-to-all and the weighted sum of each token's expert outputs.
 //!
 //! Notation: microbatch b, sequence s, hidden h, experts E, top-k k, expert width f, shared experts
-//! S, expert-parallel size e, local experts L = E / e, tensor degree t (each expert's matrices are
-//! split over the tensor ranks, as the dense MLP's are: Megatron-Core's default expert-tensor size).
-//! Tokens per rank T = b s, or b s / t with tensor parallelism (s being the s / c tokens a rank
-//! holds under context parallelism, whose ring runs the attention block), which Megatron-Core runs with
-//! sequence parallelism only: each tensor rank routes and dispatches its own sequence shard, the
-//! rows that reach a rank are all-gathered over its tensor group before the experts (each tensor
-//! rank computes its slice of them for the whole group's rows) and reduce-scattered after.
-//! Each rank dispatches R = T k token rows (dropless), or with capacity factor c, E
-//! ceil(T k c / E) rows (every expert's slot padded to its capacity). The all-to-alls move R h
-//! 16-bit elements per rank (nccl-tests convention: the per-rank buffer, 1/e of it to each peer).
-//!
-//! Load imbalance: the router prefers some experts. Expert i gets the share p_i = w_i / sum w of
-//! the routed tokens, with log w_i drawn from a normal distribution of standard deviation
-//! `imbalance` (seeded per layer by `moe.seed`); position j of the expert-parallel group, holding
-//! experts j L .. j L + L - 1, receives N_j = e T k (p_jL + ... + p_jL+L-1) rows (dropless; with a
-//! capacity its padded buffers stay R, the excess is dropped). The all-to-all is priced as a
-//! uniform one whose per-rank buffer is the hottest position's N_j: what that rank's links carry,
-//! and what the collective waits for.
+//! S, expert-parallel size e, local experts L = E / e, tensor degree t, expert-tensor size u (each
+//! expert's matrices are split over u ranks: the tensor ranks, u = t, Megatron-Core's default, or
+//! none, u = 1, its "MoE parallel folding"). The token rows each rank routes (T), dispatches (R)
+//! and receives (N_j), and the tensor all-gather of the received rows when u = t, are
+//! [`super::moe_dispatch`]'s.
 
+use super::moe_dispatch::{sequence_shards, Dispatch};
 use super::transformer::{Block, LayerShape, Piece};
 use crate::config::{MoeSpec, Recompute};
 use crate::ops::{CollectiveOp, Kernel};
-use rand::{RngExt, SeedableRng};
 
 const ACT: u64 = 2; // bytes per 16-bit activation element
-
-/// Each routed expert's share of the tokens in global layer `layer` (summing to 1): equal shares
-/// without imbalance, a seeded log-normal skew with it.
-pub fn expert_shares(moe: &MoeSpec, layer: u32) -> Vec<f64> {
-    let experts = moe.experts as usize;
-    if moe.imbalance == 0.0 {
-        return vec![1.0 / experts as f64; experts];
-    }
-    let seed = moe.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ layer as u64;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let weights: Vec<f64> = (0..experts)
-        .map(|_| {
-            // Box-Muller: one standard normal from two uniforms
-            let (u1, u2): (f64, f64) = (rng.random(), rng.random());
-            let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            (moe.imbalance * z).exp()
-        })
-        .collect();
-    let sum: f64 = weights.iter().sum();
-    weights.iter().map(|w| w / sum).collect()
-}
 
 /// One mixture-of-experts layer's shapes for one microbatch.
 #[derive(Clone, Debug)]
@@ -66,60 +32,32 @@ pub struct MoeBlock {
     pub ffn: u64,
     /// Expert-parallel size e.
     pub ep: u64,
-    /// Tokens each rank routes, T (its sequence shard under sequence parallelism).
-    pub tokens: u64,
-    /// Ranks whose received rows each rank's experts process: t with sequence parallelism, else 1.
-    pub gather: u64,
-    /// Token rows each rank dispatches, R.
-    pub dispatched: u64,
-    /// Token rows each position of the expert-parallel group receives, N_j.
-    pub received: Vec<u64>,
+    /// Expert-tensor size u: the ranks each routed expert's matrices are split over.
+    pub expert_tensor: u64,
+    /// The token rows each rank routes, dispatches and receives.
+    pub dispatch: Dispatch,
 }
 
 impl MoeBlock {
-    /// The block of global layer `layer` with expert-parallel size `ep`.
-    pub fn new(shape: &LayerShape, moe: &MoeSpec, layer: u32, ep: u32) -> Self {
-        let gather = if shape.sp { shape.t } else { 1 };
-        let (tokens, experts, ep) = (shape.b * shape.s / gather, moe.experts, ep as u64);
-        let (dispatched, received) = match moe.capacity_factor {
-            Some(c) => {
-                let capacity = ((tokens * moe.top_k) as f64 * c / experts as f64).ceil() as u64;
-                (experts * capacity, vec![experts * capacity; ep as usize])
-            }
-            None => {
-                let routed = tokens * moe.top_k;
-                let shares = expert_shares(moe, layer);
-                let per = (experts / ep) as usize;
-                let received = if moe.imbalance == 0.0 {
-                    vec![routed; ep as usize]
-                } else {
-                    shares
-                        .chunks(per)
-                        .map(|c| (c.iter().sum::<f64>() * (ep * routed) as f64).round() as u64)
-                        .collect()
-                };
-                (routed, received)
-            }
-        };
+    /// The block of global layer `layer` with expert-parallel size `ep` and expert-tensor size
+    /// `expert_tensor` (t or 1).
+    pub fn new(shape: &LayerShape, moe: &MoeSpec, layer: u32, ep: u32, expert_tensor: u32) -> Self {
         MoeBlock {
             shape: *shape,
-            experts,
+            experts: moe.experts,
             top_k: moe.top_k,
             shared: moe.shared_experts,
             ffn: moe.ffn(shape.ffn),
-            ep,
-            tokens,
-            gather,
-            dispatched,
-            received,
+            ep: ep as u64,
+            expert_tensor: expert_tensor as u64,
+            dispatch: Dispatch::new(shape, moe, layer, ep, expert_tensor),
         }
     }
 
     /// Bytes of each dispatch or combine all-to-all (per-rank buffer): the hottest position's rows
     /// of h 16-bit elements.
     pub fn all_to_all_bytes(&self) -> u64 {
-        let rows = self.received.iter().copied().max().unwrap_or(0).max(self.dispatched);
-        rows * self.shape.h * ACT
+        self.dispatch.all_to_all_rows() * self.shape.h * ACT
     }
 
     fn swiglu(&self) -> bool {
@@ -150,11 +88,12 @@ impl MoeBlock {
 
     /// The local experts' forward kernels at each position of the expert-parallel group.
     fn experts_forward(&self) -> Vec<Vec<Kernel>> {
-        let (h, t) = (self.shape.h, self.shape.t);
+        let (h, t) = (self.shape.h, self.expert_tensor);
         let act = if self.swiglu() { 3 } else { 2 }; // read gate and up (or the input), write
-        self.received
+        self.dispatch
+            .received
             .iter()
-            .map(|&n| n * self.gather)
+            .map(|&n| n * self.dispatch.gather)
             .map(|n| {
                 vec![
                     self.grouped(n, self.up() / t, h, false), // h -> f (gate and up for SwiGLU)
@@ -169,11 +108,12 @@ impl MoeBlock {
 
     /// Their backward: data and weight gradients of both GEMMs, the activation's backward between.
     fn experts_backward(&self) -> Vec<Vec<Kernel>> {
-        let (h, t) = (self.shape.h, self.shape.t);
+        let (h, t) = (self.shape.h, self.expert_tensor);
         let act = if self.swiglu() { 5 } else { 3 };
-        self.received
+        self.dispatch
+            .received
             .iter()
-            .map(|&n| n * self.gather)
+            .map(|&n| n * self.dispatch.gather)
             .map(|n| {
                 vec![
                     self.grouped(n, self.ffn / t, h, false), // f -> h data gradient
@@ -212,16 +152,14 @@ impl MoeBlock {
                 lin(h, up, bs),
             ]
         };
-        self.gathered(
-            self.shape.allreduce_bytes(),
-            vec![Piece::Compute("moe shared", kernels)],
-        )
+        let pieces = vec![Piece::Compute("moe shared", kernels)];
+        Self::gathered(sequence_shards(&self.shape), self.shape.allreduce_bytes(), pieces)
     }
 
-    /// `pieces` between an all-gather and a reduce-scatter of `bytes` over the tensor group, with
-    /// sequence parallelism (nothing without it).
-    fn gathered(&self, bytes: u64, pieces: Vec<Piece>) -> Vec<Piece> {
-        if self.gather == 1 {
+    /// `pieces` between an all-gather and a reduce-scatter of `bytes` over the tensor group when
+    /// they need the rows of `ranks` > 1 tensor ranks (sequence parallelism), alone otherwise.
+    fn gathered(ranks: u64, bytes: u64, pieces: Vec<Piece>) -> Vec<Piece> {
+        if ranks == 1 {
             return pieces;
         }
         std::iter::once(Piece::Tensor(CollectiveOp::AllGather, bytes))
@@ -232,7 +170,7 @@ impl MoeBlock {
 
     /// The mixture-of-experts block's forward, between the tensor-parallel collectives.
     fn block_forward(&self) -> Vec<Piece> {
-        let (tokens, h, e) = (self.tokens, self.shape.h, self.experts);
+        let (tokens, h, e) = (self.dispatch.tokens, self.shape.h, self.experts);
         let local = self.shape.local_bsh();
         let router = vec![
             Kernel::Stream { bytes: local * 7 / 2 }, // bias-dropout-add after attention
@@ -249,13 +187,13 @@ impl MoeBlock {
             },
             // permute: gather each token's rows into expert order (read and write R rows)
             Kernel::Stream {
-                bytes: 2 * self.dispatched * h * ACT,
+                bytes: 2 * self.dispatch.dispatched * h * ACT,
             },
         ];
         let combine = vec![
             // unpermute and weight: read R rows, write T rows
             Kernel::Stream {
-                bytes: (self.dispatched + tokens) * h * ACT,
+                bytes: (self.dispatch.dispatched + tokens) * h * ACT,
             },
         ];
         let mut out = self.around_experts(router, self.experts_forward(), combine);
@@ -265,7 +203,7 @@ impl MoeBlock {
 
     /// Its backward (reverse order).
     fn block_backward(&self) -> Vec<Piece> {
-        let (tokens, h, e) = (self.tokens, self.shape.h, self.experts);
+        let (tokens, h, e) = (self.dispatch.tokens, self.shape.h, self.experts);
         let local = self.shape.local_bsh();
         let mut out = vec![Piece::Compute(
             "moe combine",
@@ -278,12 +216,12 @@ impl MoeBlock {
         // unpermute backward: read the output gradient (T rows) and the expert outputs (R rows, for
         // the routing weights' gradient), write R rows
         let combine = vec![Kernel::Stream {
-            bytes: (tokens + 2 * self.dispatched) * h * ACT,
+            bytes: (tokens + 2 * self.dispatch.dispatched) * h * ACT,
         }];
         let router = vec![
             // permute backward: scatter-add R rows into T
             Kernel::Stream {
-                bytes: (self.dispatched + tokens) * h * ACT,
+                bytes: (self.dispatch.dispatched + tokens) * h * ACT,
             },
             // softmax and top-k backward in fp32: read probabilities and gradient (8), write 2
             Kernel::Stream { bytes: tokens * e * 10 },
@@ -305,11 +243,12 @@ impl MoeBlock {
     }
 
     /// `before`, the dispatch all-to-all, the all-gather of the received rows over the tensor group
-    /// (sequence parallelism), the experts, the reduce-scatter, the combine all-to-all, `after`;
+    /// (sequence parallelism with split experts), the experts, the reduce-scatter, the combine
+    /// all-to-all, `after`;
     /// without expert parallelism the tokens stay on the rank (no all-to-all), and without either
     /// the experts are ordinary kernels.
     fn around_experts(&self, before: Vec<Kernel>, experts: Vec<Vec<Kernel>>, after: Vec<Kernel>) -> Vec<Piece> {
-        if self.ep == 1 && self.gather == 1 {
+        if self.ep == 1 && self.dispatch.gather == 1 {
             let mut all = before;
             all.extend(experts.into_iter().flatten());
             all.extend(after);
@@ -324,7 +263,11 @@ impl MoeBlock {
         };
         let mut out = vec![Piece::Compute("moe router", before)];
         out.extend(a2a.clone());
-        out.extend(self.gathered(self.gather * bytes, vec![experts]));
+        out.extend(Self::gathered(
+            self.dispatch.gather,
+            self.dispatch.gather * bytes,
+            vec![experts],
+        ));
         out.extend(a2a);
         out.push(Piece::Compute("moe combine", after));
         out
@@ -357,21 +300,21 @@ impl MoeBlock {
 /// Bytes one mixture-of-experts layer stores for one microbatch on one rank beyond what
 /// Korthikanti's count gives a dense layer (whose MLP stores its two 4h-wide intermediates, 16
 /// s b h / t): the router's fp32 probabilities (4 T E), the rows its experts process (R, or the
-/// tensor group's t R under sequence parallelism) as input and as output kept for the routing
-/// weights' gradient (2 h each), the experts' intermediates (2 (up + f) / t per row, balanced) and
-/// the shared experts' (2 b s S (up + f) / t). Full recompute keeps only the layer input: nothing
-/// more.
+/// tensor group's t R under sequence parallelism with experts split over it; R with whole experts)
+/// as input and as output kept for the routing weights' gradient (2 h each), the experts'
+/// intermediates (2 (up + f) / u per row, balanced) and the shared experts' (2 b s S (up + f) / t).
+/// Full recompute keeps only the layer input: nothing more.
 pub fn activation_extra_bytes(block: &MoeBlock, recompute: Recompute) -> f64 {
     if recompute == Recompute::Full {
         return 0.0;
     }
     let s = &block.shape;
     let (tokens, t) = ((s.b * s.s) as f64, s.t as f64);
-    let rows = (block.dispatched * block.gather) as f64;
+    let rows = (block.dispatch.dispatched * block.dispatch.gather) as f64;
     let (h, width) = (s.h as f64, (block.up() + block.ffn) as f64);
-    let stored = 4.0 * block.tokens as f64 * block.experts as f64
+    let stored = 4.0 * block.dispatch.tokens as f64 * block.experts as f64
         + 4.0 * rows * h
-        + 2.0 * rows * width / t
+        + 2.0 * rows * width / block.expert_tensor as f64
         + 2.0 * tokens * block.shared as f64 * width / t;
     stored - 16.0 * tokens * h / t
 }
@@ -386,7 +329,7 @@ mod tests {
             "{{ layers: 4, hidden: 1024, heads: 8, seq_len: 512, vocab: 0, mlp: swiglu, moe: {moe} }}"
         ))
         .unwrap();
-        MoeBlock::new(&LayerShape::new(&m, 2, 1, false), m.moe.as_ref().unwrap(), 0, ep)
+        MoeBlock::new(&LayerShape::new(&m, 2, 1, false), m.moe.as_ref().unwrap(), 0, ep, 1)
     }
 
     fn flops(pieces: &[Piece], position: usize) -> f64 {
@@ -407,7 +350,7 @@ mod tests {
         // each), e = 4: each position receives T k = 2048 rows over its 2 experts. Forward block
         // FLOPs per position: router 2 T h E + experts 2 (T k) 3 h f; the attention as a dense layer's
         let b = block("{ experts: 8, top_k: 2, ffn_hidden: 2048 }", 4);
-        assert_eq!(b.received, vec![2048; 4]);
+        assert_eq!(b.dispatch.received, vec![2048; 4]);
         let (t, h, e, k, f) = (1024.0, 1024.0, 8.0, 2.0, 2048.0);
         let attention: f64 = b
             .shape
@@ -441,34 +384,44 @@ mod tests {
         assert_eq!(a2a, vec![1024 * 2 * 1024 * 2; 4]);
     }
 
-    #[test]
-    fn with_sequence_parallelism_each_tensor_rank_dispatches_its_shard() {
-        // t = 2 with sequence parallelism: each tensor rank routes T = b s / t = 512 tokens and
-        // dispatches T k = 1024 rows (1024 x 1024 x 2 B); the rows reaching the tensor group are
-        // all-gathered before the experts (2 x that, nccl-tests' full output) and reduce-scattered
-        // after, and each tensor rank's experts run on the group's 2048 rows with f / t columns
-        let m: ModelSpec = serde_yaml::from_str(
-            "{ layers: 4, hidden: 1024, heads: 8, seq_len: 512, vocab: 0, mlp: swiglu, moe: { experts: 8, top_k: 2 } }",
-        )
+    /// A layer of 8 SwiGLU experts (h 1024, f 4096, top 2) and `shared` shared experts on t = 2
+    /// ranks with sequence parallelism, b 2, s 512, expert size `ep` and expert-tensor size `u`.
+    fn sp_block(shared: u64, ep: u32, u: u32) -> MoeBlock {
+        let m: ModelSpec = serde_yaml::from_str(&format!(
+            "{{ layers: 4, hidden: 1024, heads: 8, seq_len: 512, vocab: 0, mlp: swiglu, \
+               moe: {{ experts: 8, top_k: 2, shared_experts: {shared} }} }}"
+        ))
         .unwrap();
-        let b = MoeBlock::new(&LayerShape::new(&m, 2, 2, true), m.moe.as_ref().unwrap(), 0, 4);
-        let rows = 1024 * 2;
-        let collectives: Vec<(CollectiveOp, u64, bool)> = b
-            .forward()
+        MoeBlock::new(&LayerShape::new(&m, 2, 2, true), m.moe.as_ref().unwrap(), 0, ep, u)
+    }
+
+    /// The collectives of `pieces`: (op, bytes, over the expert-parallel group).
+    fn collectives(pieces: &[Piece]) -> Vec<(CollectiveOp, u64, bool)> {
+        pieces
             .iter()
             .filter_map(|p| match p {
                 Piece::Expert(op, bytes) => Some((*op, *bytes, true)),
                 Piece::Tensor(op, bytes) => Some((*op, *bytes, false)),
                 _ => None,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn with_sequence_parallelism_each_tensor_rank_dispatches_its_shard() {
+        // t = 2 with sequence parallelism: each tensor rank routes T = b s / t = 512 tokens and
+        // dispatches T k = 1024 rows (1024 x 1024 x 2 B); the rows reaching the tensor group are
+        // all-gathered before the experts (2 x that, nccl-tests' full output) and reduce-scattered
+        // after, and each tensor rank's experts run on the group's 2048 rows with f / t columns
+        let b = sp_block(0, 4, 2);
+        let rows = 1024 * 2;
         let a2a = (CollectiveOp::AllToAll, rows / 2 * 1024 * 2, true);
         let gathered = 2 * rows / 2 * 1024 * 2;
         let (ag, rs) = (CollectiveOp::AllGather, CollectiveOp::ReduceScatter);
         // the attention block's all-gather and reduce-scatter of b s h, then the experts'
         let bsh = 2 * 512 * 1024 * 2;
         assert_eq!(
-            collectives,
+            collectives(&b.forward()),
             vec![
                 (ag, bsh, false),
                 (rs, bsh, false),
@@ -485,19 +438,39 @@ mod tests {
     }
 
     #[test]
-    fn a_skewed_router_is_seeded_and_keeps_every_token() {
-        let moe = |s: &str| block(&format!("{{ experts: 8, top_k: 2, imbalance: 1, seed: {s} }}"), 4);
-        let (a, b, c) = (moe("5"), moe("5"), moe("6"));
-        assert_eq!(a.received, b.received);
-        assert_ne!(a.received, c.received);
-        // the positions share e T k = 4 x 2048 rows (to rounding), and the hottest sets the all-to-all
-        let total: u64 = a.received.iter().sum();
-        assert!(total.abs_diff(4 * 2048) <= 2, "{total}");
-        let hottest = *a.received.iter().max().unwrap();
-        assert!(hottest > 2048);
-        assert_eq!(a.all_to_all_bytes(), hottest * 1024 * 2);
-        let spec: MoeSpec = serde_yaml::from_str("{ experts: 16, top_k: 2, imbalance: 0.5 }").unwrap();
-        let shares = expert_shares(&spec, 3);
-        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    fn whole_experts_run_on_the_rows_a_rank_receives_with_no_tensor_gather() {
+        // the same layer with expert-tensor size 1: each tensor rank still routes its T = 512
+        // tokens and dispatches T k = 1024 rows (all-to-all of 1024 x 1024 x 2 B per rank, as
+        // with u = t), but its whole experts take the 1024 rows it receives: no all-gather or
+        // reduce-scatter around them, only the attention block's of b s h
+        let (split, whole) = (sp_block(0, 4, 2), sp_block(0, 4, 1));
+        let (ag, rs) = (CollectiveOp::AllGather, CollectiveOp::ReduceScatter);
+        let (bsh, a2a) = (2 * 512 * 1024 * 2, (CollectiveOp::AllToAll, 1024 * 1024 * 2, true));
+        let attention = [(ag, bsh, false), (rs, bsh, false)];
+        assert_eq!(collectives(&whole.forward()), [&attention[..], &[a2a, a2a]].concat());
+        assert_eq!(whole.all_to_all_bytes(), split.all_to_all_bytes());
+        // backward: the two all-to-alls and the attention block's collectives, nothing else
+        let backward = collectives(&whole.backward(Recompute::None));
+        assert_eq!(backward.iter().filter(|c| c.2).count(), 2);
+        assert_eq!(backward.iter().filter(|c| !c.2).count(), 2);
+        // per rank the same expert FLOPs: 2 x 1024 rows x 3 h f (f = 4096 whole) = 2 x 2048 rows
+        // x 3 h f / 2; L = 2 local experts of 512 rows each, their GEMMs f wide (gate and up: 2 f)
+        let experts = whole.experts_forward();
+        let sum = |k: &[Kernel]| k.iter().map(Kernel::flops).sum::<f64>();
+        assert_eq!(sum(&experts[0]), 2.0 * 1024.0 * 3.0 * 1024.0 * 4096.0);
+        assert_eq!(sum(&experts[0]), sum(&split.experts_forward()[0]));
+        assert!(matches!(
+            experts[0][0],
+            Kernel::Gemm {
+                batch: 2,
+                m: 512,
+                n: 8192,
+                k: 1024
+            }
+        ));
+        // shared experts stay split over the tensor ranks: their all-gather and reduce-scatter of
+        // b s h remain
+        let shared = collectives(&sp_block(1, 4, 1).forward());
+        assert_eq!(shared[4..], [(ag, bsh, false), (rs, bsh, false)]);
     }
 }

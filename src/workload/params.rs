@@ -155,13 +155,15 @@ pub fn layer_params_per_rank(model: &ModelSpec, tensor: u32) -> u64 {
     per_rank(model, layer_params(model), tensor)
 }
 
-/// Parameters of global layer `layer` held by one rank of tensor degree `tensor` and expert degree
-/// `expert`: (dense, expert). The dense part is reduced over the data-parallel group, the expert
-/// part (its E / e routed experts) over the expert-data-parallel group. Attention, norms and shared
-/// experts are split over the tensor ranks, the router is replicated on each, and each routed
-/// expert is split over the tensor ranks too (Megatron-Core's default expert-tensor size: t).
-pub fn layer_params_split(model: &ModelSpec, layer: u32, tensor: u32, expert: u32) -> (u64, u64) {
-    let t = tensor as u64;
+/// Parameters of global layer `layer` held by one rank of tensor degree `tensor`, expert degree
+/// `expert` and expert-tensor degree `expert_tensor`: (dense, expert). The dense part is reduced
+/// over the data-parallel group, the expert part (its E / e routed experts) over the
+/// expert-data-parallel group. Attention, norms and shared experts are split over the tensor
+/// ranks, the router is replicated on each, and each routed expert is split over the
+/// expert-tensor ranks: the tensor ranks (Megatron-Core's default expert-tensor size t), or none
+/// (expert-tensor size 1: E / e whole experts per rank).
+pub fn layer_params_split(model: &ModelSpec, layer: u32, tensor: u32, expert: u32, expert_tensor: u32) -> (u64, u64) {
+    let et = expert_tensor.max(1) as u64;
     let Some(moe) = model.moe_at(layer) else {
         return (layer_params_per_rank(model, tensor), 0);
     };
@@ -170,7 +172,7 @@ pub fn layer_params_split(model: &ModelSpec, layer: u32, tensor: u32, expert: u3
     let local = moe.experts / expert.max(1) as u64;
     (
         per_rank(model, shared, tensor) + model.hidden * moe.experts,
-        local * one / t,
+        local * one / et,
     )
 }
 

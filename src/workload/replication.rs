@@ -33,12 +33,21 @@ use crate::workload::layout::{Layout, RankCoord};
 /// k -> k + 1, or a pipeline send of one position, which the rotations inside rings and their
 /// shifts take to every one of its kind). Each rank's n-th communication is then one of the copies
 /// of the representative's n-th, and the copies are all of them.
+///
+/// With whole experts (expert-tensor size 1) the expert-parallel groups fold the tensor ranks in
+/// ([`crate::workload::expert_layout`]). A group of e = k t ranks is k data positions of every
+/// tensor rank: the data positions fall into expert blocks of k, as above. A group of e < t ranks
+/// (e dividing t) is e tensor ranks of one data position: the tensor ranks then fall into blocks
+/// of e, and the tensor shifts become rotations inside every block and shifts of whole blocks.
 #[derive(Clone, Copy, Debug)]
 pub struct Replication {
     /// The full layout (every rank of it is represented).
     pub layout: Layout,
-    /// Expert-parallel size e (1 without expert parallelism).
+    /// Data positions per expert block: the expert-parallel size e, or e / t with whole experts
+    /// (1 without expert parallelism).
     pub expert: u32,
+    /// Tensor ranks per tensor block: t, or e with whole experts in groups of e < t.
+    pub tensor_block: u32,
 }
 
 /// What a communication is, which decides the blocks of data positions it is copied along.
@@ -66,15 +75,17 @@ impl Replication {
     /// `members` itself, every other copy lists the image of each member, in the same order.
     pub fn copies(&self, members: &[u32], kind: CommKind) -> Vec<Vec<u32>> {
         let (lay, e) = (self.layout, self.block(kind));
-        let blocks = lay.d / e;
+        let (blocks, tb) = (lay.d / e, self.tensor_block.max(1));
         let mut sorted = members.to_vec();
         sorted.sort_unstable();
-        // the image of rank r under (group shift, rotation inside groups, tensor shift)
-        let shift = |r: u32, block: u32, rotate: u32, tensor: u32| {
+        // the image of rank r under a [group shift, rotation inside groups, tensor rotation inside
+        // tensor blocks, tensor block shift]
+        let shift = |r: u32, [block, rotate, tensor, tensor_blocks]: [u32; 4]| {
             let c = lay.coord(r);
             let (q, inside) = (c.data / e, c.data % e);
+            let (tq, tinside) = (c.tensor / tb, c.tensor % tb);
             lay.rank(RankCoord {
-                tensor: (c.tensor + tensor) % lay.t,
+                tensor: ((tq + tensor_blocks) % (lay.t / tb)) * tb + (tinside + tensor) % tb,
                 data: ((q + block) % blocks) * e + (inside + rotate) % e,
                 stage: c.stage,
             })
@@ -82,20 +93,22 @@ impl Replication {
         // a group closed under a shift spans that dimension: its copies along it are itself; a
         // transfer only if its image is itself (on a ring of 2, k -> k + 1 maps to k + 1 -> k, the
         // other direction, a copy of its own)
-        let closed = |block: u32, rotate: u32, tensor: u32| match kind {
-            CommKind::Collective => members
-                .iter()
-                .all(|&r| sorted.binary_search(&shift(r, block, rotate, tensor)).is_ok()),
-            CommKind::Transfer => members.iter().all(|&r| shift(r, block, rotate, tensor) == r),
+        let closed = |by: [u32; 4]| match kind {
+            CommKind::Collective => members.iter().all(|&r| sorted.binary_search(&shift(r, by)).is_ok()),
+            CommKind::Transfer => members.iter().all(|&r| shift(r, by) == r),
         };
-        let shifts = if closed(1, 0, 0) { 1 } else { blocks };
-        let rotations = if closed(0, 1, 0) { 1 } else { e };
-        let tensors = if closed(0, 0, 1) { 1 } else { lay.t };
-        let mut out = Vec::with_capacity((shifts * rotations * tensors) as usize);
+        let shifts = if closed([1, 0, 0, 0]) { 1 } else { blocks };
+        let rotations = if closed([0, 1, 0, 0]) { 1 } else { e };
+        let tensors = if closed([0, 0, 1, 0]) { 1 } else { tb };
+        let tensor_blocks = if closed([0, 0, 0, 1]) { 1 } else { lay.t / tb };
+        let mut out = Vec::with_capacity((shifts * rotations * tensors * tensor_blocks) as usize);
         for block in 0..shifts {
             for rotate in 0..rotations {
-                for tensor in 0..tensors {
-                    out.push(members.iter().map(|&r| shift(r, block, rotate, tensor)).collect());
+                for tensor_block in 0..tensor_blocks {
+                    for tensor in 0..tensors {
+                        let by = [block, rotate, tensor, tensor_block];
+                        out.push(members.iter().map(|&r| shift(r, by)).collect());
+                    }
                 }
             }
         }
@@ -116,6 +129,7 @@ mod tests {
         Replication {
             layout: Layout::plain(t, p, d),
             expert: 1,
+            tensor_block: t,
         }
     }
 
@@ -153,6 +167,7 @@ mod tests {
         let r = Replication {
             layout: Layout::plain(1, 1, 4),
             expert: 2,
+            tensor_block: 1,
         };
         assert_eq!(r.copies(&[0, 1], CommKind::Collective), vec![vec![0, 1], vec![2, 3]]);
         assert_eq!(r.copies(&[0, 2], CommKind::Collective), vec![vec![0, 2], vec![1, 3]]);
@@ -171,6 +186,7 @@ mod tests {
         let r = Replication {
             layout: Layout { t: 1, p: 1, d: 8, c: 4 },
             expert: 2,
+            tensor_block: 1,
         };
         let collective = |m: &[u32]| r.copies(m, CommKind::Collective);
         assert_eq!(
@@ -197,6 +213,7 @@ mod tests {
         let r = Replication {
             layout: Layout { t: 1, p: 1, d: 8, c: 2 },
             expert: 4,
+            tensor_block: 1,
         };
         assert_eq!(
             r.copies(&[0, 1, 2, 3], CommKind::Collective),
@@ -208,5 +225,27 @@ mod tests {
         );
         assert_eq!(r.copies(&[0, 1], CommKind::Transfer).len(), 8);
         assert!(r.copies(&[0, 1], CommKind::Transfer).contains(&vec![1, 0]));
+    }
+
+    #[test]
+    fn whole_experts_in_groups_inside_a_tensor_group_shift_by_tensor_blocks() {
+        // t 4 d 2 p 1 with expert-tensor size 1 and e 2: expert-parallel groups {0, 1}, {2, 3},
+        // {4, 5}, {6, 7} (two inside each tensor group), expert-data groups {0, 2, 4, 6} and
+        // {1, 3, 5, 7}; the tensor ranks fall into blocks of e = 2
+        let r = Replication {
+            layout: Layout::plain(4, 1, 2),
+            expert: 1,
+            tensor_block: 2,
+        };
+        // (members, their copies): expert-parallel, expert-data, tensor and data groups
+        let cases: [(&[u32], &[&[u32]]); 4] = [
+            (&[0, 1], &[&[0, 1], &[2, 3], &[4, 5], &[6, 7]]),
+            (&[0, 2, 4, 6], &[&[0, 2, 4, 6], &[1, 3, 5, 7]]),
+            (&[0, 1, 2, 3], &[&[0, 1, 2, 3], &[4, 5, 6, 7]]),
+            (&[0, 4], &[&[0, 4], &[1, 5], &[2, 6], &[3, 7]]),
+        ];
+        for (members, copies) in cases {
+            assert_eq!(r.copies(members, CommKind::Collective), copies, "{members:?}");
+        }
     }
 }

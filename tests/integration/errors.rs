@@ -158,6 +158,32 @@ fn expert_parallel_size_not_dividing_data() {
 }
 
 #[test]
+fn expert_tensor_neither_one_nor_tensor() {
+    // Mixtral's preset runs tensor 1: the experts are whole (1) or split as the dense layers (1)
+    insta::assert_snapshot!(moe_fails("workload.parallel.expert_tensor=2"));
+}
+
+#[test]
+fn whole_experts_expert_size_not_dividing_tensor_x_data() {
+    // t 2 d 6 (48 GPUs at p 4), whole experts: the 12 ranks of a stage cannot be cut into
+    // expert-parallel groups of 8
+    let sets = [
+        "workload.parallel.tensor=2",
+        "workload.parallel.sequence_parallel=true",
+        "workload.parallel.data=6",
+        "workload.batch.global=240",
+        "workload.parallel.expert_tensor=1",
+    ];
+    insta::assert_snapshot!(preset_fails("mixtral-8x7b", &sets));
+}
+
+#[test]
+fn whole_experts_without_experts() {
+    let sets = ["workload.parallel.tensor=2", "workload.parallel.expert_tensor=1"];
+    insta::assert_snapshot!(llama_fails(&sets));
+}
+
+#[test]
 fn capacity_factor_not_positive() {
     insta::assert_snapshot!(moe_fails("workload.model.moe.capacity_factor=0"));
 }

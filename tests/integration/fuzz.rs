@@ -106,6 +106,7 @@ const KEYS: &[&str] = &[
     "workload.model.tied_embeddings",
     "workload.model.moe",
     "workload.parallel.expert",
+    "workload.parallel.expert_tensor",
     "workload.model.moe.imbalance",
     "workload.software",
     "workload.parallel.context",
@@ -184,6 +185,7 @@ fn plausible(key: &str, rng: &mut ChaCha8Rng) -> String {
             "{experts: 0, top_k: 0, capacity_factor: -1}",
         ],
         "expert" => &["1", "2", "4", "8", "3"],
+        "expert_tensor" => &["1", "2", "4", "0"],
         "imbalance" => &["0", "0.5", "2", "-1", "1e9"],
         "context" => &["1", "2", "4", "3", "0"],
         "mla" => &[

@@ -16,6 +16,7 @@ mod mla;
 mod models;
 mod moe;
 mod moe_context;
+mod moe_folding;
 mod network;
 mod nics;
 mod nvls;

@@ -24,12 +24,12 @@ fn deepseek_v3_has_its_published_parameter_counts() {
         .model;
     // dense layers 0-2: the attention and a SwiGLU of 3 x 7168 x 18 432 = 396 361 728
     let dense = ATTENTION + 3 * 7168 * 18432;
-    assert_eq!(layer_params_split(m, 2, 1, 1), (dense, 0));
+    assert_eq!(layer_params_split(m, 2, 1, 1, 1), (dense, 0));
     // layers 3-60: the attention, the router 7168 x 256 = 1 835 008 and the shared expert stay
     // dense; the 256 routed experts 11 274 289 152
     let router = 7168 * 256;
     assert_eq!(
-        layer_params_split(m, 3, 1, 1),
+        layer_params_split(m, 3, 1, 1, 1),
         (ATTENTION + router + EXPERT, 256 * EXPERT)
     );
     // 3 x 583 483 392 + 58 x 11 507 286 016 = 669 173 039 104 in the layers; untied embeddings 2 x
@@ -128,8 +128,8 @@ fn the_first_layers_stay_dense_and_every_n_counts_from_layer_zero() {
     assert_eq!(a2a(&["workload.model.moe.first_dense_layers=0"]), 4 * 6 * 2);
     // the dense layer's MLP is model.ffn_hidden wide, and counts in the parameters as such
     let m = config("dgx-h100", "deepseek-v3", &small(4, &[])).workload.model;
-    assert_eq!(layer_params_split(&m, 0, 1, 8), (ATTENTION + 3 * 7168 * 18432, 0));
-    assert_eq!(layer_params_split(&m, 1, 1, 8).1, 8 * EXPERT);
+    assert_eq!(layer_params_split(&m, 0, 1, 8, 1), (ATTENTION + 3 * 7168 * 18432, 0));
+    assert_eq!(layer_params_split(&m, 1, 1, 8, 1).1, 8 * EXPERT);
 }
 
 #[test]

@@ -41,7 +41,7 @@ fn mixtral_8x7b_has_its_published_parameter_counts() {
     // 262.1M; final norm 4096: 46.703B (published: 46.7B)
     let per_layer = 4096 * 6144 + 4096 * 4096 + 4096 * 8 + 8 * 3 * 4096 * 14336 + 2 * 4096;
     assert_eq!(
-        layer_params_split(m, 0, 1, 1),
+        layer_params_split(m, 0, 1, 1, 1),
         (4096 * 6144 + 4096 * 4096 + 4096 * 8 + 2 * 4096, 8 * 3 * 4096 * 14336)
     );
     let total = 32.0 * per_layer as f64 + 2.0 * 32000.0 * 4096.0 + 4096.0;
@@ -116,7 +116,7 @@ fn expert_gradients_are_reduced_over_the_expert_data_parallel_group() {
     );
     let cfg = config("dgx-h100", "mixtral-8x7b", &sets);
     let m = &cfg.workload.model;
-    let (dense, experts) = layer_params_split(m, 0, 1, 2);
+    let (dense, experts) = layer_params_split(m, 0, 1, 2, 1);
     // 4 of the 8 experts per rank
     assert_eq!(experts, 4 * 3 * 4096 * 14336);
     let g = clustersim::workload::generate(&cfg.workload);

@@ -2,11 +2,11 @@
 //! of a stage, and the routed experts' compute, which differs by position in the expert-parallel
 //! group when the router is skewed.
 //!
-//! Megatron-Core carves the expert-parallel groups out of data x context (see [`crate::config::moe`]):
-//! with expert size e, data positions e q .. e q + e - 1 (the layout's positions, context index +
-//! c x replica; same tensor rank and stage) form one expert-parallel group, and positions r, r + e,
-//! r + 2e, ... hold the same experts: their expert-data-parallel group of d c / e ranks, over which
-//! those experts' gradients are reduced.
+//! The groups follow [`crate::workload::expert_layout`]: with expert size e, expert positions
+//! e q .. e q + e - 1 (the data positions of one tensor rank, or with whole experts every rank of
+//! the stage in rank order) form one expert-parallel group, and positions r, r + e, r + 2e, ...
+//! hold the same experts: their expert-data-parallel group, over which those experts' gradients
+//! are reduced.
 
 use super::{Generator, StageCtx};
 use crate::ops::Kernel;
@@ -18,9 +18,10 @@ use crate::workload::layout::RankCoord;
 type Groups = Vec<(u32, Vec<usize>)>;
 
 impl Generator<'_> {
-    /// The stage's (expert-parallel groups, expert-data-parallel groups) among the present `datas`
-    /// data positions and `tensors` tensor ranks. Without expert parallelism there are no expert-parallel
-    /// groups and the expert-data-parallel groups are the data groups (no group is created).
+    /// The stage's (expert-parallel groups, expert-data-parallel groups) that have members among
+    /// the present `datas` data positions and `tensors` tensor ranks. Without expert parallelism
+    /// there are no expert-parallel groups, and with the experts split as the dense layers the
+    /// expert-data-parallel groups are the data groups (no group is created).
     pub(super) fn expert_groups(
         &mut self,
         stage: u32,
@@ -28,31 +29,32 @@ impl Generator<'_> {
         tensors: u32,
         data_groups: &Groups,
     ) -> (Groups, Groups) {
-        let (lay, e) = (self.lay, self.ep());
-        if self.w.model.moe.is_none() || e == 1 {
+        let (lay, x) = (self.lay, self.expert_lay);
+        if self.w.model.moe.is_none() || (x.e == 1 && x.fold() == 1) {
             return (Vec::new(), data_groups.clone());
         }
-        let index = |tensor: u32, data: u32| (data * tensors + tensor) as usize;
-        let rank = |tensor: u32, data: u32| lay.rank(RankCoord { tensor, data, stage });
-        let mut expert = Vec::new();
-        let mut expert_data = Vec::new();
-        for tensor in 0..tensors {
-            for q in 0..datas.div_ceil(e) {
-                let all = (0..e).map(|r| rank(tensor, q * e + r)).collect();
-                let present = (0..e).map(|r| q * e + r).filter(|&d| d < datas);
-                expert.push((self.g.group(all), present.map(|d| index(tensor, d)).collect()));
+        let present = |c: &RankCoord| c.tensor < tensors && c.data < datas;
+        let mut group = |coords: Vec<RankCoord>| {
+            let members: Vec<usize> = coords
+                .iter()
+                .filter(|c| present(c))
+                .map(|c| (c.data * tensors + c.tensor) as usize)
+                .collect();
+            let all = || coords.iter().map(|&c| lay.rank(c)).collect();
+            (!members.is_empty()).then(|| (self.g.group(all()), members))
+        };
+        let (mut expert, mut expert_data) = (Vec::new(), Vec::new());
+        for tensor in (0..x.et).filter(|&i| i < tensors) {
+            if x.e > 1 {
+                expert.extend((0..x.positions() / x.e).filter_map(|q| group(x.expert_group(stage, tensor, q))));
             }
-            for r in 0..e.min(datas) {
-                let all = (0..lay.d / e).map(|q| rank(tensor, q * e + r)).collect();
-                let present = (0..lay.d / e).map(|q| q * e + r).filter(|&d| d < datas);
-                expert_data.push((self.g.group(all), present.map(|d| index(tensor, d)).collect()));
-            }
+            expert_data.extend((0..x.e).filter_map(|r| group(x.expert_data_group(stage, tensor, r))));
         }
         (expert, expert_data)
     }
 
-    /// The routed experts' compute: on each present rank the kernels of its position in the
-    /// expert-parallel group (its data position modulo e).
+    /// The routed experts' compute: on each present rank the kernels of its index in its
+    /// expert-parallel group.
     pub(super) fn experts(
         &mut self,
         ctx: &StageCtx,
@@ -61,9 +63,8 @@ impl Generator<'_> {
         label: TaskLabel,
         prev: &mut [Option<TaskId>],
     ) {
-        let e = self.ep();
         for (i, &r) in ctx.ranks.iter().enumerate() {
-            let kernels = per_position[(self.lay.coord(r).data % e) as usize].clone();
+            let kernels = per_position[self.expert_lay.index_in_group(r) as usize].clone();
             let op = self.g.op(Op {
                 name: name.into(),
                 host_ops: host_ops(name, label.phase, kernels.len()),

@@ -20,6 +20,7 @@ mod tape;
 
 use super::builder::GraphBuilder;
 use super::context::Ring;
+use super::expert_layout::ExpertLayout;
 use super::graph::{TaskGraph, TaskId};
 use super::layout::Layout;
 use super::moe::MoeBlock;
@@ -37,10 +38,18 @@ pub fn generate(w: &WorkloadSpec) -> TaskGraph {
 /// Why the ranks of a workload do not all run the same program, if they do not: then a
 /// representative graph cannot stand for them. A skewed router without a capacity gives the
 /// positions of an expert-parallel group different token counts.
+/// With whole experts, expert-parallel groups that straddle tensor groups place their ranks
+/// differently in them ([`ExpertLayout::blocks`]).
 pub fn asymmetry(w: &WorkloadSpec) -> Option<String> {
     let moe = w.model.moe.as_ref()?;
-    (moe.imbalance > 0.0 && moe.capacity_factor.is_none() && w.parallel.expert > 1).then(|| {
-        "a skewed router (model.moe.imbalance) gives the ranks of an expert-parallel group different token counts"
+    if moe.imbalance > 0.0 && moe.capacity_factor.is_none() && w.parallel.expert > 1 {
+        return Some(
+            "a skewed router (model.moe.imbalance) gives the ranks of an expert-parallel group different token counts"
+                .to_string(),
+        );
+    }
+    ExpertLayout::of(w).blocks().is_none().then(|| {
+        "expert-parallel groups of whole experts (parallel.expert_tensor 1) that neither hold whole tensor groups nor sit inside one"
             .to_string()
     })
 }
@@ -56,6 +65,8 @@ pub fn generate_representative(w: &WorkloadSpec) -> TaskGraph {
 struct Generator<'a> {
     w: &'a WorkloadSpec,
     lay: Layout,
+    /// The expert layers' layout over the same ranks.
+    expert_lay: ExpertLayout,
     shape: LayerShape,
     m: u32,
     v: u32,
@@ -97,12 +108,13 @@ impl<'a> Generator<'a> {
             .map(|l| {
                 w.model
                     .moe_at(l)
-                    .map(|m| MoeBlock::new(&shape, m, l, w.parallel.expert))
+                    .map(|m| MoeBlock::new(&shape, m, l, w.parallel.expert, w.parallel.expert_tensor_size()))
             })
             .collect();
         Generator {
             w,
             lay,
+            expert_lay: ExpertLayout::of(w),
             shape,
             m: w.microbatches() as u32,
             v,
@@ -119,14 +131,10 @@ impl<'a> Generator<'a> {
         }
     }
 
-    /// Expert-parallel size e.
-    fn ep(&self) -> u32 {
-        self.w.parallel.expert
-    }
-
     /// Parameters of global layer `layer` per rank: (dense, routed experts).
     fn layer_split(&self, layer: u32) -> (u64, u64) {
-        layer_params_split(&self.w.model, layer, self.lay.t, self.ep())
+        let x = self.expert_lay;
+        layer_params_split(&self.w.model, layer, self.lay.t, x.e, x.et)
     }
 
     /// The forward pass of global layer `layer`: the dense layer or the mixture-of-experts one
@@ -161,9 +169,12 @@ impl<'a> Generator<'a> {
         }
         let mut graph = self.g.finish();
         if self.representative {
+            // asymmetry() sends the layouts without blocks to an every-rank run
+            let (expert, tensor_block) = self.expert_lay.blocks().unwrap_or((self.expert_lay.e, self.lay.t));
             graph.replication = Some(Replication {
                 layout: self.lay,
-                expert: self.w.parallel.expert,
+                expert,
+                tensor_block,
             });
         }
         graph
@@ -178,8 +189,10 @@ impl<'a> Generator<'a> {
         )
     }
 
+    /// The ZeRO stage, where there is a group to shard over (the data-parallel one, or with whole
+    /// experts the routed experts' expert-data-parallel one, which can span tensor ranks alone).
     fn zero(&self) -> u8 {
-        if self.lay.d > 1 {
+        if self.lay.d > 1 || self.expert_lay.expert_data_size() > 1 {
             self.w.data_parallel.zero_stage
         } else {
             0

@@ -67,7 +67,10 @@ impl Generator<'_> {
         if matches!(self.zero(), 1 | 2) && !self.w.data_parallel.overlap_param_gather {
             // every rank updated 1/d of the weights: all-gather the 16-bit weights (the routed
             // experts' over their expert-data-parallel group)
-            let mut pieces = vec![(Piece::Data(CollectiveOp::AllGather, 2 * stage_dense), NO_LAYER)];
+            let mut pieces = Vec::new();
+            if self.lay.d > 1 {
+                pieces.push((Piece::Data(CollectiveOp::AllGather, 2 * stage_dense), NO_LAYER));
+            }
             pieces.extend(self.expert_piece(CollectiveOp::AllGather, 2 * stage_experts));
             self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
         }
@@ -169,9 +172,9 @@ impl Generator<'_> {
         }
     }
 
-    /// Data positions that hold the same routed experts: d c / e.
+    /// Ranks that hold the same routed experts: d c / e, or t d c / e with whole experts.
     pub(super) fn expert_data_size(&self) -> u32 {
-        self.lay.d / self.ep()
+        self.expert_lay.expert_data_size()
     }
 
     /// A blocking collective of `bytes` of the routed experts over their expert-data-parallel
@@ -193,9 +196,6 @@ impl Generator<'_> {
         prev: &[Option<TaskId>],
         out: &mut [Vec<TaskId>],
     ) {
-        if self.lay.d == 1 {
-            return;
-        }
         let grad_bytes = self.w.data_parallel.grad_dtype.bytes();
         let label = TaskLabel {
             phase: Phase::GradReduce,
@@ -203,7 +203,11 @@ impl Generator<'_> {
             layer,
             microbatch: NONE_MB,
         };
-        let mut reductions = vec![(&ctx.data_groups, params * grad_bytes)];
+        // with whole experts the expert-data-parallel group can span tensor ranks of one replica
+        let mut reductions = Vec::new();
+        if self.lay.d > 1 {
+            reductions.push((&ctx.data_groups, params * grad_bytes));
+        }
         if experts > 0 && self.expert_data_size() > 1 {
             reductions.push((&ctx.expert_data_groups, experts * grad_bytes));
         }
