@@ -72,7 +72,7 @@ pub struct InputArgs {
     #[arg(long, value_name = "FILE")]
     pub hardware: Option<String>,
     /// Workload YAML file or preset name (gpt-5.9b, gpt-162b, gpt-175b, gpt-1t, llama3-8b, llama3-70b, llama3-405b,
-    /// mixtral-8x7b, deepseek-v3, qwen3-30b-a3b). Default: gpt-5.9b.
+    /// mixtral-8x7b, deepseek-v3, qwen3-30b-a3b, qwen3-235b-a22b). Default: gpt-5.9b.
     #[arg(long, value_name = "FILE")]
     pub workload: Option<String>,
     /// Override a YAML field: workload.parallel.data=16, hardware.nodes=16, ... (repeatable).

@@ -23,6 +23,7 @@ pub const WORKLOAD_PRESETS: &[(&str, &str)] = &[
     ("mixtral-8x7b", include_str!("../../workloads/mixtral-8x7b.yaml")),
     ("deepseek-v3", include_str!("../../workloads/deepseek-v3.yaml")),
     ("qwen3-30b-a3b", include_str!("../../workloads/qwen3-30b-a3b.yaml")),
+    ("qwen3-235b-a22b", include_str!("../../workloads/qwen3-235b-a22b.yaml")),
 ];
 
 fn table(kind: DocumentKind) -> &'static [(&'static str, &'static str)] {

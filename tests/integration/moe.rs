@@ -310,6 +310,19 @@ fn qwen3_30b_a3b_preset_has_its_published_sizes_and_names_its_all_to_alls() {
     assert!((total_params(m) / 30.5e9 - 1.0).abs() < 0.01, "{}", total_params(m));
     assert!((active_params(m) / 3.3e9 - 1.0).abs() < 0.02, "{}", active_params(m));
     assert_eq!(m.kv_dim(), 4 * 128);
+    // 235B-A22B: 235B and 22B (its model card); whole experts (expert-tensor size 1) over 32 ranks
+    let big = config("dgx-h100", "qwen3-235b-a22b", &["hardware.nodes=32".into()]).workload;
+    assert!(
+        (total_params(&big.model) / 235e9 - 1.0).abs() < 0.01,
+        "{}",
+        total_params(&big.model)
+    );
+    assert!(
+        (active_params(&big.model) / 22e9 - 1.0).abs() < 0.02,
+        "{}",
+        active_params(&big.model)
+    );
+    assert_eq!((big.parallel.expert, big.parallel.expert_tensor_size()), (32, 1));
     // a 2-layer, 4-GPU cut of it: the token dispatch and combine are expert-parallel all-to-alls,
     // named so in the timeline (not "tp": there is no tensor parallelism here)
     let dir = tempfile::tempdir().unwrap();
