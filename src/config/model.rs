@@ -54,6 +54,17 @@ pub struct ModelSpec {
     /// Multi-head latent attention (absent: multi-head or grouped-query attention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mla: Option<super::mla::MlaSpec>,
+    /// Multi-token prediction depth D (DeepSeek-V3: 1; Megatron-Core's `--mtp-num-layers`): after the
+    /// last layer, D modules each embed the tokens one further ahead, join them to the previous
+    /// depth's hidden states (two RMSNorms and a 2h x h projection), run one more transformer layer
+    /// (global layer index `layers` + k, a mixture-of-experts layer by the same rule as the others)
+    /// and predict through the shared output layer; all on the last pipeline stage.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub mtp_layers: u32,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 fn is_true(b: &bool) -> bool {
@@ -106,6 +117,11 @@ impl ModelSpec {
     /// MLP width.
     pub fn ffn(&self) -> u64 {
         self.ffn_hidden.unwrap_or(4 * self.hidden)
+    }
+    /// Transformer layers including the multi-token-prediction modules' (global indices
+    /// 0 .. layers + mtp_layers).
+    pub fn all_layers(&self) -> u32 {
+        self.layers + self.mtp_layers
     }
     /// The mixture-of-experts section when global layer `layer` is a mixture-of-experts layer.
     pub fn moe_at(&self, layer: u32) -> Option<&super::moe::MoeSpec> {

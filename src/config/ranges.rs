@@ -105,6 +105,7 @@ pub fn check_workload(w: &WorkloadSpec, doc: &Document) -> Result<()> {
         ("model.hidden", m.hidden, 1 << 20),
         ("model.heads", m.heads, 1 << 16),
         ("model.head_dim", m.head_dim.unwrap_or(1), 1 << 16),
+        ("model.mtp_layers", m.mtp_layers as u64, 16),
         ("model.seq_len", m.seq_len, 1 << 24),
         ("model.vocab", m.vocab, 1 << 31),
         ("batch.global", b.global, 1 << 40),
@@ -118,6 +119,12 @@ pub fn check_workload(w: &WorkloadSpec, doc: &Document) -> Result<()> {
         if v > max {
             return Err(doc.field_error(path, format!("must be at most {max}")));
         }
+    }
+    if m.mtp_layers > 0 && m.vocab == 0 {
+        return Err(doc.field_error(
+            "model.mtp_layers",
+            "predicts further tokens through the output layer: it needs `model.vocab` above 0",
+        ));
     }
     if m.head_dim == Some(0) {
         return Err(doc.field_error("model.head_dim", "must be at least 1"));

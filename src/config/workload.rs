@@ -373,11 +373,16 @@ impl WorkloadSpec {
         let stages = p.pipeline * self.chunks();
         if let Some(list) = &p.layers_per_stage {
             let total: u32 = list.iter().sum();
-            if list.len() as u32 != stages || total != m.layers || list.contains(&0) {
+            // the first and the last model chunk may hold no layer: they hold the embedding and the
+            // output layer (Megatron-Core's pipeline layouts, e.g. DeepSeek-V3's "Et|(tt|)*30mL")
+            let inner_zero = list.len() > 2 && list[1..list.len() - 1].contains(&0);
+            let ends_zero = m.vocab == 0 && (list.first() == Some(&0) || list.last() == Some(&0));
+            if list.len() as u32 != stages || total != m.layers || inner_zero || ends_zero {
                 return Err(doc.field_error(
                     "parallel.layers_per_stage",
                     format!(
-                        "needs pipeline x interleave = {} x {} = {stages} positive entries summing to model.layers = {}",
+                        "needs pipeline x interleave = {} x {} = {stages} entries summing to model.layers = {}, each \
+                         positive but the first and the last, which may be 0 (they hold the embedding and the output layer)",
                         p.pipeline,
                         self.chunks(),
                         m.layers

@@ -162,12 +162,15 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
     };
     let per_stage = (0..lay.p)
         .map(|stage| {
-            // layers of the stage's chunks (each chunk holds as many with an even split)
-            let stage_layers: u32 = (0..v).map(|c| w.chunk_layers(c * lay.p + stage).1).sum();
-            let mut params = stage_layers as f64 * layer_params_per_rank(m, lay.t) as f64;
+            // layers of the stage's chunks (each chunk holds as many with an even split), and on the
+            // last stage the multi-token-prediction modules' (their projections too)
+            let mtp = if stage == lay.p - 1 { m.mtp_layers } else { 0 };
+            let stage_layers: u32 = (0..v).map(|c| w.chunk_layers(c * lay.p + stage).1).sum::<u32>() + mtp;
+            let glue = mtp as f64 * (super::params::mtp_glue_params(m) / lay.t as u64) as f64;
+            let mut params = stage_layers as f64 * layer_params_per_rank(m, lay.t) as f64 + glue;
             let (mut experts, mut moe_extra, mut dense_layers) = (0.0, 0.0, stage_layers);
             if let Some((dense, routed, extra, moe_layers)) = moe_stage(w, stage) {
-                (params, experts, moe_extra) = (dense as f64, routed as f64, extra);
+                (params, experts, moe_extra) = (dense as f64 + glue, routed as f64, extra);
                 dense_layers -= moe_layers;
             }
             let last = lay.p * v - 1;
@@ -190,8 +193,9 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
             let per_pass = (stage_layers / v) as f64 * per_layer + dense_layers as f64 / v as f64 * per_dense_mlp;
             let mut activations = passes as f64 * (per_pass + moe_extra) + working;
             if stage == lay.p - 1 && m.vocab > 0 {
-                // logits of one microbatch: 16-bit and an fp32 copy for the cross-entropy
-                activations += 6.0 * (s * w.batch.micro * m.vocab / t) as f64;
+                // logits of one microbatch: 16-bit and an fp32 copy for the cross-entropy (once more
+                // per multi-token-prediction module)
+                activations += (1 + m.mtp_layers) as f64 * 6.0 * (s * w.batch.micro * m.vocab / t) as f64;
             }
             let states = weights + grads + optimizer + activations;
             let reserve = reserve_fixed + reserve_fraction * states;
@@ -226,9 +230,17 @@ fn moe_stage(w: &WorkloadSpec, stage: u32) -> Option<(u64, u64, f64, u32)> {
     // a context rank's s / c tokens: every term of the extra is linear in them (dropless)
     let shape = super::generate::rank_shape(w);
     let (mut dense, mut experts, mut extra, mut moe_layers) = (0, 0, 0.0, 0);
+    let last = lay.p * w.chunks() - 1;
     for c in 0..w.chunks() {
         let (first, n) = w.chunk_layers(c * lay.p + stage);
-        for l in first..first + n {
+        // the last chunk also runs the multi-token-prediction modules' layers
+        let mtp = if c * lay.p + stage == last {
+            w.model.mtp_layers
+        } else {
+            0
+        };
+        let (layers, modules) = (w.model.layers, w.model.layers + mtp);
+        for l in (first..first + n).chain(layers..modules) {
             let (e, et) = (w.parallel.expert, w.parallel.expert_tensor_size());
             let (d, routed) = layer_params_split(&w.model, l, lay.t, e, et);
             (dense, experts) = (dense + d, experts + routed);

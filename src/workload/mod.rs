@@ -17,6 +17,7 @@ pub mod memory;
 pub mod mla;
 pub mod moe;
 pub mod moe_dispatch;
+pub mod mtp;
 pub mod params;
 pub mod radix;
 pub mod replication;

@@ -144,9 +144,18 @@ fn moe_active_matrices(m: &ModelSpec, moe: &MoeSpec) -> u64 {
     attention_matrices(m) + m.hidden * moe.experts + (moe.top_k + moe.shared_experts) * expert
 }
 
-/// Layers of the model that are mixture-of-experts layers (0 without `model.moe`).
+/// Layers of the model that are mixture-of-experts layers, the multi-token-prediction modules'
+/// included (0 without `model.moe`).
 pub fn moe_layers(m: &ModelSpec) -> u32 {
-    m.moe.as_ref().map_or(0, |moe| moe.moe_layers(m.layers))
+    m.moe.as_ref().map_or(0, |moe| moe.moe_layers(m.all_layers()))
+}
+
+/// Weights of one multi-token-prediction module besides its transformer layer: the 2h x h
+/// projection that joins the embedded tokens to the hidden states, and three norms of h (the
+/// two inputs' and its output's).
+pub fn mtp_glue_params(m: &ModelSpec) -> u64 {
+    let h = m.hidden;
+    2 * h * h + 3 * norm_params(m, h)
 }
 
 /// Parameters of one dense transformer layer held by one tensor rank (GPT: (12 h^2 + 13 h) / t;
@@ -199,7 +208,8 @@ pub fn total_params(model: &ModelSpec) -> f64 {
     };
     let (dense, moe) = layer_counts(model);
     let moe_params = model.moe.as_ref().map_or(0.0, |e| moe_layer_params(model, e) as f64);
-    dense * layer_params(model) as f64 + moe * moe_params + words + position + final_norm
+    let mtp = model.mtp_layers as f64 * mtp_glue_params(model) as f64;
+    dense * layer_params(model) as f64 + moe * moe_params + mtp + words + position + final_norm
 }
 
 /// Parameters one token's forward uses: [`total_params`] with only the top_k routed experts of
@@ -212,10 +222,11 @@ pub fn active_params(model: &ModelSpec) -> f64 {
     total_params(model) - moe_layers(model) as f64 * unused
 }
 
-/// (dense layers, mixture-of-experts layers) as floating point counts.
+/// (dense layers, mixture-of-experts layers) as floating point counts, the multi-token-prediction
+/// modules' layers included.
 fn layer_counts(model: &ModelSpec) -> (f64, f64) {
     let moe = moe_layers(model);
-    ((model.layers - moe) as f64, moe as f64)
+    ((model.all_layers() - moe) as f64, moe as f64)
 }
 
 /// Forward FLOPs for one sequence: (the layers', the logits').
@@ -226,9 +237,11 @@ fn forward_flops_per_sequence(model: &ModelSpec) -> (f64, f64) {
     // the scores and context of every head: 2 s^2 a (d_qk + d_v), 4 s^2 h when d_qk = d_v = h / a
     let core = 2.0 * s * s * core_width(model) as f64;
     let moe_flops = moe * (2.0 * s * moe_matrices + core);
+    // each multi-token-prediction module: its projection (2h x h) and one more pass of the output layer
+    let mtp = model.mtp_layers as f64;
     (
-        dense * (2.0 * s * matrix_params(model) as f64 + core) + moe_flops,
-        2.0 * s * h * v,
+        dense * (2.0 * s * matrix_params(model) as f64 + core) + moe_flops + mtp * 2.0 * s * 2.0 * h * h,
+        (1.0 + mtp) * 2.0 * s * h * v,
     )
 }
 

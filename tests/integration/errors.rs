@@ -303,3 +303,19 @@ fn expert_all_to_all_overlap_with_full_recompute() {
         &["workload.ep_comm_overlap=true", "workload.recompute=full"]
     ));
 }
+
+#[test]
+fn multi_token_prediction_without_a_vocabulary() {
+    insta::assert_snapshot!(deepseek_fails(&[
+        "workload.model.mtp_layers=1",
+        "workload.model.vocab=0"
+    ]));
+}
+
+#[test]
+fn an_empty_model_chunk_in_the_middle() {
+    insta::assert_snapshot!(preset_fails(
+        "gpt-5.9b",
+        &["workload.parallel.layers_per_stage=[8, 0, 8, 16, 0, 0, 0, 0]"]
+    ));
+}

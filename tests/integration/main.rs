@@ -17,6 +17,7 @@ mod models;
 mod moe;
 mod moe_context;
 mod moe_folding;
+mod mtp;
 mod network;
 mod nics;
 mod nvls;

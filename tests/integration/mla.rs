@@ -19,9 +19,14 @@ const EXPERT: u64 = 3 * 7168 * 2048;
 
 #[test]
 fn deepseek_v3_has_its_published_parameter_counts() {
-    let m = &config("dgx-h100", "deepseek-v3", &["hardware.nodes=256".to_string()])
+    let mut preset = config("dgx-h100", "deepseek-v3", &["hardware.nodes=256".to_string()])
         .workload
         .model;
+    // the preset trains with the one multi-token-prediction module (tests/integration/mtp.rs); the
+    // published counts are the main model's
+    assert_eq!(preset.mtp_layers, 1);
+    preset.mtp_layers = 0;
+    let m = &preset;
     // dense layers 0-2: the attention and a SwiGLU of 3 x 7168 x 18 432 = 396 361 728
     let dense = ATTENTION + 3 * 7168 * 18432;
     assert_eq!(layer_params_split(m, 2, 1, 1, 1), (dense, 0));
@@ -104,6 +109,8 @@ fn small(layers: u32, sets: &[&str]) -> Vec<String> {
         "workload.parallel.data=8".into(),
         "workload.parallel.expert=8".into(),
         "workload.batch.global=16".into(),
+        // the main model alone (the prediction module has its tests in mtp.rs)
+        "workload.model.mtp_layers=0".into(),
     ]
     .into();
     v.extend(sets.iter().map(|s| s.to_string()));
@@ -168,11 +175,12 @@ fn mla_representative_runs_equal_every_rank_runs() {
 fn the_preset_runs_at_full_scale_in_representative_mode() {
     // 2048 GPUs (256 DGX-H100 nodes), pipeline 16 x data 128 with expert 64, 120 microbatches of
     // 4096 tokens: one rank per stage simulated. It fits in 80 GB (full recompute), reports the
-    // 671 B parameters, and its first stage (embedding and the 3 dense layers) computes less than
-    // a stage of 4 MoE layers, whose all-to-alls cross 8 nodes
+    // 671 B parameters and the prediction module's 11.6 B (mtp.rs), and its first stage (embedding
+    // and the 3 dense layers) computes less than a stage of 4 MoE layers, whose all-to-alls cross
+    // 8 nodes
     let cfg = config("dgx-h100", "deepseek-v3", &["hardware.nodes=256".to_string()]);
     let r = run(&cfg, &RunOptions::metrics_only(true)).unwrap().report;
-    assert_eq!(r.parameters, 671_026_404_352.0);
+    assert_eq!(r.parameters, 671_026_404_352.0 + 11_610_067_968.0);
     let mem = r.memory.as_ref().unwrap();
     assert!(mem.fits, "{}", mem.peak_bytes_per_gpu);
     assert!(

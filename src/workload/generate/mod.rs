@@ -104,7 +104,7 @@ impl<'a> Generator<'a> {
         let lay = Layout::of(w);
         let v = w.chunks();
         let shape = rank_shape(w);
-        let moe = (0..w.model.layers)
+        let moe = (0..w.model.all_layers())
             .map(|l| {
                 w.model
                     .moe_at(l)
@@ -199,6 +199,22 @@ impl<'a> Generator<'a> {
         }
     }
 
+    /// The collective that reduces gradients over the data-parallel group: reduce-scatter into
+    /// shards under ZeRO, all-reduce without.
+    fn reduce_op(&self) -> crate::ops::CollectiveOp {
+        if self.zero() >= 1 {
+            crate::ops::CollectiveOp::ReduceScatter
+        } else {
+            crate::ops::CollectiveOp::AllReduce
+        }
+    }
+
+    /// Parameters per rank of a multi-token-prediction module besides its layer: its projection
+    /// split over the tensor ranks (the norms, 3 h, counted with it).
+    fn mtp_glue_per_rank(&self) -> u64 {
+        crate::workload::params::mtp_glue_params(&self.w.model) / self.lay.t as u64
+    }
+
     /// ZeRO-3 / FSDP: weights are sharded, gathered before every use and freed after.
     fn zero3(&self) -> bool {
         self.zero() >= 3
@@ -213,19 +229,15 @@ impl<'a> Generator<'a> {
         let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;
         let (first, layers) = self.w.chunk_layers(vs);
-        let (params, experts) = if self.w.model.moe.is_some() {
-            (first..first + layers)
-                .map(|l| self.layer_split(l))
-                .fold((0, 0), |(d, e), (ld, le)| (d + ld, e + le))
-        } else {
-            (
-                layers as u64 * layer_params_per_rank(&self.w.model, self.w.parallel.tensor),
-                0,
-            )
-        };
-        let embeddings = embedding_tables(&self.w.model, vs, last)
-            * embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
-        (params + embeddings, experts)
+        let m = &self.w.model;
+        // the multi-token-prediction modules' layers and projections live on the last chunk
+        let mtp = if vs == last { m.mtp_layers } else { 0 };
+        let (params, experts) = (first..first + layers)
+            .chain(m.layers..m.layers + mtp)
+            .map(|l| self.layer_split(l))
+            .fold((0, 0), |(d, e), (ld, le)| (d + ld, e + le));
+        let embeddings = embedding_tables(m, vs, last) * embedding_params_per_rank(m, self.w.parallel.tensor);
+        (params + mtp as u64 * self.mtp_glue_per_rank() + embeddings, experts)
     }
 }
 
@@ -291,13 +303,15 @@ pub(crate) fn rank_shape(w: &WorkloadSpec) -> LayerShape {
 pub const BYTES_PER_TASK: f64 = 32.0;
 
 /// Embedding tables of virtual stage `vs` of `last + 1`: the input embedding on the first, the
-/// output layer on the last; one table when they are tied and on the same stage.
+/// output layer on the last; one table when they are tied and on the same stage. With
+/// multi-token prediction an untied last stage that is not the first also holds a copy of the
+/// input embedding (its modules embed the tokens ahead).
 pub(crate) fn embedding_tables(model: &crate::config::ModelSpec, vs: u32, last: u32) -> u64 {
     let count = (vs == 0) as u64 + (vs == last) as u64;
     if model.tied_embeddings {
         count.min(1)
     } else {
-        count
+        count + (model.mtp_layers > 0 && vs == last && vs != 0) as u64
     }
 }
 

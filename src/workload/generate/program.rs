@@ -167,15 +167,26 @@ impl Generator<'_> {
             pieces.extend(layer.into_iter().map(|p| (p, (first_layer + l) as u16)));
         }
         if vs == last && self.w.model.vocab > 0 {
+            // the multi-token-prediction modules, after the last layer
+            for k in 0..self.w.model.mtp_layers {
+                let layer = self.w.model.layers + k;
+                let module = self
+                    .shape
+                    .mtp_glue_forward()
+                    .into_iter()
+                    .chain(self.layer_forward(layer));
+                pieces.extend(module.map(|p| (p, layer as u16)));
+            }
+            let top = (first_layer + layers + self.w.model.mtp_layers).max(1) - 1;
             // the output layer's own table: untied, or the tied copy on a last stage that is not the first
             if first_pass && (vs != 0 || !self.w.model.tied_embeddings) {
-                pieces.push((
-                    Piece::AwaitGather(2 * embedding_params),
-                    (first_layer + layers - 1) as u16,
-                ));
+                pieces.push((Piece::AwaitGather(2 * embedding_params), top as u16));
             }
-            let logits = self.gathered(embedding_params, self.shape.logits_forward());
-            pieces.extend(logits.into_iter().map(|p| (p, (first_layer + layers - 1) as u16)));
+            // the output layer once for the next token and once per prediction module
+            for _ in 0..=self.w.model.mtp_layers {
+                let logits = self.gathered(embedding_params, self.shape.logits_forward());
+                pieces.extend(logits.into_iter().map(|p| (p, top as u16)));
+            }
         }
         if vs == last && self.w.model.vocab > 0 && self.lay.d > 1 {
             pieces.push((Piece::Data(CollectiveOp::AllReduce, 4), NO_LAYER));
@@ -207,40 +218,51 @@ impl Generator<'_> {
             });
         }
         let (layer_params, embedding_params) = self.param_counts();
+        let embedding_rank = embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+        // the output layer's gradients join the first gradient reduction of the last chunk, the
+        // input embedding's the last one of the first chunk
+        let mut output_grads = if vs == last { embedding_rank } else { 0 };
+        let mtp = if vs == last { self.w.model.mtp_layers } else { 0 };
         if vs == last && self.w.model.vocab > 0 {
-            let layer = (first_layer + layers - 1) as u16;
-            let logits = self.accumulated(
-                embedding_params,
-                mb,
-                self.gathered(embedding_params, self.shape.logits_backward()),
-            );
-            tape.push(Entry::Pieces(
-                logits.into_iter().map(|p| (p, layer)).collect(),
-                Phase::Backward,
-            ));
+            let layer = ((first_layer + layers + mtp).max(1) - 1) as u16;
+            for _ in 0..=mtp {
+                let logits = self.accumulated(
+                    embedding_params,
+                    mb,
+                    self.gathered(embedding_params, self.shape.logits_backward()),
+                );
+                tape.push(Entry::Pieces(
+                    logits.into_iter().map(|p| (p, layer)).collect(),
+                    Phase::Backward,
+                ));
+            }
         }
-        for l in (0..layers).rev() {
-            let layer = (first_layer + l) as u16;
+        // the prediction modules (global layers `layers` + k), then the chunk's layers, last first
+        let modules = (0..mtp).rev().map(|k| (self.w.model.layers + k, true));
+        for (l, module) in modules.chain((0..layers).rev().map(|l| (first_layer + l, false))) {
+            let layer = l as u16;
             // a layer that is not recomputed kept its activations
             let recompute = match self.w.recompute {
-                crate::config::Recompute::Full if !self.w.recomputes_layer(layer as u32) => {
-                    crate::config::Recompute::None
-                }
+                crate::config::Recompute::Full if !self.w.recomputes_layer(l) => crate::config::Recompute::None,
                 r => r,
             };
             if recompute == crate::config::Recompute::Full {
-                let recompute = self.gathered(layer_params, self.layer_forward(layer as u32));
+                let mut recompute = self.gathered(layer_params, self.layer_forward(l));
+                if module {
+                    recompute.splice(0..0, self.shape.mtp_glue_forward());
+                }
                 tape.push(Entry::Pieces(
                     recompute.into_iter().map(|p| (p, layer)).collect(),
                     Phase::Recompute,
                 ));
             }
-            let (dense, experts) = self.layer_split(layer as u32);
-            let backward = self.accumulated(
-                dense + experts,
-                mb,
-                self.gathered(layer_params, self.layer_backward(layer as u32, recompute)),
-            );
+            let (mut dense, experts) = self.layer_split(l);
+            let mut pieces = self.gathered(layer_params, self.layer_backward(l, recompute));
+            if module {
+                pieces.extend(self.shape.mtp_glue_backward());
+                dense += self.mtp_glue_per_rank();
+            }
+            let backward = self.accumulated(dense + experts, mb, pieces);
             tape.push(Entry::Pieces(
                 backward.into_iter().map(|p| (p, layer)).collect(),
                 Phase::Backward,
@@ -249,19 +271,11 @@ impl Generator<'_> {
                 // FSDP reduce-scatters each layer's gradients after every backward pass
                 tape.push(Entry::GradReduce(CollectiveOp::ReduceScatter, (layer_params, 0), layer));
             } else if overlap_grads {
-                let mut params = dense;
-                if l == 0 && vs == 0 {
-                    params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
+                let mut params = dense + std::mem::take(&mut output_grads);
+                if l == first_layer && vs == 0 && !module {
+                    params += embedding_rank;
                 }
-                if l == layers - 1 && vs == last {
-                    params += embedding_params_per_rank(&self.w.model, self.w.parallel.tensor);
-                }
-                let op = if self.zero() >= 1 {
-                    CollectiveOp::ReduceScatter
-                } else {
-                    CollectiveOp::AllReduce
-                };
-                tape.push(Entry::GradReduce(op, (params, experts), layer));
+                tape.push(Entry::GradReduce(self.reduce_op(), (params, experts), layer));
             }
         }
         if vs == 0 && self.w.model.vocab > 0 {
@@ -274,6 +288,14 @@ impl Generator<'_> {
                 embedding.into_iter().map(|p| (p, first_layer as u16)).collect(),
                 Phase::Backward,
             ));
+            if overlap_grads && !self.zero3() && layers + mtp == 0 {
+                // a first chunk of the embedding alone
+                tape.push(Entry::GradReduce(
+                    self.reduce_op(),
+                    (embedding_rank + output_grads, 0),
+                    first_layer as u16,
+                ));
+            }
             if self.zero3() {
                 tape.push(Entry::GradReduce(
                     CollectiveOp::ReduceScatter,

@@ -123,11 +123,14 @@ impl Generator<'_> {
     /// The input embedding (first stage) and the output layer (last stage) share one weight: after
     /// the backward passes, each (tensor, data) pair of them all-reduces its embedding gradient
     /// (V h / t parameters) after the data-parallel reduction and before the optimizer step, as
-    /// Megatron-LM does. Nothing with one stage, without a vocabulary, or with untied embeddings.
+    /// Megatron-LM does; so does the last stage's copy of the input embedding that multi-token
+    /// prediction uses. Nothing with one stage, without a vocabulary, or with untied embeddings and
+    /// no multi-token prediction.
     pub(super) fn embedding_sync(&mut self, ctx: &StageCtx, grad_reduces: &[Vec<TaskId>], prev: &mut [Option<TaskId>]) {
         let (lay, last) = (self.lay, self.lay.p - 1);
-        let tied = self.w.model.tied_embeddings;
-        if lay.p == 1 || self.w.model.vocab == 0 || !tied || (ctx.stage != 0 && ctx.stage != last) {
+        // tied, or a copy of the input embedding on the last stage for multi-token prediction
+        let shared = self.w.model.tied_embeddings || self.w.model.mtp_layers > 0;
+        if lay.p == 1 || self.w.model.vocab == 0 || !shared || (ctx.stage != 0 && ctx.stage != last) {
             return;
         }
         let bytes = embedding_params_per_rank(&self.w.model, lay.t) * self.w.data_parallel.grad_dtype.bytes();
