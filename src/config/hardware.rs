@@ -131,6 +131,9 @@ pub struct GpuSpec {
     /// pipeline) and epilogue (writing the output tile), which do no tensor-core work.
     #[serde(default)]
     pub gemm_wave_overhead: SimDuration,
+    /// The same for FP8 tiles; `gemm_wave_overhead` unless stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp8_wave_overhead: Option<SimDuration>,
     /// Fixed cost of each kernel (launch and tail).
     #[serde(default)]
     pub kernel_overhead: SimDuration,

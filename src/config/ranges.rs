@@ -70,6 +70,9 @@ pub fn check_hardware(hw: &HardwareSpec, doc: &Document) -> Result<()> {
     latency(doc, "gpu.kernel_overhead", hw.gpu.kernel_overhead)?;
     latency(doc, "node.host_dispatch", hw.node.host_dispatch)?;
     latency(doc, "gpu.gemm_wave_overhead", hw.gpu.gemm_wave_overhead)?;
+    if let Some(w) = hw.gpu.fp8_wave_overhead {
+        latency(doc, "gpu.fp8_wave_overhead", w)?;
+    }
     if let Some(t) = &hw.network.topology {
         bandwidth(doc, "network.topology.link.bandwidth", t.link.bandwidth)?;
         latency(doc, "network.topology.link.latency", t.link.latency)?;

@@ -58,20 +58,21 @@ impl ComputeModel {
                 if batch == 0 || m == 0 || n == 0 || kk == 0 {
                     return overhead;
                 }
-                // FP8: 1-byte operands at the FP8 tensor rate, 16-bit output
-                let (rate, operand) = match *k {
+                // FP8: 1-byte operands at the FP8 tensor rate (with its own wave overhead), 16-bit output
+                let (rate, operand, wave) = match *k {
                     Kernel::Gemm8 { .. } => (
                         gpu.fp8_flops.map_or(peak, |r| r.flops_per_s())
                             * gpu.fp8_efficiency.unwrap_or(gpu.gemm_efficiency),
                         1.0,
+                        gpu.fp8_wave_overhead.unwrap_or(gpu.gemm_wave_overhead).as_secs_f64(),
                     ),
-                    _ => (peak * gpu.gemm_efficiency, 2.0),
+                    _ => (peak * gpu.gemm_efficiency, 2.0, gpu.gemm_wave_overhead.as_secs_f64()),
                 };
                 let operand_bytes = batch as f64 * (operand * (m * kk + kk * n) as f64 + 2.0 * (m * n) as f64);
                 let compute = gpu
                     .gemm_tiles
                     .iter()
-                    .map(|t| self.tiled_seconds(batch, m, n, kk, t.0 as u64, t.1 as u64, rate, operand))
+                    .map(|t| self.tiled_seconds(batch, m, n, kk, (t.0 as u64, t.1 as u64), rate, operand, wave))
                     .fold(f64::INFINITY, f64::min);
                 let cast = match *k {
                     Kernel::Gemm8 { .. } => 3.0 * (batch * m * kk) as f64 / hbm + overhead,
@@ -83,9 +84,20 @@ impl ComputeModel {
     }
 
     /// Compute-bound time of a GEMM cut into `tm` x `tn` tiles, at `rate` FLOP/s over all SMs on
-    /// large tiles (peak x efficiency) with operands of `operand` bytes.
+    /// large tiles (peak x efficiency) with operands of `operand` bytes, each wave costing `wave`
+    /// seconds more.
     #[allow(clippy::too_many_arguments)]
-    fn tiled_seconds(&self, batch: u64, m: u64, n: u64, k: u64, tm: u64, tn: u64, rate: f64, operand: f64) -> f64 {
+    fn tiled_seconds(
+        &self,
+        batch: u64,
+        m: u64,
+        n: u64,
+        k: u64,
+        (tm, tn): (u64, u64),
+        rate: f64,
+        operand: f64,
+        wave: f64,
+    ) -> f64 {
         let gpu = &self.gpu;
         let sms = gpu.sms as u64;
         let tiles = batch * m.div_ceil(tm) * n.div_ceil(tn);
@@ -100,7 +112,7 @@ impl ComputeModel {
             }
             None => sm_rate,
         };
-        waves as f64 * ((2.0 * (tm * tn * k) as f64) / rate + gpu.gemm_wave_overhead.as_secs_f64())
+        waves as f64 * ((2.0 * (tm * tn * k) as f64) / rate + wave)
     }
 
     /// Duration of a list of kernels run back to back.
@@ -127,12 +139,13 @@ mod tests {
 
     #[test]
     fn fp8_gemms_run_at_the_fp8_rate_plus_their_input_cast() {
-        // dgx-h100: 989 TFLOP/s BF16 at efficiency 0.75, 1979 FP8 at 0.675, 132 SMs, 2 us per wave
-        // of tiles, no L2 limit, 1 us per kernel, HBM 3.35 TB/s x 0.92. 8192^3 in 256 x 128 tiles:
-        // 32 x 64 = 2048 tiles, ceil(2048 / 132) = 16 waves, each one tile's 2 x 256 x 128 x 8192
-        // FLOPs at the per-SM rate (BF16: 95.5 us + 2 us; 128 x 128 would take 32 x (47.8 + 2),
-        // 64 x 64 125 x (11.9 + 2): more waves cost more overheads). FP8: 16 x (53.1 + 2) us; the
-        // cast of the 8192 x 8192 input adds 3 bytes per element through HBM and its 1 us.
+        // dgx-h100: 989 TFLOP/s BF16 at efficiency 0.75, 1979 FP8 at 0.6725, 132 SMs, 2 us per wave
+        // of BF16 tiles and 2.5 us of FP8 ones, no L2 limit, 1 us per kernel, HBM 3.35 TB/s x 0.92.
+        // 8192^3 in 256 x 128 tiles: 32 x 64 = 2048 tiles, ceil(2048 / 132) = 16 waves, each one
+        // tile's 2 x 256 x 128 x 8192 FLOPs at the per-SM rate (BF16: 95.5 us + 2 us; 128 x 128
+        // would take 32 x (47.8 + 2), 64 x 64 125 x (11.9 + 2): more waves cost more overheads).
+        // FP8: 16 x (53.3 + 2.5) us; the cast of the 8192 x 8192 input adds 3 bytes per element
+        // through HBM and its 1 us.
         let doc = Document::parse("dgx-h100", crate::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
         let h100 = ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu);
         let tile = |rate: f64| 2.0 * 256.0 * 128.0 * 8192.0 / (rate / 132.0);
@@ -151,8 +164,26 @@ mod tests {
         let expected_bf16 = 16.0 * (tile(989e12 * 0.75) + 2e-6) + 1e-6;
         assert!((bf16 / expected_bf16 - 1.0).abs() < 1e-12, "{bf16}");
         let cast = 3.0 * 8192.0 * 8192.0 / (3.35e12 * 0.92) + 1e-6;
-        let expected_fp8 = 16.0 * (tile(1979e12 * 0.675) + 2e-6) + 1e-6 + cast;
+        let expected_fp8 = 16.0 * (tile(1979e12 * 0.6725) + 2.5e-6) + 1e-6 + cast;
         assert!((fp8 / expected_fp8 - 1.0).abs() < 1e-12, "{fp8}");
+    }
+
+    #[test]
+    fn fp8_waves_cost_the_bf16_overhead_unless_stated() {
+        // without fp8_wave_overhead each of 8192^3's 16 FP8 waves pays gemm_wave_overhead (2 us)
+        // instead of 2.5 us: 16 x 0.5 us = 8 us less
+        let doc = Document::parse("dgx-h100", crate::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
+        let mut gpu = HardwareSpec::from_document(&doc).unwrap().gpu;
+        let k = Kernel::Gemm8 {
+            batch: 1,
+            m: 8192,
+            n: 8192,
+            k: 8192,
+        };
+        let stated = ComputeModel::new(&gpu).kernel_seconds(&k);
+        gpu.fp8_wave_overhead = None;
+        let default = ComputeModel::new(&gpu).kernel_seconds(&k);
+        assert!(((stated - default) - 16.0 * 0.5e-6).abs() < 1e-12, "{stated} {default}");
     }
 
     #[test]

@@ -49,12 +49,13 @@ fn device_h100(prefix: &str) -> f64 {
 /// The H100 and H200 presets against this project's own device measurements (`gemm-h100.csv`,
 /// `gemm-h200.csv`, PyTorch 2.11 / CUDA 13): BF16 within 5% on average and 15% at every aligned
 /// shape on the H100 (the worst are 4096^3-class shapes, which run at higher clocks than the large
-/// ones the efficiency is fitted to; 25% on the H200, one run, fitted on the H100's); FP8 within 6%
-/// on average, 30% at worst (small k: FP8's fixed cost per tile is larger).
+/// ones the efficiency is fitted to; 25% on the H200, one run, fitted on the H100's); FP8 within 5%
+/// on average (4.3% with its own wave overhead, 4.7% with BF16's) and 25% at worst (k = 512 at
+/// +17%, and a few mid-size shapes that run faster than modelled).
 #[test]
 fn h100_gemms_match_the_device_measurements() {
     // (preset, BF16 max, FP8 max): the H200's measured shapes (the same die) against the H100's fit
-    for (preset, bf16_bound, fp8_bound) in [("dgx-h100", 15.0, 30.0), ("dgx-h200", 25.0, 30.0)] {
+    for (preset, bf16_bound, fp8_bound) in [("dgx-h100", 15.0, 25.0), ("dgx-h200", 25.0, 25.0)] {
         let hw = config(preset, "gpt-5.9b", &[]).hardware;
         let rows = gemm::compare(&hw.gpu);
         let (bf16_mean, bf16_max, bf16_n) = gemm::shape_errors(&rows, "bf16");
@@ -65,7 +66,7 @@ fn h100_gemms_match_the_device_measurements() {
             "{preset} bf16 {bf16_mean:.1}% / {bf16_max:.1}%"
         );
         assert!(
-            fp8_mean < 6.0 && fp8_max < fp8_bound,
+            fp8_mean < 5.0 && fp8_max < fp8_bound,
             "{preset} fp8 {fp8_mean:.1}% / {fp8_max:.1}%"
         );
     }
