@@ -133,17 +133,23 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         s,
         ..LayerShape::new(m, w.batch.micro, lay.t, w.parallel.sequence_parallel)
     };
+    let fp8 = w.precision == crate::config::Precision::Fp8;
     let layer = |r: Recompute| {
         let extra = match m.mla {
             Some(mla) => mla_activation_extra_bytes(&shape, &mla, r),
             None => attention_width_extra_bytes(&shape, r),
         };
-        activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, r) + extra
+        let saved = if fp8 { fp8_attention_saving(&shape, r) } else { 0.0 };
+        activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, r) + extra - saved
     };
     let mut per_layer = layer(stored);
     // a dense layer's MLP beyond Korthikanti's two 4h-wide intermediates (mixture-of-experts
     // layers count their own, moe_stage)
-    let mut per_dense_mlp = mlp_width_extra_bytes(&shape, stored);
+    let dense_mlp = |r: Recompute| {
+        let saved = if fp8 { fp8_mlp_saving(&shape, r) } else { 0.0 };
+        mlp_width_extra_bytes(&shape, r) - saved
+    };
+    let mut per_dense_mlp = dense_mlp(stored);
     // what a layer keeps without recompute: FlashAttention keeps what selective recompute keeps
     let kept = match w.attention {
         a if a.fused().is_some() => Recompute::Selective,
@@ -153,11 +159,11 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         // one layer in n is recomputed (keeps its input only); the others keep what no recompute keeps
         let n = w.recompute_interval as f64;
         per_layer = (per_layer + (n - 1.0) * layer(kept)) / n;
-        per_dense_mlp = (per_dense_mlp + (n - 1.0) * mlp_width_extra_bytes(&shape, kept)) / n;
+        per_dense_mlp = (per_dense_mlp + (n - 1.0) * dense_mlp(kept)) / n;
     }
     // with full recompute, one layer's full activations exist while it is recomputed
     let working = match w.recompute {
-        Recompute::Full => layer(kept) + mlp_width_extra_bytes(&shape, kept),
+        Recompute::Full => layer(kept) + dense_mlp(kept),
         _ => 0.0,
     };
     let per_stage = (0..lay.p)
@@ -270,6 +276,28 @@ fn attention_width_extra_bytes(shape: &LayerShape, recompute: Recompute) -> f64 
     tokens * (2.0 * (2.0 * q + 2.0 * kv) + norms - 8.0 * shape.h as f64) / t
 }
 
+/// Bytes an FP8 layer's attention block stores less than Korthikanti's count for one microbatch on
+/// one rank: Transformer Engine keeps the FP8 copy (1 byte per element) of each linear layer's input
+/// for the weight gradient where the count has 16 bits, here the QKV (or MLA down-projection)
+/// input, h per token, and the output projection's, a d_v, split over t. Nothing under full
+/// recompute (which keeps the layer input alone).
+fn fp8_attention_saving(shape: &LayerShape, recompute: Recompute) -> f64 {
+    if recompute == Recompute::Full {
+        return 0.0;
+    }
+    let (tokens, t) = ((shape.b * shape.s) as f64, shape.t as f64);
+    tokens * (shape.h + shape.out_width()) as f64 / t
+}
+
+/// The same for a dense MLP's two linear layers: the first's input, h, and the second's, ffn.
+fn fp8_mlp_saving(shape: &LayerShape, recompute: Recompute) -> f64 {
+    if recompute == Recompute::Full {
+        return 0.0;
+    }
+    let (tokens, t) = ((shape.b * shape.s) as f64, shape.t as f64);
+    tokens * (shape.h + shape.ffn) as f64 / t
+}
+
 /// Bytes one dense layer's MLP stores for one microbatch on one rank beyond Korthikanti's count,
 /// which keeps its two 4h-wide intermediates (16 s b h / t): the first GEMM's output (ffn wide, or
 /// gate and up, 2 ffn, for SwiGLU) and the activation's output (ffn), 2 bytes each, split over t.
@@ -326,6 +354,11 @@ mod tests {
             mlp_width_extra_bytes(&llama8, Recompute::Selective),
             20480.0 * 8192.0 / 2.0
         );
+        // FP8: the four linear layers' inputs kept at 1 byte instead of 2: QKV's and the output
+        // projection's, 4096 + 4096, and the MLP's, 4096 + 14336, per token over t = 2
+        assert_eq!(fp8_attention_saving(&llama8, Recompute::None), 8192.0 * 8192.0 / 2.0);
+        assert_eq!(fp8_mlp_saving(&llama8, Recompute::Selective), 18432.0 * 8192.0 / 2.0);
+        assert_eq!(fp8_mlp_saving(&llama8, Recompute::Full), 0.0);
         // full recompute keeps the layer input only
         assert_eq!(attention_width_extra_bytes(&llama8, Recompute::Full), 0.0);
         assert_eq!(mlp_width_extra_bytes(&llama8, Recompute::Full), 0.0);

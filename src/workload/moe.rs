@@ -303,6 +303,8 @@ impl MoeBlock {
 /// tensor group's t R under sequence parallelism with experts split over it; R with whole experts)
 /// as input and as output kept for the routing weights' gradient (2 h each), the experts'
 /// intermediates (2 (up + f) / u per row, balanced) and the shared experts' (2 b s S (up + f) / t).
+/// With FP8 the experts' linear layers keep their inputs at 1 byte (Transformer Engine's FP8
+/// copies): the rows' h and their activations' f / u, and the shared experts' S f / t per token.
 /// Full recompute keeps only the layer input: nothing more.
 pub fn activation_extra_bytes(block: &MoeBlock, recompute: Recompute) -> f64 {
     if recompute == Recompute::Full {
@@ -316,7 +318,13 @@ pub fn activation_extra_bytes(block: &MoeBlock, recompute: Recompute) -> f64 {
         + 4.0 * rows * h
         + 2.0 * rows * width / block.expert_tensor as f64
         + 2.0 * tokens * block.shared as f64 * width / t;
-    stored - 16.0 * tokens * h / t
+    let fp8 = if s.fp8 {
+        let f = block.ffn as f64;
+        rows * (h + f / block.expert_tensor as f64) + tokens * block.shared as f64 * f / t
+    } else {
+        0.0
+    };
+    stored - fp8 - 16.0 * tokens * h / t
 }
 
 #[cfg(test)]
@@ -472,5 +480,19 @@ mod tests {
         // b s h remain
         let shared = collectives(&sp_block(1, 4, 1).forward());
         assert_eq!(shared[4..], [(ag, bsh, false), (rs, bsh, false)]);
+    }
+
+    #[test]
+    fn fp8_experts_keep_their_inputs_at_one_byte() {
+        // b 2 x s 512 = 1024 tokens, top 2 of 8 experts, width 1024 (SwiGLU), one shared expert, h
+        // 1024, e 2, t 1: R = 2048 rows; FP8 keeps each row's expert input (h) and activation
+        // output (f) at 1 byte instead of 2, and the shared expert's activation output (S f per
+        // token): 2048 x (1024 + 1024) + 1024 x 1 x 1024 bytes less
+        let bf16 = block("{experts: 8, top_k: 2, ffn_hidden: 1024, shared_experts: 1}", 2);
+        let mut fp8 = bf16.clone();
+        fp8.shape.fp8 = true;
+        let less = activation_extra_bytes(&bf16, Recompute::None) - activation_extra_bytes(&fp8, Recompute::None);
+        assert_eq!(less, 2048.0 * 2048.0 + 1024.0 * 1024.0);
+        assert_eq!(activation_extra_bytes(&fp8, Recompute::Full), 0.0);
     }
 }
