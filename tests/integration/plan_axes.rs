@@ -86,24 +86,74 @@ fn moe_expert_sizes_divide_experts_and_data_x_context() {
     assert_eq!(sorted(all.iter().map(|c| c.context).collect()), vec![1, 2, 4]);
     for c in &all {
         assert_eq!(8 % c.expert, 0, "{}", c.label());
-        assert_eq!((c.data * c.context) % c.expert, 0, "{}", c.label());
+        // experts split over t come out of d x c; whole experts (t > 1) out of t x d x c
+        match c.expert_tensor {
+            0 => assert_eq!((c.data * c.context) % c.expert, 0, "{}", c.label()),
+            _ => assert!(
+                c.tensor > 1 && (c.tensor * c.data * c.context) % c.expert == 0,
+                "{}",
+                c.label()
+            ),
+        }
         assert_eq!(gpus_of(c), 64, "{}", c.label());
         assert_ne!(c.zero_stage, 3, "{}", c.label());
         assert!(c.tensor == 1 || c.sequence_parallel, "{}", c.label());
     }
     // t1 c1 p1 d64: e in {1, 2, 4, 8}; t8 c1 p8 d1: e = 1 only; t8 c2 p4 d1: e in {1, 2}, the
     // experts split over the two context ranks of the one replica
-    let at = |t, c, p| {
+    let at = |t, c, p, whole: bool| {
         sorted(
             all.iter()
-                .filter(|x| x.tensor == t && x.context == c && x.pipeline == p)
+                .filter(|x| x.tensor == t && x.context == c && x.pipeline == p && (x.expert_tensor == 1) == whole)
                 .map(|x| x.expert)
                 .collect(),
         )
     };
-    assert_eq!(at(1, 1, 1), vec![1, 2, 4, 8]);
-    assert_eq!(at(8, 1, 8), vec![1]);
-    assert_eq!(at(8, 2, 4), vec![1, 2]);
+    assert_eq!(at(1, 1, 1, false), vec![1, 2, 4, 8]);
+    assert_eq!(at(8, 1, 8, false), vec![1]);
+    assert_eq!(at(8, 2, 4, false), vec![1, 2]);
+    // whole experts fold the tensor ranks in: t8 p8 d1 can spread the 8 experts over its 8
+    // tensor ranks, t8 c2 p4 d1 over 16 ranks (sizes dividing the 8 experts: 2, 4, 8); t = 1 has none
+    assert_eq!(at(8, 1, 8, true), vec![2, 4, 8]);
+    assert_eq!(at(8, 2, 4, true), vec![2, 4, 8]);
+    assert_eq!(at(1, 1, 1, true), Vec::<u32>::new());
+    // the all-to-alls overlapped only where Megatron-Core allows it: experts, interleaving or no
+    // pipeline, no full recompute
+    for c in all.iter().filter(|c| c.ep_overlap) {
+        assert!(c.expert > 1 && (c.interleave > 1 || c.pipeline == 1), "{}", c.label());
+        assert_ne!(c.recompute, clustersim::config::Recompute::Full, "{}", c.label());
+    }
+    assert!(all.iter().any(|c| c.ep_overlap));
+}
+
+/// Layers that model chunks do not divide are split as Megatron-Core's
+/// `account_for_embedding_in_pipeline_split` / `..._loss_...` split them: Qwen3-235B-A22B's 94 layers
+/// over 8 x 4 chunks, (94 + 2) / 32 = 3 each, 2 on the first and the last; 96 layers go evenly; 95
+/// cannot go either way (97 is prime)
+#[test]
+fn uneven_layers_count_the_embedding_and_the_loss() {
+    use clustersim::studies::plan::space::layer_split;
+    let mut expected = vec![3u32; 32];
+    (expected[0], expected[31]) = (2, 2);
+    assert_eq!(layer_split(94, 32), Some(Some(expected)));
+    assert_eq!(layer_split(96, 32), Some(None));
+    assert_eq!(layer_split(95, 32), None);
+    // a candidate so split names the list and the flag in its overrides and label
+    let all = space("dgx-h100", "qwen3-235b-a22b", 256);
+    let c = all
+        .iter()
+        .find(|c| c.pipeline == 8 && c.interleave == 4 && c.embedding_split)
+        .expect("an embedding-and-loss split");
+    assert!(c.label().contains("emb+loss split"), "{}", c.label());
+    assert!(c
+        .overrides()
+        .iter()
+        .any(|o| o.starts_with("workload.parallel.layers_per_stage=[2,3,")));
+    // even splits clear a preset's own list
+    let even = all.iter().find(|c| c.pipeline == 2 && c.interleave == 1).unwrap();
+    assert!(even
+        .overrides()
+        .contains(&"workload.parallel.layers_per_stage=~".to_string()));
 }
 
 fn ring(c: u32, p: u32, d: u32, v: u32) -> Candidate {
@@ -113,6 +163,9 @@ fn ring(c: u32, p: u32, d: u32, v: u32) -> Candidate {
         pipeline: p,
         data: d,
         expert: 1,
+        expert_tensor: 0,
+        ep_overlap: false,
+        embedding_split: false,
         micro: 1,
         interleave: v,
         recompute: clustersim::config::Recompute::None,

@@ -7,7 +7,13 @@
 //! d x c, the ranks Megatron-Core carves its expert-parallel groups from) only for a
 //! mixture-of-experts model, which also never takes ZeRO-3 nor, with t > 1, a split without
 //! sequence parallelism (refused by the run's checks); FP8 only where every GPU of the machine has
-//! `fp8_flops`. With fused attention, selective recompute is left out: the fused kernels already
+//! `fp8_flops`. A mixture-of-experts model with t > 1 also tries whole experts (expert-tensor size 1,
+//! e a divisor of t x d x c: Megatron-Core's MoE parallel folding), and with e > 1 the all-to-alls
+//! overlapped with another microbatch (`ep_comm_overlap`) where Megatron-Core allows it (with
+//! interleaving or no pipeline, no full recompute). A pipeline whose model chunks do not divide the
+//! layers is tried with Megatron-Core's `account_for_embedding_in_pipeline_split` and
+//! `..._loss_...` when layers + 2 divide: each chunk n = (layers + 2) / (p v) layers, the first and
+//! last n - 1. With fused attention, selective recompute is left out: the fused kernels already
 //! store what it stores and recompute the attention core in backward, so it runs exactly as no
 //! recompute (the memory model and the generator say so). A model with 2021 attention and no
 //! experts on a GPU without FP8 gets exactly the search it had before these axes existed.
@@ -54,6 +60,14 @@ fn is_bf16(p: &Precision) -> bool {
     *p == Precision::Bf16
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// One configuration of the search space.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +84,16 @@ pub struct Candidate {
     /// Expert-parallel degree (1: none).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub expert: u32,
+    /// Expert-tensor size: 0 for the dense layers' tensor size, or 1 (whole experts).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expert_tensor: u32,
+    /// The expert-parallel all-to-alls overlapped with another microbatch (`ep_comm_overlap`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ep_overlap: bool,
+    /// The embedding and the loss counted as a layer each in the pipeline split (the first and the
+    /// last model chunk one layer fewer), for layer counts the chunks do not divide.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub embedding_split: bool,
     /// Microbatch.
     pub micro: u64,
     /// Model chunks per GPU (1: 1F1B, more: interleaved).
@@ -111,14 +135,23 @@ impl Candidate {
             format!("workload.data_parallel.zero_stage={}", self.zero_stage),
             format!("workload.precision={precision}"),
             "workload.gpus=~".to_string(),
+            match self.expert_tensor {
+                0 => "workload.parallel.expert_tensor=~".to_string(),
+                et => format!("workload.parallel.expert_tensor={et}"),
+            },
+            format!("workload.ep_comm_overlap={}", self.ep_overlap),
         ]
         .into_iter()
-        .chain(self.layers_per_stage.iter().map(|l| {
-            let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
-            format!("workload.parallel.layers_per_stage=[{}]", list.join(","))
+        .chain(std::iter::once(match &self.layers_per_stage {
+            Some(l) => {
+                let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
+                format!("workload.parallel.layers_per_stage=[{}]", list.join(","))
+            }
+            None => "workload.parallel.layers_per_stage=~".to_string(),
         }))
         .collect()
     }
+
     /// Short description, e.g. `t8 p16 d8 b1 v1 full sp zero1`; a context ring, expert parallelism
     /// and FP8 add `c4` after the tensor size, `e8` after the data size and ` fp8` at the end.
     pub fn label(&self) -> String {
@@ -128,13 +161,33 @@ impl Candidate {
         }
         s += &format!(" p{} d{}", self.pipeline, self.data);
         if self.expert > 1 {
-            s += &format!(" e{}", self.expert);
+            s += &format!(" e{}", self.expert_cell());
         }
         s += &self.rest_label();
         if self.precision == Precision::Fp8 {
             s += " fp8";
         }
         s
+    }
+    /// The expert-parallel size as a table shows it: `x1` for whole experts with t > 1, ` a2a` with
+    /// the all-to-alls overlapped (e.g. `16x1 a2a`).
+    pub fn expert_cell(&self) -> String {
+        let mut s = self.expert.to_string();
+        if self.expert_tensor == 1 && self.tensor > 1 {
+            s += "x1";
+        }
+        if self.ep_overlap {
+            s += " a2a";
+        }
+        s
+    }
+    /// The ranks each routed expert is split over: the tensor size, or 1 with whole experts.
+    pub fn expert_tensor_size(&self) -> u32 {
+        if self.expert_tensor == 0 {
+            self.tensor
+        } else {
+            self.expert_tensor
+        }
     }
     /// The label without context, expert and precision, for a table that gives them columns.
     pub fn split_label(&self) -> String {
@@ -148,10 +201,14 @@ impl Candidate {
             self.recompute.name(),
             if self.sequence_parallel { " sp" } else { "" },
             self.zero_stage
-        ) + &self.layers_per_stage.as_ref().map_or(String::new(), |l| {
-            let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
-            format!(" layers {}", list.join("+"))
-        })
+        ) + &match (&self.layers_per_stage, self.embedding_split) {
+            (_, true) => " emb+loss split".to_string(),
+            (Some(l), false) => {
+                let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
+                format!(" layers {}", list.join("+"))
+            }
+            (None, false) => String::new(),
+        }
     }
     /// The same split on a context ring half as large (twice the data size); None without one.
     fn half_ring(&self) -> Option<Candidate> {
@@ -240,13 +297,20 @@ impl Axes {
             .filter(|&c| c == 1 || (seq_len % (2 * c) == 0 && seq_len / c >= MIN_RING_TOKENS))
             .collect()
     }
-    /// Expert sizes for `ranks` = d x c data and context ranks: divisors of the experts that
-    /// divide them.
-    fn expert_sizes(&self, ranks: u64) -> Vec<u64> {
-        match self.experts {
-            None => vec![1],
-            Some(e) => divisors(e).into_iter().filter(|x| ranks % x == 0).collect(),
-        }
+    /// (expert size, expert-tensor size) pairs for tensor size `t` and `ranks` = d x c data and
+    /// context ranks: divisors of the experts that divide them, each expert split over t (0: the
+    /// tensor size); with t > 1 also the divisors (above 1) that divide t x d x c, with whole
+    /// experts (1) over groups that fold the tensor ranks in.
+    fn expert_options(&self, t: u64, ranks: u64) -> Vec<(u64, u32)> {
+        let Some(experts) = self.experts else {
+            return vec![(1, 0)];
+        };
+        let split = divisors(experts).into_iter().filter(|x| ranks % x == 0).map(|e| (e, 0));
+        let whole = divisors(experts)
+            .into_iter()
+            .filter(|x| t > 1 && *x > 1 && (t * ranks) % x == 0)
+            .map(|e| (e, 1));
+        split.chain(whole).collect()
     }
 }
 
@@ -262,12 +326,9 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
         .filter(|t| *t <= cfg.hardware.node.gpus as u64 && m.heads % t == 0)
     {
         for c in axes.contexts(gpus / t, m.seq_len) {
-            for p in divisors(gpus / (t * c))
-                .into_iter()
-                .filter(|p| m.layers as u64 % p == 0)
-            {
+            for p in divisors(gpus / (t * c)) {
                 let d = gpus / (t * c * p);
-                for e in axes.expert_sizes(d * c) {
+                for (e, et) in axes.expert_options(t, d * c) {
                     for micro in [1u64, 2, 4, 8] {
                         // a ring of c with b > 1 ties at best with b / 2 on c / 2 (module docs)
                         if c > 1 && micro > 1 {
@@ -277,11 +338,17 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                             if interleave > 1 && p == 1 {
                                 continue;
                             }
+                            let Some(split) = layer_split(m.layers, p as u32 * interleave) else {
+                                continue;
+                            };
                             for recompute in [Recompute::None, Recompute::Selective, Recompute::Full] {
                                 // fused attention keeps what selective recompute keeps, recomputing nothing
                                 if fused && recompute == Recompute::Selective {
                                     continue;
                                 }
+                                // Megatron-Core overlaps the all-to-alls with interleaving or without a
+                                // pipeline, and not under full recompute
+                                let overlap = e > 1 && (interleave > 1 || p == 1) && recompute != Recompute::Full;
                                 for sequence_parallel in [false, true] {
                                     // experts with t > 1 need sequence parallelism
                                     if (sequence_parallel && t == 1) || (moe && t > 1 && !sequence_parallel) {
@@ -292,21 +359,26 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                                             continue;
                                         }
                                         for &precision in &axes.precisions {
-                                            let c = Candidate {
-                                                tensor: t as u32,
-                                                context: c as u32,
-                                                pipeline: p as u32,
-                                                data: d as u32,
-                                                expert: e as u32,
-                                                micro,
-                                                interleave,
-                                                recompute,
-                                                sequence_parallel,
-                                                zero_stage,
-                                                precision,
-                                                layers_per_stage: None,
-                                            };
-                                            push_with_balanced(&mut out, cfg, c);
+                                            for ep_overlap in [false, true].into_iter().filter(|&o| !o || overlap) {
+                                                let c = Candidate {
+                                                    tensor: t as u32,
+                                                    context: c as u32,
+                                                    pipeline: p as u32,
+                                                    data: d as u32,
+                                                    expert: e as u32,
+                                                    expert_tensor: et,
+                                                    ep_overlap,
+                                                    embedding_split: split.is_some(),
+                                                    micro,
+                                                    interleave,
+                                                    recompute,
+                                                    sequence_parallel,
+                                                    zero_stage,
+                                                    precision,
+                                                    layers_per_stage: split.clone(),
+                                                };
+                                                push_with_balanced(&mut out, cfg, c);
+                                            }
                                         }
                                     }
                                 }
@@ -320,6 +392,23 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
     out
 }
 
+/// How `layers` go over `chunks` model chunks: evenly (Some(None)), or with the embedding and the
+/// loss counted as a layer each (Some(Some(list)): n = (layers + 2) / chunks each, n - 1 on the
+/// first and the last, n at least 2), or not at all (None).
+pub fn layer_split(layers: u32, chunks: u32) -> Option<Option<Vec<u32>>> {
+    if layers % chunks == 0 {
+        return Some(None);
+    }
+    let n = (layers + 2) / chunks;
+    if chunks < 2 || (layers + 2) % chunks != 0 || n < 2 {
+        return None;
+    }
+    let mut list = vec![n; chunks as usize];
+    list[0] = n - 1;
+    list[chunks as usize - 1] = n - 1;
+    Some(Some(list))
+}
+
 /// Pushes `c` and, on mixed GPUs, first the split that gives faster stages more layers.
 fn push_with_balanced(out: &mut Vec<Candidate>, cfg: &RunConfig, c: Candidate) {
     let per_stage = c.tensor as u64 * c.context as u64 * c.data as u64;
@@ -329,6 +418,7 @@ fn push_with_balanced(out: &mut Vec<Candidate>, cfg: &RunConfig, c: Candidate) {
     if let Some(layers) = balanced {
         out.push(Candidate {
             layers_per_stage: Some(layers),
+            embedding_split: false,
             ..c.clone()
         });
     }

@@ -39,7 +39,7 @@ pub fn table(plan: &Plan, k: usize) -> String {
         s += &format!(" {:>7}", "context");
     }
     if cols.expert {
-        s += &format!(" {:>6}", "expert");
+        s += &format!(" {:>10}", "expert");
     }
     if cols.precision {
         s += &format!(" {:>9}", "precision");
@@ -60,7 +60,7 @@ pub fn table(plan: &Plan, k: usize) -> String {
             s += &format!(" {:>7}", c.context);
         }
         if cols.expert {
-            s += &format!(" {:>6}", c.expert);
+            s += &format!(" {:>10}", c.expert_cell());
         }
         if cols.precision {
             s += &format!(" {:>9}", precision_name(c.precision));
@@ -84,7 +84,7 @@ pub fn csv(plan: &Plan) -> String {
     let mut s = format!(
         "rank,tensor,{}pipeline,data,{}micro,interleave,recompute,sequence_parallel,zero_stage,{}tflops_per_gpu,tokens_per_s,iteration_time_s,peak_memory_bytes,bubble_fraction,days,layers_per_stage\n",
         optional(cols.context, "context,".into()),
-        optional(cols.expert, "expert,".into()),
+        optional(cols.expert, "expert,expert_tensor,ep_comm_overlap,".into()),
         optional(cols.precision, "precision,".into()),
     );
     for (i, r) in plan.ranked.iter().enumerate() {
@@ -96,7 +96,10 @@ pub fn csv(plan: &Plan) -> String {
             optional(cols.context, format!("{},", c.context)),
             c.pipeline,
             c.data,
-            optional(cols.expert, format!("{},", c.expert)),
+            optional(
+                cols.expert,
+                format!("{},{},{},", c.expert, c.expert_tensor_size(), c.ep_overlap)
+            ),
             c.micro,
             c.interleave,
             c.recompute.name(),
