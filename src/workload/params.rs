@@ -101,6 +101,18 @@ fn replicated_params(m: &ModelSpec) -> u64 {
     h * (q + c + mla.qk_rope_head_dim) + norm_params(m, q + c)
 }
 
+/// Parameters of global layer `layer` that every tensor rank holds whole and that, with sequence
+/// parallelism, each rank's sequence shard gives only part of the gradient of, so Megatron-Core
+/// all-reduces their gradients over the tensor group after the backward passes (its
+/// `_allreduce_layernorm_grads`, for the weights marked `sequence_parallel`): the layer's two norms,
+/// Qwen3's query and key norms, multi-head latent attention's down projections and latent norms,
+/// and a mixture-of-experts layer's router.
+pub fn sequence_parallel_params(m: &ModelSpec, layer: u32) -> u64 {
+    let qk_norms = if m.qk_norm { 2 * norm_params(m, m.head_dim()) } else { 0 };
+    let router = m.moe_at(layer).map_or(0, |moe| m.hidden * moe.experts);
+    2 * norm_params(m, m.hidden) + qk_norms + replicated_params(m) + router
+}
+
 /// Parameters held by one of `tensor` ranks when `params` include the replicated ones: the rest
 /// split over the ranks.
 fn per_rank(m: &ModelSpec, params: u64, tensor: u32) -> u64 {

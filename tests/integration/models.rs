@@ -279,3 +279,34 @@ fn refused(hardware: &str, workload: &str, sets: &[&str]) -> String {
         .unwrap_err()
         .to_string()
 }
+
+#[test]
+fn sequence_parallel_norm_gradients_are_all_reduced_over_the_tensor_group() {
+    use clustersim::ops::CollectiveOp;
+    // Llama 3 8B cut to 2 layers on t 2 x d 4: each tensor rank sees half of every sequence, so the
+    // gradients of the weights both hold whole (each layer's two RMSNorms of 4096) are partial:
+    // Megatron-Core all-reduces them over the tensor group once per iteration, 2 x 2 x 4096
+    // fp32 gradients = 65 536 bytes per group of 2; nothing of the kind without sequence parallelism
+    let sets = |sp: bool| -> Vec<String> {
+        [
+            "workload.model.layers=2".to_string(),
+            "workload.parallel.tensor=2".into(),
+            "workload.parallel.data=4".into(),
+            "workload.batch.global=8".into(),
+            format!("workload.parallel.sequence_parallel={sp}"),
+        ]
+        .into()
+    };
+    let syncs = |sp: bool| {
+        let g = clustersim::workload::generate(&config("dgx-h100", "llama3-8b", &sets(sp)).workload);
+        g.collectives
+            .iter()
+            .filter(|c| {
+                c.op == CollectiveOp::AllReduce && c.bytes == 2 * 2 * 4096 * 4 && g.groups[c.group as usize].len() == 2
+            })
+            .count()
+    };
+    // one per tensor group: 4 replicas
+    assert_eq!(syncs(true), 4);
+    assert_eq!(syncs(false), 0);
+}

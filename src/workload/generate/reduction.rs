@@ -1,11 +1,13 @@
 //! After the backward passes: the data-parallel gradient reduction (all-reduce, or reduce-scatter
-//! under ZeRO), the tied-embedding sync between first and last stage, the optimizer step and
+//! under ZeRO), the tensor-parallel all-reduce of the replicated weights' gradients under sequence
+//! parallelism, the tied-embedding sync between first and last stage, the optimizer step and
 //! ZeRO's weight all-gather.
 
 use super::{Generator, StageCtx, NONE_MB, NO_LAYER};
 use crate::ops::CollectiveOp;
 use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
+use crate::workload::params::sequence_parallel_params;
 use crate::workload::transformer::{data_parallel_kernels, embedding_params_per_rank, optimizer_phases, Piece};
 
 impl Generator<'_> {
@@ -36,6 +38,7 @@ impl Generator<'_> {
                 self.local_ddp_reduce(ctx, grad_bytes, buffer, prev);
             }
         }
+        self.sequence_parallel_sync(ctx, grad_reduces, prev);
         self.embedding_sync(ctx, grad_reduces, prev);
         // ZeRO shards the optimizer step over the data-parallel ranks
         let opt_params = if self.zero() >= 1 {
@@ -152,6 +155,42 @@ impl Generator<'_> {
                 self.embedding_syncs[slot] = c;
             }
             kinds.push(TaskKind::Collective(self.embedding_syncs[slot]));
+        }
+        self.after_grad_reduces(ctx, &kinds, label, grad_reduces, prev);
+    }
+
+    /// With sequence parallelism over t > 1 ranks, the gradients of the weights every tensor rank
+    /// holds whole ([`sequence_parallel_params`] of the stage's layers, the prediction modules' on
+    /// the last) are all-reduced over each tensor group after the data-parallel reduction and
+    /// before the embedding sync and the optimizer, as Megatron-Core's `finalize_model_grads` does.
+    fn sequence_parallel_sync(&mut self, ctx: &StageCtx, grad_reduces: &[Vec<TaskId>], prev: &mut [Option<TaskId>]) {
+        if !self.shape.sp {
+            return;
+        }
+        let m = &self.w.model;
+        let last = self.lay.p * self.v - 1;
+        let params: u64 = (0..self.v)
+            .map(|c| self.virtual_stage(ctx.stage, c))
+            .flat_map(|vs| {
+                let (first, n) = self.w.chunk_layers(vs);
+                let mtp = if vs == last { m.mtp_layers } else { 0 };
+                (first..first + n).chain(m.layers..m.layers + mtp)
+            })
+            .map(|l| sequence_parallel_params(m, l))
+            .sum();
+        let bytes = params * self.w.data_parallel.grad_dtype.bytes();
+        let label = TaskLabel {
+            phase: Phase::GradReduce,
+            chunk: 0,
+            layer: NO_LAYER,
+            microbatch: NONE_MB,
+        };
+        let mut kinds = vec![TaskKind::Delay(0); ctx.ranks.len()];
+        for (group, members) in &ctx.tensor_groups {
+            let c = self.g.collective(CollectiveOp::AllReduce, *group, bytes);
+            for &i in members {
+                kinds[i] = TaskKind::Collective(c);
+            }
         }
         self.after_grad_reduces(ctx, &kinds, label, grad_reduces, prev);
     }
