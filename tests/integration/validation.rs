@@ -88,17 +88,8 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
 /// / 10752 GPUs = 550.8.
 #[test]
 fn mlperf_gpt3_reference_rows_are_consistent() {
-    let csv = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workloads/reference/mlperf-gpt3-h100.csv"
-    ))
-    .unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let csv = reference("mlperf-gpt3-h100.csv");
+    let rows = rows_of(&csv);
     assert_eq!(rows.len(), 18);
     assert_eq!(rows.iter().filter(|r| r[18] == "yes").count(), 14);
     let num = |s: &str| s.parse::<f64>().unwrap();
@@ -117,17 +108,8 @@ fn mlperf_gpt3_reference_rows_are_consistent() {
 /// (e.g. Qwen3-30B-A3B in 26.04.01: 8960 x 16 = 143 360).
 #[test]
 fn nemo_h100_moe_reference_rows_are_consistent() {
-    let csv = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workloads/reference/nemo-h100-moe.csv"
-    ))
-    .unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let csv = reference("nemo-h100-moe.csv");
+    let rows = rows_of(&csv);
     assert!(rows.len() >= 5);
     let num = |s: &str| s.parse::<f64>().unwrap();
     for r in rows {
@@ -136,4 +118,18 @@ fn nemo_h100_moe_reference_rows_are_consistent() {
         assert_eq!((t * d * cp) % ep, 0.0, "{r:?}");
         assert_eq!(num(r[10]), num(r[19]) * gpus, "{r:?}");
     }
+}
+
+/// The text of a file of `workloads/reference/`.
+fn reference(file: &str) -> String {
+    std::fs::read_to_string(format!("{}/workloads/reference/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// A reference CSV's data rows (comments and the header left out), split into fields.
+fn rows_of(csv: &str) -> Vec<Vec<&str>> {
+    csv.lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect()
 }

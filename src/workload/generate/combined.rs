@@ -129,7 +129,17 @@ impl Generator<'_> {
                         layer,
                         microbatch: pass.mb,
                     };
-                    pass.pending = Some((self.side_all_to_all(ctx, bytes, label, &pass.prev), label));
+                    let groups = &ctx.expert_groups;
+                    let a2a = self.collective_after(
+                        ctx,
+                        groups,
+                        CollectiveOp::AllToAll,
+                        bytes,
+                        Stream::ExpertComm,
+                        label,
+                        &pass.prev,
+                    );
+                    pass.pending = Some((a2a, label));
                 }
                 Item::Piece(piece, layer, phase) => {
                     if phase != run_phase {
@@ -167,30 +177,5 @@ impl Generator<'_> {
             }
             pass.prev[i] = Some(join);
         }
-    }
-
-    /// An expert-parallel all-to-all of `bytes` per rank on the expert-comm stream of each present
-    /// rank, after that rank's task in `after`; returns each rank's task.
-    fn side_all_to_all(
-        &mut self,
-        ctx: &StageCtx,
-        bytes: u64,
-        label: TaskLabel,
-        after: &[Option<TaskId>],
-    ) -> Vec<Option<TaskId>> {
-        let mut tasks = vec![None; ctx.ranks.len()];
-        for (group, members) in &ctx.expert_groups {
-            let c = self.g.collective(CollectiveOp::AllToAll, *group, bytes);
-            for &i in members {
-                let t = self
-                    .buf
-                    .task(ctx.ranks[i], Stream::ExpertComm, TaskKind::Collective(c), label);
-                if let Some(p) = after[i] {
-                    self.buf.depend(p, t);
-                }
-                tasks[i] = Some(t);
-            }
-        }
-        tasks
     }
 }

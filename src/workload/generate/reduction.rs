@@ -254,17 +254,9 @@ impl Generator<'_> {
             reductions.push((&ctx.expert_data_groups, experts * grad_bytes));
         }
         for (groups, bytes) in reductions {
-            for (group, members) in groups {
-                let c = self.g.collective(op, *group, bytes);
-                for &i in members {
-                    let task = self
-                        .buf
-                        .task(ctx.ranks[i], Stream::DataParallel, TaskKind::Collective(c), label);
-                    if let Some(p) = prev[i] {
-                        self.buf.depend(p, task);
-                    }
-                    out[i].push(task);
-                }
+            let tasks = self.collective_after(ctx, groups, op, bytes, Stream::DataParallel, label, prev);
+            for (i, task) in tasks.into_iter().enumerate() {
+                out[i].extend(task);
             }
         }
     }
