@@ -42,6 +42,14 @@ pub struct NcclSpec {
     pub speed_inter: Bandwidth,
     /// Fixed cost of one collective or send/receive: host enqueue and kernel launch.
     pub launch: SimDuration,
+    /// Whether NCCL's kernels hold SMs that the kernels running beside them cannot use (one per
+    /// channel; `src/model/network/occupancy.rs`); false runs overlapped communication for free.
+    #[serde(default = "contention_by_default")]
+    pub sm_contention: bool,
+}
+
+fn contention_by_default() -> bool {
+    true
 }
 
 /// Checks `network.nccl` and that only the NVLink names NVLink SHARP.

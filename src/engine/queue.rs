@@ -228,7 +228,9 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Pops the earliest event and advances the clock to its time.
+    /// Pops the earliest event and advances the clock to its time. (Inlined into the simulation's
+    /// loop, where it runs once per event.)
+    #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         loop {
             let (&time, &Reverse((_, b))) = self.times.peek()?;

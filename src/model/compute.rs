@@ -30,7 +30,17 @@ impl ComputeModel {
 
     /// Seconds for one kernel.
     pub fn kernel_seconds(&self, k: &Kernel) -> f64 {
+        self.kernel_seconds_on(k, self.gpu.sms)
+    }
+
+    /// Seconds for one kernel that gets `free_sms` of the GPU's SMs (communication kernels hold the
+    /// rest): a GEMM's tiles run in waves over the free SMs, each at the per-SM rate; other
+    /// tensor-core work runs at the free SMs' share of the peak; streaming stays bound by HBM.
+    pub fn kernel_seconds_on(&self, k: &Kernel, free_sms: u32) -> f64 {
         let gpu = &self.gpu;
+        let free_sms = free_sms.clamp(1, gpu.sms.max(1));
+        // the share of the tensor-core peak the free SMs have
+        let share = free_sms as f64 / gpu.sms.max(1) as f64;
         let peak = gpu.peak_flops.flops_per_s();
         if let Kernel::Measured { ns } = *k {
             return ns as f64 * 1e-9;
@@ -48,10 +58,10 @@ impl ComputeModel {
                     FusedAttention::Flash2 => flash2,
                     FusedAttention::Cudnn => gpu.cudnn_attention_efficiency.unwrap_or(flash2),
                 };
-                (flops as f64 / (peak * efficiency)).max(bytes as f64 / hbm) + overhead
+                (flops as f64 / (peak * share * efficiency)).max(bytes as f64 / hbm) + overhead
             }
             Kernel::Generic { flops, bytes } => {
-                (flops as f64 / (peak * gpu.gemm_efficiency)).max(bytes as f64 / hbm) + overhead
+                (flops as f64 / (peak * share * gpu.gemm_efficiency)).max(bytes as f64 / hbm) + overhead
             }
             Kernel::Measured { .. } => unreachable!("handled above"),
             Kernel::Gemm { batch, m, n, k: kk } | Kernel::Gemm8 { batch, m, n, k: kk } => {
@@ -72,7 +82,10 @@ impl ComputeModel {
                 let compute = gpu
                     .gemm_tiles
                     .iter()
-                    .map(|t| self.tiled_seconds(batch, m, n, kk, (t.0 as u64, t.1 as u64), rate, operand, wave))
+                    .map(|t| {
+                        let tile = (t.0 as u64, t.1 as u64);
+                        self.tiled_seconds(batch, m, n, kk, tile, free_sms, rate, operand, wave)
+                    })
                     .fold(f64::INFINITY, f64::min);
                 let cast = match *k {
                     Kernel::Gemm8 { .. } => 3.0 * (batch * m * kk) as f64 / hbm + overhead,
@@ -83,9 +96,9 @@ impl ComputeModel {
         }
     }
 
-    /// Compute-bound time of a GEMM cut into `tm` x `tn` tiles, at `rate` FLOP/s over all SMs on
-    /// large tiles (peak x efficiency) with operands of `operand` bytes, each wave costing `wave`
-    /// seconds more.
+    /// Compute-bound time of a GEMM cut into `tm` x `tn` tiles run in waves over `free_sms` SMs,
+    /// at `rate` FLOP/s over all SMs on large tiles (peak x efficiency) with operands of `operand`
+    /// bytes, each wave costing `wave` seconds more.
     #[allow(clippy::too_many_arguments)]
     fn tiled_seconds(
         &self,
@@ -94,18 +107,19 @@ impl ComputeModel {
         n: u64,
         k: u64,
         (tm, tn): (u64, u64),
+        free_sms: u32,
         rate: f64,
         operand: f64,
         wave: f64,
     ) -> f64 {
         let gpu = &self.gpu;
-        let sms = gpu.sms as u64;
+        let free = free_sms as u64;
         let tiles = batch * m.div_ceil(tm) * n.div_ceil(tn);
-        let waves = tiles.div_ceil(sms);
-        let sm_rate = rate / sms as f64;
+        let waves = tiles.div_ceil(free);
+        let sm_rate = rate / gpu.sms as f64;
         let rate = match gpu.l2_bandwidth {
             Some(l2) => {
-                let active = tiles.min(sms) as f64;
+                let active = tiles.min(free) as f64;
                 // FLOP per operand byte: 2 tm tn FLOP per (tm + tn) elements of `operand` bytes
                 let intensity = 2.0 * (tm * tn) as f64 / ((tm + tn) as f64 * operand);
                 sm_rate.min(intensity * l2.bytes_per_s() / active)
@@ -118,6 +132,16 @@ impl ComputeModel {
     /// Duration of a list of kernels run back to back.
     pub fn op_duration(&self, kernels: &[Kernel]) -> SimDuration {
         SimDuration::from_secs_f64(kernels.iter().map(|k| self.kernel_seconds(k)).sum())
+    }
+
+    /// Seconds of a list of kernels run back to back on `free_sms` SMs.
+    pub fn op_seconds_on(&self, kernels: &[Kernel], free_sms: u32) -> f64 {
+        kernels.iter().map(|k| self.kernel_seconds_on(k, free_sms)).sum()
+    }
+
+    /// SMs of the GPU.
+    pub fn sms(&self) -> u32 {
+        self.gpu.sms
     }
 
     /// Achieved fraction of peak for one GEMM shape (for reports and tests).
@@ -166,6 +190,38 @@ mod tests {
         let cast = 3.0 * 8192.0 * 8192.0 / (3.35e12 * 0.92) + 1e-6;
         let expected_fp8 = 16.0 * (tile(1979e12 * 0.6725) + 2.5e-6) + 1e-6 + cast;
         assert!((fp8 / expected_fp8 - 1.0).abs() < 1e-12, "{fp8}");
+    }
+
+    #[test]
+    fn kernels_beside_communication_get_the_free_sms() {
+        // dgx-h100 with 24 SMs held by NCCL: 8192^3 BF16 in 256 x 128 tiles, 2048 tiles over the
+        // 108 free SMs take ceil(2048 / 108) = 19 waves instead of 16, each at the same per-SM rate
+        // (989 TFLOP/s x 0.75 / 132); cuDNN attention runs at 108 / 132 of its rate; streaming is
+        // HBM-bound and keeps its time.
+        let doc = Document::parse("dgx-h100", crate::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
+        let h100 = ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu);
+        let gemm = Kernel::Gemm {
+            batch: 1,
+            m: 8192,
+            n: 8192,
+            k: 8192,
+        };
+        let tile = 2.0 * 256.0 * 128.0 * 8192.0 / (989e12 * 0.75 / 132.0);
+        let got = h100.kernel_seconds_on(&gemm, 108);
+        assert!((got / (19.0 * (tile + 2e-6) + 1e-6) - 1.0).abs() < 1e-12, "{got}");
+        assert_eq!(h100.kernel_seconds_on(&gemm, 132), h100.kernel_seconds(&gemm));
+        let attention = Kernel::Attention {
+            flops: 1 << 40,
+            bytes: 1 << 20,
+            library: FusedAttention::Cudnn,
+        };
+        let (full, shared) = (h100.kernel_seconds(&attention), h100.kernel_seconds_on(&attention, 108));
+        assert!(
+            ((shared - 1e-6) / (full - 1e-6) - 132.0 / 108.0).abs() < 1e-12,
+            "{full} {shared}"
+        );
+        let stream = Kernel::Stream { bytes: 1 << 30 };
+        assert_eq!(h100.kernel_seconds_on(&stream, 108), h100.kernel_seconds(&stream));
     }
 
     #[test]

@@ -18,6 +18,9 @@ impl Sim<'_> {
         self.clocks[r].advance(now);
         self.clocks[r].sync_waiting += sync;
         self.arrived[c as usize] += 1;
+        if self.sm_share.is_some() {
+            self.share_collective(c, r, true);
+        }
         let members = self.g.collective_streams(c);
         if self.arrived[c as usize] as usize == members.len() {
             // every member waited for this last arrival: charge the wait to rank r
@@ -51,6 +54,11 @@ impl Sim<'_> {
             let clock = &mut self.clocks[si as usize / Stream::COUNT];
             clock.advance(now);
             clock.comm_active -= 1;
+        }
+        if self.sm_share.is_some() {
+            for &si in streams {
+                self.share_collective(c, si as usize / Stream::COUNT, false);
+            }
         }
         for (&m, &si) in tasks.iter().zip(streams) {
             self.complete(m, si as usize, now);

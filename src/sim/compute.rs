@@ -20,7 +20,12 @@ impl Sim<'_> {
         } else if slow != 1.0 {
             d = SimDuration::from_secs_f64(d.as_secs_f64() * slow);
         }
-        let end = self.host_bound_end(t, r, op, d, now);
+        let (start, floor) = self.host_bounds(t, r, op, d, now);
+        let end = if self.sm_share.is_some() {
+            self.share_compute(t, si, r, op, d, (start, floor))
+        } else {
+            (start + d).max(floor)
+        };
         let clock = &mut self.clocks[r];
         clock.advance(now);
         clock.computing = true;
@@ -52,6 +57,9 @@ impl Sim<'_> {
     pub(super) fn task_done(&mut self, t: TaskId, si: usize, kernels: bool) {
         let now = self.queue.now();
         if kernels {
+            if self.sm_share.is_some() && !self.share_done(t, si) {
+                return; // superseded: the task was re-timed when the SMs free on its rank changed
+            }
             let r = self.rank_of_stream(si);
             let clock = &mut self.clocks[r];
             clock.advance(now);

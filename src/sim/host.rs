@@ -46,10 +46,19 @@ impl Sim<'_> {
         }
     }
 
-    /// The end of compute task `t` (op `op`, GPU time `d`) on rank `r`, ready on the GPU at `now`.
-    pub(super) fn host_bound_end(&mut self, t: TaskId, r: usize, op: u32, d: SimDuration, now: SimTime) -> SimTime {
+    /// When compute task `t` (op `op`, GPU time `d`) on rank `r`, ready on the GPU at `now`, can
+    /// start its kernels and the earliest end the host allows: it ends at
+    /// `max(start + d, floor)`.
+    pub(super) fn host_bounds(
+        &mut self,
+        t: TaskId,
+        r: usize,
+        op: u32,
+        d: SimDuration,
+        now: SimTime,
+    ) -> (SimTime, SimTime) {
         if self.host_dispatch.0 == 0 {
-            return now + d;
+            return (now, now);
         }
         let per_op = self.host_step(t, r, now);
         let op = &self.g.ops[op as usize];
@@ -59,7 +68,7 @@ impl Sim<'_> {
         let first = host.free + SimDuration(dispatch.0 / kernels);
         let last = host.free + dispatch;
         host.free = last;
-        (now.max(first) + d).max(last + SimDuration(d.0 / kernels))
+        (now.max(first), last + SimDuration(d.0 / kernels))
     }
 
     /// Collective task `t` on rank `r`'s compute stream: the host dispatches it (one operation).

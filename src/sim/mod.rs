@@ -25,6 +25,7 @@ mod copies;
 mod host;
 mod pool;
 mod prefetch;
+mod sm_share;
 mod spans;
 mod storage;
 mod streams;
@@ -197,6 +198,7 @@ pub fn simulate_on(
         sim.rank_group = (0..graph.ranks).map(|r| nodes[(r / hw.node.gpus) as usize]).collect();
     }
     sim.host_dispatch = hw.node.host_dispatch;
+    sim.sm_share = sm_share::SmShare::for_run(hw, graph);
     sim.slowdown = crate::config::whatif::slowdown_factors(&hw.gpu.slowdown, hw.node.gpus, graph.ranks, opts.seed);
     sim.run()?;
     Ok(sim.outcome())
@@ -236,6 +238,8 @@ struct Sim<'a> {
     done: usize,
     /// Ready-order streams, for graphs that have them ([`pool`]).
     pools: Option<Box<pool::PoolState>>,
+    /// SMs that communication kernels hold, where the machine names an NCCL ([`sm_share`]).
+    sm_share: Option<Box<sm_share::SmShare>>,
 }
 
 impl<'a> Sim<'a> {
@@ -283,6 +287,7 @@ impl<'a> Sim<'a> {
             record,
             done: 0,
             pools: g.pools.as_ref().map(|p| Box::new(pool::PoolState::new(g, p))),
+            sm_share: None,
         }
     }
 

@@ -28,6 +28,7 @@ mod profiles;
 mod published;
 mod representative;
 mod shards;
+mod sm_share;
 mod sweeps;
 mod traces;
 mod training;

@@ -206,6 +206,8 @@ pub struct CollectivePlan {
     pub link_s: f64,
     /// Bandwidth time NCCL's protocol allows (0 without NCCL), s.
     pub protocol_s: f64,
+    /// Thread blocks (SMs) NCCL's kernel holds on each member (0 without NCCL).
+    pub blocks: u32,
 }
 
 impl CollectivePlan {
@@ -241,6 +243,7 @@ pub fn plan(
             latency_s,
             link_s,
             protocol_s: 0.0,
+            blocks: 0,
         }
     };
     let nccl = match c.nccl {
@@ -278,6 +281,7 @@ pub fn plan(
         latency_s: tuned.latency_s,
         link_s: cost(op, algorithm, shape, bytes, c).1,
         protocol_s: tuned.bandwidth_s,
+        blocks: super::occupancy::nccl_blocks(&nccl, tuned.algorithm, tuned.protocol, group, bytes),
     }
 }
 

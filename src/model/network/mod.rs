@@ -17,6 +17,7 @@ pub mod nccl;
 mod nccl_tables;
 mod nics;
 mod nvls;
+pub mod occupancy;
 pub use nics::NicChoice;
 
 pub use analytic::{AnalyticNetwork, IdealNetwork};

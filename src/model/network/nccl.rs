@@ -162,7 +162,7 @@ impl NcclModel {
 
     /// The graph's (channels, speed in GB/s) that NCCL's bandwidth formula uses for a ring or tree
     /// on `nodes` nodes, where the communicator holds `nics` distinct NICs per node.
-    fn graph(&self, algo: NcclAlgorithm, nodes: u32, nics: u32) -> (f64, f64) {
+    pub(super) fn graph(&self, algo: NcclAlgorithm, nodes: u32, nics: u32) -> (f64, f64) {
         if nodes <= 1 {
             return (self.channels, self.speed_intra);
         }
@@ -419,6 +419,7 @@ mod tests {
                 speed_intra: Bandwidth(21e9),
                 speed_inter: Bandwidth(24e9),
                 launch: SimDuration(0),
+                sm_contention: true,
             },
             false,
         )
@@ -519,6 +520,7 @@ mod tests {
                 speed_intra: Bandwidth(30e9),
                 speed_inter: Bandwidth(48e9),
                 launch: SimDuration(0),
+                sm_contention: true,
             },
             sharp,
         )
@@ -602,6 +604,7 @@ mod tests {
                 speed_intra: Bandwidth(21e9),
                 speed_inter: Bandwidth(24e9),
                 launch: SimDuration(0),
+                sm_contention: true,
             },
             true,
         );

@@ -1,0 +1,261 @@
+//! SMs shared between communication and compute kernels on one GPU.
+//!
+//! A member of a collective holds the SMs of its communication kernel
+//! ([`crate::model::network::occupancy`]) from the moment it reaches the collective (its kernel is
+//! launched and waits there for the other members) until the collective completes. A compute task
+//! runs at the speed of the SMs left: it takes the compute model's time for its kernels on the
+//! free SMs, and when the SMs held on its rank change while it runs, its remaining work is re-timed
+//! at the new speed (its finishing event moves; the superseded one is ignored when it pops).
+//! Streaming kernels keep their HBM-bound time; the HBM traffic of the communication itself is not
+//! modelled. Only machines whose hardware file names an NCCL have the occupancy model, and only
+//! collectives off the compute stream hold SMs: one on the compute stream blocks it, so no kernel
+//! of that stream runs beside it (and graphs whose collectives all block pay nothing for the model).
+
+use super::Sim;
+use crate::config::HardwareSpec;
+use crate::fasthash::FxHashMap;
+use crate::model::compute::ComputeModel;
+use crate::model::network::occupancy::{userbuffers_sms, CommOccupancy};
+use crate::units::{SimDuration, SimTime};
+use crate::workload::{CollectiveId, Stream, TaskGraph, TaskId};
+
+/// SMs each rank's communication holds, and the compute tasks they slow.
+pub(super) struct SmShare {
+    occupancy: CommOccupancy,
+    /// The compute model of each GPU model of the machine (as `op_time`).
+    models: Vec<ComputeModel>,
+    /// SMs held on each rank.
+    held: Vec<u32>,
+    /// SMs each collective's members hold (`u16::MAX`: not priced yet).
+    collective_sms: Vec<u16>,
+    /// SMs by (op, group, bytes, stream), shared by the instances.
+    memo: FxHashMap<(u8, u32, u64, u8), u16>,
+    /// An op's time on (GPU model, op, free SMs) over its time on all SMs.
+    ratio: FxHashMap<(u8, u32, u32), f64>,
+    /// The compute task running on each stream.
+    running: Vec<Running>,
+}
+
+/// A compute task in flight, as far as re-timing it needs.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Running {
+    /// The task (`TaskId::MAX`: none).
+    task: TaskId,
+    op: u32,
+    /// Its rank's GPU model.
+    model: u8,
+    /// When its kernels can run (the host has dispatched the first).
+    start: SimTime,
+    /// The earliest end the host allows (its last dispatch plus one kernel).
+    floor: SimTime,
+    /// Seconds on all SMs.
+    full_s: f64,
+    /// Its time on the SMs it has now over `full_s`.
+    factor: f64,
+    /// Fraction of its work done by `last`.
+    done: f64,
+    last: SimTime,
+    /// When its finishing event is due.
+    end: SimTime,
+}
+
+impl Running {
+    const IDLE: Running = Running {
+        task: TaskId::MAX,
+        op: 0,
+        model: 0,
+        start: SimTime::ZERO,
+        floor: SimTime::ZERO,
+        full_s: 0.0,
+        factor: 1.0,
+        done: 0.0,
+        last: SimTime::ZERO,
+        end: SimTime::ZERO,
+    };
+}
+
+impl SmShare {
+    /// The model for a run of `g` on `hw`: none without an occupancy model, or where every
+    /// collective of `g` blocks its compute stream. (Kept out of line: the simulation's loop stays
+    /// small enough to inline the event queue.)
+    #[inline(never)]
+    pub(super) fn for_run(hw: &HardwareSpec, g: &TaskGraph) -> Option<Box<Self>> {
+        let occupancy = CommOccupancy::new(hw)?;
+        let beside_kernels = (0..g.collectives.len() as CollectiveId).any(|c| {
+            g.collective_streams(c)
+                .first()
+                .is_some_and(|&si| si as usize % Stream::COUNT != Stream::Compute as usize)
+        });
+        if !beside_kernels {
+            return None;
+        }
+        let ranks = g.ranks as usize;
+        Some(Box::new(SmShare {
+            occupancy,
+            models: hw.gpu_models().into_iter().map(ComputeModel::new).collect(),
+            held: vec![0; ranks],
+            collective_sms: vec![u16::MAX; g.collectives.len()],
+            memo: FxHashMap::default(),
+            ratio: FxHashMap::default(),
+            running: vec![Running::IDLE; ranks * Stream::COUNT],
+        }))
+    }
+
+    /// The time ratio of `op` on GPU model `model` with `held` SMs taken.
+    fn factor(&mut self, g: &TaskGraph, model: u8, op: u32, held: u32) -> f64 {
+        if held == 0 {
+            return 1.0;
+        }
+        let m = &self.models[model as usize];
+        let free = m.sms().saturating_sub(held).max(1);
+        *self.ratio.entry((model, op, free)).or_insert_with(|| {
+            let kernels = &g.ops[op as usize].kernels;
+            let full = m.op_seconds_on(kernels, m.sms());
+            if full > 0.0 {
+                m.op_seconds_on(kernels, free) / full
+            } else {
+                1.0
+            }
+        })
+    }
+}
+
+impl Sim<'_> {
+    /// Times compute task `t` (op `op`, `full` on all SMs) on stream `si` of rank `r`, whose
+    /// kernels can start at `start` and end no earlier than `floor`; returns its end.
+    #[inline(never)]
+    pub(super) fn share_compute(
+        &mut self,
+        t: TaskId,
+        si: usize,
+        r: usize,
+        op: u32,
+        full: SimDuration,
+        (start, floor): (SimTime, SimTime),
+    ) -> SimTime {
+        let model = self.rank_group.get(r).copied().unwrap_or(0);
+        let Some(share) = self.sm_share.as_deref_mut() else {
+            return (start + full).max(floor);
+        };
+        let factor = share.factor(self.g, model, op, share.held[r]);
+        let full_s = full.as_secs_f64();
+        let end = (start + SimDuration::from_secs_f64(full_s * factor)).max(floor);
+        share.running[si] = Running {
+            task: t,
+            op,
+            model,
+            start,
+            floor,
+            full_s,
+            factor,
+            done: 0.0,
+            last: start,
+            end,
+        };
+        end
+    }
+
+    /// Whether a compute task's finishing event is its current one (not superseded by a re-timing);
+    /// if so the task leaves the running set.
+    #[inline(never)]
+    pub(super) fn share_done(&mut self, t: TaskId, si: usize) -> bool {
+        let now = self.queue.now();
+        let Some(share) = self.sm_share.as_deref_mut() else {
+            return true;
+        };
+        let run = &mut share.running[si];
+        if run.task != t || run.end != now {
+            return false;
+        }
+        run.task = TaskId::MAX;
+        true
+    }
+
+    /// SMs collective `c`'s members hold.
+    fn collective_sms(&mut self, c: CollectiveId) -> u32 {
+        let g = self.g;
+        let Some(share) = self.sm_share.as_deref_mut() else {
+            return 0;
+        };
+        let known = share.collective_sms[c as usize];
+        if known != u16::MAX {
+            return known as u32;
+        }
+        let coll = &g.collectives[c as usize];
+        let stream = g
+            .collective_streams(c)
+            .first()
+            .map_or(0, |&si| si as usize % Stream::COUNT);
+        let key = (coll.op as u8, coll.group, coll.bytes, stream as u8);
+        let sms = *share.memo.entry(key).or_insert_with(|| {
+            let sms = if stream == Stream::Compute as usize {
+                0
+            } else if stream == Stream::TensorComm as usize {
+                userbuffers_sms(coll.op)
+            } else {
+                share
+                    .occupancy
+                    .collective_sms(coll.op, &g.groups[coll.group as usize], coll.bytes)
+            };
+            sms.min(u16::MAX as u32 - 1) as u16
+        });
+        share.collective_sms[c as usize] = sms;
+        sms as u32
+    }
+
+    /// Rank `r`'s member of collective `c` launched its kernel (`hold`) or finished it.
+    #[inline(never)]
+    pub(super) fn share_collective(&mut self, c: CollectiveId, r: usize, hold: bool) {
+        let sms = self.collective_sms(c);
+        if sms == 0 {
+            return;
+        }
+        let share = self
+            .sm_share
+            .as_deref_mut()
+            .expect("collective_sms is 0 without the model");
+        if hold {
+            share.held[r] += sms;
+        } else {
+            share.held[r] -= sms;
+        }
+        self.retime(r);
+    }
+
+    /// Re-times the compute tasks running on rank `r` at the SMs now free there.
+    fn retime(&mut self, r: usize) {
+        let now = self.queue.now();
+        let g = self.g;
+        let share = self.sm_share.as_deref_mut().expect("called with the model");
+        let held = share.held[r];
+        for si in r * Stream::COUNT..(r + 1) * Stream::COUNT {
+            let mut run = share.running[si];
+            if run.task == TaskId::MAX {
+                continue;
+            }
+            let from = run.last.max(run.start);
+            if now > from {
+                run.done += now.since(from).as_secs_f64() / (run.full_s * run.factor);
+                run.last = now;
+            }
+            let factor = share.factor(g, run.model, run.op, held);
+            if factor != run.factor {
+                run.factor = factor;
+                let left = (1.0 - run.done).max(0.0) * run.full_s * factor;
+                let end = (now.max(run.start) + SimDuration::from_secs_f64(left)).max(run.floor);
+                if end != run.end {
+                    run.end = end;
+                    self.queue.schedule_fixed(
+                        end,
+                        super::Event::TaskDone {
+                            task: run.task,
+                            stream: si as u32,
+                            kernels: true,
+                        },
+                    );
+                }
+            }
+            share.running[si] = run;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Communication kernels hold SMs: a GEMM beside an NCCL collective runs its waves on the SMs left,
+//! and speeds up again when the collective ends.
+
+use clustersim::config::{Document, HardwareSpec, Override};
+use clustersim::ops::{CollectiveOp, Kernel};
+use clustersim::sim::{simulate, SimOptions};
+use clustersim::workload::builder::GraphBuilder;
+use clustersim::workload::graph::{Op, Phase, Stream, TaskKind, TaskLabel};
+
+const LABEL: TaskLabel = TaskLabel {
+    phase: Phase::Other,
+    chunk: 0,
+    layer: u16::MAX,
+    microbatch: u32::MAX,
+};
+
+/// The 8192^3 BF16 GEMM on dgx-h100.
+const GEMM: Kernel = Kernel::Gemm {
+    batch: 1,
+    m: 8192,
+    n: 8192,
+    k: 8192,
+};
+
+fn h100(sets: &[&str]) -> HardwareSpec {
+    let mut doc = Document::parse("dgx-h100", clustersim::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
+    for s in ["hardware.nodes=1"].iter().chain(sets) {
+        doc.apply(&Override::parse(s).unwrap()).unwrap();
+    }
+    HardwareSpec::from_document(&doc).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// (end of the last task, seconds GPU 0 ran kernels): an all-reduce of `bytes` over the node's
+/// 8 GPUs on their data-parallel streams (if any) and the GEMM on GPU 0's compute stream, both
+/// from time 0.
+fn run(hw: &HardwareSpec, bytes: Option<u64>) -> (f64, f64) {
+    let mut g = GraphBuilder::new(8);
+    if let Some(bytes) = bytes {
+        let group = g.group((0..8).collect());
+        let c = g.collective(CollectiveOp::AllReduce, group, bytes);
+        for r in 0..8 {
+            g.task(r, Stream::DataParallel, TaskKind::Collective(c), LABEL);
+        }
+    }
+    let op = g.op(Op {
+        name: "gemm".into(),
+        kernels: vec![GEMM],
+        host_ops: 1,
+    });
+    g.task(0, Stream::Compute, TaskKind::Compute(op), LABEL);
+    let out = simulate(&g.finish(), hw, SimOptions { seed: 1 }, &mut clustersim::sim::NoSpans).unwrap();
+    (out.makespan.as_secs_f64(), out.rank_time[0].compute.as_secs_f64())
+}
+
+/// The all-reduce's own time on the node (no GEMM beside it: a GEMM on another stream does not
+/// slow communication).
+fn collective_alone(hw: &HardwareSpec, bytes: u64) -> f64 {
+    let mut g = GraphBuilder::new(8);
+    let group = g.group((0..8).collect());
+    let c = g.collective(CollectiveOp::AllReduce, group, bytes);
+    for r in 0..8 {
+        g.task(r, Stream::DataParallel, TaskKind::Collective(c), LABEL);
+    }
+    let out = simulate(&g.finish(), hw, SimOptions { seed: 1 }, &mut clustersim::sim::NoSpans).unwrap();
+    out.makespan.as_secs_f64()
+}
+
+/// One wave of 256 x 128 tiles of the 8192^3 GEMM: 2 x 256 x 128 x 8192 FLOPs at the per-SM rate
+/// 989 TFLOP/s x 0.75 / 132, plus the 2 us wave overhead.
+fn wave() -> f64 {
+    2.0 * 256.0 * 128.0 * 8192.0 / (989e12 * 0.75 / 132.0) + 2e-6
+}
+
+fn sms_held(hw: &HardwareSpec, bytes: u64) -> u32 {
+    let occupancy = clustersim::model::network::occupancy::CommOccupancy::new(hw).unwrap();
+    occupancy.collective_sms(CollectiveOp::AllReduce, &(0..8).collect::<Vec<_>>(), bytes)
+}
+
+/// Alone, the GEMM's 32 x 64 = 2048 tiles take ceil(2048 / 132) = 16 waves plus the 1 us kernel
+/// overhead. Beside a 4 GiB all-reduce, which on one DGX H100 runs NVLS (NCCL 2.21, NVLink SHARP)
+/// and outlasts the GEMM, NCCL's 16 NVLS channels hold 16 SMs: the tiles go over the 116 left in
+/// ceil(2048 / 116) = 18 waves. With `sm_contention: false` the GEMM takes its 16 waves beside it.
+#[test]
+fn a_gemm_beside_an_nvls_all_reduce_runs_on_the_sms_left() {
+    let hw = h100(&[]);
+    let big = 4u64 << 30;
+    let full = 16.0 * wave() + 1e-6;
+    let slow = 18.0 * wave() + 1e-6;
+    let (_, alone) = run(&hw, None);
+    assert!((alone / full - 1.0).abs() < 1e-6, "{alone}");
+    assert_eq!(sms_held(&hw, big), 16);
+    let (end, gemm) = run(&hw, Some(big));
+    assert!((gemm / slow - 1.0).abs() < 1e-6, "{gemm} vs {slow}");
+    assert!((end - collective_alone(&hw, big)).abs() < 1e-9 && end > slow, "{end}");
+    let (_, free) = run(&h100(&["hardware.network.nccl.sm_contention=false"]), Some(big));
+    assert!((free / full - 1.0).abs() < 1e-6, "{free}");
+}
+
+/// A shorter all-reduce ends at T while the GEMM runs: until T the GEMM does T / D_slow of its work
+/// (D_slow = 18 waves + 1 us, as above), then the rest at full speed, (1 - T / D_slow) x D_full
+/// (D_full = 16 waves + 1 us): it ends at T + (1 - T / D_slow) D_full.
+#[test]
+fn a_gemm_speeds_up_when_the_collective_beside_it_ends() {
+    let hw = h100(&[]);
+    let bytes = 256u64 << 20;
+    let full = 16.0 * wave() + 1e-6;
+    let slow = 18.0 * wave() + 1e-6;
+    assert_eq!(sms_held(&hw, bytes), 16);
+    let t = collective_alone(&hw, bytes);
+    assert!(t > 0.1 * full && t < 0.9 * full, "{t} vs {full}");
+    let (_, gemm) = run(&hw, Some(bytes));
+    let expected = t + (1.0 - t / slow) * full;
+    assert!((gemm - expected).abs() < 1e-8, "{gemm} vs {expected}");
+}
+
+/// A machine without an NCCL model (link estimates only) has no channels to count: the GEMM beside
+/// an all-reduce keeps its time.
+#[test]
+fn without_an_nccl_model_communication_holds_no_sms() {
+    let hw = h100(&["hardware.network.nccl=~"]);
+    assert!(clustersim::model::network::occupancy::CommOccupancy::new(&hw).is_none());
+    let (_, gemm) = run(&hw, Some(4 << 30));
+    assert!((gemm / (16.0 * wave() + 1e-6) - 1.0).abs() < 1e-6, "{gemm}");
+}
