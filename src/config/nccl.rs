@@ -44,12 +44,16 @@ pub struct NcclSpec {
     pub launch: SimDuration,
     /// Whether NCCL's kernels hold SMs that the kernels running beside them cannot use (one per
     /// channel; `src/model/network/occupancy.rs`); false runs overlapped communication for free.
-    #[serde(default = "contention_by_default")]
+    #[serde(default = "contention_by_default", skip_serializing_if = "is_default_contention")]
     pub sm_contention: bool,
 }
 
 fn contention_by_default() -> bool {
     true
+}
+
+fn is_default_contention(on: &bool) -> bool {
+    *on
 }
 
 /// Checks `network.nccl` and that only the NVLink names NVLink SHARP.
