@@ -177,8 +177,9 @@ pub fn sweep_on(hw: &HardwareSpec, op: SweepOp, ranks: &[u32], sizes: &[u64]) ->
         .collect()
 }
 
-/// What runs a collective of `bytes` over ranks 0..gpus, as "algorithm/protocol" when NCCL's
-/// tuner picks it (`network.nccl`), else the algorithm's name; `None` for send/recv.
+/// What runs a collective of `bytes` over ranks 0..gpus, as "algorithm/protocol, k SMs" when NCCL's
+/// tuner picks it (`network.nccl`; k: the thread blocks its kernel holds on each GPU, one SM each),
+/// else the algorithm's name; `None` for send/recv.
 pub fn algorithm(hw: &HardwareSpec, op: SweepOp, gpus: u32, bytes: u64) -> Option<String> {
     let c = op.collective()?;
     let ranks: Vec<u32> = (0..gpus).collect();
@@ -186,7 +187,7 @@ pub fn algorithm(hw: &HardwareSpec, op: SweepOp, gpus: u32, bytes: u64) -> Optio
     let costs = LinkCosts::new(hw);
     let plan = algorithms::plan(c, hw.network.algorithm, &shape, bytes as f64, &costs);
     Some(match (plan.protocol, costs.nccl) {
-        (Some(p), Some(_)) => format!("{}/{}", nccl_name(plan.algorithm), p.name()),
+        (Some(p), Some(_)) => format!("{}/{}, {} SMs", nccl_name(plan.algorithm), p.name(), plan.blocks),
         _ => plan.algorithm.name().to_string(),
     })
 }
@@ -204,7 +205,7 @@ fn nccl_name(a: Algorithm) -> &'static str {
 /// The table printed on stdout; `algorithms` (one per point, or empty) adds a column with what ran.
 pub fn table(op: SweepOp, gpus: u32, model: &str, points: &[Point], algorithms: &[String]) -> String {
     let mut s = format!("# {} over {gpus} GPUs, {model} network model\n", op.name());
-    let column = |a: Option<&String>| a.map(|a| format!(" {a:>14}")).unwrap_or_default();
+    let column = |a: Option<&String>| a.map(|a| format!(" {a:>22}")).unwrap_or_default();
     s += &format!(
         "{:>12} {:>14} {:>14} {:>14}{}\n",
         "size",

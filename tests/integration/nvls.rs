@@ -97,9 +97,10 @@ fn collective_table_shows_nvls() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    assert!(run(&["--hardware", "dgx-h100"]).contains("NVLS/Simple"));
+    // NVLS holds NCCL's 16 NVLS channels' SMs; a ring on one DGX H100 node 2 x 12 = 24 (occupancy.rs)
+    assert!(run(&["--hardware", "dgx-h100"]).contains("NVLS/Simple, 16 SMs"));
     let off = run(&["--hardware", "dgx-h100", "--set", "hardware.node.nvlink.sharp=false"]);
-    assert!(off.contains("Ring/Simple") && !off.contains("NVLS"), "{off}");
+    assert!(off.contains("Ring/Simple, 24 SMs") && !off.contains("NVLS"), "{off}");
     assert!(run(&["--hardware", "dgx-h100", "--gpus", "16"]).contains("NVLSTree/Simple"));
     assert!(run(&[]).contains("Ring/Simple"));
 }
