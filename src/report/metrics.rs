@@ -15,6 +15,10 @@ pub struct TimeBreakdown {
     pub exposed_comm_s: f64,
     /// Communication hidden behind kernels (not part of the sum to the iteration time).
     pub overlapped_comm_s: f64,
+    /// Kernel time lost to the SMs that communication kernels held beside them (part of
+    /// `compute_s`; omitted when none, as on machines without an NCCL model).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sm_contention_s: f64,
     /// Waiting at a collective for the other members.
     pub sync_wait_s: f64,
     /// Storage I/O (checkpoints, data loading) with nothing else running.
@@ -23,6 +27,10 @@ pub struct TimeBreakdown {
     pub bubble_s: f64,
     /// Idle without a pipeline (pipeline = 1): waiting for the slowest rank.
     pub idle_s: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl TimeBreakdown {
@@ -34,6 +42,7 @@ impl TimeBreakdown {
             compute_s: mean(|t| t.compute.0),
             exposed_comm_s: mean(|t| t.exposed_comm.0),
             overlapped_comm_s: mean(|t| t.overlapped_comm.0),
+            sm_contention_s: mean(|t| t.sm_contention.0),
             sync_wait_s: mean(|t| t.sync_wait.0),
             io_s: mean(|t| t.io.0),
             bubble_s: if pipelined { idle } else { 0.0 },

@@ -116,6 +116,13 @@ pub fn text(r: &Report) -> String {
         human_seconds(b.idle_s),
         human_seconds(b.overlapped_comm_s)
     );
+    if b.sm_contention_s > 0.0 {
+        let _ = writeln!(
+            o,
+            "  of the compute, {} lost to the SMs that overlapped communication held",
+            human_seconds(b.sm_contention_s)
+        );
+    }
     if r.bubble.per_stage.len() > 1 {
         let _ = writeln!(o, "\n  stage   compute      exposed comm  bubble       bubble/iter");
         for s in r.bubble.per_stage.iter().take(16) {

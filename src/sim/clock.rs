@@ -11,6 +11,9 @@ pub struct RankTime {
     pub exposed_comm: SimDuration,
     /// Communication in flight while kernels ran (also counted in `compute`).
     pub overlapped_comm: SimDuration,
+    /// Kernel time lost to the SMs communication kernels held (also counted in `compute`): what the
+    /// kernels took beyond their time on all SMs.
+    pub sm_contention: SimDuration,
     /// Waiting at a collective for other members to arrive.
     pub sync_wait: SimDuration,
     /// Storage I/O in flight while no kernel ran and no communication was in flight.

@@ -57,6 +57,8 @@ pub(super) struct Running {
     last: SimTime,
     /// When its finishing event is due.
     end: SimTime,
+    /// When its kernels finish their work at the current speed (`end` without the host's floor).
+    work_end: SimTime,
 }
 
 impl Running {
@@ -71,6 +73,7 @@ impl Running {
         done: 0.0,
         last: SimTime::ZERO,
         end: SimTime::ZERO,
+        work_end: SimTime::ZERO,
     };
 }
 
@@ -139,7 +142,8 @@ impl Sim<'_> {
         };
         let factor = share.factor(self.g, model, op, share.held[r]);
         let full_s = full.as_secs_f64();
-        let end = (start + SimDuration::from_secs_f64(full_s * factor)).max(floor);
+        let work_end = start + SimDuration::from_secs_f64(full_s * factor);
+        let end = work_end.max(floor);
         share.running[si] = Running {
             task: t,
             op,
@@ -151,12 +155,14 @@ impl Sim<'_> {
             done: 0.0,
             last: start,
             end,
+            work_end,
         };
         end
     }
 
     /// Whether a compute task's finishing event is its current one (not superseded by a re-timing);
-    /// if so the task leaves the running set.
+    /// if so the task leaves the running set, and the time its kernels lost to communication's SMs
+    /// is booked to its rank.
     #[inline(never)]
     pub(super) fn share_done(&mut self, t: TaskId, si: usize) -> bool {
         let now = self.queue.now();
@@ -168,6 +174,9 @@ impl Sim<'_> {
             return false;
         }
         run.task = TaskId::MAX;
+        let full = SimDuration::from_secs_f64(run.full_s);
+        let lost = run.work_end.since(run.start).0.saturating_sub(full.0);
+        self.clocks[si / Stream::COUNT].time.sm_contention += SimDuration(lost);
         true
     }
 
@@ -242,7 +251,8 @@ impl Sim<'_> {
             if factor != run.factor {
                 run.factor = factor;
                 let left = (1.0 - run.done).max(0.0) * run.full_s * factor;
-                let end = (now.max(run.start) + SimDuration::from_secs_f64(left)).max(run.floor);
+                run.work_end = now.max(run.start) + SimDuration::from_secs_f64(left);
+                let end = run.work_end.max(run.floor);
                 if end != run.end {
                     run.end = end;
                     self.queue.schedule_fixed(

@@ -207,6 +207,13 @@ fn tp_comm_overlap_hides_tensor_parallel_collectives_behind_gemms() {
     // 116 of 132 SMs: the kernels take longer, by less than 132 / 116 - 1 = 13.8% of the whole
     let slower = over.breakdown.compute_s / free.breakdown.compute_s - 1.0;
     assert!(slower > 0.001 && slower < 0.138, "{slower}");
+    // the report books what the kernels lost apart: compute less it is the compute with free SMs
+    let b = &over.breakdown;
+    assert!(
+        (b.compute_s - b.sm_contention_s - free.breakdown.compute_s).abs() < 1e-6,
+        "{b:?}"
+    );
+    assert_eq!(free.breakdown.sm_contention_s, 0.0);
     assert!(
         over.breakdown.exposed_comm_s < 0.5 * plain.breakdown.exposed_comm_s,
         "{:?} vs {:?}",
