@@ -5,7 +5,7 @@
 //! per-channel speeds, and the launch cost it leaves out), which the hardware file states with
 //! their derivation. NVLink SHARP (NVLS: the NVSwitch reduces and multicasts) is a property of the
 //! node's NVSwitch; NCCL uses it from 2.17 on, so only the versions whose table has NVLS constants
-//! ("2.21") run it, and only where `node.nvlink.sharp` is true.
+//! ("2.21", "2.25") run it, and only where `node.nvlink.sharp` is true.
 
 use super::{Document, HardwareSpec};
 use crate::error::Result;
@@ -25,6 +25,10 @@ pub enum NcclVersion {
     /// Megatron-Core r0.8), with NVLink SHARP.
     #[serde(rename = "2.21")]
     V2_21,
+    /// 2.25.1 (January 2025; NGC's framework containers of 25.01, the first for Blackwell: the
+    /// DGX B200 launch era), with compute capability 10.0's constants and NVLink SHARP.
+    #[serde(rename = "2.25")]
+    V2_25,
 }
 
 /// NCCL on this machine: the version's cost model, and what NCCL discovers at run time that no
@@ -32,7 +36,7 @@ pub enum NcclVersion {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NcclSpec {
-    /// Which tuning model ("2.8", "2.10" or "2.21", quoted).
+    /// Which tuning model ("2.8", "2.10", "2.21" or "2.25", quoted).
     pub version: NcclVersion,
     /// Channels of NCCL's topology graph inside one node (graph->nChannels).
     pub channels: u32,

@@ -1,5 +1,6 @@
 //! The one integration-test binary: analytic checks, formulas, determinism and CLI errors.
 
+mod blackwell;
 mod bubbles;
 mod chakra;
 mod cluster;

@@ -1,5 +1,6 @@
-//! NCCL's own cost model: the tuner of the NCCL that Megatron-LM ran in 2021 (2.8.3 to 2.10.3) or of
-//! the H100 era (2.21.5), `src/graph/tuning.cc`; the constants per version are in
+//! NCCL's own cost model: the tuner of the NCCL that Megatron-LM ran in 2021 (2.8.3 to 2.10.3), of
+//! the H100 era (2.21.5) or the first for Blackwell (2.25.1), `src/graph/tuning.cc`; the constants
+//! and formula switches per version are in
 //! [`super::nccl_tables`] (2.8-2.10 transcribed in `shared/reference/nccl/nccl-2.8-2.10-tuning-model.md`).
 //!
 //! For each algorithm (ring; tree for all-reduce only; from 2.17 NVLS and NVLS tree where the
@@ -20,7 +21,7 @@
 //! below twice the inter-node one that the node's NVLink (`channels` x `speed_intra`) carries for
 //! every channel. Then per algorithm and protocol:
 //! - ring LL: `min(llMaxBw, busBw / 4)` (all-reduce or several nodes; 1/3 otherwise; 2.21: / 2);
-//! - ring LL128: `min(busBw x (0.92 with 2+ ranks per node, else 0.7), LL128 cap x channels)`;
+//! - ring LL128: `min(busBw x (0.92 with 2+ ranks per node, else 0.7; 2.25: 0.92), LL128 cap x channels)`;
 //! - ring Simple: `busBw`;
 //! - tree: `min(busBw x 0.92, channels x perChMaxTreeBw)`, then LL `/ 3.8` (capped at llMaxBw),
 //!   LL128 `x 7/9` on one node (`x 0.915`, 2.10 on: `x 120/128`, across nodes), Simple as is;
@@ -30,17 +31,18 @@
 //! The algorithm bandwidth is `busBw x n / steps` for rings (steps = 2(n-1) for all-reduce, n-1 for
 //! reduce-scatter and all-gather, n otherwise), `busBw / 2` for trees, the tree's further scaled
 //! by NCCL's tree correction factor for messages under 256 MiB, and `busBw x 5/6` for NVLS and NVLS
-//! tree.
+//! tree (2.25: NVLS reduce-scatter and all-gather at `busBw`).
 //!
 //! Latency: `baseLat[algo][proto]` plus, for rings, one hardware latency per step (NVLink steps
-//! inside a node, network steps across: 2(N-1) of them for all-reduce over N nodes, 2.21: 2N, and
+//! inside a node, network steps across: 2(N-1) of them for all-reduce over N nodes, 2.21: 2N; 2.25:
+//! the tree's network latency where there is one rank per node; and
 //! each NVLink step at least the network post overhead, 2.21: 1 us, 3 for Simple), for trees
 //! `2 ((ranks per node - 1) x NVLink + log2(N) x network)`; LL's NVLink latency x 1.8 across nodes
 //! (up to 2.10), and ring Simple all-reduce across nodes x 1.9 from `n/16 x 64 KiB` (2.21: x 1.4 once
 //! a channel of a rank moves 64 B; "plateau effect"). NVLS: its NVLink latency alone (25 us in
 //! 2.21); NVLS tree: that plus `2 log2(N)` network latencies.
 
-use super::nccl_tables::{Plateau, Table, NCCL_2_10, NCCL_2_21, NCCL_2_8};
+use super::nccl_tables::{Plateau, Table, NCCL_2_10, NCCL_2_21, NCCL_2_25, NCCL_2_8};
 use super::nvls;
 use crate::config::{NcclSpec, NcclVersion};
 use crate::ops::CollectiveOp;
@@ -151,6 +153,7 @@ impl NcclModel {
                 NcclVersion::V2_8 => &NCCL_2_8,
                 NcclVersion::V2_10 => &NCCL_2_10,
                 NcclVersion::V2_21 => &NCCL_2_21,
+                NcclVersion::V2_25 => &NCCL_2_25,
             },
             channels: spec.channels as f64,
             speed_intra: spec.speed_intra.bytes_per_s() / 1e9,
@@ -248,7 +251,8 @@ impl NcclModel {
                 (bus * share).min(t.ll_max_bw[index])
             }
             (NcclAlgorithm::Ring, Protocol::LL128) => {
-                (bus * if per_node < 2 { 0.7 } else { 0.92 }).min(t.ring_ll128_per_channel[op_index][index] * channels)
+                let share = if per_node < 2 { t.ring_ll128_one_per_node } else { 0.92 };
+                (bus * share).min(t.ring_ll128_per_channel[op_index][index] * channels)
             }
             (NcclAlgorithm::Ring, Protocol::Simple) => bus,
             (_, _) => {
@@ -276,7 +280,9 @@ impl NcclModel {
         }
         let (a, p) = (algo as usize, proto as usize);
         let mut intra = t.nvlink_latency[a][p];
-        let inter = t.net_latency[a][p];
+        // 2.25: "with ppn=1 latencies are fully exposed, use the Tree network latency"
+        let exposed = t.exposed_net_latency && n == nodes;
+        let inter = t.net_latency[if exposed { NcclAlgorithm::Tree as usize } else { a }][p];
         if nodes > 1 && proto == Protocol::LL {
             intra *= t.ll_nvlink_multi_node;
         }
@@ -297,9 +303,10 @@ impl NcclModel {
         if proto == Protocol::Simple && nodes > 1 && op == CollectiveOp::AllReduce {
             let (plateau, factor) = match t.plateau {
                 Plateau::FromRanks { factor } => (bytes >= 65536.0 * n / 16.0, factor),
-                // comm->nChannels: the ring graph's channels doubled (connect.cc), at most 32
+                // comm->nChannels: the ring graph's channels doubled (connect.cc), at most MAXCHANNELS
                 Plateau::FromChannelBytes { factor } => {
-                    (bytes / ((2.0 * nics.max(1) as f64).min(32.0) * n) >= 64.0, factor)
+                    let channels = (2.0 * nics.max(1) as f64).min(t.max_channels as f64);
+                    (bytes / (channels * n) >= 64.0, factor)
                 }
             };
             if plateau {
@@ -324,7 +331,12 @@ impl NcclModel {
             NcclAlgorithm::Ring => bus * n as f64 / ring_steps(op, n as f64, nodes as f64).0,
             NcclAlgorithm::Tree => bus * 0.5,
             NcclAlgorithm::Nvls | NcclAlgorithm::NvlsTree => {
-                bus * self.table.nvls.as_ref().map_or(0.0, |v| v.bus_to_alg)
+                let gather = matches!(op, CollectiveOp::ReduceScatter | CollectiveOp::AllGather);
+                bus * self
+                    .table
+                    .nvls
+                    .as_ref()
+                    .map_or(0.0, |v| if gather { v.gather_bus_to_alg } else { v.bus_to_alg })
             }
         };
         if algo == NcclAlgorithm::Tree {
@@ -382,6 +394,17 @@ impl NcclModel {
         self.launch_s + step * 1e-6
     }
 
+    /// Thread blocks NCCL launches for an NVLS or NVLS-tree collective (`comm->nvlsChannels`; 0
+    /// for versions without NVLS).
+    pub fn nvls_kernel_channels(&self) -> u32 {
+        self.table.nvls.as_ref().map_or(0, |v| v.kernel_channels)
+    }
+
+    /// NCCL's `MAXCHANNELS`: the most channels a communicator has.
+    pub fn max_channels(&self) -> u32 {
+        self.table.max_channels
+    }
+
     /// NCCL's bus-bandwidth cap of the Simple protocol on one node (channels x speed, at most the
     /// version's cap), bytes/s: what one GPU's NCCL kernels can move.
     pub fn simple_bus_bandwidth(&self) -> f64 {
@@ -399,7 +422,7 @@ fn ring_steps(op: CollectiveOp, n: f64, nodes: f64) -> (f64, f64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::units::{Bandwidth, SimDuration};
 
@@ -627,5 +650,125 @@ mod tests {
         assert_ne!(ar(group(8, 8), GIB), NcclAlgorithm::NvlsTree);
         let ag = m.tune(CollectiveOp::AllGather, &ALL, group(16, 2), GIB, true);
         assert_eq!(ag.algorithm, NcclAlgorithm::Ring);
+    }
+
+    /// NCCL 2.25 on a DGX B200 (hardware/dgx-b200.yaml's graph: 16 channels x 45 GB/s inside a node,
+    /// 48 GB/s per NIC channel), without the launch cost.
+    pub(in crate::model::network) fn b200() -> NcclModel {
+        NcclModel::new(
+            &NcclSpec {
+                version: NcclVersion::V2_25,
+                channels: 16,
+                speed_intra: Bandwidth(45e9),
+                speed_inter: Bandwidth(48e9),
+                launch: SimDuration(0),
+                sm_contention: true,
+            },
+            true,
+        )
+    }
+
+    /// NCCL 2.25's Blackwell rows on B200s. One node: ring Simple busBw 16 x 45 = 720 GB/s; LL min(2
+    /// x 141 = 282, 720 / 2 = 360) = 282; LL128 min(0.92 x 720 = 662.4, 16 x 2 x 36.7 = 1174.4) =
+    /// 662.4; latencies baseLat + 14 steps x hwLat[NVLINK][RING]: LL 6.6 + 14 x 0.6 = 15 us, LL128
+    /// 14 + 14 x 1.9 = 40.6, Simple 8.4 + 14 x 3.4 = 56. NVLS: one channel per GPU at the fastest of
+    /// sm100SpeedArrayIntra {90, 80, ...} with 9 s <= 720: 80 (9 x 90 = 810 does not fit), busBw
+    /// 8 x 80 = 640 GB/s, algorithm bandwidth x 5/6 = 533.33, latency 25 us: 1 GiB takes 25 us +
+    /// 2^30 B / 533.33 GB/s = 25 + 2013.27 = 2038.27 us (nccl-tests busbw 2^30 / 2038.27 us x 2 x
+    /// 7/8 = 921.8 GB/s).
+    ///
+    /// Two nodes (8 NICs): the tree graph keeps the NIC speed 48 (the first of sm100SpeedArrayInter
+    /// under 2 x 48 is 48 itself), busBw 8 x 48 = 384; tree Simple min(0.92 x 384 = 353.28, 8 x 2 x
+    /// 41.4 = 662.4) = 353.28, LL min(353.28 / 3.8 = 93.0, llMaxBw Intel N2 39) = 39, LL128
+    /// min(353.28 x 120/128 = 331.2, 8 x 2 x 36.7 = 587.2) = 331.2. Tree latency baseLat + 2 ((8 - 1)
+    /// x NVLink + log2(2) x network): Simple 8.4 + 2 (7 x 4 + 14) = 92.4 us (2.21: 0 + 2 (7 x 28 +
+    /// 28) = 448), LL 6.8 + 2 (7 x 0.6 + 5) = 25.2, LL128 14 + 2 (7 x 1.25 + 8.5) = 48.5. NVLS tree:
+    /// 8 heads at 48 (c = floor(720 / 48) - 1 = 14, capped at 8 heads), busBw 384, latency 25 + 2 x
+    /// 14 = 53 us. A ring Simple all-reduce (busBw 384) now has 2(N-1) = 2 network steps: (8.4 + 28
+    /// x max(3.4, 3 x 1) + 2 x 14) x 1.4 = 184.24 us.
+    #[test]
+    fn nccl_2_25_constants_on_b200() {
+        use NcclAlgorithm::{Nvls, NvlsTree, Ring, Tree};
+        use Protocol::{Simple, LL, LL128};
+        let m = b200();
+        let two = group(16, 2);
+        assert_eq!(m.graph(Tree, 2, 8), (8.0, 48.0));
+        // (group, algorithm, protocol, busBw GB/s, latency us)
+        let expected = [
+            (NODE, Ring, Simple, 720.0, 56.0),
+            (NODE, Ring, LL, 282.0, 15.0),
+            (NODE, Ring, LL128, 662.4, 40.6),
+            (NODE, Nvls, Simple, 640.0, 25.0),
+            (two, Tree, Simple, 353.28, 92.4),
+            (two, Tree, LL, 39.0, 25.2),
+            (two, Tree, LL128, 331.2, 48.5),
+            (two, NvlsTree, Simple, 384.0, 53.0),
+            (two, Ring, Simple, 384.0, 184.24),
+        ];
+        for (g, algo, proto, bus, lat) in expected {
+            let got = m.bus_bandwidth(CollectiveOp::AllReduce, algo, proto, g);
+            assert!((got - bus).abs() < 1e-9, "{algo:?}/{proto:?} on {g:?}: busBw {got}");
+            let got = m.latency_us(CollectiveOp::AllReduce, algo, proto, g, GIB);
+            assert!((got - lat).abs() < 1e-9, "{algo:?}/{proto:?} on {g:?}: latency {got}");
+        }
+        let old = h100(true).latency_us(CollectiveOp::AllReduce, Tree, Simple, two, GIB);
+        assert!((old - 448.0).abs() < 1e-9, "{old}");
+        let t = m.predict(CollectiveOp::AllReduce, Nvls, Simple, NODE, GIB);
+        assert!((t.time_s() - 2038.27e-6).abs() < 0.01e-6, "{}", t.time_s());
+    }
+
+    /// 2.25's formula switches, against 2.21 on the same graph. One rank per node (8 nodes, a NIC
+    /// each, 48 GB/s): ring LL128 min(0.92 x 48 = 44.16, 73.4) = 44.16 (2.21: min(0.7 x 48 = 33.6,
+    /// 36.7) = 33.6); ring LL all-reduce latency 6.6 + 14 network steps x the tree's 5 us = 76.6 us
+    /// (2.21: 6.6 + (14 - 16) x max(0.6, 1) + 16 x 2.7 = 47.8). NVLS reduce-scatter of 1 GiB on one
+    /// node keeps busBw 640 as its algorithm bandwidth: 25 us + 2^30 B / 640 GB/s = 1702.72 us (x 5/6
+    /// under 2.21's table); the ring's 720 x 8/7 = 822.9 GB/s after 8.4 + 7 x 3.4 = 32.2 us still wins.
+    #[test]
+    fn nccl_2_25_formula_changes() {
+        let (new, old) = (b200(), h100(true));
+        let lone = NcclGroup {
+            n: 8,
+            nodes: 8,
+            nics: 1,
+            per_node: 1,
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        let ll128 =
+            |m: &NcclModel| m.bus_bandwidth(CollectiveOp::AllReduce, NcclAlgorithm::Ring, Protocol::LL128, lone);
+        assert!(close(ll128(&new), 44.16));
+        assert!(close(ll128(&old), 33.6));
+        let ll = |m: &NcclModel| m.latency_us(CollectiveOp::AllReduce, NcclAlgorithm::Ring, Protocol::LL, lone, GIB);
+        assert!(close(ll(&new), 76.6));
+        assert!(close(ll(&old), 47.8));
+        let rs = new.predict(
+            CollectiveOp::ReduceScatter,
+            NcclAlgorithm::Nvls,
+            Protocol::Simple,
+            NODE,
+            GIB,
+        );
+        assert!((rs.time_s() - 1702.72e-6).abs() < 0.01e-6, "{}", rs.time_s());
+        let tuned = new.tune(CollectiveOp::ReduceScatter, &ALL, NODE, GIB, true);
+        assert_eq!(
+            (tuned.algorithm, tuned.protocol),
+            (NcclAlgorithm::Ring, Protocol::Simple)
+        );
+    }
+
+    /// The tuner on B200s: one node, ring LL up to 2 MiB (15 us against NVLS's 25), NVLS from 4 MiB
+    /// (at 4 MiB NVLS 25 + 7.86 = 32.9 us against LL128's 40.6 + 11.1 = 51.7 and LL's 15 + 26.0 =
+    /// 41.0); 2 nodes, NVLS tree at 1 GiB (320 GB/s against the ring's 8 x 48 x 16/30 = 204.8).
+    #[test]
+    fn tuner_on_b200() {
+        let m = b200();
+        let ar = |g, bytes| {
+            let t = m.tune(CollectiveOp::AllReduce, &ALL, g, bytes, true);
+            (t.algorithm, t.protocol)
+        };
+        const MIB: f64 = 1024.0 * 1024.0;
+        assert_eq!(ar(NODE, 2.0 * MIB), (NcclAlgorithm::Ring, Protocol::LL));
+        assert_eq!(ar(NODE, 4.0 * MIB), (NcclAlgorithm::Nvls, Protocol::Simple));
+        assert_eq!(ar(NODE, GIB), (NcclAlgorithm::Nvls, Protocol::Simple));
+        assert_eq!(ar(group(16, 2), GIB), (NcclAlgorithm::NvlsTree, Protocol::Simple));
     }
 }

@@ -5,7 +5,9 @@
 //! Rows of the 2x3 arrays are the algorithms tree, ring; columns the protocols LL, LL128, Simple.
 //! The 2.8-2.10 tables are NCCL's values for an A100 (compute capability 8.0) host with AMD CPUs,
 //! the 2.21 table its values for an H100 (compute capability 9.0) host with Intel CPUs (DGX H100:
-//! two Xeon Platinum 8480C); where NCCL picks a row by CPU vendor, that is the row taken.
+//! two Xeon Platinum 8480C), the 2.25 table its values for a B200 (compute capability 10.0) host
+//! with Intel CPUs (DGX B200: two Xeon Platinum 8570); where NCCL picks a row by CPU vendor, that
+//! is the row taken.
 
 /// How NCCL lengthens a ring Simple all-reduce across nodes ("plateau effect of ring").
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,8 +34,13 @@ pub(super) struct NvlsTable {
     pub tree_nvlink_latency: f64,
     /// hwLat[NET][NVLS_TREE][Simple], us, per tree level across nodes (twice per level).
     pub tree_net_latency: f64,
-    /// Bus bandwidth to algorithm bandwidth for NVLS and NVLS tree (5/6; rings n / steps).
+    /// Bus bandwidth to algorithm bandwidth for NVLS and NVLS tree all-reduce (5/6; rings n / steps).
     pub bus_to_alg: f64,
+    /// The same for NVLS reduce-scatter and all-gather (5/6 in 2.21; 2.25 converts only rings', so 1).
+    pub gather_bus_to_alg: f64,
+    /// Thread blocks an NVLS kernel launches (`comm->nvlsChannels`: `NCCL_NVLS_NCHANNELS` = 16 in
+    /// 2.17-2.21; 2.25: `NVLS_NCHANNELS_SM100` = 32 on compute capability 10.0).
+    pub kernel_channels: u32,
     /// The NVLS graph search's per-channel speeds without NICs (sm90SpeedArrayIntra), GB/s.
     pub intra_speeds: &'static [f64],
     /// The same with NICs (sm90SpeedArrayInter), GB/s.
@@ -71,9 +78,17 @@ pub(super) struct Table {
     pub bus_cap: f64,
     /// Ring LL's share of the bus bandwidth: [all-reduce or several nodes, the rest on one node].
     pub ring_ll_share: [f64; 2],
+    /// Ring LL128's share of the bus bandwidth with fewer than 2 ranks per node (0.7 up to 2.21;
+    /// 2.25: 0.92, as with more).
+    pub ring_ll128_one_per_node: f64,
+    /// Whether a ring with one rank per node pays the tree's network latency per network step
+    /// ("with ppn=1 latencies are fully exposed", 2.25 on; the ring's before).
+    pub exposed_net_latency: bool,
+    /// `MAXCHANNELS`: the most channels a communicator has (32 up to 2.21; 64 from 2.25).
+    pub max_channels: u32,
     /// LL's NVLink latency factor across nodes (1.8 up to 2.10; gone in 2.21).
     pub ll_nvlink_multi_node: f64,
-    /// Network steps a ring all-reduce over N nodes takes beyond 2(N-1) (2.21: 2N).
+    /// Network steps a ring all-reduce over N nodes takes beyond 2(N-1) (2.21: 2N; 2.25: 2(N-1) again).
     pub ring_allreduce_extra_net_steps: f64,
     /// Network post overhead per ring step across nodes, us, x3 for Simple: a floor on the NVLink
     /// latency (2.21: 1 us on Intel hosts; none before).
@@ -118,6 +133,9 @@ pub(super) const NCCL_2_8: Table = Table {
     ],
     bus_cap: 235.0,
     ring_ll_share: [0.25, 1.0 / 3.0],
+    ring_ll128_one_per_node: 0.7,
+    exposed_net_latency: false,
+    max_channels: 32,
     ll_nvlink_multi_node: 1.8,
     ring_allreduce_extra_net_steps: 0.0,
     net_overhead: 0.0,
@@ -162,16 +180,71 @@ pub(super) const NCCL_2_21: Table = Table {
     search_speeds: SM90_INTER_SPEEDS,
     bus_cap: f64::INFINITY,
     ring_ll_share: [0.5, 0.5],
+    ring_ll128_one_per_node: 0.7,
+    exposed_net_latency: false,
+    max_channels: 32,
     ll_nvlink_multi_node: 1.0,
     ring_allreduce_extra_net_steps: 2.0,
     net_overhead: 1.0,
     plateau: Plateau::FromChannelBytes { factor: 1.4 },
+    nvls: Some(NVLS_2_21),
+};
+
+/// 2.21's NVLS constants: hwLat[NVLINK][NVLS], hwLat[NVLINK][NVLS_TREE], hwLat[NET][NVLS_TREE] (us),
+/// NCCL_NVLS_NCHANNELS, sm90SpeedArrayIntra / sm90SpeedArrayInter.
+const NVLS_2_21: NvlsTable = NvlsTable {
+    nvlink_latency: 25.0,
+    tree_nvlink_latency: 25.0,
+    tree_net_latency: 14.0,
+    bus_to_alg: 5.0 / 6.0,
+    gather_bus_to_alg: 5.0 / 6.0,
+    kernel_channels: 16,
+    intra_speeds: &[60.0, 50.0, 40.0, 30.0, 24.0, 20.0, 15.0, 12.0, 11.0, 6.0, 3.0],
+    inter_speeds: SM90_INTER_SPEEDS,
+};
+
+/// sm100SpeedArrayInter (search.cc at v2.25.1-1): the same values as sm90SpeedArrayInter, GB/s.
+const SM100_INTER_SPEEDS: &[f64] = SM90_INTER_SPEEDS;
+
+/// NCCL 2.25.1 (tag v2.25.1-1, commit 80f6bda4378b99d99e82b4d76a633791cc45fef0, 2025-01-27: "Add
+/// Blackwell/SM100 support"; the NCCL of NGC's framework containers 25.01, the first with
+/// Blackwell) on compute capability 10.0, src/graph/tuning.cc:
+/// - baseLat: tree Simple 8.4 us (0 before); hwLat[NVLINK] tree Simple 4 us and hwLat[NET] tree
+///   Simple 14 us (28 and 28 before); the ring and NVLS rows as 2.21;
+/// - the Blackwell rows (BLACKWELL_COMPCAP_IDX), each twice Hopper's: llMaxBws 2 x 141 on one node
+///   (across nodes the Intel row, 39 and 20.4, as 2.21), perChMaxRingLL128Bws 2 x 36.7,
+///   perChMaxTreeLL128Bws 2 x {36.7, 36.7, 29}, perChMaxTreeBws 2 x {38.7, 41.4, 36};
+/// - formulas: ring LL128 at 0.92 of busBw whatever the ranks per node (0.7 with one before); a
+///   ring with one rank per node takes the tree's network latency; a ring all-reduce has
+///   2(N-1) network steps (2N in 2.21); NVLS reduce-scatter and all-gather keep their bus
+///   bandwidth as algorithm bandwidth (only rings convert for those two); the plateau, the
+///   network overhead (getNetOverhead: 1 us on Intel x86) and the tree correction as 2.21;
+/// - src/include/device.h: MAXCHANNELS 64; src/transport/nvls.cc: NVLS_NCHANNELS_SM100 32;
+/// - src/graph/search.cc: sm100SpeedArrayIntra / sm100SpeedArrayInter.
+///
+/// Not modelled: PAT (a reduce-scatter and all-gather algorithm for one GPU per node, new since
+/// 2.23; clustersim's tuner keeps ring and NVLS for them), CollNet, and the ring's and tree's
+/// `graph->latencyInter` (the NIC's own latency, 0 for InfiniBand), as for 2.21.
+pub(super) const NCCL_2_25: Table = Table {
+    base_latency: [[6.8, 14.0, 8.4], [6.6, 14.0, 8.4]],
+    nvlink_latency: [[0.6, 1.25, 4.0], [0.6, 1.9, 3.4]],
+    net_latency: [[5.0, 8.5, 14.0], [2.7, 4.0, 14.0]],
+    ll_max_bw: [2.0 * 141.0, 39.0, 20.4],
+    tree_max_bw_per_channel: [2.0 * 38.7, 2.0 * 41.4, 2.0 * 36.0],
+    ring_ll128_per_channel: [[2.0 * 36.7; 3]; 4],
+    tree_ll128_per_channel: [2.0 * 36.7, 2.0 * 36.7, 2.0 * 29.0],
+    search_speeds: SM100_INTER_SPEEDS,
+    ring_ll128_one_per_node: 0.92,
+    exposed_net_latency: true,
+    max_channels: 64,
+    ring_allreduce_extra_net_steps: 0.0,
+    // NVLS latencies (25, 25, 14 us) and 5/6 for all-reduce as 2.21
     nvls: Some(NvlsTable {
-        nvlink_latency: 25.0,
-        tree_nvlink_latency: 25.0,
-        tree_net_latency: 14.0,
-        bus_to_alg: 5.0 / 6.0,
-        intra_speeds: &[60.0, 50.0, 40.0, 30.0, 24.0, 20.0, 15.0, 12.0, 11.0, 6.0, 3.0],
-        inter_speeds: SM90_INTER_SPEEDS,
+        gather_bus_to_alg: 1.0,
+        kernel_channels: 32,
+        intra_speeds: &[90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0, 24.0, 20.0, 19.0],
+        inter_speeds: SM100_INTER_SPEEDS,
+        ..NVLS_2_21
     }),
+    ..NCCL_2_21
 };

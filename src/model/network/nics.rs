@@ -29,8 +29,9 @@ pub enum NicChoice {
     Rail,
     /// NCCL 2.8-2.9.5: collectives take the NICs of a switch in index order.
     IndexOrder,
-    /// NCCL 2.9.6 on: the NICs rotated by the communicator's first local GPU (also taken for 2.21,
-    /// whose choice among a shared switch's NICs is not modelled: its presets have a NIC per GPU).
+    /// NCCL 2.9.6 on: the NICs rotated by the communicator's first local GPU (also taken for 2.21
+    /// and 2.25, whose choice among a shared switch's NICs is not modelled: their presets have a
+    /// NIC per GPU).
     Rotated,
 }
 
@@ -40,7 +41,7 @@ impl NicChoice {
         match nccl {
             None => NicChoice::Rail,
             Some(NcclVersion::V2_8) => NicChoice::IndexOrder,
-            Some(NcclVersion::V2_10 | NcclVersion::V2_21) => NicChoice::Rotated,
+            Some(NcclVersion::V2_10 | NcclVersion::V2_21 | NcclVersion::V2_25) => NicChoice::Rotated,
         }
     }
 

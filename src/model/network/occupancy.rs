@@ -3,10 +3,11 @@
 //!
 //! NCCL launches one thread block per channel, and each block keeps its SM from the launch (while
 //! it waits for the other members too) to the last step. The channels of a collective are NCCL's
-//! own choice (`enqueue.cc`, `getChannnelThreadInfo` in 2.21, the same rule since 2.8):
-//! - NVLS and NVLS-tree: `comm->nvlsChannels`, `NCCL_NVLS_NCHANNELS` = 16;
+//! own choice (`enqueue.cc`, `getChannnelThreadInfo` in 2.21, the same rule from 2.8 to 2.25):
+//! - NVLS and NVLS-tree: `comm->nvlsChannels`, `NCCL_NVLS_NCHANNELS` = 16 (2.25 on compute
+//!   capability 10.0: 32);
 //! - ring and tree: `comm->nChannels`, the ring graph's channels doubled (`connect.cc`) to at most
-//!   `MAXCHANNELS` = 32, less one at a time while the buffer is smaller than `nc x nt x threshold`
+//!   `MAXCHANNELS` = 32 (2.25: 64), less one at a time while the buffer is smaller than `nc x nt x threshold`
 //!   (threads per block `nt`: 512 for LL and Simple, 640 for LL128; bytes per thread: 64 for
 //!   Simple, 8 for LL128, 8 for LL and on a ring 8 x ranks; `comm.h`, `tuning.cc`). All-to-alls,
 //!   which NCCL runs as grouped sends and receives on its point-to-point channels, are priced the
@@ -23,10 +24,6 @@ use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::model::cluster::Placement;
 use crate::ops::CollectiveOp;
 
-/// NCCL's NVLS channels (`NCCL_NVLS_NCHANNELS`, 16 in 2.17-2.21).
-pub const NVLS_CHANNELS: u32 = 16;
-/// NCCL's `MAXCHANNELS`.
-const MAX_CHANNELS: u32 = 32;
 /// Transformer Engine's default `num_sm` for userbuffers' pipeline and bulk overlaps.
 pub const USERBUFFERS_SMS: u32 = 16;
 
@@ -34,10 +31,10 @@ pub const USERBUFFERS_SMS: u32 = 16;
 /// `group`, with `bytes` in nccl-tests' convention (NCCL's `nBytes`).
 pub fn nccl_blocks(model: &NcclModel, algo: NcclAlgorithm, proto: Protocol, group: NcclGroup, bytes: f64) -> u32 {
     if matches!(algo, NcclAlgorithm::Nvls | NcclAlgorithm::NvlsTree) {
-        return NVLS_CHANNELS;
+        return model.nvls_kernel_channels();
     }
     let ring_graph = model.graph(NcclAlgorithm::Ring, group.nodes, group.nics).0 as u32;
-    let mut nc = (2 * ring_graph.max(1)).min(MAX_CHANNELS);
+    let mut nc = (2 * ring_graph.max(1)).min(model.max_channels());
     let threads = if proto == Protocol::LL128 { 640.0 } else { 512.0 };
     let per_thread = match proto {
         Protocol::Simple => 64.0,
@@ -156,6 +153,23 @@ mod tests {
             nccl_blocks(&m, NcclAlgorithm::Tree, Protocol::Simple, group(20), 1e9),
             32
         );
+    }
+
+    /// NCCL 2.25 on a B200 (compute capability 10.0): NVLS launches NVLS_NCHANNELS_SM100 = 32
+    /// blocks, and a communicator has at most MAXCHANNELS = 64 channels: 20 NICs give 2 x 20 = 40
+    /// ring blocks (32 under 2.21, above). One B200 node's 16-channel ring graph gives 32.
+    #[test]
+    fn nccl_2_25_on_blackwell_launches_more_blocks() {
+        let m = crate::model::network::nccl::tests::b200();
+        assert_eq!(nccl_blocks(&m, NcclAlgorithm::Nvls, Protocol::Simple, NODE, 8.0), 32);
+        assert_eq!(nccl_blocks(&m, NcclAlgorithm::Ring, Protocol::Simple, NODE, 1e9), 32);
+        let wide = NcclGroup {
+            n: 32,
+            nodes: 8,
+            nics: 20,
+            per_node: 4,
+        };
+        assert_eq!(nccl_blocks(&m, NcclAlgorithm::Tree, Protocol::Simple, wide, 1e9), 40);
     }
 
     #[test]
