@@ -13,6 +13,9 @@ impl Sim<'_> {
             self.clocks[rank as usize].advance(now);
             self.clocks[rank as usize].comm_active += 1;
         }
+        if self.sm_share.is_some() {
+            self.share_transfer(x, tr.src as usize, true);
+        }
         let id = self.comm_id(Comm::Transfer(x));
         let comm = communication(self.g, Comm::Transfer(x));
         self.net.start(now, id, comm, &mut Queue(&mut self.queue));
@@ -24,6 +27,10 @@ impl Sim<'_> {
             self.complete(t, si, self.queue.now());
         } else {
             self.recv_started[x as usize] = true;
+            if self.sm_share.is_some() {
+                let dst = self.g.transfers[x as usize].dst;
+                self.share_transfer(x, dst as usize, true);
+            }
         }
     }
 
@@ -37,6 +44,12 @@ impl Sim<'_> {
             self.clocks[rank as usize].comm_active -= 1;
         }
         self.transfer_done[x] = true;
+        if self.sm_share.is_some() {
+            self.share_transfer(x as TransferId, tr.src as usize, false);
+            if self.recv_started[x] {
+                self.share_transfer(x as TransferId, tr.dst as usize, false);
+            }
+        }
         self.complete(tr.send, tr.send_stream as usize, now);
         if self.recv_started[x] {
             self.complete(tr.recv, tr.recv_stream as usize, now);

@@ -206,3 +206,45 @@ proptest::proptest! {
         proptest::prop_assert_eq!(again.rank_time, shared.rank_time);
     }
 }
+
+/// GPU 0 sends 16 MiB to GPU 1 on `stream` (received on GPU 1's same stream) from time 0, beside
+/// GPU 0's GEMM: (end of the transfer alone, GPU 0's kernel time with it).
+fn send_beside_gemm(hw: &HardwareSpec, stream: Stream) -> (f64, f64) {
+    let build = |gemm: bool| {
+        let mut g = GraphBuilder::new(8);
+        let x = g.transfer(0, 1, 16 << 20);
+        g.task(0, stream, TaskKind::Send(x), LABEL);
+        g.task(1, stream, TaskKind::Recv(x), LABEL);
+        if gemm {
+            let op = g.op(Op {
+                name: "gemm".into(),
+                kernels: vec![GEMM],
+                host_ops: 1,
+            });
+            g.task(0, Stream::Compute, TaskKind::Compute(op), LABEL);
+        }
+        simulate(&g.finish(), hw, SimOptions { seed: 1 }, &mut clustersim::sim::NoSpans).unwrap()
+    };
+    (
+        build(false).makespan.as_secs_f64(),
+        build(true).rank_time[0].compute.as_secs_f64(),
+    )
+}
+
+/// A context-parallel ring's send inside a node runs on NCCL's point-to-point channels: 16 MiB in
+/// 16 chunks of 1 MiB, 16 blocks (occupancy.rs). Until the transfer ends at T the GEMM beside it
+/// runs on 116 SMs (18 waves, as beside NVLS), then on 132: it ends at T + (1 - T / D_slow)
+/// D_full. A pipeline send holds none (left out: sm_share.rs).
+#[test]
+fn a_ring_exchange_send_holds_point_to_point_channels() {
+    let hw = h100(&[]);
+    let (full, slow) = (16.0 * wave() + 1e-6, 18.0 * wave() + 1e-6);
+    let occupancy = clustersim::model::network::occupancy::CommOccupancy::new(&hw).unwrap();
+    assert_eq!(occupancy.transfer_sms(0, 1, 16 << 20), 16);
+    let (t, gemm) = send_beside_gemm(&hw, Stream::ContextComm);
+    assert!(t > 0.0 && t < slow, "{t}");
+    let expected = t + (1.0 - t / slow) * full;
+    assert!((gemm - expected).abs() < 1e-8, "{gemm} vs {expected}");
+    let (_, beside_pipeline_send) = send_beside_gemm(&hw, Stream::PipelineSend);
+    assert!((beside_pipeline_send - full).abs() < 1e-9, "{beside_pipeline_send}");
+}

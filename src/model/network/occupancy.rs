@@ -13,6 +13,15 @@
 //!   which NCCL runs as grouped sends and receives on its point-to-point channels, are priced the
 //!   same way (an assumption: the point-to-point channels are as many as the collective ones).
 //!
+//! A send or receive runs on NCCL's point-to-point channels (`enqueue.cc`, `calcP2pChunkSize`, and
+//! `paths.cc`, `ncclTopoComputeP2pChannels`, in 2.21): a peer over NVLink gets up to `p2pnChannels`
+//! (the communicator's channels, 2 x 12 on a DGX H100 node, rounded up to a power of two: 32), of
+//! which a 2-rank communicator starts from half (16), in chunks of at least 64 KiB (the 512 KiB
+//! NVLink step / 8) and at most 16 MiB (x 32): `min(16, ceil(bytes / 64 KiB))` blocks, 32 above
+//! 256 MiB; a peer on another node gets `NCCL_NCHANNELS_PER_NET_PEER`'s default of 2 blocks. An
+//! assumption: the pair's communicator lies within the node when the pair does (a communicator that
+//! spans nodes gives its NVLink peers 2 channels too).
+//!
 //! Megatron-Core's tensor-parallel overlap (`--tp-comm-overlap`) does not use NCCL but Transformer
 //! Engine's userbuffers, with the defaults of `initialize_ub` (TE 1.8, `module/base.py`) when no
 //! configuration is given: all-gathers by ring exchange over the copy engines (`num_sm` 1),
@@ -57,6 +66,21 @@ pub fn userbuffers_sms(op: CollectiveOp) -> u32 {
     }
 }
 
+/// Thread blocks NCCL's kernel runs for a send or receive of `bytes` between two GPUs of one node
+/// (`same_node`) or of two nodes (module docs).
+pub fn p2p_blocks(same_node: bool, bytes: u64) -> u32 {
+    const MIN_CHUNK: u64 = 64 << 10;
+    const MAX_CHUNK: u64 = 16 << 20;
+    if !same_node {
+        return 2;
+    }
+    if bytes > 16 * MAX_CHUNK {
+        32
+    } else {
+        bytes.div_ceil(MIN_CHUNK).clamp(1, 16) as u32
+    }
+}
+
 /// What each collective's NCCL kernel holds on a machine whose hardware file names an NCCL.
 #[derive(Clone, Debug)]
 pub struct CommOccupancy {
@@ -78,6 +102,11 @@ impl CommOccupancy {
             costs: LinkCosts::new(hw),
             choice: hw.network.algorithm,
         })
+    }
+
+    /// SMs NCCL's kernel holds on each end of a send of `bytes` from `src` to `dst`.
+    pub fn transfer_sms(&self, src: u32, dst: u32, bytes: u64) -> u32 {
+        p2p_blocks(self.placement.node(src) == self.placement.node(dst), bytes)
     }
 
     /// SMs each member's NCCL kernel holds for collective `op` over `ranks` of `bytes`.
@@ -170,6 +199,18 @@ mod tests {
             per_node: 4,
         };
         assert_eq!(nccl_blocks(&m, NcclAlgorithm::Tree, Protocol::Simple, wide, 1e9), 40);
+    }
+
+    /// Inside a node: 16 MiB goes in 16 chunks of 1 MiB (16 blocks); 256 KiB in 4 chunks of the
+    /// 64 KiB minimum; 512 MiB in 32 chunks of the 16 MiB maximum. Across nodes: 2 at any size.
+    #[test]
+    fn sends_run_on_nccl_point_to_point_channels() {
+        assert_eq!(p2p_blocks(true, 16 << 20), 16);
+        assert_eq!(p2p_blocks(true, 256 << 10), 4);
+        assert_eq!(p2p_blocks(true, 1), 1);
+        assert_eq!(p2p_blocks(true, 512 << 20), 32);
+        assert_eq!(p2p_blocks(false, 16 << 20), 2);
+        assert_eq!(p2p_blocks(false, 1), 2);
     }
 
     #[test]
