@@ -34,6 +34,8 @@ pub(super) struct SmShare {
     ratio: FxHashMap<(u8, u32, u32), f64>,
     /// The compute task running on each stream.
     running: Vec<Running>,
+    /// Per rank, a bit per stream that has a compute task running (re-timing reads only those).
+    running_mask: Vec<u8>,
 }
 
 /// A compute task in flight, as far as re-timing it needs.
@@ -105,6 +107,7 @@ impl SmShare {
             memo: FxHashMap::default(),
             ratio: FxHashMap::default(),
             running: vec![Running::IDLE; ranks * Stream::COUNT],
+            running_mask: vec![0; ranks],
         }))
     }
 
@@ -148,6 +151,7 @@ impl Sim<'_> {
         let full_s = full.as_secs_f64();
         let work_end = start + SimDuration::from_secs_f64(full_s * factor);
         let end = work_end.max(floor);
+        share.running_mask[r] |= 1 << (si % Stream::COUNT);
         share.running[si] = Running {
             task: t,
             op,
@@ -178,6 +182,7 @@ impl Sim<'_> {
             return false;
         }
         run.task = TaskId::MAX;
+        share.running_mask[si / Stream::COUNT] &= !(1 << (si % Stream::COUNT));
         let full = SimDuration::from_secs_f64(run.full_s);
         let lost = run.work_end.since(run.start).0.saturating_sub(full.0);
         self.clocks[si / Stream::COUNT].time.sm_contention += SimDuration(lost);
@@ -258,11 +263,11 @@ impl Sim<'_> {
         let g = self.g;
         let share = self.sm_share.as_deref_mut().expect("called with the model");
         let held = share.held[r];
-        for si in r * Stream::COUNT..(r + 1) * Stream::COUNT {
+        let mut mask = share.running_mask[r];
+        while mask != 0 {
+            let si = r * Stream::COUNT + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
             let mut run = share.running[si];
-            if run.task == TaskId::MAX {
-                continue;
-            }
             let from = run.last.max(run.start);
             if now > from {
                 run.done += now.since(from).as_secs_f64() / (run.full_s * run.factor);
