@@ -35,6 +35,35 @@ fn same_seed_gives_identical_report_and_timeline() {
     assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
 }
 
+/// The same with communication holding SMs and compute re-timed around it: Llama 3 8B on one
+/// DGX H100 node, t 4 with the tensor-parallel and data-parallel overlaps.
+#[test]
+fn runs_with_sm_contention_are_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = [
+        "--hardware",
+        "dgx-h100",
+        "--workload",
+        "llama3-8b",
+        "--set",
+        "hardware.nodes=1",
+        "--set",
+        "workload.software=megatron-core-2024",
+        "--set",
+        "workload.parallel.tensor=4",
+        "--set",
+        "workload.parallel.data=2",
+        "--set",
+        "workload.batch.global=8",
+    ];
+    let a = run_to(dir.path(), "a", &sets);
+    let b = run_to(dir.path(), "b", &sets);
+    assert!(a.0 == b.0, "report.json differs");
+    assert!(a.1 == b.1, "timeline.json differs");
+    let report = String::from_utf8(a.0).unwrap();
+    assert!(report.contains("\"sm_contention_s\""), "no SMs were held: {report}");
+}
+
 #[test]
 fn jitter_follows_the_seed() {
     let dir = tempfile::tempdir().unwrap();
