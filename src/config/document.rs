@@ -220,14 +220,14 @@ impl Document {
                         expected.join(", ")
                     ))
                 }
-                None if path.is_empty() => Error::Input(format!("error: {}: {inner}", self.source)),
+                None if path.is_empty() => Error::Input(format!("error: {}: {}", self.source, plain_types(&inner))),
                 None if inner.contains("Value::Tagged enum") => {
                     // a non-string where a named value belongs: ask serde again with the value as a
                     // string, whose error lists the names
                     let listed = self.enum_names::<T>(&path).unwrap_or(inner);
                     self.field_error(&path, listed)
                 }
-                None => self.field_error(&path, inner),
+                None => self.field_error(&path, plain_types(&inner)),
             }
         })
     }
@@ -251,6 +251,28 @@ impl Document {
             Ok(_) => None,
         }
     }
+}
+
+/// serde's message with Rust's number types named in words ("expected u32" -> "expected a whole
+/// number from 0 to 4294967295").
+fn plain_types(message: &str) -> String {
+    const NAMES: [(&str, &str); 8] = [
+        ("expected u64", "expected a whole number from 0 to 18446744073709551615"),
+        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+    ];
+    let mut out = message.to_string();
+    for (rust, words) in NAMES {
+        if out.ends_with(rust) || out.contains(&format!("{rust} ")) || out.contains(&format!("{rust},")) {
+            out = out.replace(rust, words);
+        }
+    }
+    out
 }
 
 /// The largest YAML file read (hardware, workload, sweep spec, YAML trace): larger inputs are refused

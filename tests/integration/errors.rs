@@ -117,6 +117,12 @@ fn wrong_type() {
     insta::assert_snapshot!(fails(&[], &["--set", "workload.model.layers=many"]));
 }
 
+/// A negative count: the field, the value and the accepted range in words, not Rust's `u64`.
+#[test]
+fn negative_count() {
+    insta::assert_snapshot!(fails(&[], &["--set", "workload.batch.global=-512"]));
+}
+
 #[test]
 fn unknown_schedule() {
     insta::assert_snapshot!(fails(&[], &["--set", "workload.schedule=zigzag"]));
