@@ -69,6 +69,32 @@ fn planner_ranking_equals_brute_force() {
 /// Days to train follow tokens / (tokens per second): for GPT-3 175B on 300e9 tokens with 1024 GPUs
 /// they agree with Megatron's 8 T P / (n X) at the simulated X within the terms that formula drops
 /// (attention and logits, s/(6h) + V/(16 l h) = 3.0%).
+/// A workload whose own split does not fit the machine is still planned: the preset's p8 x d8 = 64
+/// GPUs on one 8-GPU node. Every candidate replaces the split, so the ranking is the one planned
+/// when the preset's split is first made to fit (d 1: p8 on 8 GPUs).
+#[test]
+fn a_workload_split_larger_than_the_machine_is_planned() {
+    let (hw, wl) = (Source::Named("dgx-a100".into()), Source::Named("gpt-5.9b".into()));
+    let mut one_node = small();
+    one_node.push(Override::parse("hardware.nodes=1").unwrap());
+    assert!(
+        load_run_config(&hw, &wl, &one_node).is_err(),
+        "the preset's own split needs 64 GPUs"
+    );
+    let planned = plan(&hw, &wl, &one_node, 8, None).unwrap();
+    let mut fitted = one_node.clone();
+    fitted.push(Override::parse("workload.parallel.data=1").unwrap());
+    let reference = plan(&hw, &wl, &fitted, 8, None).unwrap();
+    let labels = |p: &clustersim::studies::plan::Plan| {
+        p.ranked
+            .iter()
+            .map(|r| (r.candidate.label(), r.iteration_time_s))
+            .collect::<Vec<_>>()
+    };
+    assert!(planned.ranked.len() > 50, "{}", planned.ranked.len());
+    assert_eq!(labels(&planned), labels(&reference));
+}
+
 #[test]
 fn days_to_train_agree_with_megatron_estimate() {
     let p = plan(

@@ -82,12 +82,38 @@ pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, 
     Ok(rank(ranked, found.valid, found.out_of_memory, found.pruned))
 }
 
+/// A split of one GPU, which every machine holds: what the plan's base configuration is read with
+/// when the workload's own split does not fit the machine.
+const SMALLEST_SPLIT: [&str; 9] = [
+    "workload.parallel.tensor=1",
+    "workload.parallel.context=1",
+    "workload.parallel.pipeline=1",
+    "workload.parallel.data=1",
+    "workload.parallel.expert=1",
+    "workload.parallel.interleave=1",
+    "workload.parallel.layers_per_stage=~",
+    "workload.schedule=1f1b",
+    "workload.ep_comm_overlap=false",
+];
+
 /// Enumerates the candidates for `gpus` GPUs and keeps those that are valid and fit in memory;
 /// an error where none is valid or none fits.
 pub fn search(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64) -> Result<Search> {
     let mut base = sets.to_vec();
     base.push(Override::parse("hardware.network.model=analytic")?);
-    let base_cfg = load_run_config(hardware, workload, &base)?;
+    let base_cfg = match load_run_config(hardware, workload, &base) {
+        Ok(cfg) => cfg,
+        // the workload's own split may not fit the machine asked about (a preset's 64 GPUs on 2
+        // nodes); every candidate replaces it, so the base (model, attention, machine) is read with
+        // the smallest split instead, and the first error stands if that fails too
+        Err(first) => {
+            let mut smallest = base.clone();
+            for s in SMALLEST_SPLIT {
+                smallest.push(Override::parse(s)?);
+            }
+            load_run_config(hardware, workload, &smallest).map_err(|_| first)?
+        }
+    };
     if gpus == 0 {
         return Err(Error::Input("error: --gpus 0: a plan needs at least 1 GPU".into()));
     }
