@@ -51,6 +51,7 @@ pub struct MergeArgs {
 
 /// Arguments of `cluster`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ClusterArgs {
     /// The jobs spec (YAML).
     pub spec: String,
@@ -82,6 +83,7 @@ pub struct InputArgs {
 
 /// Arguments of `train`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Hardware, workload and overrides.
     #[command(flatten)]
@@ -153,6 +155,7 @@ pub enum TraceFormat {
 
 /// Arguments of `plan`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct PlanArgs {
     /// Hardware, workload and overrides.
     #[command(flatten)]
@@ -206,6 +209,7 @@ pub struct ValidateArgs {
 
 /// Arguments of `collective`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct CollectiveArgs {
     /// The operation.
     #[arg(long, value_enum, default_value_t = crate::studies::collective::SweepOp::AllReduce)]
@@ -241,6 +245,7 @@ pub enum Format {
 
 /// Arguments of `run`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct RunArgs {
     /// Hardware, workload and overrides.
     #[command(flatten)]
@@ -316,6 +321,7 @@ impl Default for RunArgs {
 
 /// Arguments of `bench`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct BenchArgs {
     /// Which case: the engine on a synthetic load, a 4096-GPU collective, GPT-1T on 3072 GPUs, or all.
     #[arg(long, value_enum, default_value_t = BenchCase::All)]

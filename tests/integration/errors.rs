@@ -117,6 +117,20 @@ fn wrong_type() {
     insta::assert_snapshot!(fails(&[], &["--set", "workload.model.layers=many"]));
 }
 
+/// A negative number on the command line is read as the option's value (not as an unknown flag),
+/// so the error names the option.
+#[test]
+fn negative_command_line_numbers_name_their_option() {
+    for (args, option) in [
+        (&["collective", "--gpus", "-8", "--no-output"][..], "--gpus"),
+        (&["plan", "--gpus", "-16", "--no-output"][..], "--gpus"),
+        (&["run", "--seed", "-1", "--no-output"][..], "--seed"),
+    ] {
+        let e = expect_input_error(&[], args);
+        assert!(e.contains(&format!("for '{option} <")) && e.contains("'-"), "{e}");
+    }
+}
+
 /// A negative count: the field, the value and the accepted range in words, not Rust's `u64`.
 #[test]
 fn negative_count() {
