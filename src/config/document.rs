@@ -160,7 +160,8 @@ impl Document {
             .overrides
             .iter()
             .rev()
-            .find(|(p, _)| path == p || path.starts_with(&format!("{p}.")))
+            // the --set that wrote at the path, above it, or inside it (a section a --set created)
+            .find(|(p, _)| path == p || path.starts_with(&format!("{p}.")) || p.starts_with(&format!("{path}.")))
         {
             Some((_, arg)) => format!("--set {arg} (applied to {})", self.source),
             None => self.source.clone(),

@@ -131,6 +131,20 @@ fn negative_command_line_numbers_name_their_option() {
     }
 }
 
+/// A `--set` that creates a section the machine lacks is named when the section is incomplete.
+#[test]
+fn a_set_that_creates_an_incomplete_section_is_named() {
+    insta::assert_snapshot!(fails(
+        &[],
+        &[
+            "--hardware",
+            "ideal",
+            "--set",
+            "hardware.network.nccl.sm_contention=false"
+        ]
+    ));
+}
+
 /// A negative count: the field, the value and the accepted range in words, not Rust's `u64`.
 #[test]
 fn negative_count() {
