@@ -132,7 +132,8 @@ impl SmShare {
 
 impl Sim<'_> {
     /// Times compute task `t` (op `op`, `full` on all SMs) on stream `si` of rank `r`, whose
-    /// kernels can start at `start` and end no earlier than `floor`; returns its end.
+    /// kernels can start at `start` and end no earlier than `floor`; returns its end. Called only
+    /// with the model (the caller times tasks without it itself).
     #[inline(never)]
     pub(super) fn share_compute(
         &mut self,
@@ -144,9 +145,7 @@ impl Sim<'_> {
         (start, floor): (SimTime, SimTime),
     ) -> SimTime {
         let model = self.rank_group.get(r).copied().unwrap_or(0);
-        let Some(share) = self.sm_share.as_deref_mut() else {
-            return (start + full).max(floor);
-        };
+        let share = self.sm_share.as_deref_mut().expect("called with the model");
         let factor = share.factor(self.g, model, op, share.held[r]);
         let full_s = full.as_secs_f64();
         let work_end = start + SimDuration::from_secs_f64(full_s * factor);
@@ -174,9 +173,7 @@ impl Sim<'_> {
     #[inline(never)]
     pub(super) fn share_done(&mut self, t: TaskId, si: usize) -> bool {
         let now = self.queue.now();
-        let Some(share) = self.sm_share.as_deref_mut() else {
-            return true;
-        };
+        let share = self.sm_share.as_deref_mut().expect("called with the model");
         let run = &mut share.running[si];
         if run.task != t || run.end != now {
             return false;

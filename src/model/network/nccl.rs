@@ -535,7 +535,7 @@ pub(super) mod tests {
 
     /// NCCL 2.21 on a DGX H100 (hardware/dgx-h100.yaml's graph: 12 channels x 30 GB/s inside a node,
     /// 48 GB/s per NIC channel), without the launch cost.
-    fn h100(sharp: bool) -> NcclModel {
+    pub(in crate::model::network) fn h100(sharp: bool) -> NcclModel {
         NcclModel::new(
             &NcclSpec {
                 version: NcclVersion::V2_21,

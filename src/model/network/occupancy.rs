@@ -122,21 +122,10 @@ impl CommOccupancy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{NcclSpec, NcclVersion};
-    use crate::units::{Bandwidth, SimDuration};
 
+    /// NCCL 2.21 on a DGX H100 with NVLink SHARP (12 graph channels inside a node).
     fn model() -> NcclModel {
-        NcclModel::new(
-            &NcclSpec {
-                version: NcclVersion::V2_21,
-                channels: 12,
-                speed_intra: Bandwidth(30e9),
-                speed_inter: Bandwidth(48e9),
-                launch: SimDuration(0),
-                sm_contention: true,
-            },
-            true,
-        )
+        crate::model::network::nccl::tests::h100(true)
     }
 
     const NODE: NcclGroup = NcclGroup {
