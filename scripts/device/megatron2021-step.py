@@ -12,8 +12,9 @@ A100: what each kernel class (GEMMs, batched attention GEMMs of head dim 32, sof
 optimizer passes) costs on a real GPU against the bytes it streams, to set beside clustersim's prediction of
 the same kernels on the lent GPU's preset (README, "The A100's streaming rate").
 
-Status: prepared in a session without a device; it has not run yet. Run it with the device tool:
-`python3 scripts/device/megatron2021-step.py` (about a minute on an H100).
+Ran once on a lent H200 (2026-11-28; workloads/reference/megatron2021-step-h200.csv, with the per-kernel rates
+read from its printed kernel list). Run it with the device tool: `python3 scripts/device/megatron2021-step.py`
+(about a minute on an H100 or H200).
 
 Writes $OUT/megatron2021-step.csv (case,micro,metric,value): per iteration wall time, GPU-busy time and
 the GPU time of each kernel class from the profiler.

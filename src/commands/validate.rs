@@ -93,9 +93,13 @@ pub fn validate_command(args: &ValidateArgs) -> Result<()> {
         );
     }
     for (name, rows) in &measured {
-        for dtype in ["bf16", "fp8"] {
-            let (mean, max, n) = studies::gemm::shape_errors(rows, dtype);
-            println!("gemm {name} {dtype}: {n} measured shapes, mean abs. error {mean:.1}%, max {max:.1}%");
+        for source in studies::gemm::sources(rows) {
+            for dtype in ["bf16", "fp8"] {
+                let (mean, max, n) = studies::gemm::shape_errors(rows, source, dtype);
+                println!(
+                    "gemm {name} {source} {dtype}: {n} measured shapes, mean abs. error {mean:.1}%, max {max:.1}%"
+                );
+            }
         }
     }
     println!("wrote {} in {:.1} s", args.out.display(), start.elapsed().as_secs_f64());

@@ -416,8 +416,9 @@ fn overlapped_all_to_alls_run_beside_the_other_microbatchs_compute() {
         ),
     );
     let (bp, bo) = (&rp.breakdown, &ro.breakdown);
+    // equal up to the nanosecond each task's duration is rounded to (48 ms of kernels in both)
     assert!(
-        (bp.compute_s - bo.compute_s).abs() < 1e-9,
+        (bp.compute_s - bo.compute_s).abs() < 1e-7,
         "{} vs {}",
         bp.compute_s,
         bo.compute_s
@@ -470,5 +471,6 @@ fn overlapped_all_to_alls_with_interleaving_run_and_representative_runs_stay_exa
         report("dgx-h100", "qwen3-30b-a3b", &v)
     };
     let (over, plain) = (free(&sets), free(&sets[..sets.len() - 1]));
-    assert!((over.breakdown.compute_s - plain.breakdown.compute_s).abs() < 1e-9);
+    // equal up to the nanosecond each task's duration is rounded to
+    assert!((over.breakdown.compute_s - plain.breakdown.compute_s).abs() < 1e-7);
 }

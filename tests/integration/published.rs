@@ -46,29 +46,48 @@ fn device_h100(prefix: &str) -> f64 {
     line.unwrap_or_else(|| panic!("no {prefix}")).parse().unwrap()
 }
 
-/// The H100 and H200 presets against this project's own device measurements (`gemm-h100.csv`,
-/// `gemm-h200.csv`, PyTorch 2.11 / CUDA 13): BF16 within 5% on average and 15% at every aligned
-/// shape on the H100 (the worst are 4096^3-class shapes, which run at higher clocks than the large
-/// ones the efficiency is fitted to; 25% on the H200, one run, fitted on the H100's); FP8 within 5%
-/// on average (4.3% with its own wave overhead, 4.7% with BF16's) and 25% at worst (k = 512 at
-/// +17%, and a few mid-size shapes that run faster than modelled).
+/// The H100 preset against this project's own device measurements (PyTorch 2.11 / CUDA 13). It is
+/// fitted to `gemm-h100-sustained.csv`, the 128 shapes timed as training runs them (the board at its
+/// 700 W limit): BF16 within 2.5% on average and 8% at every aligned shape, FP8 within 3% and 15%.
+/// The same shapes timed after idling (`gemm-h100.csv`, and `gemm-h200.csv` on the same die) run at
+/// a higher clock: the preset is slower than those on average (a negative mean signed error), and
+/// within 7% on average and 25% at worst (4096^3-class shapes, which keep a high clock for a short
+/// replay).
 #[test]
 fn h100_gemms_match_the_device_measurements() {
-    // (preset, BF16 max, FP8 max): the H200's measured shapes (the same die) against the H100's fit
-    for (preset, bf16_bound, fp8_bound) in [("dgx-h100", 15.0, 25.0), ("dgx-h200", 25.0, 25.0)] {
-        let hw = config(preset, "gpt-5.9b", &[]).hardware;
-        let rows = gemm::compare(&hw.gpu);
-        let (bf16_mean, bf16_max, bf16_n) = gemm::shape_errors(&rows, "bf16");
-        let (fp8_mean, fp8_max, fp8_n) = gemm::shape_errors(&rows, "fp8");
-        assert_eq!((bf16_n, fp8_n), (64, 64), "{preset}");
+    let signed_mean = |rows: &[gemm::GemmComparison], source: &str, dtype: &str| {
+        let errors: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.source == source && r.kind == "shape" && r.aligned() && r.dtype == dtype)
+            .map(|r| r.error_pct())
+            .collect();
+        errors.iter().sum::<f64>() / errors.len() as f64
+    };
+    let rows = gemm::compare(&config("dgx-h100", "gpt-5.9b", &[]).hardware.gpu);
+    let sustained = "clustersim-device-h100-sustained-2026";
+    for (dtype, mean_bound, max_bound) in [("bf16", 2.5, 8.0), ("fp8", 3.0, 15.0)] {
+        let (mean, max, n) = gemm::shape_errors(&rows, sustained, dtype);
+        assert_eq!(n, 64, "{dtype}");
         assert!(
-            bf16_mean < 5.0 && bf16_max < bf16_bound,
-            "{preset} bf16 {bf16_mean:.1}% / {bf16_max:.1}%"
+            mean < mean_bound && max < max_bound,
+            "sustained {dtype} {mean:.1}% / {max:.1}%"
         );
-        assert!(
-            fp8_mean < 5.0 && fp8_max < fp8_bound,
-            "{preset} fp8 {fp8_mean:.1}% / {fp8_max:.1}%"
-        );
+    }
+    for (preset, source) in [
+        ("dgx-h100", "clustersim-device-h100-2026"),
+        ("dgx-h200", "clustersim-device-h200-2026"),
+    ] {
+        let rows = gemm::compare(&config(preset, "gpt-5.9b", &[]).hardware.gpu);
+        for dtype in ["bf16", "fp8"] {
+            let (mean, max, n) = gemm::shape_errors(&rows, source, dtype);
+            assert_eq!(n, 64, "{preset} {dtype}");
+            assert!(mean < 7.0 && max < 25.0, "{preset} {dtype} {mean:.1}% / {max:.1}%");
+            let signed = signed_mean(&rows, source, dtype);
+            assert!(
+                signed < 0.0,
+                "{preset} {dtype}: after idling the GPU runs faster than the preset: {signed:.1}%"
+            );
+        }
     }
 }
 
@@ -123,8 +142,11 @@ fn h100_attention_matches_the_device_measurements() {
 /// One GPT layer (t = 1, cuDNN attention, batch 1, sequence 4096) and the output layer with
 /// Megatron-LM's fp32 cross-entropy (vocabulary 131072), forward and backward, on dgx-h100 against
 /// the same computation in plain PyTorch on one H100 (`device-h100.csv`, `scripts/device/h100-layer.py`):
-/// each within 10%. The PyTorch layer has no dropout and its cross-entropy fuses log-softmax (about
-/// 36 bytes per logit against Megatron's 52): small differences, in opposite directions.
+/// the layer within 10%; the output layer from measured to 12% slower. The PyTorch layer has no
+/// dropout, and its cross-entropy fuses log-softmax: about 36 bytes per logit against Megatron's 52,
+/// which the simulation streams (16 B x 4096 x 131072 at 3.08 TB/s = 2.8 ms of the measured 25.5 at
+/// h 4096). The measurements were short runs after idling, at a higher clock than the preset's GEMM
+/// rates, fitted at the power limit (`gemm-h100-sustained.csv`).
 #[test]
 fn h100_layers_match_the_device_measurements() {
     use clustersim::config::Recompute;
@@ -149,30 +171,33 @@ fn h100_layers_match_the_device_measurements() {
             fused_attention: Some(clustersim::ops::FusedAttention::Cudnn),
             ..LayerShape::new(&m, 1, 1, false)
         };
-        let within_10_percent = |what: &str, simulated: f64, prefix: String| {
+        let within = |what: &str, simulated: f64, prefix: String, (low, high): (f64, f64)| {
             let measured = measured_ms(prefix) / 1e3;
             println!(
                 "{what} h {hidden}: {:.3} ms simulated, {:.3} measured",
                 simulated * 1e3,
                 measured * 1e3
             );
+            let error = simulated / measured - 1.0;
             assert!(
-                (simulated / measured - 1.0).abs() < 0.10,
+                (low..high).contains(&error),
                 "{what} h {hidden}: {simulated} s vs {measured}"
             );
         };
         let layer = seconds(shape.forward()) + seconds(shape.backward(Recompute::None));
-        within_10_percent(
+        within(
             "layer",
             layer,
             format!("gpt-layer,eager,{hidden},4096,{heads},bf16,fwd_bwd_ms_per_layer,"),
+            (-0.10, 0.10),
         );
         if hidden <= 4096 {
             let output = seconds(shape.logits_forward()) + seconds(shape.logits_backward());
-            within_10_percent(
+            within(
                 "output",
                 output,
                 format!("output-layer,eager,{hidden},4096,131072,bf16,fwd_bwd_ms,"),
+                (0.0, 0.12),
             );
         }
     }
