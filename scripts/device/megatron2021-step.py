@@ -12,7 +12,8 @@ A100: what each kernel class (GEMMs, batched attention GEMMs of head dim 32, sof
 optimizer passes) costs on a real GPU against the bytes it streams, to set beside clustersim's prediction of
 the same kernels on the lent GPU's preset (README, "The A100's streaming rate").
 
-Ran once on a lent H200 (2026-11-28; workloads/reference/megatron2021-step-h200.csv, with the per-kernel rates
+Ran once on a lent H200 and once on a lent H100 (2026-11-28; workloads/reference/megatron2021-step-h200.csv and
+-h100.csv, with the per-kernel rates
 read from its printed kernel list). Run it with the device tool: `python3 scripts/device/megatron2021-step.py`
 (about a minute on an H100 or H200).
 
