@@ -93,8 +93,9 @@ fn h100_gemms_match_the_device_measurements() {
 
 /// A fused attention layer's forward and backward on dgx-h100 against the measured kernels
 /// (`device-h100.csv` after idling, `sustained.csv` held for seconds: 32 heads of 128, sequence
-/// 4096, causal, batch 1): FlashAttention-2 and cuDNN each within 10% of both. The simulated kernels do 2 bh s^2 d FLOPs forward and 5 backward (the
-/// causal half skipped), at the preset's efficiency for that library.
+/// 4096, causal, batch 1): FlashAttention-2 and cuDNN each within 10% of both. The simulated
+/// kernels do 2 bh s^2 d FLOPs forward and 5 backward (the causal half skipped), at the preset's
+/// efficiency for that library.
 #[test]
 fn h100_attention_matches_the_device_measurements() {
     use clustersim::model::compute::ComputeModel;
