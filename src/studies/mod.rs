@@ -12,6 +12,7 @@ pub mod nccl_tests;
 pub mod plan;
 pub mod run;
 pub mod shard;
+pub mod sm_contention;
 pub mod sweep;
 pub mod train;
 pub mod validate;

@@ -260,49 +260,18 @@ fn a_ring_exchange_send_holds_point_to_point_channels() {
 /// which the model leaves out (README, "What communication costs the kernels beside it").
 #[test]
 fn communication_sm_loss_is_a_lower_bound_of_the_measured_one() {
-    use clustersim::model::compute::ComputeModel;
     let hw = Document::parse("dgx-h200", clustersim::config::builtin_hardware("dgx-h200").unwrap()).unwrap();
-    let model = ComputeModel::new(&HardwareSpec::from_document(&hw).unwrap().gpu);
-    let csv = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workloads/reference/comm-contention-h200.csv"
-    ))
-    .unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("kernel,"))
-        .map(|l| l.split(',').collect())
-        .collect();
-    let alone = |f: &[&str]| -> f64 {
-        let same = |r: &&Vec<&str>| r[..5] == f[..5] && r[5] == "none" && r[7] == "0";
-        rows.iter().find(same).unwrap()[8].parse().unwrap()
-    };
+    let rows = clustersim::studies::sm_contention::compare(&HardwareSpec::from_document(&hw).unwrap().gpu, 32);
     let mut checked = 0;
-    for f in rows.iter().filter(|f| f[0] != "idle" && f[5] != "none" && f[7] == "0") {
-        let blocks: u32 = f[6].parse().unwrap();
-        let ms: f64 = f[8].parse().unwrap();
-        if !(8..=32).contains(&blocks) || ms < 0.0 {
-            continue;
-        }
-        let measured = ms / alone(f) - 1.0;
-        let [m, n, k] = [1, 2, 3].map(|i| f[i].parse::<u64>().unwrap());
-        let kernel = match (f[0], f[4]) {
-            ("gemm", "bf16") => Kernel::Gemm { batch: 1, m, n, k },
-            ("gemm", _) => Kernel::Gemm8 { batch: 1, m, n, k },
-            _ => Kernel::Stream { bytes: 3 * 2 * m },
-        };
-        let modelled = model.kernel_seconds_on(&kernel, 132 - blocks) / model.kernel_seconds(&kernel) - 1.0;
-        let case = format!(
-            "{} k={blocks}: measured {measured:+.3}, model {modelled:+.3}",
-            f[..6].join(",")
-        );
-        if f[0] == "add" {
-            assert_eq!(modelled, 0.0, "{case}");
-            if f[5] == "sleep" {
-                assert!(measured.abs() < 0.01, "{case}");
+    for r in rows.iter().filter(|r| r.sms_held >= 8) {
+        let case = format!("{r:?}");
+        if r.kernel == "add" {
+            assert_eq!(r.modelled, 0.0, "{case}");
+            if r.holder == "sleep" {
+                assert!(r.measured.abs() < 0.01, "{case}");
             }
         } else {
-            assert!(modelled > 0.0 && modelled <= measured + 0.03, "{case}");
+            assert!(r.modelled > 0.0 && r.modelled <= r.measured + 0.03, "{case}");
         }
         checked += 1;
     }
