@@ -25,6 +25,13 @@ pub fn validate_command(args: &ValidateArgs) -> Result<()> {
             f.order_pairs
         );
     }
+    for f in summaries.iter().filter(|f| f.did_not_run > 0) {
+        let why = f.first_failure.as_deref().unwrap_or("");
+        println!(
+            "{}: {} of {} points did not run; the first: {why}",
+            f.figure, f.did_not_run, f.points
+        );
+    }
     let overrides = args
         .set
         .iter()

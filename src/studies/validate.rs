@@ -120,6 +120,12 @@ pub struct FigureSummary {
     pub order_violations: usize,
     /// Pairs checked for order.
     pub order_pairs: usize,
+    /// Points whose configuration did not run (an override that breaks them, say).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub did_not_run: usize,
+    /// Why the first of them did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
 }
 
 fn rows(csv: &str) -> Vec<Vec<String>> {
@@ -281,6 +287,10 @@ impl FigureSummary {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Summarises one figure's comparisons.
 pub fn summarise(figure: &str, comps: &[Comparison]) -> FigureSummary {
     let errs: Vec<f64> = comps.iter().filter_map(|c| c.error.map(f64::abs)).collect();
@@ -312,6 +322,8 @@ pub fn summarise(figure: &str, comps: &[Comparison]) -> FigureSummary {
         max_abs_error: errs.iter().copied().fold(0.0, f64::max),
         order_violations: violations,
         order_pairs: pairs,
+        did_not_run: 0,
+        first_failure: None,
     }
 }
 
@@ -346,7 +358,11 @@ pub fn validate(out: &Path, sets: &[String], progress: bool) -> Result<(Vec<Figu
             };
             write_figure(&out.join(&plot.file), &chart)?;
         }
-        summaries.push(summarise(figure, &comps));
+        let mut summary = summarise(figure, &comps);
+        let failures: Vec<&String> = result.rows.iter().filter_map(|r| r.error.as_ref()).collect();
+        summary.did_not_run = failures.len();
+        summary.first_failure = failures.first().map(|e| e.to_string());
+        summaries.push(summary);
         all.extend(comps);
     }
     write_atomic(&out.join("validation.csv"), |w| {

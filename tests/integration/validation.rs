@@ -87,6 +87,28 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
 /// compared tokens per second is global batch x sequence / published step time (rounded), and that over the
 /// GPUs is the per-GPU column (to its 0.1). E.g. Eos at 1344 nodes: 2688 x 2048 / 0.9296 s = 5 921 928 tokens/s,
 /// / 10752 GPUs = 550.8.
+/// An override that breaks a figure's points (Figure 6 runs on the ideal preset, which has no
+/// `network.nccl` to switch off) is reported with its reason, not left as an empty mean.
+#[test]
+fn validate_says_which_points_did_not_run_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = "hardware.network.nccl.sm_contention=false";
+    let o = clustersim(dir.path(), &["validate", "--out", "out", "--set", set]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("fig6: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.starts_with("fig6: 26 of 26 points did not run; the first: --set"),
+        "{line}"
+    );
+    assert!(line.contains("missing field `version`"), "{line}");
+    // the figures on presets with an NCCL model run
+    assert!(!stdout.lines().any(|l| l.starts_with("fig7: ")), "{stdout}");
+}
+
 #[test]
 fn mlperf_gpt3_reference_rows_are_consistent() {
     let csv = reference("mlperf-gpt3-h100.csv");
