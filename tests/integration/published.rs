@@ -92,10 +92,11 @@ fn h100_gemms_match_the_device_measurements() {
 }
 
 /// A fused attention layer's forward and backward on dgx-h100 against the measured kernels
-/// (`device-h100.csv` after idling, `sustained.csv` held for seconds: 32 heads of 128, sequence
-/// 4096, causal, batch 1): FlashAttention-2 and cuDNN each within 10% of both. The simulated
-/// kernels do 2 bh s^2 d FLOPs forward and 5 backward (the causal half skipped), at the preset's
-/// efficiency for that library.
+/// (32 heads of 128 at sequence 4096 and 16 at 8192, causal, batch 1): FlashAttention-2 and cuDNN
+/// each within 10% of the cases held for seconds at the power limit (`sustained.csv`, what the
+/// preset is set from) and 15% of the same cases timed after idling (`device-h100.csv`; cuDNN at
+/// 8192 runs 15% faster there than held). The simulated kernels do 2 bh s^2 d FLOPs forward and 5
+/// backward (the causal half skipped), at the preset's efficiency for that library.
 #[test]
 fn h100_attention_matches_the_device_measurements() {
     use clustersim::model::compute::ComputeModel;
@@ -107,18 +108,20 @@ fn h100_attention_matches_the_device_measurements() {
         "/workloads/reference/device-h100.csv"
     ))
     .unwrap();
-    let measured_us = |name: &str| -> f64 {
-        let prefix = format!("attention,{name},32,4096,128,bf16,fwd_bwd_us,");
+    let measured_us = |name: &str, bh: u64, s: u64| -> f64 {
+        let prefix = format!("attention,{name},{bh},{s},128,bf16,fwd_bwd_us,");
         csv.lines()
             .find_map(|l| l.strip_prefix(prefix.as_str()))
             .unwrap()
             .parse()
             .unwrap()
     };
-    let (bh, s, d) = (32u64, 4096u64, 128u64);
-    for (name, library) in [
-        ("flash-causal", FusedAttention::Flash2),
-        ("cudnn-causal", FusedAttention::Cudnn),
+    let d = 128u64;
+    for (name, library, bh, s) in [
+        ("flash-causal", FusedAttention::Flash2, 32u64, 4096u64),
+        ("cudnn-causal", FusedAttention::Cudnn, 32, 4096),
+        ("flash-causal", FusedAttention::Flash2, 16, 8192),
+        ("cudnn-causal", FusedAttention::Cudnn, 16, 8192),
     ] {
         let forward = Kernel::Attention {
             flops: 2 * bh * s * s * d,
@@ -132,9 +135,14 @@ fn h100_attention_matches_the_device_measurements() {
         };
         let simulated_us = (model.kernel_seconds(&forward) + model.kernel_seconds(&backward)) * 1e6;
         // after idling (device-h100.csv) and held for seconds at the power limit (sustained.csv)
-        for measured in [measured_us(name), sustained_us(&format!("{name}-32x4096x128"))] {
+        let after_idling = measured_us(name, bh, s);
+        let held = sustained_us(&format!("{name}-{bh}x{s}x128"));
+        for (measured, bound) in [(after_idling, 0.15), (held, 0.10)] {
             let error = simulated_us / measured - 1.0;
-            assert!(error.abs() < 0.10, "{name}: {simulated_us:.0} us vs {measured:.0}");
+            assert!(
+                error.abs() < bound,
+                "{name} {bh}x{s}: {simulated_us:.0} us vs {measured:.0}"
+            );
         }
     }
 }
