@@ -88,21 +88,25 @@ impl LayerShape {
     /// Attention core backward (with the forward recomputed first under selective recompute); or
     /// a fused backward kernel, which recomputes the scores itself: 5 products (scores and dQ, dK
     /// over d_qk; dP and dV over d_v: 2 bh s^2 (3 d_qk + 2 d_v) FLOPs, half of them skipped under
-    /// the causal mask), reading Q, K, V, O, dO and writing dQ, dK, dV.
+    /// the causal mask), reading Q, K, V, O, dO and writing dQ, dK, dV. Selective recompute
+    /// checkpoints the core attention whatever runs it (Megatron-Core's `checkpoint_core_attention`,
+    /// Transformer Engine's `checkpoint_core_attention`), so with a fused kernel its forward runs
+    /// again before its backward.
     pub(crate) fn attention_core_backward(&self, recompute: Recompute) -> Vec<Kernel> {
         let (bh, s, dk, dv) = (self.b * self.a / self.t, self.s, self.qk_head_dim(), self.v_head_dim());
-        if let Some(library) = self.fused_attention {
-            return vec![Kernel::Attention {
-                flops: bh * s * s * (3 * dk + 2 * dv),
-                bytes: bh * s * (4 * dk + 4 * dv) * ACT,
-                library,
-            }];
-        }
         let mut out = if recompute == Recompute::Selective {
-            self.attention_core() // recompute scores, softmax, dropout, context
+            self.attention_core() // recompute scores, softmax, dropout, context (or the fused forward)
         } else {
             Vec::new()
         };
+        if let Some(library) = self.fused_attention {
+            out.push(Kernel::Attention {
+                flops: bh * s * s * (3 * dk + 2 * dv),
+                bytes: bh * s * (4 * dk + 4 * dv) * ACT,
+                library,
+            });
+            return out;
+        }
         let product = |n, k| Kernel::Gemm { batch: bh, m: s, n, k };
         out.extend([
             product(s, dv),                              // grad probabilities = dO V^T

@@ -14,8 +14,8 @@
 //! layers is tried with Megatron-Core's `account_for_embedding_in_pipeline_split` and
 //! `..._loss_...` when layers + 2 divide: each chunk n = (layers + 2) / (p v) layers, the first and
 //! last n - 1. With fused attention, selective recompute is left out: the fused kernels already
-//! store what it stores and recompute the attention core in backward, so it runs exactly as no
-//! recompute (the memory model and the generator say so). A model with 2021 attention and no
+//! store no s x s scores, so it saves no memory the model counts and only runs the fused forward
+//! again (Megatron-Core checkpoints the core attention whatever kernel runs it): it cannot win. A model with 2021 attention and no
 //! experts on a GPU without FP8 gets exactly the search it had before these axes existed.
 //!
 //! Context parallelism is pruned twice, because a ring of c ranks only helps in two ways: it
@@ -342,7 +342,7 @@ pub fn candidates(cfg: &RunConfig, gpus: u64) -> Vec<Candidate> {
                                 continue;
                             };
                             for recompute in [Recompute::None, Recompute::Selective, Recompute::Full] {
-                                // fused attention keeps what selective recompute keeps, recomputing nothing
+                                // with fused attention selective recompute saves nothing and costs a forward
                                 if fused && recompute == Recompute::Selective {
                                     continue;
                                 }
