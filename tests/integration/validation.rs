@@ -47,7 +47,7 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         ("fig14", 10.5, 15.0),
         ("fig15", 16.0, 27.0),
         // NVIDIA's NeMo / Megatron-Bridge DGX H100 rows (18 run; FP8) and Llama 3 405B (3 run): issue 16 aims at
-        // 10% each, not met; today's 6.7% / 20.7% and 9.7% / 18.7% (README, "H100, 2024-2026") are bounded
+        // 10% each, not met; today's 7.0% / 21.0% and 9.7% / 18.7% (README, "H100, 2024-2026") are bounded
         // (Llama 3 405B's rows are pessimistic: the GEMM rates at the power limit moved them from 8.4% / 16.1%)
         ("nemo-h100", 7.5, 21.5),
         // their mixture-of-experts rows (Megatron-Bridge, 5 run; README, "H100, 2025-2026: mixtures of experts"):
