@@ -4,6 +4,7 @@
 
 pub mod astra;
 mod context;
+mod data_parallel;
 mod document;
 pub mod groups;
 mod hardware;
@@ -18,6 +19,7 @@ mod software;
 pub mod whatif;
 mod workload;
 
+pub use data_parallel::{DataParallelSpec, GradDtype};
 pub use document::{read_limited, Document, Override, MAX_YAML_BYTES};
 pub use hardware::{
     AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind,
@@ -29,7 +31,7 @@ pub use moe::MoeSpec;
 pub use nccl::{NcclSpec, NcclVersion};
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use software::{Attention, Precision, Recompute, Schedule};
-pub use workload::{BatchSpec, DataParallelSpec, GradDtype, ParallelSpec, WorkloadSpec};
+pub use workload::{BatchSpec, ParallelSpec, WorkloadSpec};
 
 use crate::error::Result;
 

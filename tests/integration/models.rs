@@ -288,6 +288,51 @@ fn overlapped_param_gather_moves_the_weight_gather_into_the_forward() {
     );
 }
 
+#[test]
+fn fp8_weights_are_gathered_in_one_byte_each() {
+    // Llama 3 8B in FP8 on one DGX-H100 node, d 8: with `fp8_param_gather` the blocks' linear
+    // weights (L per layer) are all-gathered at 1 byte instead of 2, the untied embedding and
+    // output tables (E each) stay 16-bit. ZeRO-1 overlapped: one gather per layer and table,
+    // 2 (32 L + 2 E) bytes against 32 L + 4 E. ZeRO-1 after the step: one gather of the stage,
+    // 2 (32 L + 2 E) against 32 L + 4 E. ZeRO-3: a gather before each use of each layer (forward
+    // and backward) and table (2 uses each): 2 (64 L + 4 E) against 64 L + 8 E.
+    use clustersim::workload::params::{embedding_params_per_rank, layer_params_per_rank};
+    let gathered = |zero: u8, overlap: bool, fp8: bool| -> u64 {
+        let sets: Vec<String> = [
+            "hardware.nodes=1".to_string(),
+            "workload.precision=fp8".into(),
+            "workload.parallel.tensor=1".into(),
+            "workload.parallel.data=8".into(),
+            "workload.parallel.sequence_parallel=false".into(),
+            "workload.batch.global=8".into(),
+            format!("workload.data_parallel.zero_stage={zero}"),
+            format!("workload.data_parallel.overlap_param_gather={overlap}"),
+            format!("workload.data_parallel.fp8_param_gather={fp8}"),
+        ]
+        .into();
+        let cfg = config("dgx-h100", "llama3-8b", &sets);
+        let g = clustersim::workload::generate(&cfg.workload);
+        let op = clustersim::ops::CollectiveOp::AllGather;
+        g.collectives.iter().filter(|c| c.op == op).map(|c| c.bytes).sum()
+    };
+    let m = &config("dgx-h100", "llama3-8b", &[]).workload.model;
+    let (l, e) = (layer_params_per_rank(m, 1), embedding_params_per_rank(m, 1));
+    for (zero, overlap, uses) in [(1, true, 1), (1, false, 1), (3, false, 2)] {
+        let (sixteen, eight) = (gathered(zero, overlap, false), gathered(zero, overlap, true));
+        assert_eq!(sixteen, 2 * uses * (32 * l + 2 * e), "ZeRO-{zero}");
+        assert_eq!(eight, uses * (32 * l + 4 * e), "ZeRO-{zero}");
+    }
+    let e = refused(
+        "dgx-h100",
+        "llama3-8b",
+        &["workload.data_parallel.fp8_param_gather=true"],
+    );
+    assert!(
+        e.contains("`data_parallel.fp8_param_gather`") && e.contains("needs `precision: fp8`"),
+        "{e}"
+    );
+}
+
 /// The message of a configuration `load_run_config` refuses.
 fn refused(hardware: &str, workload: &str, sets: &[&str]) -> String {
     let o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();

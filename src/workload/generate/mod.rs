@@ -225,6 +225,21 @@ impl<'a> Generator<'a> {
     }
 
     /// Parameters of a model chunk per rank: (dense, with the embeddings; routed experts).
+    /// Bytes of a data-parallel all-gather of `params` weights: 16-bit, or 1 byte each for the
+    /// blocks' linear layers when they are gathered in FP8 (`data_parallel.fp8_param_gather`).
+    fn gather_bytes(&self, params: u64, linear_layers: bool) -> u64 {
+        self.w.data_parallel.gather_bytes_per_param(linear_layers) * params
+    }
+
+    /// The embedding and output-layer weights a stage holds (every chunk's, per rank).
+    fn stage_embedding_params(&self, stage: u32) -> u64 {
+        let (m, last) = (&self.w.model, self.lay.p * self.v - 1);
+        (0..self.v)
+            .map(|c| embedding_tables(m, self.virtual_stage(stage, c), last))
+            .sum::<u64>()
+            * embedding_params_per_rank(m, self.w.parallel.tensor)
+    }
+
     fn chunk_params(&self, stage: u32, chunk: u32) -> (u64, u64) {
         let vs = self.virtual_stage(stage, chunk);
         let last = self.lay.p * self.v - 1;

@@ -297,12 +297,17 @@ impl Generator<'_> {
         }
     }
 
-    /// `pieces` preceded, under ZeRO-3, by the all-gather of the 16-bit weights they use.
-    pub(super) fn gathered(&self, params: u64, pieces: Vec<Piece>) -> Vec<Piece> {
+    /// `pieces` preceded, under ZeRO-3, by the all-gather of the weights they use (`params`
+    /// of them; those of the blocks' linear layers when `linear_layers`, which FP8 training can
+    /// gather in FP8).
+    pub(super) fn gathered(&self, params: u64, linear_layers: bool, pieces: Vec<Piece>) -> Vec<Piece> {
         if self.zero3() {
-            std::iter::once(Piece::Data(CollectiveOp::AllGather, 2 * params))
-                .chain(pieces)
-                .collect()
+            std::iter::once(Piece::Data(
+                CollectiveOp::AllGather,
+                self.gather_bytes(params, linear_layers),
+            ))
+            .chain(pieces)
+            .collect()
         } else {
             pieces
         }

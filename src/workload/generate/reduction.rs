@@ -68,11 +68,13 @@ impl Generator<'_> {
         let pieces = vec![(Piece::Compute("optimizer", adam), NO_LAYER)];
         self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);
         if matches!(self.zero(), 1 | 2) && !self.w.data_parallel.overlap_param_gather {
-            // every rank updated 1/d of the weights: all-gather the 16-bit weights (the routed
-            // experts' over their expert-data-parallel group)
+            // every rank updated 1/d of the weights: all-gather them (16-bit, the blocks' linear
+            // layers' in FP8 where asked; the routed experts' over their expert-data-parallel group)
             let mut pieces = Vec::new();
             if self.lay.d > 1 {
-                pieces.push((Piece::Data(CollectiveOp::AllGather, 2 * stage_dense), NO_LAYER));
+                let embeddings = self.stage_embedding_params(ctx.stage);
+                let bytes = self.gather_bytes(embeddings, false) + self.gather_bytes(stage_dense - embeddings, true);
+                pieces.push((Piece::Data(CollectiveOp::AllGather, bytes), NO_LAYER));
             }
             pieces.extend(self.expert_piece(CollectiveOp::AllGather, 2 * stage_experts));
             self.emit(ctx, pieces, Phase::Optimizer, NONE_MB, 0, prev);

@@ -105,14 +105,15 @@ impl Generator<'_> {
             if first_pass {
                 pieces.push((Piece::AwaitGather(2 * embedding_params), first_layer as u16));
             }
-            let embedding = self.gathered(embedding_params, self.shape.embedding_forward());
+            let embedding = self.gathered(embedding_params, false, self.shape.embedding_forward());
             pieces.extend(embedding.into_iter().map(|p| (p, first_layer as u16)));
         }
         for l in 0..layers {
             if first_pass {
-                pieces.push((Piece::AwaitGather(2 * layer_params), (first_layer + l) as u16));
+                let bytes = self.gather_bytes(layer_params, true);
+                pieces.push((Piece::AwaitGather(bytes), (first_layer + l) as u16));
             }
-            let layer = self.gathered(layer_params, self.layer_forward(first_layer + l));
+            let layer = self.gathered(layer_params, true, self.layer_forward(first_layer + l));
             pieces.extend(layer.into_iter().map(|p| (p, (first_layer + l) as u16)));
         }
         if vs == last && self.w.model.vocab > 0 {
@@ -133,7 +134,7 @@ impl Generator<'_> {
             }
             // the output layer once for the next token and once per prediction module
             for _ in 0..=self.w.model.mtp_layers {
-                let logits = self.gathered(embedding_params, self.shape.logits_forward());
+                let logits = self.gathered(embedding_params, false, self.shape.logits_forward());
                 pieces.extend(logits.into_iter().map(|p| (p, top as u16)));
             }
         }
@@ -178,7 +179,7 @@ impl Generator<'_> {
                 let logits = self.accumulated(
                     embedding_params,
                     mb,
-                    self.gathered(embedding_params, self.shape.logits_backward()),
+                    self.gathered(embedding_params, false, self.shape.logits_backward()),
                 );
                 tape.push(Entry::Pieces(
                     logits.into_iter().map(|p| (p, layer)).collect(),
@@ -196,7 +197,7 @@ impl Generator<'_> {
                 r => r,
             };
             if recompute == crate::config::Recompute::Full {
-                let mut recompute = self.gathered(layer_params, self.layer_forward(l));
+                let mut recompute = self.gathered(layer_params, true, self.layer_forward(l));
                 if module {
                     recompute.splice(0..0, self.shape.mtp_glue_forward());
                 }
@@ -206,7 +207,7 @@ impl Generator<'_> {
                 ));
             }
             let (mut dense, experts) = self.layer_split(l);
-            let mut pieces = self.gathered(layer_params, self.layer_backward(l, recompute));
+            let mut pieces = self.gathered(layer_params, true, self.layer_backward(l, recompute));
             if module {
                 pieces.extend(self.shape.mtp_glue_backward());
                 dense += self.mtp_glue_per_rank();
@@ -231,7 +232,7 @@ impl Generator<'_> {
             let embedding = self.accumulated(
                 embedding_params,
                 mb,
-                self.gathered(embedding_params, self.shape.embedding_backward()),
+                self.gathered(embedding_params, false, self.shape.embedding_backward()),
             );
             tape.push(Entry::Pieces(
                 embedding.into_iter().map(|p| (p, first_layer as u16)).collect(),
