@@ -22,6 +22,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from cuda_graph import capture
+
 OUT = os.environ.get("OUT", "/tmp/out")
 os.makedirs(OUT, exist_ok=True)
 CSV = open(os.path.join(OUT, "h100-microbench.csv"), "w")
@@ -42,17 +44,7 @@ def out_of_time():
 
 def graph_seconds(fn, reps=20, replays=5):
     """Seconds per call of fn, captured reps times in a CUDA graph; best of `replays` replays."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(reps):
-            fn()
+    graph = capture(fn, reps)
     graph.replay()
     torch.cuda.synchronize()
     best = float("inf")

@@ -26,6 +26,8 @@ import time
 
 import torch
 
+from cuda_graph import capture
+
 OUT = os.environ.get("OUT", "/tmp/out")
 os.makedirs(OUT, exist_ok=True)
 CSV = open(os.path.join(OUT, "sustained-gemm.csv"), "w")
@@ -73,19 +75,32 @@ def sustained(name, dtype, fn, flops):
         window += 1
 
 
-def graph_of(fn, reps):
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
+def held(step, hold):
+    """Runs `step` back to back for `hold` seconds; returns (seconds per step over the last third, the
+    SM clock and board power read in it)."""
+    t0 = time.time()
+    while time.time() - t0 < hold * 2 / 3:
+        step()
+        torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    count = 0
+    s.record()
+    t1 = time.time()
+    while time.time() - t1 < hold / 3:
+        step()
+        count += 1
+    e.record()
+    mhz, watts = torch.cuda.clock_rate(), power_w()
     torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(reps):
-            fn()
-    return graph
+    return s.elapsed_time(e) * 1e-3 / count, mhz, watts
+
+
+def preheat(seconds=3.0):
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    start = time.time()
+    while time.time() - start < seconds:  # busy, as training keeps it
+        torch.matmul(a, a)
+    torch.cuda.synchronize()
 
 
 def table(path):
@@ -93,10 +108,7 @@ def table(path):
     out = open(os.path.join(OUT, "sustained-table.csv"), "w")
     out.write("m,n,k,dtype,tflops,sm_mhz,power_w\n")
     shapes = [r for r in csv.reader(line for line in open(path) if not line.startswith("#")) if r[1] == "shape"]
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    start = time.time()
-    while time.time() - start < 3:  # busy, as training keeps it
-        torch.matmul(a, a)
+    preheat()
     one = torch.ones((), device="cuda")
     for _, _, m, n, k, dtype, _ in shapes:
         m, n, k = int(m), int(n), int(k)
@@ -111,34 +123,13 @@ def table(path):
             fn = lambda: torch._scaled_mm(x, y, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
         flops = 2.0 * m * n * k
         reps = max(3, min(200, int(2e-3 * 700e12 / flops)))  # a graph of about 2 ms
-        graph = graph_of(fn, reps)
-        t0 = time.time()
-        while time.time() - t0 < hold * 2 / 3:
-            graph.replay()
-            torch.cuda.synchronize()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        count = 0
-        s.record()
-        t1 = time.time()
-        while time.time() - t1 < hold / 3:
-            graph.replay()
-            count += 1
-        e.record()
-        mhz, watts = torch.cuda.clock_rate(), power_w()
-        torch.cuda.synchronize()
-        tflops = flops * reps * count / (s.elapsed_time(e) * 1e-3) / 1e12
+        graph = capture(fn, reps, warmups=2)
+        seconds, mhz, watts = held(graph.replay, hold)
+        tflops = flops * reps / seconds / 1e12
         out.write(f"{m},{n},{k},{dtype},{tflops:.1f},{mhz},{watts:.0f}\n")
         out.flush()
         print(f"table {m:>6} {n:>6} {k:>6} {dtype:5s} {tflops:7.1f} TFLOP/s  SM {mhz} MHz  {watts:.0f} W", flush=True)
         del graph
-
-
-def preheat(seconds=3.0):
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    start = time.time()
-    while time.time() - start < seconds:  # busy, as training keeps it
-        torch.matmul(a, a)
-    torch.cuda.synchronize()
 
 
 def attention():
@@ -158,22 +149,8 @@ def attention():
             with sdpa_kernel([backend]):
                 def step():
                     F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(grad)
-                t0 = time.time()
-                while time.time() - t0 < hold * 2 / 3:
-                    for _ in range(10):
-                        step()
-                    torch.cuda.synchronize()
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                count = 0
-                s.record()
-                t1 = time.time()
-                while time.time() - t1 < hold / 3:
-                    step()
-                    count += 1
-                e.record()
-                mhz, watts = torch.cuda.clock_rate(), power_w()
-                torch.cuda.synchronize()
-                us = s.elapsed_time(e) * 1e3 / count
+                seconds, mhz, watts = held(step, hold)
+                us = seconds * 1e6
                 out.write(f"{name},{heads},{seq},{d},{us:.1f},{mhz},{watts:.0f}\n")
                 out.flush()
                 print(f"attention {name:13s} heads {heads} seq {seq}: {us:8.1f} us fwd+bwd  SM {mhz} MHz  {watts:.0f} W",

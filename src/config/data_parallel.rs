@@ -77,9 +77,7 @@ impl DataParallelSpec {
     pub fn grad_buffer(&self) -> bool {
         self.contiguous_buffer || self.grad_dtype == GradDtype::Fp32
     }
-}
 
-impl DataParallelSpec {
     /// Bytes per parameter of a weight all-gather: 1 for the blocks' linear layers gathered in
     /// FP8, else 2 (16-bit weights).
     pub fn gather_bytes_per_param(&self, linear_layers: bool) -> u64 {

@@ -196,8 +196,8 @@ mod tests {
     fn kernels_beside_communication_get_the_free_sms() {
         // dgx-h100 with 24 SMs held by NCCL: 8192^3 BF16 in 256 x 128 tiles, 2048 tiles over the
         // 108 free SMs take ceil(2048 / 108) = 19 waves instead of 16, each at the same per-SM rate
-        // (989 TFLOP/s x 0.722 / 132, plus 1.5 us per wave); cuDNN attention runs at 108 / 132 of its rate; streaming is
-        // HBM-bound and keeps its time.
+        // (989 TFLOP/s x 0.722 / 132, plus 1.5 us per wave); cuDNN attention runs at 108 / 132 of
+        // its rate; streaming is HBM-bound and keeps its time.
         let doc = Document::parse("dgx-h100", crate::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
         let h100 = ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu);
         let gemm = Kernel::Gemm {
