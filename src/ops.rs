@@ -68,6 +68,9 @@ pub enum FusedAttention {
     /// cuDNN's fused flash attention, which Transformer Engine prefers on Hopper, at
     /// `gpu.cudnn_attention_efficiency` (or `attention_efficiency` where the GPU has none).
     Cudnn,
+    /// FlashAttention 1.x (Dao et al. 2022), at `gpu.flash1_attention_efficiency` (a workload
+    /// asking for it on a GPU without that figure is refused when the run is set up).
+    Flash1,
 }
 
 impl Kernel {

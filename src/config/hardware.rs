@@ -120,6 +120,10 @@ pub struct GpuSpec {
     /// `attention_efficiency` unless stated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cudnn_attention_efficiency: Option<f64>,
+    /// The same for FlashAttention 1.x (`workload.attention: flash1`); none: not known for this
+    /// GPU, and a workload asking for FlashAttention 1 is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash1_attention_efficiency: Option<f64>,
     /// Bandwidth from L2 to all SMs; small tiles whose arithmetic intensity is below
     /// peak / this bandwidth are limited by it.
     #[serde(default)]
@@ -418,6 +422,7 @@ impl HardwareSpec {
             ("gpu.fp8_efficiency", self.gpu.fp8_efficiency),
             ("gpu.attention_efficiency", self.gpu.attention_efficiency),
             ("gpu.cudnn_attention_efficiency", self.gpu.cudnn_attention_efficiency),
+            ("gpu.flash1_attention_efficiency", self.gpu.flash1_attention_efficiency),
         ] {
             if let Some(e) = value {
                 fraction(path, e)?;

@@ -12,6 +12,9 @@ pub enum Attention {
     Standard,
     /// FlashAttention-2 (fused, no s x s activations).
     Flash,
+    /// FlashAttention 1.x (Dao et al. 2022): fused like FlashAttention-2, at its own, slower kernel
+    /// speed (`gpu.flash1_attention_efficiency`); what Transformer Engine ran before July 2023.
+    Flash1,
     /// cuDNN's fused flash attention, as Transformer Engine runs it on Hopper (fused, no s x s
     /// activations; its own kernel speed, `gpu.cudnn_attention_efficiency`).
     Cudnn,
@@ -27,6 +30,7 @@ impl Attention {
         match self {
             Attention::Standard => None,
             Attention::Flash => Some(crate::ops::FusedAttention::Flash2),
+            Attention::Flash1 => Some(crate::ops::FusedAttention::Flash1),
             Attention::Cudnn => Some(crate::ops::FusedAttention::Cudnn),
         }
     }

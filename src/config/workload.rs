@@ -54,8 +54,9 @@ pub struct WorkloadSpec {
     pub precision: Precision,
     /// Attention kernels: `standard` (scores, softmax, dropout and context as separate kernels
     /// that store the s x s matrices, as in 2021), `flash` (FlashAttention-2: one fused kernel
-    /// each way, no s x s activations, the scores recomputed in the backward kernel) or `cudnn`
-    /// (the same with cuDNN's kernels, Transformer Engine's choice on Hopper).
+    /// each way, no s x s activations, the scores recomputed in the backward kernel), `flash1`
+    /// (the same at FlashAttention 1's speed) or `cudnn` (the same with cuDNN's kernels,
+    /// Transformer Engine's choice on Hopper).
     #[serde(default, skip_serializing_if = "Attention::is_standard")]
     pub attention: Attention,
     /// Data-parallel gradient reduction.
@@ -386,6 +387,18 @@ pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec
                 "precision",
                 format!(
                     "FP8 needs FP8 tensor cores, but the {} of {} has none (no `gpu.fp8_flops`)",
+                    g.model,
+                    hw_doc.origin("gpu")
+                ),
+            ));
+        }
+    }
+    if w.attention == Attention::Flash1 {
+        if let Some(g) = hw.gpu_models().iter().find(|g| g.flash1_attention_efficiency.is_none()) {
+            return Err(w_doc.field_error(
+                "attention",
+                format!(
+                    "FlashAttention 1 has no measured speed on the {} of {} (no `gpu.flash1_attention_efficiency`)",
                     g.model,
                     hw_doc.origin("gpu")
                 ),

@@ -57,6 +57,7 @@ impl ComputeModel {
                 let efficiency = match library {
                     FusedAttention::Flash2 => flash2,
                     FusedAttention::Cudnn => gpu.cudnn_attention_efficiency.unwrap_or(flash2),
+                    FusedAttention::Flash1 => gpu.flash1_attention_efficiency.unwrap_or(flash2),
                 };
                 (flops as f64 / (peak * share * efficiency)).max(bytes as f64 / hbm) + overhead
             }
@@ -222,6 +223,33 @@ mod tests {
         );
         let stream = Kernel::Stream { bytes: 1 << 30 };
         assert_eq!(h100.kernel_seconds_on(&stream, 108), h100.kernel_seconds(&stream));
+    }
+
+    #[test]
+    fn each_fused_attention_library_runs_at_its_own_rate() {
+        // dgx-h100: 2^40 FLOPs (compute-bound: 1 MiB of operands) take 2^40 / (989 TFLOP/s x rate)
+        // plus the 1 us kernel overhead, at 0.25 for FlashAttention-2, 0.43 for cuDNN and 0.108 for
+        // FlashAttention 1
+        let doc = Document::parse("dgx-h100", crate::config::builtin_hardware("dgx-h100").unwrap()).unwrap();
+        let h100 = ComputeModel::new(&HardwareSpec::from_document(&doc).unwrap().gpu);
+        let flops = 1u64 << 40;
+        for (library, rate) in [
+            (FusedAttention::Flash2, 0.25),
+            (FusedAttention::Cudnn, 0.43),
+            (FusedAttention::Flash1, 0.108),
+        ] {
+            let kernel = Kernel::Attention {
+                flops,
+                bytes: 1 << 20,
+                library,
+            };
+            let expected = flops as f64 / (989e12 * rate) + 1e-6;
+            let got = h100.kernel_seconds(&kernel);
+            assert!(
+                (got / expected - 1.0).abs() < 1e-12,
+                "{library:?}: {got} s, expected {expected}"
+            );
+        }
     }
 
     #[test]

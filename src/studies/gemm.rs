@@ -104,13 +104,11 @@ pub fn sources(rows: &[GemmComparison]) -> Vec<&str> {
 
 /// Mean and max absolute error (percent) over the aligned `shape` rows of one source and operand type.
 pub fn shape_errors(rows: &[GemmComparison], source: &str, dtype: &str) -> (f64, f64, usize) {
-    let errors: Vec<f64> = rows
-        .iter()
-        .filter(|r| r.source == source && r.kind == "shape" && r.aligned() && r.dtype == dtype)
-        .map(|r| r.error_pct().abs())
-        .collect();
-    let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
-    (mean, errors.iter().cloned().fold(0.0, f64::max), errors.len())
+    super::abs_error_summary(
+        rows.iter()
+            .filter(|r| r.source == source && r.kind == "shape" && r.aligned() && r.dtype == dtype)
+            .map(|r| r.error_pct()),
+    )
 }
 
 /// Markdown table of the comparison.

@@ -81,6 +81,30 @@ fn fp8_runs_the_linear_layers_faster_and_needs_fp8_tensor_cores() {
 }
 
 #[test]
+fn flash_attention_1_runs_slower_than_2_and_needs_a_measured_rate() {
+    // the same fused kernels at FlashAttention 1's rate (dgx-h100: 0.108 of peak against 0.25):
+    // slower, the memory the same (neither stores the s x s scores)
+    let flash = report("dgx-h100", "llama3-8b", &["workload.attention=flash".to_string()]);
+    let flash1 = report("dgx-h100", "llama3-8b", &["workload.attention=flash1".to_string()]);
+    assert!(flash1.iteration_time_s > flash.iteration_time_s, "{flash1:?}");
+    let peak = |r: &clustersim::report::Report| r.memory.as_ref().unwrap().peak_bytes_per_gpu;
+    assert_eq!(peak(&flash1), peak(&flash));
+    // dgx-b200 states no FlashAttention 1 rate: refused, naming the field and the GPU
+    let o = vec![Override::parse("workload.attention=flash1").unwrap()];
+    let e = load_run_config(
+        &Source::Named("dgx-b200".into()),
+        &Source::Named("llama3-8b".into()),
+        &o,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`attention` = \"flash1\"") && e.contains("B200") && e.contains("gpu.flash1_attention_efficiency"),
+        "{e}"
+    );
+}
+
+#[test]
 fn flash_attention_stores_no_score_matrices() {
     // Llama 3 8B at s = 8192, t = 2, without recompute: the standard kernels store 5 a s^2 b / t
     // bytes of scores, softmax and dropout per layer (Korthikanti): 5 x 32 x 8192^2 / 2 = 5 GiB,

@@ -41,6 +41,9 @@ pub struct KernelRecord {
     /// [flops, bytes] of a cuDNN fused attention kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_cudnn: Option<[u64; 2]>,
+    /// [flops, bytes] of a FlashAttention 1.x kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_flash1: Option<[u64; 2]>,
     /// Bytes streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<u64>,
@@ -59,6 +62,7 @@ impl KernelRecord {
             self.gemm8.is_some(),
             self.attention.is_some(),
             self.attention_cudnn.is_some(),
+            self.attention_flash1.is_some(),
             self.stream.is_some(),
             self.generic.is_some(),
             self.measured.is_some(),
@@ -78,6 +82,10 @@ impl KernelRecord {
         }
         if let Some([flops, bytes]) = self.attention_cudnn {
             let library = FusedAttention::Cudnn;
+            return Some(Kernel::Attention { flops, bytes, library });
+        }
+        if let Some([flops, bytes]) = self.attention_flash1 {
+            let library = FusedAttention::Flash1;
             return Some(Kernel::Attention { flops, bytes, library });
         }
         if let Some([flops, bytes]) = self.generic {
@@ -112,6 +120,14 @@ impl KernelRecord {
                 library: FusedAttention::Cudnn,
             } => KernelRecord {
                 attention_cudnn: Some([flops, bytes]),
+                ..Default::default()
+            },
+            Kernel::Attention {
+                flops,
+                bytes,
+                library: FusedAttention::Flash1,
+            } => KernelRecord {
+                attention_flash1: Some([flops, bytes]),
                 ..Default::default()
             },
             Kernel::Stream { bytes } => KernelRecord {
