@@ -8,7 +8,7 @@
 //! `megatron-2021`).
 //!
 //! The switches: the attention kernels (`attention`), the tensor-parallel communication overlapped
-//! with GEMMs (`tp_comm_overlap`), sequence parallelism (`parallel.sequence_parallel`; with tensor
+//! with GEMMs (`tp_comm_overlap`) or, in backward, with the weight gradients (`tp_async_allreduce`), sequence parallelism (`parallel.sequence_parallel`; with tensor
 //! parallelism 1 it changes nothing), and the data-parallel side (`data_parallel.*`: overlapped
 //! gradient reduce, gradient dtype, ZeRO stage, fused gradient accumulation, contiguous buffers,
 //! overlapped parameter gather).
@@ -27,6 +27,7 @@ pub const PROFILES: &[Profile] = &[
         &[
             ("attention", "standard"),
             ("tp_comm_overlap", "false"),
+            ("tp_async_allreduce", "false"),
             ("parallel.sequence_parallel", "false"),
             ("data_parallel.overlap", "false"),
             ("data_parallel.grad_dtype", "fp16"),
@@ -42,6 +43,7 @@ pub const PROFILES: &[Profile] = &[
         &[
             ("attention", "cudnn"),
             ("tp_comm_overlap", "true"),
+            ("tp_async_allreduce", "true"),
             ("parallel.sequence_parallel", "true"),
             ("data_parallel.overlap", "true"),
             ("data_parallel.grad_dtype", "fp32"),
@@ -57,6 +59,7 @@ pub const PROFILES: &[Profile] = &[
         &[
             ("attention", "flash"),
             ("tp_comm_overlap", "false"),
+            ("tp_async_allreduce", "false"),
             ("parallel.sequence_parallel", "false"),
             ("data_parallel.overlap", "true"),
             ("data_parallel.grad_dtype", "fp32"),

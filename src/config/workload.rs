@@ -41,6 +41,12 @@ pub struct WorkloadSpec {
     /// its own stream beside its GEMM, and what follows waits for both.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tp_comm_overlap: bool,
+    /// Megatron-LM's asynchronous tensor-parallel all-reduce (`--async-tensor-model-parallel-allreduce`,
+    /// from late 2021; Megatron-Core's default): in the backward pass each column-parallel layer's
+    /// input-gradient all-reduce (its reduce-scatter with sequence parallelism) runs on its own
+    /// stream beside that layer's weight-gradient GEMM, and what follows waits for both.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tp_async_allreduce: bool,
     /// Overlap the expert-parallel all-to-alls with another microbatch's computation (Megatron-Core's
     /// `--overlap-moe-expert-parallel-comm`): 1F1B's steady state runs each forward together with
     /// the backward beside it, layer by layer, each pass's token dispatch and combine on their own

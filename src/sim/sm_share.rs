@@ -201,11 +201,16 @@ impl Sim<'_> {
             .collective_streams(c)
             .first()
             .map_or(0, |&si| si as usize % Stream::COUNT);
-        let key = (coll.op as u8, coll.group, coll.bytes, stream as u8);
+        let key = (
+            coll.op as u8,
+            coll.group,
+            coll.bytes,
+            stream as u8 | (coll.userbuffers as u8) << 4,
+        );
         let sms = *share.memo.entry(key).or_insert_with(|| {
             let sms = if stream == Stream::Compute as usize {
                 0
-            } else if stream == Stream::TensorComm as usize {
+            } else if coll.userbuffers {
                 userbuffers_sms(coll.op)
             } else {
                 share

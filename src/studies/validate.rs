@@ -51,6 +51,11 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
         include_str!("../../workloads/sweeps/fsdp-a100.yaml"),
     ),
     (
+        "korthikanti2022",
+        "workloads/sweeps/korthikanti2022.yaml",
+        include_str!("../../workloads/sweeps/korthikanti2022.yaml"),
+    ),
+    (
         "nemo-h100",
         "workloads/sweeps/nemo-h100.yaml",
         include_str!("../../workloads/sweeps/nemo-h100.yaml"),
@@ -77,6 +82,11 @@ const H100_FIGURES: &[&str] = &["nemo-h100", "nemo-h100-moe", "llama3-405b", "ml
 
 const THROUGHPUT: &str = include_str!("../../workloads/reference/megatron-figures.csv");
 const FSDP: &str = include_str!("../../workloads/reference/fsdp-a100.csv");
+const KORTHIKANTI: &str = include_str!("../../workloads/reference/korthikanti2022.csv");
+
+/// The A100 figures whose reference rows name a recompute mode and interval (columns 11 and 12):
+/// several runs share a split and a model and differ in it.
+const RECOMPUTE_FIGURES: &[&str] = &["fsdp", "korthikanti2022"];
 const BUBBLES: &str = include_str!("../../workloads/reference/megatron-figure6.csv");
 const NEMO: &str = include_str!("../../workloads/reference/nemo-h100.csv");
 const NEMO_MOE: &str = include_str!("../../workloads/reference/nemo-h100-moe.csv");
@@ -142,7 +152,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
         Some(p) => (p.x.clone(), p.series.clone(), p.y.clone()),
         None => (Vec::new(), Vec::new(), "tflops_per_gpu".into()),
     };
-    // the run whose report has these numbers and, for `fsdp`, this recompute mode and interval
+    // the run whose report has these numbers and, for the recompute figures, this recompute mode and interval
     let matches_with = |want: &[(&str, u64)], recompute: Option<(&str, u64)>| {
         result.rows.iter().find(|r| {
             r.report.as_ref().is_some_and(|rep| {
@@ -182,7 +192,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             );
         }
     } else {
-        let published = [THROUGHPUT, FSDP, NEMO, NEMO_MOE, LLAMA3, MLPERF]
+        let published = [THROUGHPUT, FSDP, KORTHIKANTI, NEMO, NEMO_MOE, LLAMA3, MLPERF]
             .into_iter()
             .flat_map(rows);
         for f in published.filter(|f| f[0] == figure && runnable(figure, f)) {
@@ -201,7 +211,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             if !f[9].is_empty() {
                 want.push(("/parallel/microbatch", num(&f[9]) as u64));
             }
-            if figure == "fsdp" || H100_FIGURES.contains(&figure) {
+            if RECOMPUTE_FIGURES.contains(&figure) || H100_FIGURES.contains(&figure) {
                 // several models share a split: their shapes tell the runs apart
                 want.push(("/config/workload/model/layers", num(&f[1]) as u64));
                 want.push(("/config/workload/model/hidden", num(&f[2]) as u64));
@@ -210,7 +220,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
                 // Llama 2 7B and Llama 3 8B share layers, hidden and split: column 14 is the sequence
                 want.push(("/config/workload/model/seq_len", num(&f[14]) as u64));
             }
-            let row = if figure == "fsdp" {
+            let row = if RECOMPUTE_FIGURES.contains(&figure) {
                 // and the recompute mode
                 matches_with(&want, Some((f[11].as_str(), num(&f[12]) as u64)))
             } else {

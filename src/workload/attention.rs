@@ -154,7 +154,8 @@ impl LayerShape {
             Self::stream(self.local_bsh() * 5),       // layer norm backward (two passes)
             Self::stream(self.local_bsh() * 3),       // residual: add the two gradients of the layer input
         ]);
-        Block::whole("attention", attention, self.allreduce_bytes())
+        let qkv_weight_gradient = attention.len() - 3;
+        Block::whole("attention", attention, self.allreduce_bytes()).reduced_beside(qkv_weight_gradient)
     }
 
     /// The start of the attention block's backward: the MLP block's layer norm and the residual,

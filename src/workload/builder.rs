@@ -75,8 +75,14 @@ impl GraphBuilder {
             group,
             bytes,
             cross_stage: false,
+            userbuffers: false,
         });
         (self.graph.collectives.len() - 1) as CollectiveId
+    }
+
+    /// Marks a collective that Transformer Engine's userbuffers run (see [`Collective::userbuffers`]).
+    pub fn mark_userbuffers(&mut self, c: CollectiveId) {
+        self.graph.collectives[c as usize].userbuffers = true;
     }
 
     /// Marks a collective whose group spans pipeline stages (see [`Collective::cross_stage`]).

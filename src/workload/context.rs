@@ -161,6 +161,7 @@ mod tests {
             swiglu: true,
             fp8: false,
             tp_overlap: false,
+            tp_async: false,
             fused_attention: Some(FusedAttention::Flash2),
             mla: None,
         }

@@ -94,6 +94,9 @@ pub struct Collective {
     /// The group spans pipeline stages (the optimizer's model-parallel scalars, the embedding
     /// sync): waiting there for the other members is pipeline bubble, not synchronisation.
     pub cross_stage: bool,
+    /// Transformer Engine's userbuffers run it beside a GEMM (Megatron-Core's
+    /// `--tp-comm-overlap`), holding userbuffers' SMs; otherwise NCCL runs it, with its channels.
+    pub userbuffers: bool,
 }
 
 /// One point-to-point transfer between a send task and a receive task.

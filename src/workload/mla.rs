@@ -94,6 +94,7 @@ impl LayerShape {
             gather_at,
             gather_bytes: self.mla_latent_bytes(mla),
             reduce_bytes: self.allreduce_bytes(),
+            async_at: None,
         }
     }
 
@@ -140,6 +141,8 @@ impl LayerShape {
             gather_bytes: self.allreduce_bytes(),
             reduce_at,
             reduce_bytes: self.mla_latent_bytes(mla),
+            // the latents' reduction runs before the down projections' backward, not beside it
+            async_at: None,
         }
     }
 }

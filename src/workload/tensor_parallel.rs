@@ -29,6 +29,10 @@ impl LayerShape {
                 out.extend(Self::overlapped(block));
                 continue;
             }
+            if let (true, Some(w)) = (self.tp_async, block.async_at) {
+                out.extend(self.reduced_beside_weight_gradient(block, w));
+                continue;
+            }
             let (name, k) = (block.name, &block.kernels);
             let compute = |range: std::ops::Range<usize>, out: &mut Vec<Piece>| {
                 if !range.is_empty() {
@@ -47,6 +51,33 @@ impl LayerShape {
                 out.push(Piece::Tensor(CollectiveOp::AllReduce, block.reduce_bytes));
             }
             compute(r..k.len(), &mut out);
+        }
+        out
+    }
+
+    /// A backward block whose input-gradient reduction (all-reduce, or reduce-scatter with sequence
+    /// parallelism) is issued after the data gradient and runs beside weight-gradient kernel `w`
+    /// (Megatron-LM's `LinearWithGradAccumulationAndAsyncCommunication`); the kernels after it wait
+    /// for both. The block's own name stays on the piece before (the host counts are per block).
+    fn reduced_beside_weight_gradient(&self, block: Block, w: usize) -> Vec<Piece> {
+        let (name, k, g) = (block.name, &block.kernels, block.gather_at);
+        let op = if self.sp {
+            CollectiveOp::ReduceScatter
+        } else {
+            CollectiveOp::AllReduce
+        };
+        let mut out = Vec::new();
+        if self.sp {
+            if g > 0 {
+                out.push(Piece::Compute(name, k[..g].to_vec()));
+            }
+            out.push(Piece::Tensor(CollectiveOp::AllGather, block.gather_bytes));
+        }
+        let start = if self.sp { g } else { 0 };
+        out.push(Piece::Compute(name, k[start..w].to_vec()));
+        out.push(Piece::AsyncReduce(op, block.reduce_bytes, vec![k[w]]));
+        if w + 1 < k.len() {
+            out.push(Piece::Compute("after the async reduction", k[w + 1..].to_vec()));
         }
         out
     }

@@ -32,7 +32,11 @@ pub enum Piece {
     AwaitGather(u64),
     /// A tensor-parallel collective of this many bytes that runs beside these kernels (a GEMM),
     /// on its own stream: both start after the piece before, and the piece after waits for both.
+    /// Transformer Engine's userbuffers run it (Megatron-Core's `--tp-comm-overlap`).
     Overlapped(CollectiveOp, u64, &'static str, Vec<Kernel>),
+    /// The same with NCCL running the collective: a backward input-gradient reduction beside the
+    /// weight-gradient GEMM (Megatron-LM's asynchronous tensor-parallel all-reduce).
+    AsyncReduce(CollectiveOp, u64, Vec<Kernel>),
     /// A collective of this many bytes across the expert-parallel group (token dispatch and combine).
     Expert(CollectiveOp, u64),
     /// A blocking collective across the expert-data-parallel group (the routed experts' gradients
@@ -65,6 +69,9 @@ pub struct Block {
     pub reduce_at: usize,
     /// Bytes of that reduction.
     pub reduce_bytes: u64,
+    /// In the backward pass, the column-parallel weight-gradient GEMM that the reduction can run
+    /// beside (Megatron-LM's asynchronous all-reduce): it is issued before this kernel instead.
+    pub async_at: Option<usize>,
 }
 
 impl Block {
@@ -77,6 +84,14 @@ impl Block {
             gather_at: 0,
             gather_bytes: bytes,
             reduce_bytes: bytes,
+            async_at: None,
+        }
+    }
+    /// The same block whose reduction can run beside kernel `i`, its weight-gradient GEMM.
+    pub fn reduced_beside(self, i: usize) -> Self {
+        Block {
+            async_at: Some(i),
+            ..self
         }
     }
 }
@@ -114,6 +129,9 @@ pub struct LayerShape {
     pub fp8: bool,
     /// Sequence-parallel collectives overlapped with their neighbouring GEMMs.
     pub tp_overlap: bool,
+    /// Backward input-gradient reductions beside the weight-gradient GEMMs (Megatron-LM's
+    /// asynchronous tensor-parallel all-reduce).
+    pub tp_async: bool,
     /// Fused attention kernels and whose (none: the 2021 separate kernels).
     pub fused_attention: Option<FusedAttention>,
     /// Multi-head latent attention's dimensions (none: multi-head or grouped-query attention).
@@ -139,6 +157,7 @@ impl LayerShape {
             fp8: false,
             fused_attention: None,
             tp_overlap: false,
+            tp_async: false,
             mla: model.mla,
         }
     }
@@ -216,7 +235,10 @@ impl LayerShape {
     /// gradients that reach the block input, through the block and along the residual (read 2 + 2,
     /// write 2: 6 B).
     pub fn backward(&self, recompute: Recompute) -> Vec<Piece> {
-        let mlp = Block::whole("mlp", self.mlp_backward(), self.allreduce_bytes());
+        let kernels = self.mlp_backward();
+        // the h->ffn weight gradient is the last kernel
+        let last = kernels.len() - 1;
+        let mlp = Block::whole("mlp", kernels, self.allreduce_bytes()).reduced_beside(last);
         self.with_collectives(vec![mlp, self.attention_backward_block(recompute)])
     }
 
@@ -319,7 +341,57 @@ mod tests {
             fp8: false,
             fused_attention: None,
             tp_overlap: false,
+            tp_async: false,
             mla: None,
+        }
+    }
+
+    #[test]
+    fn async_reduction_runs_beside_each_column_parallel_weight_gradient() {
+        // t = 4: forward keeps its two blocking all-reduces; backward issues each block's
+        // input-gradient all-reduce (b s h x 2 bytes) after the data gradient of its column-parallel
+        // layer (h->ffn, QKV) and runs it beside that layer's weight gradient, a GEMM of h x n over
+        // b s; with sequence parallelism the reduction is a reduce-scatter of the same bytes
+        for sp in [false, true] {
+            let plain = LayerShape { sp, ..shape(4) };
+            let asynchronous = LayerShape {
+                tp_async: true,
+                ..plain
+            };
+            assert_eq!(plain.forward(), asynchronous.forward());
+            let (before, after) = (plain.backward(Recompute::None), asynchronous.backward(Recompute::None));
+            assert_eq!(flops(&before), flops(&after));
+            let reduce = if sp {
+                CollectiveOp::ReduceScatter
+            } else {
+                CollectiveOp::AllReduce
+            };
+            let (bs, h) = (2 * 2048, 3840);
+            let beside: Vec<(CollectiveOp, u64, Kernel)> = after
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::AsyncReduce(op, bytes, k) => Some((*op, *bytes, k[0])),
+                    _ => None,
+                })
+                .collect();
+            let bytes = plain.allreduce_bytes();
+            let weight_gradient = |n| Kernel::Gemm {
+                batch: 1,
+                m: h,
+                n,
+                k: bs,
+            };
+            assert_eq!(
+                beside,
+                vec![
+                    (reduce, bytes, weight_gradient(4 * h / 4)),
+                    (reduce, bytes, weight_gradient(3 * h / 4))
+                ]
+            );
+            // no blocking reduction is left in backward; with sequence parallelism the all-gathers stay
+            let blocking = |op| after.iter().filter(|p| **p == Piece::Tensor(op, bytes)).count();
+            assert_eq!(blocking(reduce), 0);
+            assert_eq!(blocking(CollectiveOp::AllGather), if sp { 2 } else { 0 });
         }
     }
 
@@ -354,7 +426,7 @@ mod tests {
             .iter()
             .map(|p| match p {
                 Piece::Compute(_, k) => k.iter().map(Kernel::flops).sum(),
-                Piece::Overlapped(_, _, _, k) => k.iter().map(Kernel::flops).sum(),
+                Piece::Overlapped(_, _, _, k) | Piece::AsyncReduce(_, _, k) => k.iter().map(Kernel::flops).sum(),
                 Piece::Experts(_, k) => k[0].iter().map(Kernel::flops).sum(),
                 Piece::Tensor(..) | Piece::Data(..) | Piece::AwaitGather(..) => 0.0,
                 Piece::Expert(..) | Piece::ExpertData(..) => 0.0,

@@ -45,8 +45,26 @@ fn round_trip_of_an_interleaved_tensor_parallel_workload() {
 }
 
 #[test]
+fn round_trip_of_nccl_and_userbuffers_collectives_beside_gemms() {
+    // the asynchronous backward all-reduces run by NCCL on the tensor stream (written with
+    // `userbuffers: false`), and with tp_comm_overlap the reduce-scatters Transformer Engine's
+    // userbuffers run there (the stream's default)
+    round_trip(&[
+        "workload.tp_async_allreduce=true",
+        "workload.parallel.tensor=4",
+        "workload.parallel.data=16",
+    ]);
+    round_trip(&[
+        "workload.tp_comm_overlap=true",
+        "workload.parallel.sequence_parallel=true",
+        "workload.parallel.tensor=4",
+        "workload.parallel.data=16",
+    ]);
+}
+
+#[test]
 fn round_trip_of_fused_attention_kernels() {
-    for library in ["flash", "cudnn"] {
+    for library in ["flash1", "flash", "cudnn"] {
         round_trip(&[
             &format!("workload.attention={library}"),
             "workload.parallel.tensor=2",

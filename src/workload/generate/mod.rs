@@ -308,6 +308,7 @@ pub(crate) fn rank_shape(w: &WorkloadSpec) -> LayerShape {
         fp8: w.precision == crate::config::Precision::Fp8,
         fused_attention: w.attention.fused(),
         tp_overlap: w.tp_comm_overlap,
+        tp_async: w.tp_async_allreduce,
         s: w.model.seq_len / w.parallel.context as u64,
         ..LayerShape::new(&w.model, w.batch.micro, w.parallel.tensor, w.parallel.sequence_parallel)
     }

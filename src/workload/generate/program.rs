@@ -190,7 +190,20 @@ impl Generator<'_> {
                 }
                 Piece::Experts(name, per_position) => self.experts(ctx, name, per_position, label, prev),
                 Piece::Overlapped(op, bytes, name, kernels) => {
-                    self.overlapped_collective(ctx, op, bytes, name, kernels, label, prev)
+                    let on = Beside {
+                        op,
+                        bytes,
+                        userbuffers: true,
+                    };
+                    self.overlapped_collective(ctx, on, name, kernels, label, prev)
+                }
+                Piece::AsyncReduce(op, bytes, kernels) => {
+                    let on = Beside {
+                        op,
+                        bytes,
+                        userbuffers: false,
+                    };
+                    self.overlapped_collective(ctx, on, "weight gradient (async reduction)", kernels, label, prev)
                 }
                 Piece::AwaitGather(bytes) => self.await_gather(ctx, bytes, label, prev),
                 Piece::RingSend(bytes) => self.ring_send(ctx, bytes, label, prev),
@@ -202,12 +215,10 @@ impl Generator<'_> {
     /// A tensor-parallel collective beside a GEMM: the GEMM on the compute stream, the collective
     /// on the tensor-comm stream after the previous piece, and a zero-time join on the compute
     /// stream that waits for both, for what follows.
-    #[allow(clippy::too_many_arguments)]
     fn overlapped_collective(
         &mut self,
         ctx: &StageCtx,
-        op: CollectiveOp,
-        bytes: u64,
+        Beside { op, bytes, userbuffers }: Beside,
         name: &'static str,
         kernels: Vec<Kernel>,
         label: TaskLabel,
@@ -222,6 +233,9 @@ impl Generator<'_> {
         let join = self.g.delay(crate::units::SimDuration::ZERO);
         for (group, members) in &ctx.tensor_groups {
             let c = self.g.collective(op, *group, bytes);
+            if userbuffers {
+                self.g.mark_userbuffers(c);
+            }
             for &i in members {
                 let r = ctx.ranks[i];
                 self.buf.task(r, Stream::Compute, TaskKind::Compute(gemm), label);
@@ -333,6 +347,15 @@ impl Generator<'_> {
         }
         pieces
     }
+}
+
+/// A tensor-parallel collective that runs beside a GEMM: its operation, bytes, and whether
+/// Transformer Engine's userbuffers run it (otherwise NCCL).
+#[derive(Clone, Copy)]
+struct Beside {
+    op: CollectiveOp,
+    bytes: u64,
+    userbuffers: bool,
 }
 
 #[cfg(test)]

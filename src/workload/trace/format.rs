@@ -186,6 +186,10 @@ pub struct CollectiveRecord {
     /// The group spans pipeline stages: waiting there counts as pipeline bubble.
     #[serde(default, skip_serializing_if = "is_default")]
     pub cross_stage: bool,
+    /// Transformer Engine's userbuffers run it (they hold fewer SMs than NCCL's channels). When
+    /// absent: the collectives on the `tensor` stream, none of the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userbuffers: Option<bool>,
 }
 
 /// Collective operation names.

@@ -119,6 +119,9 @@ impl<'a> Loader<'a> {
                     if c.cross_stage {
                         self.b.mark_cross_stage(cid);
                     }
+                    if c.userbuffers.unwrap_or(t.stream == StreamName::Tensor) {
+                        self.b.mark_userbuffers(cid);
+                    }
                     self.collectives.entry(c.id).or_insert((cid, c, Vec::new(), id))
                 }
             };

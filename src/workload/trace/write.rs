@@ -67,6 +67,8 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
                     group: coll.group,
                     bytes: coll.bytes,
                     cross_stage: coll.cross_stage,
+                    // written only where it differs from what its stream implies
+                    userbuffers: (coll.userbuffers != (rec.stream == StreamName::Tensor)).then_some(coll.userbuffers),
                 });
             }
             TaskKind::Send(x) => {

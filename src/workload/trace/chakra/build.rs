@@ -291,6 +291,7 @@ impl Builder<'_> {
                         .and_then(|x| x.bytes)
                         .unwrap_or_else(|| bytes(*size).saturating_mul(scale)),
                     cross_stage: extra.is_some_and(|x| x.cross_stage),
+                    userbuffers: None,
                 });
                 t.stream = StreamName::DataParallel;
             }
