@@ -54,6 +54,53 @@ impl LayerShape {
         self.b * (self.a / self.t) * self.s * self.s
     }
 
+    /// Whether Megatron-LM's fused scale-mask-softmax kernel takes the scores: its warp-per-row
+    /// kernel needs 16 < s <= 2048, s a multiple of 4, and the score matrices of a rank
+    /// (b x a/t) a multiple of 4 (`FusedScaleMaskSoftmax.forward`, megatron/model/fused_softmax.py,
+    /// v2.5, 2021). Otherwise it runs PyTorch's kernels (below).
+    pub(crate) fn fused_softmax(&self) -> bool {
+        let s = self.s;
+        s > 16 && s <= 2048 && s % 4 == 0 && (self.b * (self.a / self.t)) % 4 == 0
+    }
+
+    /// The attention block's name: the host dispatches more operations for it when the 2021
+    /// separate kernels fall back from the fused softmax ([`crate::workload::dispatch`]).
+    fn attention_block_name(&self) -> &'static str {
+        if self.fused_attention.is_none() && !self.fused_softmax() {
+            "attention (unfused softmax)"
+        } else {
+            "attention"
+        }
+    }
+
+    /// Scale, causal mask and softmax forward: the fused kernel reads and writes the scores once
+    /// (2 + 2 bytes per element). Without it, Megatron-LM 2021's fallback with its defaults
+    /// (query-key layer scaling, so the softmax in fp32) runs five kernels: the cast to fp32 (read
+    /// 2, write 4), the scale (4 + 4), the mask filled in place (4 + 4; the s x s mask stays in
+    /// L2), softmax (4 + 4) and the cast back (4 + 2): 36 bytes per element.
+    fn softmax_forward(&self) -> Vec<Kernel> {
+        self.softmax_kernels(ACT * 2, &[6, 8, 8, 8, 6])
+    }
+
+    /// Its backward: the fused kernel reads the probabilities and their gradient and writes the
+    /// scores' gradient (6 bytes per element); the fallback's autograd runs the five backwards:
+    /// the cast (read 2, write 4), softmax in fp32 (read 4 + 4, write 4), the mask (4 + 4), the
+    /// scale (4 + 4) and the cast (4 + 2): 40 bytes per element.
+    fn softmax_backward(&self) -> Vec<Kernel> {
+        self.softmax_kernels(ACT * 3, &[6, 12, 8, 8, 6])
+    }
+
+    /// The fused kernel streaming `fused` bytes per score, or the fallback's kernels streaming
+    /// `fallback` bytes per score each.
+    fn softmax_kernels(&self, fused: u64, fallback: &[u64]) -> Vec<Kernel> {
+        let e = self.scores();
+        if self.fused_softmax() {
+            vec![Self::stream(e * fused)]
+        } else {
+            fallback.iter().map(|b| Self::stream(e * b)).collect()
+        }
+    }
+
     /// Attention core forward: scores, scale-mask-softmax, dropout, context; or one fused
     /// kernel: the two products (2 bh s^2 (d_qk + d_v) FLOPs, of which the causal mask lets it skip
     /// half: fused kernels do not compute the masked blocks, bh s^2 (d_qk + d_v)), reading Q, K, V
@@ -67,14 +114,14 @@ impl LayerShape {
                 library,
             }];
         }
-        vec![
-            Kernel::Gemm {
-                batch: bh,
-                m: s,
-                n: s,
-                k: dk,
-            }, // Q K^T
-            Self::stream(self.scores() * ACT * 2), // fused scale, mask, softmax: read + write
+        let mut core = vec![Kernel::Gemm {
+            batch: bh,
+            m: s,
+            n: s,
+            k: dk,
+        }]; // Q K^T
+        core.extend(self.softmax_forward()); // scale, mask, softmax
+        core.extend([
             Self::stream(self.scores() * (ACT * 2 + 1)), // dropout: read, write, 1-byte mask
             Kernel::Gemm {
                 batch: bh,
@@ -82,7 +129,8 @@ impl LayerShape {
                 n: dv,
                 k: s,
             }, // probabilities x V
-        ]
+        ]);
+        core
     }
 
     /// Attention core backward (with the forward recomputed first under selective recompute); or
@@ -112,9 +160,11 @@ impl LayerShape {
             product(s, dv),                              // grad probabilities = dO V^T
             product(dv, s),                              // grad V = P^T dO
             Self::stream(self.scores() * (ACT * 2 + 1)), // dropout backward
-            Self::stream(self.scores() * ACT * 3),       // softmax backward: read P, dP; write dS
-            product(dk, s),                              // grad Q = dS K
-            product(dk, s),                              // grad K = dS^T Q
+        ]);
+        out.extend(self.softmax_backward());
+        out.extend([
+            product(dk, s), // grad Q = dS K
+            product(dk, s), // grad K = dS^T Q
         ]);
         out
     }
@@ -134,7 +184,7 @@ impl LayerShape {
         attention.extend(self.qk_norm(false));
         attention.extend(self.attention_core());
         attention.push(self.linear(bs, h, self.out_width() / t)); // output projection (row-parallel)
-        Block::whole("attention", attention, self.allreduce_bytes())
+        Block::whole(self.attention_block_name(), attention, self.allreduce_bytes())
     }
 
     /// The attention block's backward (with the recomputation `recompute` asks for), from the
@@ -155,7 +205,7 @@ impl LayerShape {
             Self::stream(self.local_bsh() * 3),       // residual: add the two gradients of the layer input
         ]);
         let qkv_weight_gradient = attention.len() - 3;
-        Block::whole("attention", attention, self.allreduce_bytes()).reduced_beside(qkv_weight_gradient)
+        Block::whole(self.attention_block_name(), attention, self.allreduce_bytes()).reduced_beside(qkv_weight_gradient)
     }
 
     /// The start of the attention block's backward: the MLP block's layer norm and the residual,

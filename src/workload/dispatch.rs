@@ -16,6 +16,8 @@ pub fn host_ops(name: &str, phase: Phase, kernels: usize) -> u32 {
         ("attention", true) => Some(ATTENTION_FORWARD),
         ("mlp", true) => Some(MLP_FORWARD),
         ("attention", false) => Some(ATTENTION_BACKWARD),
+        ("attention (unfused softmax)", true) => Some(ATTENTION_FORWARD + UNFUSED_SOFTMAX),
+        ("attention (unfused softmax)", false) => Some(ATTENTION_BACKWARD + UNFUSED_SOFTMAX),
         ("mlp", false) => Some(MLP_BACKWARD),
         ("layer", true) => Some(ATTENTION_FORWARD + MLP_FORWARD),
         ("layer", false) => Some(ATTENTION_BACKWARD + MLP_BACKWARD),
@@ -34,6 +36,10 @@ pub fn host_ops(name: &str, phase: Phase, kernels: usize) -> u32 {
 /// `expand_as` and the fused bias-dropout-add) and 7 `autograd.Function.apply` and `enable_grad`
 /// wrappers.
 pub const ATTENTION_FORWARD: u32 = 45;
+/// Operations the attention block adds forward, and autograd nodes backward, when Megatron-LM's
+/// fused softmax does not take the scores (`fused_softmax.py`): `.float()`, the scale's `mul`,
+/// `masked_fill_`, `Softmax` and `.half()` in place of the fused kernel's one apply.
+pub const UNFUSED_SOFTMAX: u32 = 4;
 /// MLP block forward: layer norm (4 calls), copy-to-region, `F.linear`, fused bias-GeLU,
 /// `F.linear`, bias `expand_as`, fused bias-dropout-add, and 4 wrappers.
 pub const MLP_FORWARD: u32 = 14;

@@ -141,6 +141,7 @@ pub fn memory(w: &WorkloadSpec, capacity: f64, reserve_fixed: f64, reserve_fract
         };
         let saved = if fp8 { fp8_attention_saving(&shape, r) } else { 0.0 };
         activation_bytes_per_layer(s, w.batch.micro, m.hidden, m.heads, t, sp, r) + extra - saved
+            + unfused_softmax_extra_bytes(&shape, r)
     };
     let mut per_layer = layer(stored);
     // a dense layer's MLP beyond Korthikanti's two 4h-wide intermediates (mixture-of-experts
@@ -276,6 +277,17 @@ fn attention_width_extra_bytes(shape: &LayerShape, recompute: Recompute) -> f64 
     tokens * (2.0 * (2.0 * q + 2.0 * kv) + norms - 8.0 * shape.h as f64) / t
 }
 
+/// Bytes a layer stores beyond Korthikanti's count when Megatron-LM's fused softmax does not take
+/// its scores ([`LayerShape::fused_softmax`]): the fallback's softmax runs in fp32 and autograd
+/// keeps its fp32 output, 4 bytes per score where the count has 2. Only when the s x s scores
+/// are stored (no recompute; the fused attention kernels, which store none, never get here).
+fn unfused_softmax_extra_bytes(shape: &LayerShape, recompute: Recompute) -> f64 {
+    if recompute != Recompute::None || shape.fused_softmax() {
+        return 0.0;
+    }
+    2.0 * shape.scores() as f64
+}
+
 /// Bytes an FP8 layer's attention block stores less than Korthikanti's count for one microbatch on
 /// one rank: Transformer Engine keeps the FP8 copy (1 byte per element) of each linear layer's input
 /// for the weight gradient where the count has 16 bits, here the QKV (or MLA down-projection)
@@ -330,6 +342,23 @@ mod tests {
         assert!((total(1) - 31.40625).abs() < 1e-9);
         assert!((total(2) - 16.640625).abs() < 1e-9);
         assert!((total(3) - 1.875).abs() < 1e-9);
+    }
+
+    /// GPT 5.9B (32 heads, s 2048) at t 16: with b = 1 each rank holds 2 score matrices, which
+    /// Megatron's fused softmax refuses (not a multiple of 4): the fp32 softmax output is kept,
+    /// 2 bytes per score more than the count's 2: 2 x (1 x 2 x 2048^2) = 16 MiB; b = 2 (4 matrices)
+    /// takes the fused kernel; recomputation stores no scores.
+    #[test]
+    fn the_unfused_softmax_keeps_fp32_probabilities() {
+        let m: crate::config::ModelSpec =
+            serde_yaml::from_str("{ layers: 32, hidden: 3840, heads: 32, seq_len: 2048, vocab: 51200 }").unwrap();
+        let (one, two) = (LayerShape::new(&m, 1, 16, false), LayerShape::new(&m, 2, 16, false));
+        assert_eq!(
+            unfused_softmax_extra_bytes(&one, Recompute::None),
+            16.0 * 1024.0 * 1024.0
+        );
+        assert_eq!(unfused_softmax_extra_bytes(&two, Recompute::None), 0.0);
+        assert_eq!(unfused_softmax_extra_bytes(&one, Recompute::Selective), 0.0);
     }
 
     /// Korthikanti's count re-derived for Llama and Qwen3 widths (b 1, s 8192, t 2: 8192 tokens).

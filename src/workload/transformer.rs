@@ -489,6 +489,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_softmax_falls_back_to_pytorch_where_megatrons_kernel_refuses() {
+        // Megatron-LM 2021's fused scale-mask-softmax needs 16 < s <= 2048 and b x a/t a multiple
+        // of 4. b 2: at t 16 each rank has 2 x 32/16 = 4 score matrices (fused: 4 B per score
+        // forward, 6 backward); b 1 has 2 (refused: the fp32 fallback's 36 and 40 B); s 4096 is
+        // refused whatever the count. Fused attention kernels have no separate softmax.
+        let at = |b, s| LayerShape { b, s, ..shape(16) };
+        assert!(at(2, 2048).fused_softmax() && !at(1, 2048).fused_softmax() && !at(2, 4096).fused_softmax());
+        for (sh, forward, backward) in [(at(2, 2048), 4, 6), (at(1, 2048), 36, 40)] {
+            let fused = LayerShape { b: 2, ..sh };
+            let scores = sh.scores() as i64;
+            // against the fused b 2 shape's count scaled to b (every streaming kernel is linear in b)
+            let base_forward = stream_bytes(&fused.forward()) as i64 * sh.b as i64 / 2;
+            let base_backward = stream_bytes(&fused.backward(Recompute::None)) as i64 * sh.b as i64 / 2;
+            assert_eq!(
+                stream_bytes(&sh.forward()) as i64 - base_forward,
+                (forward - 4) * scores
+            );
+            assert_eq!(
+                stream_bytes(&sh.backward(Recompute::None)) as i64 - base_backward,
+                (backward - 6) * scores
+            );
+        }
+        assert_eq!(
+            at(1, 2048).attention_forward_block().name,
+            "attention (unfused softmax)"
+        );
+        let flash = LayerShape {
+            fused_attention: Some(FusedAttention::Flash2),
+            ..at(1, 2048)
+        };
+        assert_eq!(flash.attention_forward_block().name, "attention");
+    }
+
     fn stream_bytes(pieces: &[Piece]) -> u64 {
         pieces
             .iter()
