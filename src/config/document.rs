@@ -273,6 +273,26 @@ fn plain_types(message: &str) -> String {
             out = out.replace(rust, words);
         }
     }
+    // YAML reads 1e12 as a float: where a whole number is expected, say how to write one
+    let whole = out
+        .strip_prefix("invalid type: floating point `")
+        .and_then(|rest| rest.split('`').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.fract() == 0.0 && v.abs() < 1e30);
+    if let (Some(v), true) = (whole, out.contains("expected a whole number")) {
+        out += &format!(" (YAML reads exponent notation as floating point: write {v:.0} in digits)");
+    }
+    // "expected struct ModelSpec": a section, whose Rust name means nothing in a YAML file
+    if let Some(at) = out.find("expected struct ") {
+        let name = &out[at + "expected struct ".len()..];
+        let end = name
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(name.len());
+        out.replace_range(
+            at..at + "expected struct ".len() + end,
+            "expected a mapping of `key: value` lines",
+        );
+    }
     out
 }
 
@@ -325,6 +345,23 @@ mod tests {
         assert_eq!(e, vec!["layers", "hidden"]);
         assert_eq!(closest("hiden", &e), Some("hidden"));
         assert_eq!(closest("zzzz", &e), None);
+    }
+
+    #[test]
+    fn rust_type_names_become_words() {
+        assert_eq!(
+            plain_types("invalid type: integer `5`, expected struct ModelSpec"),
+            "invalid type: integer `5`, expected a mapping of `key: value` lines"
+        );
+        assert_eq!(
+            plain_types("invalid type: string \"x\", expected u32"),
+            "invalid type: string \"x\", expected a whole number from 0 to 4294967295"
+        );
+        assert!(
+            plain_types("invalid type: floating point `1000000000000.0`, expected u64")
+                .ends_with("write 1000000000000 in digits)")
+        );
+        assert!(!plain_types("invalid type: floating point `3.5`, expected u64").contains("digits"));
     }
 
     #[test]

@@ -70,7 +70,10 @@ pub struct JobSpec {
 
 /// Where a job runs.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected packed, spread, random, or { nodes: [node indices] }"
+)]
 pub enum PlacementSpec {
     /// A named policy.
     Policy(Policy),
@@ -128,6 +131,13 @@ pub fn load(path: &str) -> Result<(ClusterSpec, Document)> {
     if spec.jobs.is_empty() || spec.jobs.len() > 64 {
         return Err(doc.field_error("jobs", format!("needs 1 to 64 jobs, not {}", spec.jobs.len())));
     }
+    // names tell the jobs apart in every output
+    if let Some(j) = (1..spec.jobs.len()).find(|&j| spec.jobs[..j].iter().any(|a| a.name == spec.jobs[j].name)) {
+        return Err(doc.field_error(
+            &format!("jobs[{j}].name"),
+            "another job has this name; each job needs its own",
+        ));
+    }
     Ok((spec, doc))
 }
 
@@ -168,6 +178,26 @@ pub fn configs(spec: &ClusterSpec, doc: &Document) -> Result<Vec<RunConfig>> {
             Ok(cfg)
         })
         .collect()
+}
+
+/// Refuses, before anything is built, jobs whose graphs (each held three times at once: generated,
+/// in the shared simulation, in its own) would need more than a run's memory limit.
+fn check_size(doc: &Document, cfgs: &[RunConfig]) -> Result<()> {
+    let tasks: f64 = cfgs
+        .iter()
+        .map(|c| crate::workload::generate::estimated_tasks(&c.workload, false))
+        .sum();
+    let (what, advice) = (
+        "the jobs, each held three times (generated, shared, alone),",
+        "shrink their batches or layers",
+    );
+    crate::studies::run::check_tasks(what, 3.0 * tasks, crate::studies::run::DEFAULT_MAX_MEMORY, advice).map_err(|e| {
+        Error::Input(format!(
+            "error: {}: {}",
+            doc.source,
+            e.to_string().trim_start_matches("error: ")
+        ))
+    })
 }
 
 /// The nodes of every job (see the module doc for the order of placement).
@@ -437,6 +467,7 @@ pub struct ClusterResult {
 /// Runs the study: every job alone on its nodes, then all together.
 pub fn run(spec: &ClusterSpec, doc: &Document, seed: u64) -> Result<ClusterResult> {
     let cfgs = configs(spec, doc)?;
+    check_size(doc, &cfgs)?;
     let nodes = place(spec, doc, &cfgs, seed)?;
     use rayon::prelude::*;
     let graphs: Vec<TaskGraph> = cfgs
