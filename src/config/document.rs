@@ -149,9 +149,7 @@ impl Document {
 
     /// Whether a `--set` gave the value at `path` (or a mapping above it).
     pub fn is_overridden(&self, path: &str) -> bool {
-        self.overrides
-            .iter()
-            .any(|(p, _)| path == p || path.starts_with(&format!("{p}.")))
+        self.overrides.iter().any(|(p, _)| within(path, p))
     }
 
     /// Where a value at `path` came from: the file, or the `--set` that replaced it.
@@ -161,7 +159,7 @@ impl Document {
             .iter()
             .rev()
             // the --set that wrote at the path, above it, or inside it (a section a --set created)
-            .find(|(p, _)| path == p || path.starts_with(&format!("{p}.")) || p.starts_with(&format!("{path}.")))
+            .find(|(p, _)| within(path, p) || within(p, path))
         {
             Some((_, arg)) => format!("--set {arg} (applied to {})", self.source),
             None => self.source.clone(),
@@ -252,6 +250,13 @@ impl Document {
             Ok(_) => None,
         }
     }
+}
+
+/// Whether dotted `path` is `outer` or lies inside it: a key below it (`outer.x`) or an element of
+/// its list (`outer[3]`).
+fn within(path: &str, outer: &str) -> bool {
+    path.strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 /// serde's message with Rust's number types named in words ("expected u32" -> "expected a whole
@@ -373,6 +378,10 @@ mod tests {
         assert_eq!(d.value_at("batch.global").as_deref(), Some("16"));
         assert!(d.origin("batch.global").starts_with("--set workload.batch.global=16"));
         assert_eq!(d.origin("model.hidden"), "w.yaml");
+        d.apply(&Override::parse("workload.model.stages=[1, 2]").unwrap())
+            .unwrap();
+        assert!(d.origin("model.stages[1]").starts_with("--set workload.model.stages="));
+        assert_eq!(d.origin("model.stagesx"), "w.yaml");
         assert!(d.apply(&Override::parse("workload.model.layers.x=1").unwrap()).is_err());
         assert!(Override::parse("nodes=3").is_err());
         assert!(Override::parse("workload.x").is_err());

@@ -240,3 +240,35 @@ fn concurrent_different_runs_leave_one_complete_set() {
         assert!(shared == a || shared == b, "the folder mixes the two runs' files");
     }
 }
+
+/// A list element's error inside a `--set` names the `--set`, not the file it was applied to.
+#[test]
+fn slowdown_of_a_missing_gpu_names_the_set() {
+    let set = "hardware.gpu.slowdown=[{ranks: [99999], factor: 2}]";
+    insta::assert_snapshot!(expect_input_error(&[], &["run", "--no-output", "--set", set]));
+}
+
+/// `run` of two nodes split t8 p2 with `set` as one more `--set`: exit 2 and the message.
+fn two_nodes_error(set: &str) -> String {
+    let split = "hardware.nodes=2 workload.parallel.tensor=8 workload.parallel.pipeline=2 workload.parallel.data=1";
+    let mut args = vec!["run", "--no-output"];
+    for s in split.split(' ').chain([set]) {
+        args.extend(["--set", s]);
+    }
+    expect_input_error(&[("w.yaml", "name: w\n")], &args)
+}
+
+#[test]
+fn node_group_gpu_file_missing() {
+    insta::assert_snapshot!(two_nodes_error("hardware.node_groups=[{count: 1, gpu: nonexist.yaml}]"));
+}
+
+#[test]
+fn node_group_gpu_file_not_hardware() {
+    insta::assert_snapshot!(two_nodes_error("hardware.node_groups=[{count: 1, gpu: w.yaml}]"));
+}
+
+#[test]
+fn node_group_gpu_neither_name_nor_section() {
+    insta::assert_snapshot!(two_nodes_error("hardware.node_groups=[{count: 1, gpu: 5}]"));
+}

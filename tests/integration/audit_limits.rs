@@ -186,3 +186,20 @@ fn a_million_trials_of_many_restarts() {
     let args = "train --no-output --workload gpt-175b --tokens 300e9 --trials 1000000";
     insta::assert_snapshot!(expect_input_error(&[], &args.split(' ').collect::<Vec<_>>()));
 }
+
+/// A NIC degraded to 1e-300 of its bandwidth: refused naming the field, not at the clock's limit.
+#[test]
+fn degraded_nic_at_1e_300() {
+    let set = "hardware.network.degraded=[{node: 3, nic: 2, factor: 1e-300}]";
+    insta::assert_snapshot!(expect_input_error(&[], &["run", "--no-output", "--set", set]));
+}
+
+/// A 1e300:1 oversubscribed fabric: its leaves' uplinks below the 1 MB/s floor of every rate.
+#[test]
+fn oversubscription_of_1e300() {
+    let set = "hardware.network.topology.oversubscription=1e300";
+    insta::assert_snapshot!(expect_input_error(
+        &[],
+        &["run", "--no-output", "--workload", "gpt-175b", "--set", set]
+    ));
+}
