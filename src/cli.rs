@@ -59,7 +59,7 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write no files, print only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
     /// Seed of random placements and of the simulation.
     #[arg(long, default_value_t = 1)]
@@ -110,7 +110,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print only, write no files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
 }
 
@@ -173,7 +173,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print only, write no files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
     /// Simulate only shard K (from 0) of N of the candidates and write shard-K-of-N.json into the
     /// output folder, for `clustersim merge`.
@@ -230,7 +230,7 @@ pub struct CollectiveArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print only, write no files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
 }
 
@@ -257,7 +257,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write no files, print only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
     /// Seed of the run's random number generator (default 1; with --config, the report's).
     #[arg(long)]

@@ -272,3 +272,20 @@ fn node_group_gpu_file_not_hardware() {
 fn node_group_gpu_neither_name_nor_section() {
     insta::assert_snapshot!(two_nodes_error("hardware.node_groups=[{count: 1, gpu: 5}]"));
 }
+
+/// `--no-output` with `--out`: contradictory, refused (it used to drop `--out` silently).
+#[test]
+fn out_and_no_output_together() {
+    for command in [
+        "run",
+        "plan --gpus 8",
+        "collective",
+        "train --tokens 1e9",
+        "cluster c.yaml",
+    ] {
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.extend(["--no-output", "--out", "o"]);
+        let message = expect_input_error(&[], &args);
+        assert!(message.contains("cannot be used with"), "{command}: {message}");
+    }
+}
