@@ -59,7 +59,7 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write no files, print only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
     /// Seed of random placements and of the simulation.
     #[arg(long, default_value_t = 1)]
@@ -110,7 +110,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print only, write no files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
 }
 
@@ -173,7 +173,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print only, write no files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
     /// Simulate only shard K (from 0) of N of the candidates and write shard-K-of-N.json into the
     /// output folder, for `clustersim merge`.
@@ -230,7 +230,7 @@ pub struct CollectiveArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print only, write no files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
 }
 
@@ -257,11 +257,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write no files, print only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
-    /// Seed of the run's random number generator.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed of the run's random number generator (default 1; with --config, the report's).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Ranks recorded in timeline.json and the schedule plot.
     #[arg(long, value_enum, default_value_t = TimelineRanks::FirstReplica)]
     pub timeline: TimelineRanks,
@@ -293,7 +293,7 @@ pub struct RunArgs {
     pub representative: bool,
     /// Simulate the iteration with N seeds (seed, seed + 1, ...): the report gains the spread of
     /// the iteration time (p50/p90/p99/max), with iterations.csv and a histogram.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "trace")]
     pub iterations: u32,
 }
 
@@ -304,7 +304,7 @@ impl Default for RunArgs {
             format: Format::Text,
             out: None,
             no_output: false,
-            seed: 1,
+            seed: None,
             timeline: TimelineRanks::FirstReplica,
             trace: None,
             comm_groups: None,
@@ -326,8 +326,8 @@ pub struct BenchArgs {
     /// Which case: the engine on a synthetic load, a 4096-GPU collective, GPT-1T on 3072 GPUs, or all.
     #[arg(long, value_enum, default_value_t = BenchCase::All)]
     pub case: BenchCase,
-    /// Repetitions of each case (the best is reported too).
-    #[arg(long, default_value_t = 1)]
+    /// Repetitions of each case, 1 to 20 (the best is reported too).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
     /// One JSON object per case instead of the table.
     #[arg(long)]

@@ -166,6 +166,7 @@ fn binary_prefix(p: &str) -> Option<f64> {
 const BANDWIDTH_EXPECTED: &str = "a positive bandwidth like \"200 Gb/s\", \"25 GB/s\" or \"1.5 TB/s\"";
 const BYTES_EXPECTED: &str = "a size like \"80 GiB\", \"4 MB\" or \"512 B\"";
 const TIME_EXPECTED: &str = "a duration like \"2 us\", \"1.5 ms\", \"30 s\" or \"10 ns\"";
+const TIME_TOO_LONG: &str = "a duration of at most 584 years (2^64 ns, what the nanosecond clock holds)";
 const FLOPS_EXPECTED: &str = "a positive compute rate like \"312 TFLOP/s\"";
 
 /// Reads a bandwidth: bits (`b/s`) or bytes (`B/s`) per second with a decimal prefix.
@@ -237,11 +238,17 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, UnitError> {
         _ => return Err(err()),
     };
     let v = n * secs_per_unit;
-    if v.is_finite() && v >= 0.0 {
-        Ok(SimDuration::from_secs_f64(v))
-    } else {
-        Err(err())
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(err());
     }
+    // beyond u64 nanoseconds the value would saturate silently
+    if v * 1e9 >= u64::MAX as f64 {
+        return Err(UnitError {
+            value: text.to_string(),
+            expected: TIME_TOO_LONG,
+        });
+    }
+    Ok(SimDuration::from_secs_f64(v))
 }
 
 /// Reads a compute rate such as `"312 TFLOP/s"` (also `TFLOPS`).
@@ -376,6 +383,13 @@ mod tests {
         assert_eq!(parse_duration("1e-6 s").unwrap(), SimDuration(1000));
         assert!(parse_duration("-1 s").is_err());
         assert!(parse_duration("3 weeks").is_err());
+        // 2^64 ns = 1.8e19 ns = 584.5 years: 584 years (5.1e6 h) is held, 585 years (5.13e6 h) is refused
+        assert_eq!(
+            parse_duration("5.1e6 h").unwrap(),
+            SimDuration(18_360_000_000_000_000_000)
+        );
+        assert!(parse_duration("5.13e6 h").is_err());
+        assert!(parse_duration("1e9 h").is_err());
         assert_eq!(parse_flop_rate("312 TFLOP/s").unwrap().flops_per_s(), 312e12);
         assert!(parse_flop_rate("0 TFLOP/s").is_err());
     }

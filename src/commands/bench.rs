@@ -43,7 +43,7 @@ pub fn bench_command(args: &BenchArgs) -> Result<()> {
         reset_peak_rss();
         print_row(&case()?, args.json)
     };
-    for _ in 0..args.repeat.max(1) {
+    for _ in 0..args.repeat {
         if matches!(args.case, BenchCase::Engine | BenchCase::All) {
             for spread in [10_000, 1 << 40] {
                 run(&|| Ok(engine_synthetic(10_000, 20_000_000, spread)))?;

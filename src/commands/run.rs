@@ -101,7 +101,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     };
     let opts = studies::run::RunOptions {
         max_memory,
-        seed: args.seed,
+        seed: args.seed.unwrap_or(1),
         timeline,
         representative: args.representative,
     };
@@ -182,7 +182,16 @@ fn recorded_config(
     };
     let hardware = HardwareSpec::from_document(&document("hardware", DocumentKind::Hardware)?)?;
     let workload = WorkloadSpec::from_document(&document("workload", DocumentKind::Workload)?)?;
-    let seed = value["seed"].as_u64().ok_or_else(|| bad("has no `seed`".into()))?;
+    // the recorded seed, unless --seed says otherwise
+    let seed = match (args.seed, &value["seed"]) {
+        (Some(given), _) => given,
+        (None, serde_json::Value::Null) => return Err(bad("has no `seed`".into())),
+        (None, recorded) => recorded.as_u64().ok_or_else(|| {
+            bad(format!(
+                "`seed` = {recorded}: expected a whole number from 0 to 18446744073709551615 (or give --seed)"
+            ))
+        })?,
+    };
     // the recorded memory limit, unless --max-memory says otherwise
     let max_memory = match (&args.max_memory, value["max_memory_bytes"].as_u64()) {
         (None, Some(recorded)) => recorded,

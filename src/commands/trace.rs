@@ -8,11 +8,20 @@ use crate::error::Result;
 pub fn export_command(args: &ExportArgs) -> Result<()> {
     let overrides = parse_overrides(&args.input)?;
     let cfg = load_input(&args.input, &overrides)?;
+    // the graph is built whole before it is written: a run's memory limit applies
+    crate::studies::run::check_tasks(
+        "this trace",
+        crate::workload::generate::estimated_tasks(&cfg.workload, false),
+        crate::studies::run::DEFAULT_MAX_MEMORY,
+        "shrink the batch, the layers or the cluster",
+    )?;
+    match args.format {
+        TraceFormat::Chakra => crate::report::output::check_out_dir(&args.out)?,
+        TraceFormat::Jsonl => crate::report::output::check_out_file(&args.out)?,
+    }
     let graph = crate::workload::generate(&cfg.workload);
     if args.format == TraceFormat::Chakra {
         let dir = &args.out;
-        crate::report::output::check_out_dir(dir)?;
-        crate::report::output::create_dir(dir)?;
         let (files, groups) = crate::workload::trace::chakra::encode(&graph, Some(&cfg.workload));
         let name = &cfg.workload.name;
         for (r, bytes) in files.iter().enumerate() {
@@ -30,7 +39,6 @@ pub fn export_command(args: &ExportArgs) -> Result<()> {
         );
         return Ok(());
     }
-    crate::report::output::check_out_file(&args.out)?;
     crate::report::output::write_atomic(&args.out, |w| {
         crate::workload::trace::write(w, &cfg.workload.name, Some(&cfg.workload), &graph)
     })?;

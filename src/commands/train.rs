@@ -78,14 +78,7 @@ fn prepare(args: &TrainArgs) -> Result<TrainRun> {
         },
     )?
     .report;
-    let tokens_per_iteration = (cfg.workload.batch.global * cfg.workload.model.seq_len) as f64;
-    let iterations = (args.tokens / tokens_per_iteration).ceil();
-    if iterations > 1e12 {
-        return Err(bad(format!(
-            "--tokens {:e}: {iterations:.3e} iterations of {} tokens, more than 1e12; this is not a training run",
-            args.tokens, tokens_per_iteration
-        )));
-    }
+    let iterations = train::iterations(&cfg.workload, args.tokens)?;
     let work_s = iterations * it.iteration_time_s;
     let (checkpoint, failure_rate) = checkpoints_and_failures(args, &cfg, &it)?;
     let (save_s, load_s) = checkpoint.as_ref().map_or((0.0, 0.0), |c| (c.save_s, c.load_s));
@@ -162,9 +155,18 @@ fn checkpoints_and_failures(args: &TrainArgs, cfg: &RunConfig, it: &Report) -> R
 
 /// Refuses a run whose trials could never finish: failures faster than a segment and its checkpoint.
 fn check_finishes(shape: &RunShape, interval: f64, trials: u32) -> Result<()> {
-    let steps = trials as f64 * train::expected_steps(shape, interval);
+    let per_trial = train::expected_steps(shape, interval);
+    let steps = trials as f64 * per_trial;
     if steps <= train::MAX_TRIAL_STEPS {
         return Ok(());
+    }
+    if per_trial <= train::MAX_TRIAL_STEPS {
+        // one trial finishes; it is their number that is too large
+        return Err(bad(format!(
+            "--trials {trials}: each trial takes about {per_trial:.2e} segment attempts (checkpointed segments and restarts), {steps:.2e} in all, more than {:.0e}; use at most {} trials",
+            train::MAX_TRIAL_STEPS,
+            (train::MAX_TRIAL_STEPS / per_trial).floor().max(1.0)
+        )));
     }
     let segment = interval.min(shape.work_s);
     Err(bad(format!(

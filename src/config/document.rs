@@ -149,9 +149,7 @@ impl Document {
 
     /// Whether a `--set` gave the value at `path` (or a mapping above it).
     pub fn is_overridden(&self, path: &str) -> bool {
-        self.overrides
-            .iter()
-            .any(|(p, _)| path == p || path.starts_with(&format!("{p}.")))
+        self.overrides.iter().any(|(p, _)| within(path, p))
     }
 
     /// Where a value at `path` came from: the file, or the `--set` that replaced it.
@@ -161,7 +159,7 @@ impl Document {
             .iter()
             .rev()
             // the --set that wrote at the path, above it, or inside it (a section a --set created)
-            .find(|(p, _)| path == p || path.starts_with(&format!("{p}.")) || p.starts_with(&format!("{path}.")))
+            .find(|(p, _)| within(path, p) || within(p, path))
         {
             Some((_, arg)) => format!("--set {arg} (applied to {})", self.source),
             None => self.source.clone(),
@@ -254,6 +252,13 @@ impl Document {
     }
 }
 
+/// Whether dotted `path` is `outer` or lies inside it: a key below it (`outer.x`) or an element of
+/// its list (`outer[3]`).
+fn within(path: &str, outer: &str) -> bool {
+    path.strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
 /// serde's message with Rust's number types named in words ("expected u32" -> "expected a whole
 /// number from 0 to 4294967295").
 fn plain_types(message: &str) -> String {
@@ -272,6 +277,26 @@ fn plain_types(message: &str) -> String {
         if out.ends_with(rust) || out.contains(&format!("{rust} ")) || out.contains(&format!("{rust},")) {
             out = out.replace(rust, words);
         }
+    }
+    // YAML reads 1e12 as a float: where a whole number is expected, say how to write one
+    let whole = out
+        .strip_prefix("invalid type: floating point `")
+        .and_then(|rest| rest.split('`').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.fract() == 0.0 && v.abs() < 1e30);
+    if let (Some(v), true) = (whole, out.contains("expected a whole number")) {
+        out += &format!(" (YAML reads exponent notation as floating point: write {v:.0} in digits)");
+    }
+    // "expected struct ModelSpec": a section, whose Rust name means nothing in a YAML file
+    if let Some(at) = out.find("expected struct ") {
+        let name = &out[at + "expected struct ".len()..];
+        let end = name
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(name.len());
+        out.replace_range(
+            at..at + "expected struct ".len() + end,
+            "expected a mapping of `key: value` lines",
+        );
     }
     out
 }
@@ -328,6 +353,23 @@ mod tests {
     }
 
     #[test]
+    fn rust_type_names_become_words() {
+        assert_eq!(
+            plain_types("invalid type: integer `5`, expected struct ModelSpec"),
+            "invalid type: integer `5`, expected a mapping of `key: value` lines"
+        );
+        assert_eq!(
+            plain_types("invalid type: string \"x\", expected u32"),
+            "invalid type: string \"x\", expected a whole number from 0 to 4294967295"
+        );
+        assert!(
+            plain_types("invalid type: floating point `1000000000000.0`, expected u64")
+                .ends_with("write 1000000000000 in digits)")
+        );
+        assert!(!plain_types("invalid type: floating point `3.5`, expected u64").contains("digits"));
+    }
+
+    #[test]
     fn set_creates_paths_and_records_origin() {
         let mut d = Document::parse("w.yaml", "model:\n  layers: 4\n").unwrap();
         d.apply(&Override::parse("workload.model.layers=8").unwrap()).unwrap();
@@ -336,6 +378,10 @@ mod tests {
         assert_eq!(d.value_at("batch.global").as_deref(), Some("16"));
         assert!(d.origin("batch.global").starts_with("--set workload.batch.global=16"));
         assert_eq!(d.origin("model.hidden"), "w.yaml");
+        d.apply(&Override::parse("workload.model.stages=[1, 2]").unwrap())
+            .unwrap();
+        assert!(d.origin("model.stages[1]").starts_with("--set workload.model.stages="));
+        assert_eq!(d.origin("model.stagesx"), "w.yaml");
         assert!(d.apply(&Override::parse("workload.model.layers.x=1").unwrap()).is_err());
         assert!(Override::parse("nodes=3").is_err());
         assert!(Override::parse("workload.x").is_err());

@@ -28,7 +28,10 @@ pub struct NodeGroup {
 
 /// A GPU named by a hardware preset or file, or written out.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected the name of a hardware preset or file, or a whole `gpu` section (as in a hardware file)"
+)]
 pub enum GpuChoice {
     /// The `gpu` section of this hardware preset or file.
     Named(String),
@@ -56,9 +59,15 @@ pub fn resolve(groups: &mut [NodeGroup], nodes: u32, doc: &Document) -> Result<(
         total += g.count as u64;
         if let GpuChoice::Named(name) = &g.gpu {
             let source = crate::config::Source::Named(name.clone());
-            let other = Document::load(&source, crate::config::DocumentKind::Hardware)
-                .map_err(|e| doc.field_error(&format!("node_groups[{i}].gpu"), format!("cannot load it: {e}")))?;
-            let spec = super::HardwareSpec::from_document(&other)?;
+            let cannot = |e: crate::error::Error| {
+                let e = e.to_string();
+                doc.field_error(
+                    &format!("node_groups[{i}].gpu"),
+                    format!("cannot load it: {}", e.trim_start_matches("error: ")),
+                )
+            };
+            let other = Document::load(&source, crate::config::DocumentKind::Hardware).map_err(cannot)?;
+            let spec = super::HardwareSpec::from_document(&other).map_err(cannot)?;
             g.gpu = GpuChoice::Spec(Box::new(spec.gpu));
         }
     }

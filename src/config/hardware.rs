@@ -358,6 +358,14 @@ impl HardwareSpec {
         if !(t.link.efficiency > 0.0 && t.link.efficiency <= 1.0) {
             return Err(doc.field_error("network.topology.link.efficiency", "must be a fraction in (0, 1]"));
         }
+        // a leaf's uplinks carry its NIC-facing bandwidth over the ratio: at least the 1 MB/s of every rate
+        let uplink = t.leaf_down_ports() as f64 * t.link.effective_bandwidth().bytes_per_s() / t.oversubscription;
+        if uplink < 1e6 {
+            return Err(doc.field_error(
+                "network.topology.oversubscription",
+                format!("leaves a leaf {uplink:.3e} B/s of uplink bandwidth, below the 1 MB/s every rate needs"),
+            ));
+        }
         let (needed, max) = (self.leaves_needed(t), t.max_leaves());
         if needed > max {
             return Err(doc.field_error(

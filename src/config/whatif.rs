@@ -248,9 +248,15 @@ pub fn validate(hw: &super::HardwareSpec, doc: &Document) -> Result<()> {
             }
         }
         match (d.factor, d.down) {
-            (Some(f), false) if f > 0.0 && f <= 1.0 => {}
+            // at least a millionth: below, a link's bandwidth leaves the 1 MB/s floor of every rate
+            (Some(f), false) if (1e-6..=1.0).contains(&f) => {}
             (None, true) => {}
-            (Some(_), false) => return Err(doc.field_error(&at("factor"), "must be a fraction in (0, 1]")),
+            (Some(_), false) => {
+                return Err(doc.field_error(
+                    &at("factor"),
+                    "must be a fraction in (0, 1], at least 1e-6 (or `down: true`)",
+                ))
+            }
             _ => {
                 return Err(doc.field_error(
                     &format!("network.degraded[{i}]"),

@@ -1,8 +1,11 @@
 //! Writing output files without ever leaving a half-written one: write a temporary, then rename.
 //!
 //! Every temporary name is unique to the process and the file (`.<stem>.<pid>.<n>.partial.<ext>`),
-//! so two runs writing into one folder at once both succeed, each file complete (the last rename
-//! wins). A file that cannot be written is an input error (exit 2) naming the path.
+//! so two runs writing into one folder at once both succeed, each file complete. From its first
+//! file into a folder to its exit a process holds that folder's lock ([`hold_folder`]), so two
+//! runs writing one folder take turns: the folder ends with one run's whole set of files (the
+//! last run's), never a mix. A file that cannot be written is an input error (exit 2) naming the
+//! path.
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -30,8 +33,62 @@ fn cannot_write(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Input(format!("error: cannot write {}: {e}", path.display()))
 }
 
+/// The folders whose lock this process holds, each open for as long as the process runs.
+static HELD: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+
+/// How long a writer waits for another process to finish writing the same folder.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Takes the lock of the folder `path` is written into, unless this process holds it already, and
+/// keeps it until the process exits (an advisory `flock` on the folder itself: nothing is left in
+/// it). Another process writing into the folder waits until then; after [`LOCK_WAIT`] it gives up
+/// with an error. Where locks are not supported (some network filesystems) it writes unlocked.
+fn hold_folder(path: &Path) -> Result<()> {
+    let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => dir.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held.iter().any(|(d, _)| *d == dir) {
+        return Ok(());
+    }
+    let Ok(file) = std::fs::File::open(&dir) else {
+        return Ok(());
+    };
+    let start = std::time::Instant::now();
+    while !try_lock(&file) {
+        if start.elapsed() > LOCK_WAIT {
+            return Err(Error::Input(format!(
+                "error: {}: another clustersim has been writing into this folder for {} s; give this run its own --out",
+                dir.display(),
+                LOCK_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    held.push((dir, file));
+    Ok(())
+}
+
+/// Tries to take an exclusive lock on `file`: false while another process holds it.
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns and keeps open
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK)
+}
+
+/// Without flock, writers do not take turns.
+#[cfg(not(unix))]
+fn try_lock(_file: &std::fs::File) -> bool {
+    true
+}
+
 /// Writes a file through `write` into a temporary, then renames it into place.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    hold_folder(path)?;
     let tmp = temporary_path(path);
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
@@ -49,6 +106,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::
 
 /// Renames a finished temporary file into place (for writers that create files themselves).
 pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    hold_folder(path)?;
     std::fs::rename(tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(tmp);
         cannot_write(path, e)

@@ -23,10 +23,11 @@ use crate::config::{load_run_config, Document, Override, RunConfig, Source};
 use crate::error::{Error, Result};
 use crate::model::network::{FlowNetwork, SharedLinks};
 use crate::sim::{network_for, simulate_on, SimOptions, SpanSink};
+use crate::studies::run::{check_tasks, DEFAULT_MAX_MEMORY};
 use crate::units::{SimDuration, SimTime};
 use crate::workload::builder::GraphBuilder;
 use crate::workload::graph::{Op, Stream, TaskKind, TaskLabel};
-use crate::workload::{TaskGraph, TaskId};
+use crate::workload::{generate::estimated_tasks, TaskGraph, TaskId};
 use serde::{Deserialize, Serialize};
 
 /// A cluster study.
@@ -70,7 +71,7 @@ pub struct JobSpec {
 
 /// Where a job runs.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected packed, spread, random or {nodes: [...]}")]
 pub enum PlacementSpec {
     /// A named policy.
     Policy(Policy),
@@ -116,7 +117,7 @@ pub struct JobResult {
     pub slowdown: f64,
 }
 
-/// Reads a spec file.
+/// Reads a spec file (job names must differ: they tell the jobs apart in every output).
 pub fn load(path: &str) -> Result<(ClusterSpec, Document)> {
     let text = crate::config::read_limited(path)
         .map_err(|e| Error::Input(format!("error: {path}: cannot read cluster spec: {e}")))?;
@@ -127,6 +128,9 @@ pub fn load(path: &str) -> Result<(ClusterSpec, Document)> {
     }
     if spec.jobs.is_empty() || spec.jobs.len() > 64 {
         return Err(doc.field_error("jobs", format!("needs 1 to 64 jobs, not {}", spec.jobs.len())));
+    }
+    if let Some(j) = (1..spec.jobs.len()).find(|&j| spec.jobs[..j].iter().any(|a| a.name == spec.jobs[j].name)) {
+        return Err(doc.field_error(&format!("jobs[{j}].name"), "another job has this name"));
     }
     Ok((spec, doc))
 }
@@ -168,6 +172,17 @@ pub fn configs(spec: &ClusterSpec, doc: &Document) -> Result<Vec<RunConfig>> {
             Ok(cfg)
         })
         .collect()
+}
+
+/// Refuses, before anything is built, jobs whose graphs (each held three times at once: generated,
+/// in the shared simulation, in its own) would need more than a run's memory limit.
+fn check_size(doc: &Document, cfgs: &[RunConfig]) -> Result<()> {
+    let tasks: f64 = cfgs.iter().map(|c| estimated_tasks(&c.workload, false)).sum();
+    let what = format!(
+        "{}: the jobs (each built three times: alone, shared, generated)",
+        doc.source
+    );
+    check_tasks(&what, 3.0 * tasks, DEFAULT_MAX_MEMORY, "shrink their batches or layers")
 }
 
 /// The nodes of every job (see the module doc for the order of placement).
@@ -437,6 +452,7 @@ pub struct ClusterResult {
 /// Runs the study: every job alone on its nodes, then all together.
 pub fn run(spec: &ClusterSpec, doc: &Document, seed: u64) -> Result<ClusterResult> {
     let cfgs = configs(spec, doc)?;
+    check_size(doc, &cfgs)?;
     let nodes = place(spec, doc, &cfgs, seed)?;
     use rayon::prelude::*;
     let graphs: Vec<TaskGraph> = cfgs

@@ -154,7 +154,42 @@ pub fn sweep(hw: &HardwareSpec, op: SweepOp, gpus: u32, sizes: &[u64]) -> Result
             hw.total_gpus()
         )));
     }
+    check_flows(hw, op, gpus, sizes.len())?;
     sweep_on(hw, op, &(0..gpus).collect::<Vec<_>>(), sizes)
+}
+
+/// Memory per flow of a flow-model all-to-all: measured at 1.23 GB peak for 3072 GPUs' 9.4e6
+/// flows (131 bytes each, `/usr/bin/time -v`), rounded up.
+const BYTES_PER_FLOW: f64 = 160.0;
+
+/// Flows simulated in all (flows x sizes) above which a flow-model all-to-all is refused: the same
+/// measurement took 7.8 s per size, 0.83 us per flow, so this is about 20 minutes.
+const MAX_FLOWS: f64 = 1.5e9;
+
+/// Refuses, before anything is built, a flow-model all-to-all whose n (n - 1) flows per size would
+/// need more than a run's memory limit, or take more than [`MAX_FLOWS`] flows over all sizes. (The
+/// other collectives are rings and trees: flows linear in the GPUs.)
+fn check_flows(hw: &HardwareSpec, op: SweepOp, gpus: u32, sizes: usize) -> Result<()> {
+    if op != SweepOp::AllToAll || hw.network.model != crate::config::NetworkModelKind::Flow {
+        return Ok(());
+    }
+    let flows = gpus as f64 * (gpus as f64 - 1.0);
+    let bytes = flows * BYTES_PER_FLOW;
+    let limit = crate::studies::run::DEFAULT_MAX_MEMORY;
+    if bytes > limit as f64 {
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus}: an all-to-all on the flow model is {flows:.2e} flows (n (n - 1)), about {} of memory, more than the limit of {}; use fewer GPUs or --set hardware.network.model=analytic",
+            human_size(bytes as u64),
+            human_size(limit)
+        )));
+    }
+    if flows * sizes as f64 > MAX_FLOWS {
+        return Err(Error::Input(format!(
+            "error: --gpus {gpus} at {sizes} sizes: an all-to-all on the flow model is {flows:.2e} flows per size, {:.2e} in all, more than {MAX_FLOWS:.1e} (roughly 20 minutes); use fewer sizes (--sizes MIN:MAX) or fewer GPUs",
+            flows * sizes as f64
+        )));
+    }
+    Ok(())
 }
 
 /// Simulates `op` over the given ranks at each size (the caller checks they exist).

@@ -126,13 +126,24 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunResult> {
 /// Refuses, before anything is built, a run whose task graph would need more than `opts.max_memory`.
 pub fn check_size(cfg: &RunConfig, opts: &RunOptions) -> Result<()> {
     let tasks = crate::workload::generate::estimated_tasks(&cfg.workload, opts.representative);
+    check_tasks(
+        "this run",
+        tasks,
+        opts.max_memory,
+        "shrink the batch, the layers or the cluster, or raise the limit with --max-memory",
+    )
+}
+
+/// Refuses `what` (a run, a plan's candidate, a cluster's jobs) of about `tasks` tasks, whose graph
+/// would need more than `limit` bytes: the error says how much it would need and, in `advice`, how
+/// to shrink it.
+pub fn check_tasks(what: &str, tasks: f64, limit: u64, advice: &str) -> Result<()> {
     let bytes = tasks * crate::workload::generate::BYTES_PER_TASK;
-    if bytes > opts.max_memory as f64 {
+    if bytes > limit as f64 {
         return Err(crate::error::Error::Input(format!(
-            "error: this run would build about {tasks:.2e} tasks, about {} of memory, more than the limit of {}; \
-             shrink the batch, the layers or the cluster, or raise the limit with --max-memory",
+            "error: {what} would build about {tasks:.2e} tasks, about {} of memory, more than the limit of {}; {advice}",
             crate::units::human_size(bytes.min(u64::MAX as f64) as u64),
-            crate::units::human_size(opts.max_memory)
+            crate::units::human_size(limit)
         )));
     }
     Ok(())

@@ -78,6 +78,26 @@ pub fn checkpoint(w: &WorkloadSpec, hw: &HardwareSpec, st: &StorageSpec) -> Chec
     }
 }
 
+/// The most iterations a run may have: beyond, `--tokens` is not a training run but a typo.
+pub const MAX_ITERATIONS: f64 = 1e12;
+
+/// The iterations of training `w` on `tokens` tokens (a positive, finite number), at most
+/// [`MAX_ITERATIONS`]; otherwise an input error naming `--tokens`.
+pub fn iterations(w: &WorkloadSpec, tokens: f64) -> crate::error::Result<f64> {
+    let bad = |why: String| crate::error::Error::Input(format!("error: --tokens {tokens:e}: {why}"));
+    if !(tokens.is_finite() && tokens > 0.0) {
+        return Err(bad("must be a positive number of tokens, e.g. 300e9".into()));
+    }
+    let per_iteration = (w.batch.global * w.model.seq_len) as f64;
+    let iterations = (tokens / per_iteration).ceil();
+    if iterations > MAX_ITERATIONS {
+        return Err(bad(format!(
+            "{iterations:.3e} iterations of {per_iteration} tokens, more than {MAX_ITERATIONS:.0e}; this is not a training run"
+        )));
+    }
+    Ok(iterations)
+}
+
 /// Young/Daly's optimal interval sqrt(2 C MTBF), s.
 pub fn young_daly(shape: &RunShape) -> f64 {
     (2.0 * shape.checkpoint_s / shape.failure_rate).sqrt()

@@ -24,7 +24,7 @@ use super::layout::Layout;
 use super::mla::activation_extra_bytes as mla_activation_extra_bytes;
 use super::moe::{activation_extra_bytes, MoeBlock};
 use super::params::layer_params_split;
-use super::schedule::{steps_with_warmup, Step};
+use super::schedule::peak_in_flight;
 use super::transformer::{embedding_params_per_rank, layer_params_per_rank, LayerShape};
 use crate::config::{Recompute, WorkloadSpec};
 use serde::Serialize;
@@ -102,16 +102,8 @@ pub struct MemoryReport {
 /// Most passes in flight on `stage`: forwards whose backward has not run yet, per the schedule.
 pub fn passes_in_flight(w: &WorkloadSpec, stage: u32) -> u32 {
     let lay = Layout::of(w);
-    let (mut live, mut peak) = (0i64, 0i64);
     let extra = w.ep_comm_overlap as u32;
-    for st in steps_with_warmup(w.schedule, stage, lay.p, w.microbatches() as u32, w.chunks(), extra) {
-        match st {
-            Step::Forward { .. } => live += 1,
-            Step::Backward { .. } => live -= 1,
-        }
-        peak = peak.max(live);
-    }
-    peak as u32
+    peak_in_flight(w.schedule, stage, lay.p, w.microbatches() as u32, w.chunks(), extra)
 }
 
 /// Memory per GPU of every stage and the verdict against `capacity` bytes, with a reserve of

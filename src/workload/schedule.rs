@@ -47,7 +47,7 @@ pub fn steps_with_warmup(
         Schedule::GPipe => (0..m).map(|i| f(i, 0)).chain((0..m).map(|i| b(i, 0))).collect(),
         // PipeDream-Flush: p - stage - 1 warm-up forwards, then one forward / one backward, then cool-down.
         Schedule::OneFOneB => {
-            let warmup = (stages - stage - 1 + extra).min(m);
+            let warmup = warmup(schedule, stage, stages, m, chunks, extra);
             let mut out: Vec<Step> = (0..warmup).map(|i| f(i, 0)).collect();
             for i in 0..m - warmup {
                 out.push(f(warmup + i, 0));
@@ -58,6 +58,29 @@ pub fn steps_with_warmup(
         }
         Schedule::Interleaved => interleaved(stage, stages, m, chunks, extra),
     }
+}
+
+/// The forwards `stage` runs before its first backward in [`steps_with_warmup`]: all of them in
+/// GPipe; in (interleaved) 1F1B the warm-up, at most every pass.
+fn warmup(schedule: Schedule, stage: u32, stages: u32, microbatches: u32, chunks: u32, extra: u32) -> u32 {
+    let (p, m) = (stages, microbatches);
+    match schedule {
+        Schedule::GPipe => m,
+        Schedule::OneFOneB => (p - stage - 1 + extra).min(m),
+        Schedule::Interleaved if m == p => m * chunks,
+        Schedule::Interleaved => ((p - stage - 1) * 2 + (chunks - 1) * p + extra).min(m * chunks),
+    }
+}
+
+/// The most forward passes whose backward has not run yet on `stage`, over [`steps_with_warmup`]:
+/// the warm-up forwards, plus the steady state's first forward where one follows (it runs before
+/// the first backward). Constant time, for any number of microbatches.
+pub fn peak_in_flight(schedule: Schedule, stage: u32, stages: u32, microbatches: u32, chunks: u32, extra: u32) -> u32 {
+    let passes = match schedule {
+        Schedule::Interleaved => microbatches * chunks,
+        Schedule::GPipe | Schedule::OneFOneB => microbatches,
+    };
+    (warmup(schedule, stage, stages, microbatches, chunks, extra) + 1).min(passes)
 }
 
 /// Megatron's interleaved 1F1B: virtual microbatch k runs chunk (k mod (p v)) / p, in groups of p
@@ -81,11 +104,7 @@ fn interleaved(stage: u32, p: u32, m: u32, v: u32, extra: u32) -> Vec<Step> {
         microbatch: microbatch_of(k),
         chunk: chunk_of(k, false),
     };
-    let warmup = if m == p {
-        total
-    } else {
-        ((p - stage - 1) * 2 + (v - 1) * p + extra).min(total)
-    };
+    let warmup = warmup(Schedule::Interleaved, stage, p, m, v, extra);
     let mut out: Vec<Step> = (0..warmup).map(fwd).collect();
     for i in 0..total - warmup {
         out.push(fwd(warmup + i));
@@ -132,6 +151,28 @@ mod tests {
         assert!(matches!(plain[2], Step::Forward { .. }) && matches!(plain[3], Step::Backward { .. }));
         assert!(matches!(more[2], Step::Forward { .. }) && matches!(more[3], Step::Forward { .. }));
         assert_eq!(count(&more), count(&plain));
+    }
+
+    #[test]
+    fn peak_in_flight_is_the_walk_of_the_steps() {
+        // the closed form against counting forwards minus backwards along the steps
+        for sched in [Schedule::GPipe, Schedule::OneFOneB, Schedule::Interleaved] {
+            for (p, v) in [(1, 1), (2, 2), (4, 1), (4, 3), (8, 2)] {
+                for m in [1, 2, p, p + 1, 2 * p, 3 * p + 1] {
+                    for extra in [0, 1] {
+                        for stage in 0..p {
+                            let (mut live, mut peak) = (0i64, 0i64);
+                            for st in steps_with_warmup(sched, stage, p, m, v, extra) {
+                                live += if matches!(st, Step::Forward { .. }) { 1 } else { -1 };
+                                peak = peak.max(live);
+                            }
+                            let got = peak_in_flight(sched, stage, p, m, v, extra);
+                            assert_eq!(got as i64, peak, "{sched:?} p{p} v{v} m{m} extra{extra} stage{stage}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

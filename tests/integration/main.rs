@@ -1,5 +1,7 @@
 //! The one integration-test binary: analytic checks, formulas, determinism and CLI errors.
 
+mod audit_inputs;
+mod audit_limits;
 mod blackwell;
 mod bubbles;
 mod chakra;

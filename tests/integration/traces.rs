@@ -112,7 +112,8 @@ fn rank_outside_the_trace() {
 #[test]
 fn more_ranks_than_the_hardware_has() {
     insta::assert_snapshot!(fails(&[
-        r#"{"format":"clustersim-trace","version":1,"name":"big","ranks":100000}"#
+        r#"{"format":"clustersim-trace","version":1,"name":"big","ranks":100000}"#,
+        r#"{"type":"task","id":0,"rank":0,"delay_ns":1}"#
     ]));
 }
 

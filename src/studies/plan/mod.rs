@@ -19,7 +19,8 @@ pub use table::{csv, table};
 
 use crate::config::{load_run_config, Override, RunConfig, Source};
 use crate::error::{Error, Result};
-use crate::studies::run::{run, RunOptions};
+use crate::studies::run::{check_tasks, run, RunOptions, DEFAULT_MAX_MEMORY, MAX_REPEATED_TASKS};
+use crate::workload::generate::estimated_tasks;
 use crate::workload::memory::memory;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,7 @@ pub struct Search {
 pub fn plan(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64, tokens: Option<f64>) -> Result<Plan> {
     let found = search(hardware, workload, sets, gpus)?;
     let all: Vec<usize> = (0..found.fitting.len()).collect();
+    check_work(&found, &all, tokens)?;
     let ranked = simulate(&found.fitting, &all, tokens)
         .into_iter()
         .map(|(_, r)| r)
@@ -185,6 +187,33 @@ pub fn search(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64
         valid,
         out_of_memory: too_big.len(),
     })
+}
+
+/// Refuses, before anything is simulated, to plan for absurd `tokens` or to simulate candidates
+/// `ids` of which one would need more than a run's memory limit or which together would simulate
+/// more than [`MAX_REPEATED_TASKS`] tasks (about 20 minutes).
+pub fn check_work(found: &Search, ids: &[usize], tokens: Option<f64>) -> Result<()> {
+    if let (Some(t), Some((_, cfg))) = (tokens, found.fitting.first()) {
+        crate::studies::train::iterations(&cfg.workload, t)?;
+    }
+    let mut total = 0.0;
+    for (c, cfg) in ids.iter().filter_map(|&i| found.fitting.get(i)) {
+        let tasks = estimated_tasks(&cfg.workload, true);
+        check_tasks(
+            &format!("candidate {}", c.label()),
+            tasks,
+            DEFAULT_MAX_MEMORY,
+            "shrink the batch",
+        )?;
+        total += tasks;
+    }
+    if total > MAX_REPEATED_TASKS {
+        return Err(Error::Input(format!(
+            "error: the plan would simulate {} candidates of about {total:.2e} tasks in all, more than {MAX_REPEATED_TASKS:.0e} (roughly 20 minutes); shrink the batch or split the plan with --shard K/N",
+            ids.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Simulates the fitting candidates with the given ids (indices into `fitting`), in parallel, one

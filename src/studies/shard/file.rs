@@ -19,6 +19,31 @@ use crate::studies::plan::Ranked;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The largest shard file read: a sweep's 10^6 points at a few hundred bytes per row fit in it.
+pub const MAX_SHARD_BYTES: u64 = 1 << 30;
+
+/// A shard file's text: a regular file of at most [`MAX_SHARD_BYTES`] (not a device or a pipe that
+/// would never end).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_SHARD_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {} GiB a shard file may have",
+            meta.len(),
+            MAX_SHARD_BYTES >> 30
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SHARD_BYTES)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// The `format` of a shard file.
 pub const FORMAT: &str = "clustersim-shard";
 /// The version of the format this build writes and reads.
@@ -153,8 +178,8 @@ impl ShardFile {
     /// Reads and checks a shard file.
     pub fn read(path: &Path) -> Result<ShardFile> {
         let name = path.display();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Input(format!("error: {name}: cannot read shard file: {e}")))?;
+        let text =
+            read_bounded(path).map_err(|e| Error::Input(format!("error: {name}: cannot read shard file: {e}")))?;
         let file: ShardFile = serde_json::from_str(&text).map_err(|e| {
             let what = if e.is_eof() { "truncated" } else { "corrupt" };
             Error::Input(format!(

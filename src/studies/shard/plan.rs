@@ -7,7 +7,7 @@ use super::fingerprint::{document_text, fingerprint};
 use super::slice::{cost, Shard};
 use crate::config::{DocumentKind, Override, Source};
 use crate::error::Result;
-use crate::studies::plan::{rank, search, simulate, Plan};
+use crate::studies::plan::{check_work, rank, search, simulate, Plan};
 use crate::workload::generate::estimated_tasks;
 
 /// What `clustersim plan` was asked.
@@ -54,6 +54,7 @@ pub fn run_shard(req: &PlanRequest, shard: Shard) -> Result<ShardFile> {
         .map(|(_, cfg)| cost(estimated_tasks(&cfg.workload, true)))
         .collect();
     let ids = shard.points(&costs)?;
+    check_work(&found, &ids, req.tokens)?;
     let rows = simulate(&found.fitting, &ids, req.tokens)
         .into_iter()
         .map(|(id, ranked)| PlanRow { id, ranked })

@@ -295,10 +295,12 @@ pub fn require_some(result: &SweepResult) -> Result<()> {
         )));
     };
     // the row's metrics were read from its report: None is a metric the report does not have
-    for (m, value) in result.spec.metrics.iter().zip(&first.metrics) {
+    let plot_y = result.spec.plot.as_ref().map(|p| ("plot.y", &p.y, first.plot_y));
+    let metrics = (result.spec.metrics.iter().zip(first.metrics.iter().copied())).map(|(m, v)| ("metric", m, v));
+    for (what, m, value) in metrics.chain(plot_y) {
         if value.is_none() {
             return Err(Error::Input(format!(
-                "error: sweep {}: metric `{m}` is not a number in the report (e.g. tflops_per_gpu, iteration_time_s, mfu, bubble.fraction, breakdown.exposed_comm_s, memory.peak_bytes_per_gpu)",
+                "error: sweep {}: {what} `{m}` is not a number in the report (e.g. tflops_per_gpu, iteration_time_s, mfu, bubble.fraction, breakdown.exposed_comm_s, memory.peak_bytes_per_gpu)",
                 result.spec.name
             )));
         }

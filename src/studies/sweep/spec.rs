@@ -155,7 +155,12 @@ impl SweepSpec {
                         return Err(doc.field_error(&format!("{at}.zip"), "a zipped axis needs at least one key"));
                     }
                     for (k, v) in zip {
-                        let key = k.as_str().unwrap_or("?");
+                        let key = k.as_str().ok_or_else(|| {
+                            doc.field_error(
+                                &format!("{at}.zip"),
+                                "its keys must be --set keys, e.g. workload.parallel.data",
+                            )
+                        })?;
                         let n = v.as_sequence().map(|s| s.len()).ok_or_else(|| {
                             doc.field_error(&format!("{at}.zip"), format!("`{key}` must have a list of values"))
                         })?;
@@ -189,38 +194,96 @@ impl SweepSpec {
                 doc.source
             )));
         }
-        // every key must be a field the documents have: apply the first value and deserialize
-        for key in self.axis_keys() {
-            self.check_key(doc, &key)?;
+        let keys = self.axis_keys();
+        let axis_of: Vec<usize> = self
+            .axes
+            .iter()
+            .enumerate()
+            .flat_map(|(a, axis)| {
+                std::iter::repeat_n(a, axis.key.iter().count() + axis.zip.as_ref().map_or(0, |z| z.len()))
+            })
+            .collect();
+        if let Some((j, key)) = keys.iter().enumerate().find(|(j, k)| keys[..*j].contains(k)) {
+            let first = axis_of[keys.iter().position(|k| k == key).unwrap_or(0)];
+            return Err(doc.field_error(
+                &format!("axes[{}]", axis_of[j]),
+                format!("`{key}` already varies on axes[{first}]: a key may vary on one axis only"),
+            ));
+        }
+        if let Some(plot) = &self.plot {
+            for (field, list) in [("plot.x", &plot.x), ("plot.series", &plot.series)] {
+                if let Some(k) = list.iter().find(|k| !keys.contains(k)) {
+                    return Err(doc.field_error(
+                        field,
+                        format!("`{k}` is not one of the axis keys ({})", keys.join(", ")),
+                    ));
+                }
+            }
+        }
+        for (field, kind, source) in [
+            ("hardware", DocumentKind::Hardware, &self.hardware),
+            ("workload", DocumentKind::Workload, &self.workload),
+        ] {
+            if let Some(name) = source {
+                Document::load(&Source::Named(name.clone()), kind)
+                    .map_err(|e| doc.field_error(field, e.to_string().trim_start_matches("error: ")))?;
+            }
+        }
+        // every `set` and every axis key must be a field the documents have: apply (the axis's
+        // first value) and deserialize
+        for (i, text) in self.set.iter().enumerate() {
+            self.check_override(text)
+                .map_err(|(field, msg)| doc.field_error(field.unwrap_or(&format!("set[{i}]")), msg))?;
+        }
+        for (key, value) in self.first_point() {
+            self.check_override(&format!("{key}={}", scalar_text(&value)))
+                .map_err(|(field, msg)| match field {
+                    Some(field) => doc.field_error(field, msg),
+                    None if msg.contains("unknown key") => {
+                        Error::Input(format!("error: {}: unknown axis key `{key}`: {msg}", doc.source))
+                    }
+                    None => Error::Input(format!("error: {}: axis key `{key}`: {msg}", doc.source)),
+                })?;
         }
         Ok(())
     }
 
-    fn check_key(&self, doc: &Document, key: &str) -> Result<()> {
-        let first = self.points().into_iter().next().unwrap_or_default();
-        let value = first
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| scalar_text(v))
-            .unwrap_or_default();
-        let o = Override::parse(&format!("{key}={value}"))
-            .map_err(|e| Error::Input(format!("error: {}: axis key: {e}", doc.source)))?;
-        let (kind, source) = match o.target {
-            DocumentKind::Hardware => (DocumentKind::Hardware, self.hardware.clone()),
-            DocumentKind::Workload => (DocumentKind::Workload, self.workload.clone()),
+    /// The first value of every axis key.
+    fn first_point(&self) -> Point {
+        let mut point = Vec::new();
+        for axis in &self.axes {
+            if let (Some(k), Some(v)) = (&axis.key, axis.values.as_ref().and_then(|v| v.first())) {
+                point.push((k.clone(), v.clone()));
+            }
+            for (k, v) in axis.zip.iter().flatten() {
+                if let (Some(k), Some(v)) = (k.as_str(), v.as_sequence().and_then(|v| v.first())) {
+                    point.push((k.to_string(), v.clone()));
+                }
+            }
+        }
+        point
+    }
+
+    /// Checks one `KEY=VALUE` of the spec: that it parses and its document has the key. The error:
+    /// the spec's field at fault (`hardware` or `workload` where that document cannot be read; None:
+    /// the override itself) and the message. Other errors of the value are the point's (a row's
+    /// error), not the spec's.
+    fn check_override(&self, text: &str) -> std::result::Result<(), (Option<&'static str>, String)> {
+        let plain = |e: Error| e.to_string().trim_start_matches("error: ").to_string();
+        let o = Override::parse(text).map_err(|e| (None, plain(e)))?;
+        let (field, source) = match o.target {
+            DocumentKind::Hardware => ("hardware", &self.hardware),
+            DocumentKind::Workload => ("workload", &self.workload),
         };
-        let mut target = Document::load(&source.map(Source::Named).unwrap_or(Source::Default), kind)?;
-        target.apply(&o)?;
-        let result = match kind {
+        let source = source.clone().map(Source::Named).unwrap_or(Source::Default);
+        let mut target = Document::load(&source, o.target).map_err(|e| (Some(field), plain(e)))?;
+        target.apply(&o).map_err(|e| (None, plain(e)))?;
+        let result = match o.target {
             DocumentKind::Hardware => target.deserialize::<crate::config::HardwareSpec>().map(|_| ()),
             DocumentKind::Workload => target.deserialize::<crate::config::WorkloadSpec>().map(|_| ()),
         };
         match result {
-            Err(Error::Input(msg)) if msg.contains("unknown key") => Err(Error::Input(format!(
-                "error: {}: unknown axis key `{key}`: {}",
-                doc.source,
-                msg.trim_start_matches("error: ")
-            ))),
+            Err(e @ Error::Input(_)) if e.to_string().contains("unknown key") => Err((None, plain(e))),
             _ => Ok(()),
         }
     }

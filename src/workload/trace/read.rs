@@ -213,6 +213,9 @@ impl<'a> Loader<'a> {
     }
 
     pub(super) fn finish(mut self, header: Header) -> Result<Trace> {
+        if self.tasks.is_empty() {
+            return Err(self.err("the trace has no tasks: nothing to simulate"));
+        }
         for &(dep, task) in &self.deps {
             let before = *self
                 .tasks
@@ -340,24 +343,53 @@ pub fn read(path: &str) -> Result<Trace> {
         }
         return l.finish(header);
     }
-    let mut lines = std::io::BufReader::with_capacity(1 << 20, open()?).lines();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, open()?);
     let line_err = |n: usize, e: &dyn std::fmt::Display| Error::Input(format!("error: {path}: line {n}: {e}"));
-    let first = lines
-        .next()
-        .ok_or_else(|| Error::Input(format!("error: {path}: empty trace")))?
-        .map_err(|e| line_err(1, &e))?;
-    let header: Header = serde_json::from_str(&first).map_err(|e| line_err(1, &e))?;
+    let mut line = String::new();
+    if !next_line(&mut reader, &mut line).map_err(|e| line_err(1, &e))? {
+        return Err(Error::Input(format!("error: {path}: empty trace")));
+    }
+    let header: Header = serde_json::from_str(&line).map_err(|e| line_err(1, &e))?;
     check_header(path, &header)?;
     let mut l = loader(path, header.ranks);
-    for (i, line) in lines.enumerate() {
-        let line = line.map_err(|e| line_err(i + 2, &e))?;
+    for n in 2.. {
+        if !next_line(&mut reader, &mut line).map_err(|e| line_err(n, &e))? {
+            break;
+        }
         if line.trim().is_empty() {
             continue;
         }
-        let r: Record = serde_json::from_str(&line).map_err(|e| line_err(i + 2, &e))?;
+        let r: Record = serde_json::from_str(&line).map_err(|e| line_err(n, &e))?;
         l.record(r)?;
     }
     l.finish(header)
+}
+
+/// Reads the next line into `line` (without its end), false at the end of the input. A line may
+/// have at most [`crate::config::MAX_YAML_BYTES`]: a trace is streamed, but no one record may fill
+/// memory (a file without line ends, such as /dev/zero).
+fn next_line(reader: &mut impl BufRead, line: &mut String) -> std::io::Result<bool> {
+    use std::io::Read;
+    let limit = crate::config::MAX_YAML_BYTES;
+    line.clear();
+    let mut bytes = Vec::new();
+    let n = reader.by_ref().take(limit + 1).read_until(b'\n', &mut bytes)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    } else if n as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "longer than the {} MiB a trace line may have",
+            limit >> 20
+        )));
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    *line = String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -143,7 +143,8 @@ fn rank_files(path: &str) -> Result<(Vec<PathBuf>, String)> {
 /// The `--comm-groups` JSON: `{"<pg_name>": [ranks]}`.
 fn comm_groups(file: &str, ranks: u32) -> Result<BTreeMap<String, Vec<u32>>> {
     let bad = |what: String| Error::Input(format!("error: {file}: {what}"));
-    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read the communicator groups: {e}")))?;
+    let text =
+        crate::config::read_limited(file).map_err(|e| bad(format!("cannot read the communicator groups: {e}")))?;
     let groups: BTreeMap<String, Vec<u32>> =
         serde_json::from_str(&text).map_err(|e| bad(format!("not a {{\"<pg_name>\": [ranks]}} JSON: {e}")))?;
     for (name, members) in &groups {
