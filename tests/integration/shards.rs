@@ -288,3 +288,26 @@ fn merge_a_folder_without_shards() {
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     insta::assert_snapshot!(merge_error(dir.path(), &["empty"]));
 }
+
+#[test]
+fn a_shard_of_another_run_is_not_replaced() {
+    // two different sweeps sharded into one folder: the second's shard 0 of 2 would overwrite the
+    // first's; it is refused naming both runs, and the first's file stays as it was
+    let other = DEMO.replace("values: [1, 2]", "values: [1, 4]");
+    let dir = shards(
+        &[("demo.yaml", DEMO), ("other.yaml", &other)],
+        &[(0, 2, "demo.yaml", "d")],
+    );
+    let path = dir.path().join("d/shard-0-of-2.json");
+    let before = std::fs::read(&path).unwrap();
+    let text = expect_input_error_in(dir.path(), &["sweep", "other.yaml", "--shard", "0/2", "--out", "d"]);
+    assert!(
+        text.contains("shard-0-of-2.json")
+            && text.contains("a shard file of another run is there")
+            && text.contains("its own --out"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // the same run's shard, rerun, replaces its own
+    ok(dir.path(), &["sweep", "demo.yaml", "--shard", "0/2", "--out", "d"]);
+}

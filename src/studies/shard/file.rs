@@ -149,6 +149,18 @@ pub enum Study {
     },
 }
 
+/// The manifest of the shard file at `path`, if one is there and readable.
+fn existing_manifest(path: &Path) -> Option<Manifest> {
+    /// A shard file's manifest alone (its rows are skipped).
+    #[derive(Deserialize)]
+    struct Head {
+        manifest: Manifest,
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let head: Head = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
+    Some(head.manifest)
+}
+
 /// A whole shard file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +173,9 @@ pub struct ShardFile {
 
 impl ShardFile {
     /// Writes the file into `dir` (created if needed) under its `shard-K-of-N.json` name, through a
-    /// temporary; returns its path.
+    /// temporary; returns its path. A shard file of another run already there (another inputs
+    /// hash: another spec, hardware, workload or `--set`) is not replaced: the write fails naming
+    /// it, and the other run's file stays. The same run's shard, rerun, replaces its own.
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         crate::report::output::create_dir(dir)?;
         let path = dir.join(format!(
@@ -169,6 +183,14 @@ impl ShardFile {
             self.manifest.shard, self.manifest.shards
         ));
         crate::report::output::write_atomic(&path, |w| {
+            // checked under the folder's lock, which write_atomic holds
+            if let Some(other) = existing_manifest(&path).filter(|m| m.inputs_hash != self.manifest.inputs_hash) {
+                return Err(std::io::Error::other(format!(
+                    "a shard file of another run is there (\"{}\", inputs hash {}; this one is \"{}\", {}): \
+                     give each run its own --out",
+                    other.name, other.inputs_hash, self.manifest.name, self.manifest.inputs_hash
+                )));
+            }
             serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })?;
