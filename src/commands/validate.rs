@@ -14,16 +14,8 @@ pub fn validate_command(args: &ValidateArgs) -> Result<()> {
         "figure", "points", "mean abs. error", "max abs. error", "order kept"
     );
     for f in &summaries {
-        let unit = f.unit();
-        println!(
-            "{:<8} {:>7} {:>14.3}{unit:2} {:>13.3}{unit:2} {:>9}/{}",
-            f.figure,
-            f.points,
-            f.mean_abs_error,
-            f.max_abs_error,
-            f.order_kept(),
-            f.order_pairs
-        );
+        let [figure, points, mean, max, kept] = f.columns();
+        println!("{figure:<8} {points:>7} {mean:>16} {max:>15} {kept:>12}");
     }
     for f in summaries.iter().filter(|f| f.did_not_run > 0) {
         let why = f.first_failure.as_deref().unwrap_or("");

@@ -17,6 +17,7 @@ pub mod sm_contention;
 pub mod sweep;
 pub mod train;
 pub mod validate;
+pub mod validation_report;
 
 /// Mean and max of the absolute values of `errors` (percent), and how many there are; zeros when
 /// there are none.

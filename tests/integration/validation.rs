@@ -53,6 +53,8 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         // 10% each, not met; today's 6.9% / 21.1% and 9.7% / 18.7% (README, "H100, 2024-2026") are bounded
         // (Llama 3 405B's rows are pessimistic: the GEMM rates at the power limit moved them from 8.4% / 16.1%)
         ("nemo-h100", 7.5, 21.5),
+        // Megatron-Core's weak-scaling table on H100 (9 run): today's 11.8% / 30.6% (README, "H100, 2024") are bounded
+        ("megatron-core-h100", 12.5, 31.5),
         // their mixture-of-experts rows (Megatron-Bridge, 5 run; README, "H100, 2025-2026: mixtures of experts"):
         // today's 16.7% / 34.1% are bounded
         ("nemo-h100-moe", 17.5, 35.0),
@@ -70,6 +72,7 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         // every published row marked `run: yes` has its simulation (a failed point has no error to parse)
         let runnable = [
             ("nemo-h100", 18),
+            ("megatron-core-h100", 9),
             ("nemo-h100-moe", 5),
             ("llama3-405b", 3),
             ("mlperf-gpt3", 14),
