@@ -140,6 +140,8 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         Some(report) => recorded_config(report, args, &overrides, opts)?,
         None => (load_input(&args.input, &overrides)?, opts),
     };
+    // a run refused for its size makes no output folder
+    studies::run::check_size(&cfg, &opts)?;
     let dir = check_dir(
         args,
         args.out.clone().unwrap_or_else(|| studies::run::default_out_dir(&cfg)),

@@ -131,8 +131,30 @@ pub fn check_size(cfg: &RunConfig, opts: &RunOptions) -> Result<()> {
         tasks,
         opts.max_memory,
         "shrink the batch, the layers or the cluster, or raise the limit with --max-memory",
-    )
+    )?;
+    if opts.timeline == TimelineRanks::All {
+        // every task becomes a span of about 180 bytes of timeline.json (measured: 6.63 MB for the
+        // default run's 36 880 spans)
+        let bytes = tasks * TIMELINE_BYTES_PER_SPAN;
+        if bytes > TIMELINE_LIMIT as f64 {
+            return Err(crate::error::Error::Input(format!(
+                "error: --timeline all: this run's timeline.json would hold about {tasks:.2e} spans, about {} \
+                 (more than the {} a trace viewer opens); record --timeline first-replica (the default) or none",
+                crate::units::human_size(bytes.min(u64::MAX as f64) as u64),
+                crate::units::human_size(TIMELINE_LIMIT)
+            )));
+        }
+    }
+    Ok(())
 }
+
+/// Bytes of timeline.json per recorded span (measured on the default run: 6 629 096 bytes for
+/// 36 880 spans, 180 each).
+const TIMELINE_BYTES_PER_SPAN: f64 = 180.0;
+
+/// The largest timeline.json a run writes: 2 GiB, about what a browser trace viewer (Perfetto,
+/// chrome://tracing) loads.
+const TIMELINE_LIMIT: u64 = 2 << 30;
 
 /// Refuses `what` (a run, a plan's candidate, a cluster's jobs) of about `tasks` tasks, whose graph
 /// would need more than `limit` bytes: the error says how much it would need and, in `advice`, how

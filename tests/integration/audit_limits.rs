@@ -203,3 +203,16 @@ fn oversubscription_of_1e300() {
         &["run", "--no-output", "--workload", "gpt-175b", "--set", set]
     ));
 }
+
+/// GPT-1T on 3072 GPUs with every rank's spans: about 5.8e7 spans of 180 bytes, a 9.8 GiB
+/// timeline.json that no trace viewer opens; refused before the run, and no output folder made.
+#[test]
+fn timeline_of_every_rank_of_gpt_1t() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = expect_input_error_in(
+        dir.path(),
+        &["run", "--workload", "gpt-1t", "--timeline", "all", "--out", "o"],
+    );
+    assert!(!dir.path().join("o").exists(), "a refused run made its output folder");
+    insta::assert_snapshot!(text);
+}
