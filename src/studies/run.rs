@@ -161,14 +161,35 @@ const TIMELINE_LIMIT: u64 = 2 << 30;
 /// to shrink it.
 pub fn check_tasks(what: &str, tasks: f64, limit: u64, advice: &str) -> Result<()> {
     let bytes = tasks * crate::workload::generate::BYTES_PER_TASK;
+    let need = crate::units::human_size(bytes.min(u64::MAX as f64) as u64);
     if bytes > limit as f64 {
         return Err(crate::error::Error::Input(format!(
-            "error: {what} would build about {tasks:.2e} tasks, about {} of memory, more than the limit of {}; {advice}",
-            crate::units::human_size(bytes.min(u64::MAX as f64) as u64),
+            "error: {what} would build about {tasks:.2e} tasks, about {need} of memory, more than the limit of {}; {advice}",
             crate::units::human_size(limit)
         )));
     }
+    // a limit raised past the machine does not make the memory appear: refuse rather than abort
+    if let Some(total) = machine_memory().filter(|&total| bytes > total as f64) {
+        return Err(crate::error::Error::Input(format!(
+            "error: {what} would build about {tasks:.2e} tasks, about {need} of memory, more than this machine has ({}): shrink it, or run it on a machine with more memory",
+            crate::units::human_size(total)
+        )));
+    }
     Ok(())
+}
+
+/// The machine's memory (`MemTotal` of /proc/meminfo); none where it cannot be read.
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// Simulates a task graph (generated, or read from a trace) and reports it against `cfg`.

@@ -216,3 +216,14 @@ fn timeline_of_every_rank_of_gpt_1t() {
     assert!(!dir.path().join("o").exists(), "a refused run made its output folder");
     insta::assert_snapshot!(text);
 }
+
+/// A memory limit raised past any machine (--max-memory 100 PiB) does not make the memory appear:
+/// GPT 5.9B with 10^12 sequences would need about 14 PiB (5e14 tasks), more than the machine has,
+/// and is refused rather than left to abort.
+#[test]
+fn a_limit_raised_past_the_machine() {
+    let batch = "workload.batch.global=1000000000000";
+    let text = expect_input_error(&[], &["run", "--no-output", "--max-memory", "100 PiB", "--set", batch]);
+    let refused = text.contains("more than this machine has") && text.contains("5.04e14 tasks");
+    assert!(refused, "{text}");
+}
