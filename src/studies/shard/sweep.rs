@@ -28,12 +28,14 @@ pub fn inputs_hash(spec: &SweepSpec) -> Result<String> {
 }
 
 /// Every point's estimated cost: the tasks of its simulation (1 for a point that is not a valid
-/// configuration, which costs only its check).
+/// configuration, which costs only its check). The points' configurations are resolved on every
+/// core (in point order: the result does not depend on the cores).
 pub fn costs(spec: &SweepSpec) -> Result<Vec<u64>> {
+    use rayon::prelude::*;
     let inputs = Inputs::of(spec)?;
     Ok(spec
         .points()
-        .iter()
+        .par_iter()
         .map(|p| {
             inputs
                 .config(p)
