@@ -294,7 +294,7 @@ fn a100_streaming_is_below_the_published_stream_rate() {
 /// GEMMs that write and read the s x s scores, softmax, the causal mask added) on an A100 80GB
 /// SXM4: a device measurement of the kernels that stream training's score tensors. At
 /// `dgx-a100`'s streaming rate (0.487 of 2039 GB/s) the model follows all 20 points; at STREAM's
-/// copy rate (0.852) the same kernels would run 1.5-1.8x faster than published, which is why the
+/// copy rate (0.852) the same kernels would run 1.5-2.1x faster than published, which is why the
 /// preset's rate sits below STREAM's.
 #[test]
 fn a100_unfused_attention_streams_at_the_preset_rate_not_at_stream_s() {
