@@ -387,30 +387,28 @@ pub fn check_fits_hardware(w: &WorkloadSpec, w_doc: &Document, hw: &HardwareSpec
             w.gpus_needed().div_ceil(hw.node.gpus as u64)
         )));
     }
-    if w.precision == Precision::Fp8 {
-        if let Some(g) = hw.gpu_models().iter().find(|g| g.fp8_flops.is_none()) {
-            return Err(w_doc.field_error(
-                "precision",
-                format!(
-                    "FP8 needs FP8 tensor cores, but the {} of {} has none (no `gpu.fp8_flops`)",
-                    g.model,
-                    hw_doc.origin("gpu")
-                ),
-            ));
+    // a workload field that needs a figure some GPU model of the machine lacks
+    let needs = |wanted: bool, field: &str, lacks: fn(&super::GpuSpec) -> bool, why: &str| -> Result<()> {
+        match hw.gpu_models().into_iter().find(|g| wanted && lacks(g)) {
+            Some(g) => Err(w_doc.field_error(
+                field,
+                format!("{why}, but the {} of {} has none", g.model, hw_doc.origin("gpu")),
+            )),
+            None => Ok(()),
         }
-    }
-    if w.attention == Attention::Flash1 {
-        if let Some(g) = hw.gpu_models().iter().find(|g| g.flash1_attention_efficiency.is_none()) {
-            return Err(w_doc.field_error(
-                "attention",
-                format!(
-                    "FlashAttention 1 has no measured speed on the {} of {} (no `gpu.flash1_attention_efficiency`)",
-                    g.model,
-                    hw_doc.origin("gpu")
-                ),
-            ));
-        }
-    }
+    };
+    needs(
+        w.precision == Precision::Fp8,
+        "precision",
+        |g| g.fp8_flops.is_none(),
+        "FP8 needs FP8 tensor cores (`gpu.fp8_flops`)",
+    )?;
+    needs(
+        w.attention == Attention::Flash1,
+        "attention",
+        |g| g.flash1_attention_efficiency.is_none(),
+        "FlashAttention 1 needs a measured speed (`gpu.flash1_attention_efficiency`)",
+    )?;
     if !hw.node_groups.is_empty() {
         // every stage inside one group of GPUs
         let group = super::groups::group_of_nodes(&hw.node_groups, hw.nodes);

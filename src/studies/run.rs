@@ -178,8 +178,14 @@ pub fn check_tasks(what: &str, tasks: f64, limit: u64, advice: &str) -> Result<(
     Ok(())
 }
 
-/// The machine's memory (`MemTotal` of /proc/meminfo); none where it cannot be read.
+/// The machine's memory (`MemTotal` of /proc/meminfo, read once: the planner checks every
+/// candidate); none where it cannot be read.
 fn machine_memory() -> Option<u64> {
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(read_machine_memory)
+}
+
+fn read_machine_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = text
         .lines()

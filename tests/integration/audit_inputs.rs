@@ -25,64 +25,43 @@ fn cluster_error(text: &str) -> String {
 #[test]
 fn sweep_axis_key_given_twice() {
     let s = spec("  - { key: workload.batch.global, values: [128] }\n");
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]
 fn sweep_axis_key_twice_in_a_zip() {
     let s = spec("  - zip: { workload.batch.micro: [1, 2], workload.batch.global: [64, 128] }\n");
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]
 fn sweep_plot_x_not_an_axis() {
     let s = spec("plot: { file: p, x: [workload.batch.micro], y: tflops_per_gpu }\n");
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]
 fn sweep_plot_series_not_an_axis() {
     let s = spec("plot: { file: p, x: [workload.batch.global], y: mfu, series: [workload.batch.micro] }\n");
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]
 fn sweep_plot_y_not_a_metric() {
     let s = spec("plot: { file: p, x: [workload.batch.global], y: speed }\n");
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]
 fn sweep_set_with_an_unknown_key() {
     let s = format!("set: [workload.batch.glob=3]\n{}", spec(""));
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]
 fn sweep_set_without_equals() {
     let s = format!("set: [workload.batch.global]\n{}", spec(""));
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]
@@ -94,10 +73,7 @@ fn sweep_axis_key_of_no_document() {
 #[test]
 fn sweep_hardware_file_missing() {
     let s = format!("hardware: nohw.yaml\n{}", spec(""));
-    insta::assert_snapshot!(expect_input_error(
-        &[("s.yaml", &s)],
-        &["sweep", "s.yaml", "--out", "o"]
-    ));
+    insta::assert_snapshot!(sweep_error(&s));
 }
 
 #[test]

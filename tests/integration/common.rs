@@ -103,3 +103,8 @@ pub fn expect_input_error_in(dir: &std::path::Path, args: &[&str]) -> String {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     format!("exit 2\n{stderr}")
 }
+
+/// The text of a file of `workloads/reference/`.
+pub fn reference(file: &str) -> String {
+    std::fs::read_to_string(format!("{}/workloads/reference/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}

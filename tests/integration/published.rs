@@ -3,7 +3,7 @@
 //! Where a target of issue 12 is not met, the test says so and asserts today's bound, so that a
 //! regression fails; README's validation section lists every point.
 
-use super::common::config;
+use super::common::{config, reference};
 use clustersim::studies::collective::SweepOp;
 use clustersim::studies::{attention_kernels, gemm, nccl_tests};
 
@@ -37,11 +37,7 @@ fn gemms_match_published_cublaslt_rates() {
 
 /// A value of `device-h100.csv` by its leading fields.
 fn device_h100(prefix: &str) -> f64 {
-    let csv = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workloads/reference/device-h100.csv"
-    ))
-    .unwrap();
+    let csv = reference("device-h100.csv");
     let line = csv.lines().find_map(|l| l.strip_prefix(prefix).map(str::to_string));
     line.unwrap_or_else(|| panic!("no {prefix}")).parse().unwrap()
 }
@@ -103,11 +99,7 @@ fn h100_attention_matches_the_device_measurements() {
     use clustersim::ops::{FusedAttention, Kernel};
     let hw = config("dgx-h100", "gpt-5.9b", &[]).hardware;
     let model = ComputeModel::new(&hw.gpu);
-    let csv = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workloads/reference/device-h100.csv"
-    ))
-    .unwrap();
+    let csv = reference("device-h100.csv");
     let measured_us = |name: &str, bh: u64, s: u64| -> f64 {
         let prefix = format!("attention,{name},{bh},{s},128,bf16,fwd_bwd_us,");
         csv.lines()
@@ -149,11 +141,7 @@ fn h100_attention_matches_the_device_measurements() {
 
 /// Microseconds of one fused attention case of `workloads/reference/sustained.csv` (H100).
 fn sustained_us(case: &str) -> f64 {
-    let csv = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workloads/reference/sustained.csv"
-    ))
-    .unwrap();
+    let csv = reference("sustained.csv");
     let prefix = format!("h100,attention,{case},bf16,0,fwd_bwd_us,");
     let line = csv.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
     line.unwrap_or_else(|| panic!("no {case}"))
@@ -272,8 +260,7 @@ fn collectives_match_published_nccl_tests() {
 /// quotes it.
 #[test]
 fn a100_streaming_is_below_the_published_stream_rate() {
-    let csv =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/reference/hbm-a100.csv")).unwrap();
+    let csv = reference("hbm-a100.csv");
     let scale: f64 = csv
         .lines()
         .find_map(|l| l.strip_prefix("A100-SXM4-80GB,scale,2039,"))
@@ -394,11 +381,7 @@ fn a100_layer_matches_the_published_megatron_layer_times() {
     };
     let mut m = cfg.workload.model.clone();
     (m.hidden, m.heads, m.seq_len, m.vocab) = (6144, 64, 2048, 51200);
-    let published = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workloads/reference/korthikanti2022-layer.csv"
-    ))
-    .unwrap();
+    let published = reference("korthikanti2022-layer.csv");
     let row = |name: &str| -> (f64, f64) {
         let f: Vec<f64> = published
             .lines()

@@ -1,7 +1,7 @@
 //! `clustersim validate`: Figure 6 from simulation, PyTorch FSDP2's published A100 runs, NVIDIA's published H100
 //! rows, Llama 3 405B's and MLPerf Training GPT-3 175B's, deterministic output.
 
-use super::common::clustersim;
+use super::common::{clustersim, reference};
 
 /// Every point of Figure 6 simulated on hardware/ideal.yaml is within 0.005 of the published
 /// (2-decimal) value; and the whole validation writes identical files twice.
@@ -148,11 +148,6 @@ fn nemo_h100_moe_reference_rows_are_consistent() {
         assert_eq!((t * d * cp) % ep, 0.0, "{r:?}");
         assert_eq!(num(r[10]), num(r[19]) * gpus, "{r:?}");
     }
-}
-
-/// The text of a file of `workloads/reference/`.
-fn reference(file: &str) -> String {
-    std::fs::read_to_string(format!("{}/workloads/reference/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// A reference CSV's data rows (comments and the header left out), split into fields.
