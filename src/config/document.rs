@@ -305,13 +305,21 @@ fn plain_types(message: &str) -> String {
 /// before they fill memory (streamed JSON Lines traces are exempt: they are meant to be large).
 pub const MAX_YAML_BYTES: u64 = 64 << 20;
 
+/// Opens an input file for reading, refusing what is not a regular file (a directory, a device, a
+/// named pipe with no writer, on which opening would wait forever) before opening it.
+pub fn open_regular(path: impl AsRef<std::path::Path>) -> std::io::Result<std::fs::File> {
+    let path = path.as_ref();
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    std::fs::File::open(path)
+}
+
 /// Reads a YAML file of at most [`MAX_YAML_BYTES`].
 pub fn read_limited(path: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_YAML_BYTES + 1)
-        .read_to_string(&mut text)?;
+    open_regular(path)?.take(MAX_YAML_BYTES + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_YAML_BYTES {
         return Err(std::io::Error::other(format!(
             "larger than the {} MiB a YAML input may have",

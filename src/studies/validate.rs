@@ -1,4 +1,4 @@
-//! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15, PyTorch
+//! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15 and its Table 1, PyTorch
 //! FSDP2's published A100 runs (figure `fsdp`), NVIDIA's published NeMo / Megatron-Bridge DGX H100
 //! throughput (figures `nemo-h100`, dense, and `nemo-h100-moe`, mixtures of experts), Megatron-Core's weak-scaling table
 //! (`megatron-core-h100`), Korthikanti et al. 2022's A100 runs (`korthikanti2022`), Llama 3 405B's (figure `llama3-405b`) and NVIDIA's MLPerf Training
@@ -44,6 +44,11 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
         "fig15",
         "workloads/sweeps/megatron-fig15.yaml",
         include_str!("../../workloads/sweeps/megatron-fig15.yaml"),
+    ),
+    (
+        "table1",
+        "workloads/sweeps/megatron-table1.yaml",
+        include_str!("../../workloads/sweeps/megatron-table1.yaml"),
     ),
     (
         "fsdp",
@@ -92,6 +97,7 @@ const H100_FIGURES: &[&str] = &[
 ];
 
 const THROUGHPUT: &str = include_str!("../../workloads/reference/megatron-figures.csv");
+const TABLE1: &str = include_str!("../../workloads/reference/megatron-table1.csv");
 const FSDP: &str = include_str!("../../workloads/reference/fsdp-a100.csv");
 const KORTHIKANTI: &str = include_str!("../../workloads/reference/korthikanti2022.csv");
 
@@ -206,6 +212,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
     } else {
         let published = [
             THROUGHPUT,
+            TABLE1,
             FSDP,
             KORTHIKANTI,
             MEGATRON_CORE,

@@ -27,7 +27,11 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     );
     let _ = writeln!(
         s,
-        "eq. 3 assumes; Figure 13's microbatch is not stated in the paper, 1 is used."
+        "eq. 3 assumes; Figure 13's microbatch is not stated in the paper, 1 is used. Table 1 (figure table1) takes each"
+    );
+    let _ = writeln!(
+        s,
+        "row's microbatch, schedule and data-parallel implementation from the authors' script (`workloads/reference/megatron-table1.csv`)."
     );
     let _ = writeln!(
         s,

@@ -2,7 +2,7 @@
 //! does not say what ran, a plot of nothing) or reported in Rust's words, and output folders shared
 //! by two runs at once. Refusals exit 2 with a snapshot of the message.
 
-use super::common::{clustersim, expect_input_error};
+use super::common::{clustersim, expect_input_error, expect_input_error_in};
 use std::path::Path;
 
 const TRACE_HEADER_ONLY: &str = "{\"format\":\"clustersim-trace\",\"version\":1,\"name\":\"empty\",\"ranks\":2}\n";
@@ -264,4 +264,27 @@ fn out_and_no_output_together() {
         let message = expect_input_error(&[], &args);
         assert!(message.contains("cannot be used with"), "{command}: {message}");
     }
+}
+
+/// A named pipe with no writer, given as an input file, is refused at once (opening it used to wait
+/// for a writer forever); so is a directory.
+#[test]
+fn input_that_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("pipe.yaml"))
+        .status();
+    assert!(made.map(|s| s.success()).unwrap_or(false), "mkfifo runs");
+    std::fs::create_dir(dir.path().join("folder.yaml")).unwrap();
+    for args in [
+        ["run", "--no-output", "--workload", "pipe.yaml"],
+        ["run", "--no-output", "--hardware", "pipe.yaml"],
+        ["run", "--no-output", "--trace", "pipe.yaml"],
+        ["run", "--no-output", "--workload", "folder.yaml"],
+    ] {
+        let message = expect_input_error_in(dir.path(), &args);
+        assert!(message.contains("not a regular file"), "{args:?}: {message}");
+    }
+    let message = expect_input_error_in(dir.path(), &["sweep", "pipe.yaml", "--out", "o"]);
+    assert!(message.contains("not a regular file"), "{message}");
 }

@@ -46,6 +46,9 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         ("fig13", 7.0, 15.0),
         ("fig14", 10.5, 15.0),
         ("fig15", 9.5, 27.0),
+        // Table 1 (10 runs, 32-3072 GPUs, each with its authors' microbatch and schedule): every point
+        // pessimistic, today's 4.7% / 11.4% (README, "Table 1")
+        ("table1", 7.0, 15.0),
         // Korthikanti et al. 2022's end-to-end iteration times (8 runs on A100s, 2022 software): every
         // point pessimistic, today's 8.3% / 14.2% (README, "Korthikanti et al. 2022") are bounded
         ("korthikanti2022", 9.0, 15.0),
@@ -77,6 +80,7 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
             ("llama3-405b", 3),
             ("mlperf-gpt3", 14),
             ("korthikanti2022", 8),
+            ("table1", 10),
         ];
         if let Some((_, n)) = runnable.iter().find(|(f, _)| *f == figure) {
             assert_eq!(errors.len(), *n, "{figure}");
@@ -114,6 +118,28 @@ fn validate_says_which_points_did_not_run_and_why() {
     assert!(line.contains("missing field `version`"), "{line}");
     // the figures on presets with an NCCL model run
     assert!(!stdout.lines().any(|l| l.starts_with("fig7: ")), "{stdout}");
+}
+
+/// Megatron-LM's Table 1 rows are consistent with themselves: GPUs = t x p x d, and the paper's eq. 2,
+/// P = 12 l h^2 (1 + 13/(12 h) + (V + s)/(12 l h)) with V = 51200 and s = 2048, gives each row's
+/// parameter count to the table's 0.1 billion. E.g. 145.6B: 12 x 80 x 12288^2 = 144.96e9, times
+/// (1 + 13/147456 + 53248/11796480) = 1.004602, is 145.63e9.
+#[test]
+fn megatron_table1_reference_rows_are_consistent() {
+    let csv = reference("megatron-table1.csv");
+    let rows = rows_of(&csv);
+    assert_eq!(rows.len(), 10);
+    let num = |s: &str| s.parse::<f64>().unwrap();
+    for r in rows {
+        let (l, h, gpus, t, p, d) = (num(r[1]), num(r[2]), num(r[4]), num(r[5]), num(r[6]), num(r[7]));
+        assert_eq!(gpus, t * p * d, "{r:?}");
+        let params = 12.0 * l * h * h * (1.0 + 13.0 / (12.0 * h) + (51200.0 + 2048.0) / (12.0 * l * h));
+        assert!(
+            (params / 1e9 - num(r[11])).abs() <= 0.05 + 1e-9,
+            "{r:?}: {}",
+            params / 1e9
+        );
+    }
 }
 
 #[test]

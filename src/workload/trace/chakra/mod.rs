@@ -175,7 +175,12 @@ struct Recorded {
 /// Reads one rank's file: its nodes, in file order, and what its metadata records.
 fn read_rank(file: &Path, rank: u32) -> Result<(Vec<ChakraNode>, Recorded)> {
     let name = file.display();
-    let bytes = std::fs::read(file).map_err(|e| Error::Input(format!("error: {name}: cannot read: {e}")))?;
+    let bytes = crate::config::open_regular(file)
+        .and_then(|mut f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        })
+        .map_err(|e| Error::Input(format!("error: {name}: cannot read: {e}")))?;
     let bad = |what: String| Error::Input(format!("error: {name}: rank {rank}: {what}"));
     let Some((meta, mut pos)) = proto::next_record(&bytes, 0).map_err(bad)? else {
         return Err(bad("empty file: no global metadata record".into()));
