@@ -4,8 +4,8 @@
 //! so two runs writing into one folder at once both succeed, each file complete. From its first
 //! file into a folder to its exit a process holds that folder's lock ([`hold_folder`]), so two
 //! runs writing one folder take turns: the folder ends with one run's whole set of files (the
-//! last run's), never a mix. A file that cannot be written is an input error (exit 2) naming the
-//! path.
+//! last run's), never a mix. Temporaries of a run killed mid-write are removed by the next run that
+//! writes the folder. A file that cannot be written is an input error (exit 2) naming the path.
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -67,8 +67,38 @@ fn hold_folder(path: &Path) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    remove_stale_temporaries(&dir);
     held.push((dir, file));
     Ok(())
+}
+
+/// Removes the temporaries that processes which no longer run left in `dir` (killed mid-write):
+/// called with the folder's lock held, so no live writer is renaming them. A temporary whose
+/// process still runs, or may (no `/proc` to ask), is left alone.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(pid) = temporary_owner(&name) {
+            let alive = !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists();
+            if !alive && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// The process id in a name [`temporary_path`] made (`.<stem>.<pid>.<n>.partial[.<ext>]`).
+fn temporary_owner(name: &str) -> Option<u32> {
+    let body = name.strip_prefix('.')?;
+    let (before, _) = body.rsplit_once(".partial")?;
+    let mut parts = before.rsplit('.');
+    parts.next()?.parse::<u64>().ok()?;
+    let pid = parts.next()?.parse::<u32>().ok()?;
+    parts.next()?;
+    Some(pid)
 }
 
 /// Tries to take an exclusive lock on `file`: false while another process holds it.
@@ -147,5 +177,29 @@ pub fn check_out_file(file: &Path) -> Result<()> {
     match file.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => check_out_dir(parent),
         None => check_out_dir(Path::new(".")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_name_their_process() {
+        let pid = std::process::id();
+        for file in ["report.json", "timeline", "a.b.csv"] {
+            let tmp = temporary_path(Path::new("out").join(file).as_path());
+            let name = tmp.file_name().unwrap().to_string_lossy().to_string();
+            assert_eq!(temporary_owner(&name), Some(pid), "{name}");
+        }
+        for other in [
+            "report.json",
+            ".report.json",
+            ".x.partial",
+            ".x.12.partial.json",
+            "x.1.2.partial",
+        ] {
+            assert_eq!(temporary_owner(other), None, "{other}");
+        }
     }
 }

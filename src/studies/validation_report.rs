@@ -27,11 +27,15 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     );
     let _ = writeln!(
         s,
-        "eq. 3 assumes; Figure 13's microbatch is not stated in the paper, 1 is used. Table 1 (figure table1) takes each"
+        "eq. 3 assumes; Figure 13's microbatch, not stated in the paper, is 1 in the authors' scripts (Megatron-LM"
     );
     let _ = writeln!(
         s,
-        "row's microbatch, schedule and data-parallel implementation from the authors' script (`workloads/reference/megatron-table1.csv`)."
+        "examples/sc21/, 2021-08), as are Figures 14's and 15's. Table 1 (figure table1) takes each row's microbatch, schedule"
+    );
+    let _ = writeln!(
+        s,
+        "and data-parallel implementation from the same scripts (`workloads/reference/megatron-table1.csv`)."
     );
     let _ = writeln!(
         s,

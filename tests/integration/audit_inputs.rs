@@ -288,3 +288,22 @@ fn input_that_is_not_a_regular_file() {
     let message = expect_input_error_in(dir.path(), &["sweep", "pipe.yaml", "--out", "o"]);
     assert!(message.contains("not a regular file"), "{message}");
 }
+
+/// A run killed mid-write leaves its temporary behind; the next run writing the folder removes it,
+/// and leaves alone a temporary whose process still runs (here: this test's).
+#[test]
+fn temporaries_of_dead_runs_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    std::fs::create_dir(&out).unwrap();
+    // 4294967295 is above any Linux pid_max (at most 2^22): no process has it
+    let stale = out.join(".report.4294967295.0.partial.json");
+    let live = out.join(format!(".report.{}.0.partial.json", std::process::id()));
+    std::fs::write(&stale, "{").unwrap();
+    std::fs::write(&live, "{").unwrap();
+    let o = clustersim(dir.path(), &["run", "--out", "o", "--timeline", "none"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!stale.exists(), "the dead run's temporary is left");
+    assert!(live.exists(), "a live process's temporary was removed");
+    assert!(out.join("report.json").exists());
+}
