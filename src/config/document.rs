@@ -305,13 +305,51 @@ fn plain_types(message: &str) -> String {
 /// before they fill memory (streamed JSON Lines traces are exempt: they are meant to be large).
 pub const MAX_YAML_BYTES: u64 = 64 << 20;
 
-/// Opens an input file for reading, refusing what is not a regular file (a directory, a device, a
-/// named pipe with no writer, on which opening would wait forever) before opening it.
-pub fn open_regular(path: impl AsRef<std::path::Path>) -> std::io::Result<std::fs::File> {
+/// Opens an input file for reading. A folder is refused. A named pipe is opened without waiting for
+/// a writer (opening one would otherwise block until another process writes it), so a pipe with a
+/// writer (`--workload <(generate)`) reads as a file and one without reads as empty.
+pub fn open_input(path: impl AsRef<std::path::Path>) -> std::io::Result<std::fs::File> {
     let path = path.as_ref();
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+    if std::fs::metadata(path)?.is_dir() {
+        return Err(std::io::Error::other("a folder, not a file"));
     }
+    open_without_waiting(path)
+}
+
+#[cfg(unix)]
+fn open_without_waiting(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    // reads block again, as on any file: a pipe's writer may be slower than this reader
+    // SAFETY: fcntl on a descriptor this File owns
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(file)
+}
+
+/// Whether `path` is a named pipe.
+#[cfg(unix)]
+pub fn is_pipe(path: impl AsRef<std::path::Path>) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Whether `path` is a named pipe (none here).
+#[cfg(not(unix))]
+pub fn is_pipe(_path: impl AsRef<std::path::Path>) -> bool {
+    false
+}
+
+#[cfg(not(unix))]
+fn open_without_waiting(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
 
@@ -319,7 +357,10 @@ pub fn open_regular(path: impl AsRef<std::path::Path>) -> std::io::Result<std::f
 pub fn read_limited(path: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
-    open_regular(path)?.take(MAX_YAML_BYTES + 1).read_to_string(&mut text)?;
+    open_input(path)?.take(MAX_YAML_BYTES + 1).read_to_string(&mut text)?;
+    if text.is_empty() && is_pipe(path) {
+        return Err(std::io::Error::other("a named pipe with nothing written to it"));
+    }
     if text.len() as u64 > MAX_YAML_BYTES {
         return Err(std::io::Error::other(format!(
             "larger than the {} MiB a YAML input may have",

@@ -20,7 +20,7 @@ pub mod whatif;
 mod workload;
 
 pub use data_parallel::{DataParallelSpec, GradDtype};
-pub use document::{open_regular, read_limited, Document, Override, MAX_YAML_BYTES};
+pub use document::{open_input, read_limited, Document, Override, MAX_YAML_BYTES};
 pub use hardware::{
     AlgorithmChoice, ComputeModelKind, FailureSpec, GemmTile, GpuSpec, HardwareSpec, LinkSpec, NetworkModelKind,
     NetworkSpec, NodeSpec, StorageSpec, TopologyKind, TopologySpec,

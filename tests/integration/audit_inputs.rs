@@ -267,26 +267,47 @@ fn out_and_no_output_together() {
 }
 
 /// A named pipe with no writer, given as an input file, is refused at once (opening it used to wait
-/// for a writer forever); so is a directory.
+/// for a writer forever); a folder is refused too. A pipe with a writer reads as a file.
 #[test]
-fn input_that_is_not_a_regular_file() {
+fn input_that_is_a_pipe_or_a_folder() {
     let dir = tempfile::tempdir().unwrap();
     let made = std::process::Command::new("mkfifo")
         .arg(dir.path().join("pipe.yaml"))
         .status();
     assert!(made.map(|s| s.success()).unwrap_or(false), "mkfifo runs");
     std::fs::create_dir(dir.path().join("folder.yaml")).unwrap();
-    for args in [
-        ["run", "--no-output", "--workload", "pipe.yaml"],
-        ["run", "--no-output", "--hardware", "pipe.yaml"],
-        ["run", "--no-output", "--trace", "pipe.yaml"],
-        ["run", "--no-output", "--workload", "folder.yaml"],
+    for (args, says) in [
+        (
+            ["run", "--no-output", "--workload", "pipe.yaml"],
+            "a named pipe with nothing written to it",
+        ),
+        (
+            ["run", "--no-output", "--hardware", "pipe.yaml"],
+            "a named pipe with nothing written to it",
+        ),
+        (
+            ["run", "--no-output", "--trace", "pipe.yaml"],
+            "a named pipe with nothing written to it",
+        ),
+        (
+            ["run", "--no-output", "--workload", "folder.yaml"],
+            "a folder, not a file",
+        ),
     ] {
         let message = expect_input_error_in(dir.path(), &args);
-        assert!(message.contains("not a regular file"), "{args:?}: {message}");
+        assert!(message.contains(says), "{args:?}: {message}");
     }
     let message = expect_input_error_in(dir.path(), &["sweep", "pipe.yaml", "--out", "o"]);
-    assert!(message.contains("not a regular file"), "{message}");
+    assert!(message.contains("a named pipe with nothing written to it"), "{message}");
+    // a writer: the shell's `<(cat w.yaml)` is such a pipe
+    let workload = std::fs::read_to_string(format!("{}/workloads/gpt-5.9b.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let pipe = dir.path().join("pipe.yaml");
+    let writer = std::thread::spawn(move || std::fs::write(pipe, workload).unwrap());
+    // the writer waits in open() for a reader (and counts as the pipe's writer) before clustersim reads
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let o = super::common::clustersim_within(dir.path(), &["run", "--no-output", "--workload", "pipe.yaml"], 10);
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// A run killed mid-write leaves its temporary behind; the next run writing the folder removes it,

@@ -156,7 +156,7 @@ fn existing_manifest(path: &Path) -> Option<Manifest> {
     struct Head {
         manifest: Manifest,
     }
-    let file = crate::config::open_regular(path).ok()?;
+    let file = crate::config::open_input(path).ok()?;
     let head: Head = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
     Some(head.manifest)
 }

@@ -318,9 +318,8 @@ pub(super) fn loader(file: &str, ranks: u32) -> Loader<'_> {
 
 /// Reads a trace file: JSON Lines, streamed; or YAML (by extension) for small traces.
 pub fn read(path: &str) -> Result<Trace> {
-    let open = || {
-        crate::config::open_regular(path).map_err(|e| Error::Input(format!("error: {path}: cannot read trace: {e}")))
-    };
+    let open =
+        || crate::config::open_input(path).map_err(|e| Error::Input(format!("error: {path}: cannot read trace: {e}")));
     if path.ends_with(".yaml") || path.ends_with(".yml") {
         open()?;
         let text = crate::config::read_limited(path).map_err(|e| Error::Input(format!("error: {path}: {e}")))?;

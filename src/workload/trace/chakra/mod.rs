@@ -175,7 +175,7 @@ struct Recorded {
 /// Reads one rank's file: its nodes, in file order, and what its metadata records.
 fn read_rank(file: &Path, rank: u32) -> Result<(Vec<ChakraNode>, Recorded)> {
     let name = file.display();
-    let bytes = crate::config::open_regular(file)
+    let bytes = crate::config::open_input(file)
         .and_then(|mut f| {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
