@@ -42,12 +42,11 @@ pub(super) fn finish(result: &SweepResult, dir: &Path, how: &str) -> Result<()> 
     studies::sweep::execute::require_some(result)?;
     let written = studies::sweep::write_sweep(result, dir)?;
     let failed = studies::sweep::execute::failures(result);
-    println!(
-        "sweep {}: {} points ({} invalid) {how}",
-        result.spec.name,
-        result.rows.len(),
-        failed.len(),
-    );
+    let points = match result.rows.len() {
+        1 => "1 point".to_string(),
+        n => format!("{n} points"),
+    };
+    println!("sweep {}: {points} ({} invalid) {how}", result.spec.name, failed.len());
     for f in &failed {
         println!("  invalid point {f}");
     }

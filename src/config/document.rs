@@ -224,7 +224,7 @@ impl Document {
                     // a non-string where a named value belongs: ask serde again with the value as a
                     // string, whose error lists the names
                     let listed = self.enum_names::<T>(&path).unwrap_or(inner);
-                    self.field_error(&path, listed)
+                    self.field_error(&path, plain_types(&listed))
                 }
                 None => self.field_error(&path, plain_types(&inner)),
             }
@@ -286,6 +286,19 @@ fn plain_types(message: &str) -> String {
         .filter(|v| v.fract() == 0.0 && v.abs() < 1e30);
     if let (Some(v), true) = (whole, out.contains("expected a whole number")) {
         out += &format!(" (YAML reads exponent notation as floating point: write {v:.0} in digits)");
+    }
+    // YAML reads 2.10 as the number 2.1: where a quoted variant has that value, say to quote it
+    if let Some(rest) = out.strip_prefix("unknown variant `") {
+        let given = rest.split('`').next().and_then(|v| v.parse::<f64>().ok());
+        let meant = rest
+            .split('`')
+            .skip(2)
+            .step_by(2)
+            .find(|v| v.parse::<f64>().ok().is_some_and(|x| Some(x) == given) && v.contains('.'))
+            .map(str::to_string);
+        if let (Some(given), Some(meant)) = (given, meant) {
+            out += &format!(" (YAML reads {meant} as the number {given}: write it in quotes, \"{meant}\")");
+        }
     }
     // "expected struct ModelSpec": a section, whose Rust name means nothing in a YAML file
     if let Some(at) = out.find("expected struct ") {
@@ -416,6 +429,13 @@ mod tests {
                 .ends_with("write 1000000000000 in digits)")
         );
         assert!(!plain_types("invalid type: floating point `3.5`, expected u64").contains("digits"));
+        // YAML's 2.10 is the number 2.1: the message says to quote it; 2.8 needs no such hint
+        let version = plain_types("unknown variant `2.1`, expected one of `2.8`, `2.10`, `2.21`");
+        assert!(
+            version.ends_with("(YAML reads 2.10 as the number 2.1: write it in quotes, \"2.10\")"),
+            "{version}"
+        );
+        assert!(!plain_types("unknown variant `2.9`, expected one of `2.8`, `2.10`").contains("quotes"));
     }
 
     #[test]

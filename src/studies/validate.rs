@@ -1,7 +1,7 @@
 //! `clustersim validate`: reproduce Megatron-LM SC'21 Figures 6, 7, 13, 14 and 15 and its Table 1, PyTorch
 //! FSDP2's published A100 runs (figure `fsdp`), NVIDIA's published NeMo / Megatron-Bridge DGX H100
 //! throughput (figures `nemo-h100`, dense, and `nemo-h100-moe`, mixtures of experts), Megatron-Core's weak-scaling table
-//! (`megatron-core-h100`), Korthikanti et al. 2022's A100 runs (`korthikanti2022`), NVIDIA's NeMo Megatron DGX A100 tables of 2022 (`nemo-a100`), Llama 3 405B's (figure `llama3-405b`) and NVIDIA's MLPerf Training
+//! (`megatron-core-h100`), Korthikanti et al. 2022's A100 runs (`korthikanti2022`), NVIDIA's NeMo Megatron DGX A100 tables of 2022 (`nemo-a100`), BLOOM-176B's training (`bloom`), Llama 3 405B's (figure `llama3-405b`) and NVIDIA's MLPerf Training
 //! GPT-3 175B step times on H100 (figure `mlperf-gpt3`), and compare with the published points
 //! (workloads/reference/, with their source), into results/megatron/.
 //!
@@ -66,6 +66,11 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
         include_str!("../../workloads/sweeps/nemo-a100.yaml"),
     ),
     (
+        "bloom",
+        "workloads/sweeps/bloom-176b.yaml",
+        include_str!("../../workloads/sweeps/bloom-176b.yaml"),
+    ),
+    (
         "megatron-core-h100",
         "workloads/sweeps/megatron-core-h100.yaml",
         include_str!("../../workloads/sweeps/megatron-core-h100.yaml"),
@@ -106,6 +111,7 @@ const TABLE1: &str = include_str!("../../workloads/reference/megatron-table1.csv
 const FSDP: &str = include_str!("../../workloads/reference/fsdp-a100.csv");
 const KORTHIKANTI: &str = include_str!("../../workloads/reference/korthikanti2022.csv");
 const NEMO_A100: &str = include_str!("../../workloads/reference/nemo-a100.csv");
+const BLOOM: &str = include_str!("../../workloads/reference/bloom-a100.csv");
 
 /// The A100 figures whose reference rows name a recompute mode and interval (columns 11 and 12):
 /// several runs share a split and a model and differ in it.
@@ -222,6 +228,7 @@ fn published_for(figure: &str, result: &SweepResult) -> Vec<Comparison> {
             FSDP,
             KORTHIKANTI,
             NEMO_A100,
+            BLOOM,
             MEGATRON_CORE,
             NEMO,
             NEMO_MOE,

@@ -39,7 +39,7 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     );
     let _ = writeln!(
         s,
-        "Figures korthikanti2022 and nemo-a100 run on `hardware/dgx-a100.yaml` (`workloads/reference/korthikanti2022.csv`, `nemo-a100.csv`). Figures"
+        "Figures korthikanti2022, nemo-a100 and bloom run on `hardware/dgx-a100.yaml` (bloom with Jean Zay's network; `workloads/reference/korthikanti2022.csv`, `nemo-a100.csv`, `bloom-a100.csv`). Figures"
     );
     let _ = writeln!(
         s,
@@ -63,7 +63,7 @@ pub fn markdown(summaries: &[FigureSummary], comps: &[Comparison]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU (fsdp, korthikanti2022, nemo-a100, nemo-h100, nemo-h100-moe, mlperf-gpt3: tokens per second; megatron-core-h100, llama3-405b: MFU).\n"
+        "\nFigure 6 errors are absolute (bubble ratio); the others are percent of the published TFLOP/s per GPU (fsdp, korthikanti2022, nemo-a100, bloom, nemo-h100, nemo-h100-moe, mlperf-gpt3: tokens per second; megatron-core-h100, llama3-405b: MFU).\n"
     );
     for (figure, _, _) in FIGURES {
         let _ = writeln!(s, "## {figure}\n\n![{figure}]({figure}.png)\n");

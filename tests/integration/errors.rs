@@ -353,3 +353,9 @@ fn an_empty_model_chunk_in_the_middle() {
         &["workload.parallel.layers_per_stage=[8, 0, 8, 16, 0, 0, 0, 0]"]
     ));
 }
+
+/// `2.10` unquoted is YAML's number 2.1: the message says to quote the version.
+#[test]
+fn nccl_version_written_as_a_number() {
+    insta::assert_snapshot!(fails(&[], &["--set", "hardware.network.nccl.version=2.10"]));
+}

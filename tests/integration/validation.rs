@@ -55,6 +55,8 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         // NVIDIA's NeMo Megatron DGX A100 tables of 2022 (17 run): GPT-3 5B within 8% but at 32 nodes (13.4%),
         // 175B 31-38% optimistic (README, "NeMo Megatron on A100"): today's 14.8% / 37.8% are bounded
         ("nemo-a100", 15.5, 38.5),
+        // BLOOM-176B's logged iteration on 384 A100s (Megatron-DeepSpeed, Omni-Path; README, "BLOOM-176B"): +7.1%
+        ("bloom", 8.0, 8.0),
         // NVIDIA's NeMo / Megatron-Bridge DGX H100 rows (18 run; FP8) and Llama 3 405B (3 run): issue 16 aims at
         // 10% each, not met; today's 6.9% / 21.1% and 9.7% / 18.7% (README, "H100, 2024-2026") are bounded
         // (Llama 3 405B's rows are pessimistic: the GEMM rates at the power limit moved them from 8.4% / 16.1%)
@@ -85,6 +87,7 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
             ("korthikanti2022", 8),
             ("table1", 10),
             ("nemo-a100", 17),
+            ("bloom", 1),
         ];
         if let Some((_, n)) = runnable.iter().find(|(f, _)| *f == figure) {
             assert_eq!(errors.len(), *n, "{figure}");
