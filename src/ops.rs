@@ -73,7 +73,39 @@ pub enum FusedAttention {
     Flash1,
 }
 
+/// What limits a kernel, for the time breakdown by kind of kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Matrix multiplies (16-bit or FP8, batched or not), on the tensor cores.
+    Gemm,
+    /// Fused attention kernels (FlashAttention, cuDNN).
+    Attention,
+    /// Memory-bound kernels: element-wise, norms, softmax, casts, optimizer passes.
+    MemoryBound,
+    /// Kernels of known work but unknown shape, and measured kernels of traces.
+    Other,
+}
+
+impl KernelKind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 4;
+    /// Its place in a per-kind array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl Kernel {
+    /// What kind of kernel this is.
+    pub fn kind(&self) -> KernelKind {
+        match *self {
+            Kernel::Gemm { .. } | Kernel::Gemm8 { .. } => KernelKind::Gemm,
+            Kernel::Attention { .. } => KernelKind::Attention,
+            Kernel::Stream { .. } => KernelKind::MemoryBound,
+            Kernel::Generic { .. } | Kernel::Measured { .. } => KernelKind::Other,
+        }
+    }
+
     /// Bytes a streaming kernel moves through HBM (other kernels count none).
     pub fn streamed_bytes(&self) -> u64 {
         match *self {

@@ -13,7 +13,7 @@
 //! The `ideal` model charges exactly FLOPs / peak.
 
 use crate::config::{ComputeModelKind, GpuSpec};
-use crate::ops::{FusedAttention, Kernel};
+use crate::ops::{FusedAttention, Kernel, KernelKind};
 use crate::units::SimDuration;
 
 /// Prices kernels on one GPU model.
@@ -128,6 +128,20 @@ impl ComputeModel {
             None => sm_rate,
         };
         waves as f64 * ((2.0 * (tm * tn * k) as f64) / rate + wave)
+    }
+
+    /// The share of a list of kernels' time that each kind of kernel takes ([`KernelKind`] order;
+    /// all zero for an op of no time).
+    pub fn op_kind_shares(&self, kernels: &[Kernel]) -> [f64; KernelKind::COUNT] {
+        let mut shares = [0.0; KernelKind::COUNT];
+        for k in kernels {
+            shares[k.kind().index()] += self.kernel_seconds(k);
+        }
+        let total: f64 = shares.iter().sum();
+        if total > 0.0 {
+            shares.iter_mut().for_each(|s| *s /= total);
+        }
+        shares
     }
 
     /// Duration of a list of kernels run back to back.

@@ -1,6 +1,7 @@
 //! Metrics of one simulated iteration, with their definitions (mirrored in the README).
 
 use crate::config::RunConfig;
+use crate::ops::KernelKind;
 use crate::sim::{RankTime, SimOutcome};
 use crate::workload::layout::Layout;
 use crate::workload::transformer::{megatron_flops_per_iteration, model_flops_per_iteration, total_params};
@@ -27,6 +28,26 @@ pub struct TimeBreakdown {
     pub bubble_s: f64,
     /// Idle without a pipeline (pipeline = 1): waiting for the slowest rank.
     pub idle_s: f64,
+    /// Compute time the GPU spent waiting for its host to launch the kernels (part of
+    /// `compute_s`; omitted when none, as on machines without `node.host_dispatch`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub host_wait_s: f64,
+    /// The kernel time by kind of kernel (each op's time split as its kernels' uncontended times
+    /// are; with `sm_contention_s` and `host_wait_s`, it sums to `compute_s`).
+    pub kernels: KernelTimes,
+}
+
+/// Mean seconds per GPU that each kind of kernel ran.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct KernelTimes {
+    /// Matrix multiplies (16-bit or FP8, batched or not).
+    pub gemm_s: f64,
+    /// Fused attention kernels.
+    pub attention_s: f64,
+    /// Memory-bound kernels: element-wise, norms, softmax, casts, optimizer passes.
+    pub memory_bound_s: f64,
+    /// Kernels of known work but unknown shape, and measured kernels of traces.
+    pub other_s: f64,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -47,6 +68,16 @@ impl TimeBreakdown {
             io_s: mean(|t| t.io.0),
             bubble_s: if pipelined { idle } else { 0.0 },
             idle_s: if pipelined { 0.0 } else { idle },
+            host_wait_s: mean(|t| t.host_wait.0),
+            kernels: {
+                let kind = |k: KernelKind| times.iter().map(|t| t.by_kind_ns[k.index()] * 1e-9).sum::<f64>() / n;
+                KernelTimes {
+                    gemm_s: kind(KernelKind::Gemm),
+                    attention_s: kind(KernelKind::Attention),
+                    memory_bound_s: kind(KernelKind::MemoryBound),
+                    other_s: kind(KernelKind::Other),
+                }
+            },
         }
     }
 }

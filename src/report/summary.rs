@@ -116,11 +116,34 @@ pub fn text(r: &Report) -> String {
         human_seconds(b.idle_s),
         human_seconds(b.overlapped_comm_s)
     );
+    let k = &b.kernels;
+    let kernel_time = k.gemm_s + k.attention_s + k.memory_bound_s + k.other_s;
+    if kernel_time > 0.0 {
+        let share = |s: f64| format!("{:.0} %", 100.0 * s / kernel_time);
+        let mut kinds = vec![
+            format!("GEMMs {}", share(k.gemm_s)),
+            format!("memory-bound {}", share(k.memory_bound_s)),
+        ];
+        if k.attention_s > 0.0 {
+            kinds.insert(1, format!("fused attention {}", share(k.attention_s)));
+        }
+        if k.other_s > 0.0 {
+            kinds.push(format!("other {}", share(k.other_s)));
+        }
+        let _ = writeln!(o, "  kernel time by kind: {}", kinds.join(", "));
+    }
     if b.sm_contention_s > 0.0 {
         let _ = writeln!(
             o,
             "  of the compute, {} lost to the SMs that overlapped communication held",
             human_seconds(b.sm_contention_s)
+        );
+    }
+    if b.host_wait_s > 0.0 {
+        let _ = writeln!(
+            o,
+            "  of the compute, {} waiting for the host to launch kernels",
+            human_seconds(b.host_wait_s)
         );
     }
     if r.bubble.per_stage.len() > 1 {

@@ -21,6 +21,13 @@ pub struct RankTime {
     /// Nothing to do: pipeline bubbles (including waits at collectives that span pipeline stages),
     /// or waiting for the slowest rank at the end.
     pub idle: SimDuration,
+    /// Time its compute tasks waited for the host to launch their kernels (also counted in
+    /// `compute`).
+    pub host_wait: SimDuration,
+    /// Kernel time by kind of kernel ([`crate::ops::KernelKind`] order), in nanoseconds, each op's
+    /// time split as its kernels' uncontended times are; the SMs lost to communication are in
+    /// `sm_contention`.
+    pub by_kind_ns: [f64; crate::ops::KernelKind::COUNT],
 }
 
 /// What a rank is doing now, and its time so far; `advance` books the time since the last change.

@@ -2,9 +2,30 @@
 //! (times a seeded jitter, if any); a delay waits a fixed time without running kernels.
 
 use super::{Event, Sim};
+use crate::model::compute::ComputeModel;
+use crate::ops::{Kernel, KernelKind};
 use crate::units::SimDuration;
 use crate::workload::TaskId;
 use rand::RngExt;
+
+/// An op's time on one GPU model, and how its kernels' kinds share it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OpCost {
+    /// Its kernels back to back.
+    pub(super) time: SimDuration,
+    /// Each kind of kernel's share of that time ([`KernelKind`] order).
+    shares: [f32; KernelKind::COUNT],
+}
+
+impl OpCost {
+    /// The cost of an op of these kernels on this GPU model.
+    pub(super) fn of(model: &ComputeModel, kernels: &[Kernel]) -> Self {
+        OpCost {
+            time: model.op_duration(kernels),
+            shares: model.op_kind_shares(kernels).map(|s| s as f32),
+        }
+    }
+}
 
 impl Sim<'_> {
     /// Starts compute task `t` (op `op`) on stream `si`.
@@ -12,7 +33,8 @@ impl Sim<'_> {
         let now = self.queue.now();
         let r = self.rank_of_stream(si);
         let model = self.rank_group.get(r).map_or(0, |&g| g as usize);
-        let mut d = self.op_time[model][op as usize];
+        let cost = self.op_time[model][op as usize];
+        let mut d = cost.time;
         let slow = self.slowdown[r];
         if self.jitter.is_active() {
             let (u1, u2): (f64, f64) = (self.rng.random(), self.rng.random());
@@ -29,6 +51,11 @@ impl Sim<'_> {
         let clock = &mut self.clocks[r];
         clock.advance(now);
         clock.computing = true;
+        for (kind, share) in clock.time.by_kind_ns.iter_mut().zip(cost.shares) {
+            *kind += d.0 as f64 * share as f64;
+        }
+        // the GPU waiting for its host to launch the kernels: before the first, and at the end
+        clock.time.host_wait += start.since(now) + floor.since(start + d);
         self.queue.schedule_fixed(
             end,
             Event::TaskDone {

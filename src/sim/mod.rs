@@ -184,12 +184,16 @@ pub fn simulate_on(
     spans: &mut dyn SpanSink,
 ) -> crate::error::Result<SimOutcome> {
     // each GPU model of the machine prices every op; a rank's node group picks its row
-    let op_time: Vec<Vec<SimDuration>> = hw
+    let op_time: Vec<Vec<compute::OpCost>> = hw
         .gpu_models()
         .into_iter()
         .map(|gpu| {
             let m = ComputeModel::new(gpu);
-            graph.ops.iter().map(|op| m.op_duration(&op.kernels)).collect()
+            graph
+                .ops
+                .iter()
+                .map(|op| compute::OpCost::of(&m, &op.kernels))
+                .collect()
         })
         .collect();
     let mut sim = Sim::new(graph, op_time, net, opts.seed, hw.gpu.jitter, spans);
@@ -207,7 +211,7 @@ pub fn simulate_on(
 struct Sim<'a> {
     g: &'a TaskGraph,
     /// Each op's time on each GPU model of the machine (`gpu`, then each node group's).
-    op_time: Vec<Vec<SimDuration>>,
+    op_time: Vec<Vec<compute::OpCost>>,
     /// Each rank's GPU model (empty when the machine has one).
     rank_group: Vec<u8>,
     net: Box<dyn NetworkModel>,
@@ -245,7 +249,7 @@ struct Sim<'a> {
 impl<'a> Sim<'a> {
     fn new(
         g: &'a TaskGraph,
-        op_time: Vec<Vec<SimDuration>>,
+        op_time: Vec<Vec<compute::OpCost>>,
         net: Box<dyn NetworkModel>,
         seed: u64,
         jitter: crate::config::whatif::Jitter,

@@ -281,6 +281,15 @@ fn check_report(r: &clustersim::report::Report, ideal: bool, what: &str) {
         "{what}: breakdown sums to {sum}, iteration {}",
         r.iteration_time_s
     );
+    // the compute splits into kinds of kernel, SMs lost to communication and waits for the host
+    // (each task's booking rounds to the nanosecond)
+    let k = &b.kernels;
+    let parts = k.gemm_s + k.attention_s + k.memory_bound_s + k.other_s + b.sm_contention_s + b.host_wait_s;
+    assert!(
+        (parts - b.compute_s).abs() <= 1e-4 * b.compute_s + 1e-6,
+        "{what}: compute {} splits into {parts}",
+        b.compute_s
+    );
 }
 
 /// One parsing-level case (and, when it validates and is small, a whole run in process). Returns

@@ -15,6 +15,7 @@ mod formulas;
 mod fuzz;
 mod host;
 mod hostile;
+mod kernel_kinds;
 mod mla;
 mod models;
 mod moe;
