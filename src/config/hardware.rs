@@ -201,6 +201,12 @@ pub struct NodeSpec {
     /// pass cost half. 0 (the default) leaves the host out.
     #[serde(default)]
     pub host_dispatch: SimDuration,
+    /// What one NIC sends when its data comes through the CPU's memory instead of GPUDirect RDMA:
+    /// NCCL before 2.12 (no PXN) leaves a node from the last GPU of its ring, and where that GPU is
+    /// not behind the NIC's PCIe switch (a communicator of 2-4 GPUs per node, each on its own
+    /// switch) the path is beyond GPUDirect's reach. Unset: no such path is modelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic_through_cpu: Option<Bandwidth>,
 }
 
 /// Which network model turns communication into time.

@@ -31,6 +31,14 @@ pub enum NcclVersion {
     V2_25,
 }
 
+impl NcclVersion {
+    /// Whether this NCCL forwards a ring's data over NVLink to the GPU behind the NIC it leaves
+    /// through (PXN, NCCL 2.12 on); before, the ring's last GPU on the node sends to the NIC itself.
+    pub fn has_pxn(self) -> bool {
+        matches!(self, NcclVersion::V2_21 | NcclVersion::V2_25)
+    }
+}
+
 /// NCCL on this machine: the version's cost model, and what NCCL discovers at run time that no
 /// source pins down (fitted to nccl-tests curves; the fit is stated in the hardware file).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

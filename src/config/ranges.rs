@@ -65,6 +65,9 @@ pub fn check_hardware(hw: &HardwareSpec, doc: &Document) -> Result<()> {
     }
     bandwidth(doc, "node.nvlink.bandwidth", hw.node.nvlink.bandwidth)?;
     bandwidth(doc, "node.nic.bandwidth", hw.node.nic.bandwidth)?;
+    if let Some(b) = hw.node.nic_through_cpu {
+        bandwidth(doc, "node.nic_through_cpu", b)?;
+    }
     latency(doc, "node.nvlink.latency", hw.node.nvlink.latency)?;
     latency(doc, "node.nic.latency", hw.node.nic.latency)?;
     latency(doc, "gpu.kernel_overhead", hw.gpu.kernel_overhead)?;

@@ -73,6 +73,9 @@ pub enum LinkClass {
     LeafUplink,
     /// A node's storage NICs (bundled, capped by the node's I/O rate).
     StorageNic,
+    /// The path from a GPU's memory through the CPU to a NIC (one per NIC, send direction), where
+    /// data cannot go by GPUDirect RDMA (`node.nic_through_cpu`).
+    ThroughCpu,
     /// The filesystem's aggregate read or write bandwidth.
     Filesystem,
 }
@@ -85,6 +88,7 @@ impl LinkClass {
             LinkClass::Nic => "NIC",
             LinkClass::LeafUplink => "leaf uplink",
             LinkClass::StorageNic => "storage NIC",
+            LinkClass::ThroughCpu => "NIC through the CPU",
             LinkClass::Filesystem => "filesystem",
         }
     }
@@ -137,6 +141,8 @@ pub struct Topology {
     nic_redirect: Vec<u32>,
     /// First storage link (per node up and down) and the filesystem's write link (read is next), if any.
     storage_base: Option<(u32, u32)>,
+    /// First of the links through the CPU to each NIC (one per NIC), where the node has them.
+    through_cpu_base: Option<u32>,
 }
 
 impl Topology {
@@ -208,6 +214,15 @@ impl Topology {
             class.extend([LinkClass::Filesystem, LinkClass::Filesystem]);
             (base, base + 2 * nodes)
         });
+        // the path from a GPU through the CPU to each NIC, where the machine says what it carries
+        // and its NCCL leaves nodes that way (before PXN; without an NCCL model, never)
+        let before_pxn = hw.network.nccl.as_ref().is_some_and(|n| !n.version.has_pxn());
+        let through_cpu_base = hw.node.nic_through_cpu.filter(|_| before_pxn).map(|b| {
+            let base = capacity.len() as u32;
+            capacity.extend(std::iter::repeat_n(b.bytes_per_s(), total_nics as usize));
+            class.extend(std::iter::repeat_n(LinkClass::ThroughCpu, total_nics as usize));
+            base
+        });
         Topology {
             capacity,
             class,
@@ -220,6 +235,7 @@ impl Topology {
             leaf_binds,
             nic_redirect,
             storage_base,
+            through_cpu_base,
         }
     }
 
@@ -310,6 +326,25 @@ impl Topology {
             p.push(self.nvlink_down(dst));
         }
         p
+    }
+
+    /// Whether GPU `gpu` sits behind the PCIe switch of NIC `nic` (global index).
+    pub fn behind_switch_of(&self, gpu: u32, nic: u32) -> bool {
+        nic / self.nics_per_node == self.node(gpu) && self.switch_nics(gpu).contains(&(nic % self.nics_per_node))
+    }
+
+    /// The route from GPU `src` on one node, through its CPU and out of NIC `nics.0` (global
+    /// index), to GPU `dst` on another, in through NIC `nics.1`: None where the node has no such
+    /// path (`node.nic_through_cpu`).
+    pub fn route_through_cpu(&self, src: u32, dst: u32, nics: (u32, u32)) -> Option<Path> {
+        let base = self.through_cpu_base?;
+        let mut p = Path::default();
+        p.push(base + nics.0);
+        // from the NIC on: the route of a GPU that sends and receives through these NICs itself
+        for &l in self.route_via(src, dst, src, dst, nics).links() {
+            p.push(l);
+        }
+        Some(p)
     }
 
     /// The route of a storage I/O by `gpu`: its node's storage NICs and the filesystem (None without storage).

@@ -286,8 +286,10 @@ fn halving_infiniband_hurts_cross_node_tensor_parallelism_most() {
         // one NIC per GPU: NCCL 2.8's choice of NICs on DGX A100's shared PCIe switches puts the
         // t = 8 data-parallel rings of GPUs 2j and 2j+1 on one NIC (tests/integration/nics.rs),
         // which makes them NIC-bound too and blurs the comparison this test is about
+        // (and, with a GPU per switch, no whole-node ring leaves through the CPU: nics.rs)
         let mut split = split;
         split.push("hardware.node.gpus_per_pcie_switch=1".to_string());
+        split.push("hardware.node.nic_through_cpu=~".to_string());
         let mut halved = split.clone();
         halved.push("hardware.node.nic.bandwidth=100 Gb/s".into());
         report("dgx-a100", "gpt-5.9b", &halved).iteration_time_s

@@ -121,3 +121,42 @@ fn gpus_per_pcie_switch_must_divide_the_node() {
     );
     insta::assert_snapshot!(out);
 }
+
+/// Before PXN (NCCL 2.12) a ring leaves each node from its last GPU there; when no other member sits
+/// behind the NIC's PCIe switch (four GPUs per node, each on its own switch) that GPU sends through
+/// the CPU, without GPUDirect RDMA, at `node.nic_through_cpu` (16 GB/s on a DGX A100) per NIC.
+/// Two such rings (tensor parallelism 2) share NICs 0, 2, 4, 6: each channel's exit gets 16 / 2 = 8
+/// GB/s where the NIC itself would give it 25 x 0.96 / 2 = 12, so the pair takes 1.5x as long as
+/// without that path (each channel: 2(n-1)/n S / C = 1.75 x 1 GiB / 4 = 470 MB, 58.7 ms against
+/// 39.1 ms; the same ~0.1 ms latency in both). Rings of a whole node (a member beside every
+/// NIC) and of one GPU per node (its own NIC) leave by GPUDirect RDMA either way, and NCCL 2.21's
+/// PXN never goes through the CPU.
+#[test]
+fn before_pxn_rings_of_gpus_on_separate_switches_leave_through_the_cpu() {
+    let through = hardware(&[]);
+    let direct = hardware(&["hardware.node.nic_through_cpu=~"]);
+    let even: Vec<u32> = [0, 2, 4, 6].iter().flat_map(|&g| [g, g + 8]).collect();
+    let odd: Vec<u32> = even.iter().map(|g| g + 1).collect();
+    let (slow, fast) = (
+        all_reduces(&through, &[&even, &odd]),
+        all_reduces(&direct, &[&even, &odd]),
+    );
+    let bytes = 1.75 * GIB as f64 / 4.0;
+    let latency = fast - bytes / (24e9 / 2.0);
+    assert!(latency > 0.0 && latency < 2e-4, "{latency}");
+    assert!((slow - (bytes / 8e9 + latency)).abs() < 1e-5, "{slow} vs {fast}");
+    let whole: Vec<u32> = (0..16).collect();
+    for groups in [vec![whole], vec![vec![0, 8], vec![1, 9]]] {
+        let groups: Vec<&[u32]> = groups.iter().map(Vec::as_slice).collect();
+        assert_eq!(all_reduces(&through, &groups), all_reduces(&direct, &groups));
+    }
+    let pxn = hardware(&["hardware.network.nccl.version=\"2.21\""]);
+    let pxn_direct = hardware(&[
+        "hardware.network.nccl.version=\"2.21\"",
+        "hardware.node.nic_through_cpu=~",
+    ]);
+    assert_eq!(
+        all_reduces(&pxn, &[&even, &odd]),
+        all_reduces(&pxn_direct, &[&even, &odd])
+    );
+}

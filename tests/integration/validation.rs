@@ -39,13 +39,14 @@ fn validate_reproduces_figure_6_and_is_deterministic() {
         assert!(err.abs() < 15.0, "{line}");
     }
     // Figures 7, 13, 14 and 15 as predictions: issue 12's targets are 7% mean and 15% max; where one
-    // is not met (Figure 14's mean, Figure 15's mean and max) today's bound is asserted instead, so
-    // that a regression fails (README, "End to end", has the decomposition of what is missing)
+    // is not met (Figure 14's mean) today's bound is asserted instead, so that a regression fails
+    // (README, "End to end", has the decomposition of what is missing). Figure 15 meets both since
+    // NCCL 2.8's rings of 2-4 GPUs per node leave through the CPU (5.7% / 12.2%)
     for (figure, mean_bound, max_bound) in [
         ("fig7", 7.0, 15.0),
         ("fig13", 7.0, 15.0),
         ("fig14", 10.5, 15.0),
-        ("fig15", 9.5, 27.0),
+        ("fig15", 7.0, 15.0),
         // Table 1 (10 runs, 32-3072 GPUs, each with its authors' microbatch and schedule): every point
         // pessimistic, today's 4.7% / 11.4% (README, "Table 1")
         ("table1", 7.0, 15.0),

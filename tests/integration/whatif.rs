@@ -105,8 +105,14 @@ fn noise_follows_the_seed() {
 fn hardware(sets: &[&str]) -> clustersim::config::HardwareSpec {
     use clustersim::config::{Document, HardwareSpec, Override};
     let mut doc = Document::parse("dgx-a100", clustersim::config::builtin_hardware("dgx-a100").unwrap()).unwrap();
-    doc.apply(&Override::parse("hardware.node.gpus_per_pcie_switch=1").unwrap())
-        .unwrap();
+    // a GPU per PCIe switch, each ring on its own NIC; and no NIC reached through the CPU, which NCCL
+    // 2.8's whole-node rings would then take (no member beside the NIC: tests/integration/nics.rs)
+    for s in [
+        "hardware.node.gpus_per_pcie_switch=1",
+        "hardware.node.nic_through_cpu=~",
+    ] {
+        doc.apply(&Override::parse(s).unwrap()).unwrap();
+    }
     for s in sets {
         doc.apply(&Override::parse(s).unwrap()).unwrap();
     }

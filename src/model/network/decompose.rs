@@ -8,7 +8,10 @@
 //! - ring over one node: edge i → i+1, 2(n-1)/n S each (all-reduce);
 //! - ring over N nodes: C channels (one per NIC the group owns on a node); channel c enters every
 //!   node at its c-th member and leaves from the member before it, which hands the data over NVLink
-//!   to the c-th member's NIC (NCCL's PXN), so inter-node traffic stays on rail c. 2(n-1)/n S / C per edge;
+//!   to the c-th member's NIC (NCCL's PXN), so inter-node traffic stays on rail c. 2(n-1)/n S / C per edge.
+//!   Before PXN (NCCL 2.12), a node whose members each sit on their own PCIe switch (2-4 GPUs of a
+//!   DGX A100) sends from the last member through the CPU to that NIC, where the machine names what
+//!   that path carries (`node.nic_through_cpu`);
 //! - hierarchical: rings inside each node (reduce-scatter + all-gather, 2(k-1)/k S per edge) with,
 //!   per rail, a ring across nodes of 2(N-1)/N S/k per edge;
 //! - tree: the same rings inside nodes, and per rail two binary trees over the nodes (the second
@@ -177,7 +180,15 @@ pub fn collective(
                         let exit = order[k - 1];
                         let proxy = members[c % k];
                         let via = (node_nics[j][c % k], node_nics[next][c % nodes[next].len()]);
-                        flows.add(topo.route_via(exit, entry, proxy, entry, via), per_channel);
+                        // before PXN, NCCL ends the ring at a member behind the NIC's PCIe switch
+                        // where it has one; where it has none (2-4 GPUs, each on its own switch) the
+                        // last member sends to the NIC through the CPU
+                        let alone = k >= 2 && !members.iter().any(|&m| m != proxy && topo.behind_switch_of(m, via.0));
+                        let path = alone
+                            .then(|| topo.route_through_cpu(exit, entry, via))
+                            .flatten()
+                            .unwrap_or_else(|| topo.route_via(exit, entry, proxy, entry, via));
+                        flows.add(path, per_channel);
                     }
                 }
             }
