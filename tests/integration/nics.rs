@@ -160,3 +160,20 @@ fn before_pxn_rings_of_gpus_on_separate_switches_leave_through_the_cpu() {
         all_reduces(&pxn_direct, &[&even, &odd])
     );
 }
+
+/// `node.nic_through_cpu` is a bandwidth in range, named when it is not.
+#[test]
+fn nic_through_cpu_out_of_range_names_the_field() {
+    for value in ["0 GB/s", "2 PB/s"] {
+        let out = super::common::expect_input_error(
+            &[],
+            &[
+                "run",
+                "--no-output",
+                "--set",
+                &format!("hardware.node.nic_through_cpu={value}"),
+            ],
+        );
+        assert!(out.contains("node.nic_through_cpu"), "{value}: {out}");
+    }
+}
