@@ -15,6 +15,9 @@ pub struct Placement {
     model_of_node: Vec<u8>,
     /// Where each node's NICs sit, and how NCCL picks among them.
     nics: (NicLayout, NicChoice),
+    /// Whether rings leave a node through the CPU where no member sits beside the NIC (NCCL before
+    /// PXN on a machine that names `node.nic_through_cpu`).
+    through_cpu: bool,
 }
 
 impl Placement {
@@ -40,6 +43,8 @@ impl Placement {
                 NicLayout::new(hw),
                 NicChoice::new(hw.network.nccl.as_ref().map(|n| n.version)),
             ),
+            through_cpu: hw.node.nic_through_cpu.is_some()
+                && hw.network.nccl.as_ref().is_some_and(|n| !n.version.has_pxn()),
         }
     }
 
@@ -53,7 +58,24 @@ impl Placement {
             per_node,
             mixed: ranks.iter().any(|&r| model(r) != model(ranks[0])),
             nics: self.fewest_nics(ranks),
+            through_cpu: self.through_cpu && nodes > 1 && self.each_on_its_own_switch(ranks),
         }
+    }
+
+    /// Whether on some node the group holds 2 or more GPUs, no two behind one PCIe switch: NCCL
+    /// before PXN leaves such a node from a GPU that is not beside the NIC.
+    fn each_on_its_own_switch(&self, ranks: &[u32]) -> bool {
+        let layout = &self.nics.0;
+        let mut sorted = ranks.to_vec();
+        sorted.sort_unstable();
+        sorted.chunk_by(|a, b| self.node(*a) == self.node(*b)).any(|members| {
+            let mut switches: Vec<u32> = members
+                .iter()
+                .map(|r| r % self.gpus_per_node / layout.gpus_per_switch)
+                .collect();
+            switches.dedup();
+            members.len() >= 2 && switches.len() == members.len()
+        })
     }
 
     /// The fewest distinct NICs the group's members use on one of its nodes.

@@ -177,3 +177,22 @@ fn nic_through_cpu_out_of_range_names_the_field() {
         assert!(out.contains("node.nic_through_cpu"), "{value}: {out}");
     }
 }
+
+/// The analytic model (no contention: `plan` ranks with it) prices the same ring at the path's
+/// rate: four channels (4 GPUs x 1 NIC each) at min(24, 16) GB/s instead of 24, so the bandwidth
+/// time of one 1 GiB all-reduce over GPUs 0, 2, 4, 6 of two nodes grows 1.5x: 2(n-1)/n S / (4 x 16
+/// GB/s) = 29.4 ms against 19.6 ms, the latency the same. Whole-node rings keep their time.
+#[test]
+fn the_analytic_model_prices_the_cpu_path_too() {
+    let with = hardware(&["hardware.network.model=analytic"]);
+    let without = hardware(&["hardware.network.model=analytic", "hardware.node.nic_through_cpu=~"]);
+    let even: Vec<u32> = [0, 2, 4, 6].iter().flat_map(|&g| [g, g + 8]).collect();
+    let (slow, fast) = (all_reduces(&with, &[&even]), all_reduces(&without, &[&even]));
+    let bytes = 1.75 * GIB as f64;
+    assert!(
+        ((slow - fast) - (bytes / 64e9 - bytes / 96e9)).abs() < 1e-5,
+        "{slow} vs {fast}"
+    );
+    let whole: Vec<u32> = (0..16).collect();
+    assert_eq!(all_reduces(&with, &[&whole]), all_reduces(&without, &[&whole]));
+}

@@ -76,6 +76,9 @@ pub struct GroupShape {
     pub mixed: bool,
     /// Fewest distinct NICs its members use on one node (NCCL's channels across nodes).
     pub nics: u32,
+    /// Whether its rings leave some node through the CPU (NCCL before PXN, 2-4 members each on
+    /// its own PCIe switch, `node.nic_through_cpu`).
+    pub through_cpu: bool,
 }
 
 /// Link parameters the cost model needs.
@@ -93,6 +96,8 @@ pub struct LinkCosts {
     pub nics_per_gpu: f64,
     /// NCCL's cost model, if the hardware file names an NCCL.
     pub nccl: Option<NcclModel>,
+    /// What a NIC sends through the CPU (`node.nic_through_cpu`), bytes/s.
+    pub nic_through_cpu: Option<f64>,
 }
 
 impl LinkCosts {
@@ -109,6 +114,7 @@ impl LinkCosts {
                 .nccl
                 .as_ref()
                 .map(|spec| NcclModel::new(spec, hw.node.nvlink.sharp)),
+            nic_through_cpu: hw.node.nic_through_cpu.map(|b| b.bytes_per_s()),
         }
     }
 

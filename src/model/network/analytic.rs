@@ -4,7 +4,7 @@
 //! [`algorithms::choose`] picks (see that module for the formulas), and each transfer its path's
 //! latency plus bytes over the path's bandwidth (NVLink inside a node, one NIC across nodes).
 
-use super::algorithms::{self, GroupShape, LinkCosts};
+use super::algorithms::{self, Algorithm, GroupShape, LinkCosts};
 use super::{ClosedForm, Communication};
 use crate::config::{AlgorithmChoice, HardwareSpec};
 use crate::model::cluster::Placement;
@@ -39,7 +39,19 @@ impl AnalyticNetwork {
         match *comm {
             Communication::Collective { op, ranks, bytes } => {
                 let shape = self.shape(ranks);
-                algorithms::plan(op, self.choice, &shape, bytes as f64, &self.costs).time_s()
+                let plan = algorithms::plan(op, self.choice, &shape, bytes as f64, &self.costs);
+                match self.costs.nic_through_cpu {
+                    // a ring leaving nodes through the CPU: its channels at that path's rate,
+                    // where the NICs set the links' pace (no other group shares it here: no contention)
+                    Some(cpu) if shape.through_cpu && plan.algorithm == Algorithm::Ring => {
+                        let c = &self.costs;
+                        let channels = c.ring_channels(&shape) as f64;
+                        let bw = |nic: f64| c.nvlink_bw.min(channels * nic);
+                        let slower = bw(c.nic_bw) / bw(c.nic_bw.min(cpu));
+                        plan.latency_s + (plan.link_s * slower).max(plan.protocol_s)
+                    }
+                    _ => plan.time_s(),
+                }
             }
             // one node's I/O alone: no other node shares the filesystem in this contention-free model
             Communication::Storage { bytes, write, .. } => match &self.storage {
