@@ -335,6 +335,13 @@ fn default_tiles() -> Vec<GemmTile> {
 }
 
 impl HardwareSpec {
+    /// What a NIC sends through the CPU where this machine's NCCL takes that path: where the node
+    /// names it (`node.nic_through_cpu`) and the NCCL predates PXN (none without an NCCL model).
+    pub fn nic_through_cpu_path(&self) -> Option<Bandwidth> {
+        let before_pxn = self.network.nccl.as_ref().is_some_and(|n| !n.version.has_pxn());
+        self.node.nic_through_cpu.filter(|_| before_pxn)
+    }
+
     /// Leaves the topology needs for this many nodes.
     pub fn leaves_needed(&self, t: &TopologySpec) -> u64 {
         let down = t.leaf_down_ports() as u64;

@@ -43,8 +43,7 @@ impl Placement {
                 NicLayout::new(hw),
                 NicChoice::new(hw.network.nccl.as_ref().map(|n| n.version)),
             ),
-            through_cpu: hw.node.nic_through_cpu.is_some()
-                && hw.network.nccl.as_ref().is_some_and(|n| !n.version.has_pxn()),
+            through_cpu: hw.nic_through_cpu_path().is_some(),
         }
     }
 

@@ -130,18 +130,21 @@ impl ComputeModel {
         waves as f64 * ((2.0 * (tm * tn * k) as f64) / rate + wave)
     }
 
-    /// The share of a list of kernels' time that each kind of kernel takes ([`KernelKind`] order;
-    /// all zero for an op of no time).
-    pub fn op_kind_shares(&self, kernels: &[Kernel]) -> [f64; KernelKind::COUNT] {
+    /// A list of kernels run back to back: their seconds (summed in order, as [`Self::op_duration`]
+    /// does) and the share of them each kind of kernel takes ([`KernelKind`] order; all zero for an
+    /// op of no time), each kernel priced once.
+    pub fn op_seconds_by_kind(&self, kernels: &[Kernel]) -> (f64, [f64; KernelKind::COUNT]) {
         let mut shares = [0.0; KernelKind::COUNT];
+        let mut total = 0.0;
         for k in kernels {
-            shares[k.kind().index()] += self.kernel_seconds(k);
+            let t = self.kernel_seconds(k);
+            shares[k.kind().index()] += t;
+            total += t;
         }
-        let total: f64 = shares.iter().sum();
         if total > 0.0 {
             shares.iter_mut().for_each(|s| *s /= total);
         }
-        shares
+        (total, shares)
     }
 
     /// Duration of a list of kernels run back to back.

@@ -214,10 +214,8 @@ impl Topology {
             class.extend([LinkClass::Filesystem, LinkClass::Filesystem]);
             (base, base + 2 * nodes)
         });
-        // the path from a GPU through the CPU to each NIC, where the machine says what it carries
-        // and its NCCL leaves nodes that way (before PXN; without an NCCL model, never)
-        let before_pxn = hw.network.nccl.as_ref().is_some_and(|n| !n.version.has_pxn());
-        let through_cpu_base = hw.node.nic_through_cpu.filter(|_| before_pxn).map(|b| {
+        // the path from a GPU through the CPU to each NIC, where the machine's NCCL takes it
+        let through_cpu_base = hw.nic_through_cpu_path().map(|b| {
             let base = capacity.len() as u32;
             capacity.extend(std::iter::repeat_n(b.bytes_per_s(), total_nics as usize));
             class.extend(std::iter::repeat_n(LinkClass::ThroughCpu, total_nics as usize));

@@ -20,9 +20,10 @@ pub(super) struct OpCost {
 impl OpCost {
     /// The cost of an op of these kernels on this GPU model.
     pub(super) fn of(model: &ComputeModel, kernels: &[Kernel]) -> Self {
+        let (seconds, shares) = model.op_seconds_by_kind(kernels);
         OpCost {
-            time: model.op_duration(kernels),
-            shares: model.op_kind_shares(kernels).map(|s| s as f32),
+            time: SimDuration::from_secs_f64(seconds),
+            shares: shares.map(|s| s as f32),
         }
     }
 }

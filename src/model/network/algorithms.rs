@@ -96,7 +96,8 @@ pub struct LinkCosts {
     pub nics_per_gpu: f64,
     /// NCCL's cost model, if the hardware file names an NCCL.
     pub nccl: Option<NcclModel>,
-    /// What a NIC sends through the CPU (`node.nic_through_cpu`), bytes/s.
+    /// What a NIC sends through the CPU, where this NCCL takes that path
+    /// ([`HardwareSpec::nic_through_cpu_path`]), bytes/s.
     pub nic_through_cpu: Option<f64>,
 }
 
@@ -114,7 +115,7 @@ impl LinkCosts {
                 .nccl
                 .as_ref()
                 .map(|spec| NcclModel::new(spec, hw.node.nvlink.sharp)),
-            nic_through_cpu: hw.node.nic_through_cpu.map(|b| b.bytes_per_s()),
+            nic_through_cpu: hw.nic_through_cpu_path().map(|b| b.bytes_per_s()),
         }
     }
 
