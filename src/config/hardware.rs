@@ -201,10 +201,8 @@ pub struct NodeSpec {
     /// pass cost half. 0 (the default) leaves the host out.
     #[serde(default)]
     pub host_dispatch: SimDuration,
-    /// What one NIC sends when its data comes through the CPU's memory instead of GPUDirect RDMA:
-    /// NCCL before 2.12 (no PXN) leaves a node from the last GPU of its ring, and where that GPU is
-    /// not behind the NIC's PCIe switch (a communicator of 2-4 GPUs per node, each on its own
-    /// switch) the path is beyond GPUDirect's reach. Unset: no such path is modelled.
+    /// What one NIC sends when its data comes through the CPU, not by GPUDirect RDMA: NCCL before
+    /// PXN (2.12) sends so from a ring's last GPU not beside the NIC. Unset: no such path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nic_through_cpu: Option<Bandwidth>,
 }
@@ -335,11 +333,9 @@ fn default_tiles() -> Vec<GemmTile> {
 }
 
 impl HardwareSpec {
-    /// What a NIC sends through the CPU where this machine's NCCL takes that path: where the node
-    /// names it (`node.nic_through_cpu`) and the NCCL predates PXN (none without an NCCL model).
+    /// `node.nic_through_cpu` where this machine's NCCL predates PXN (none without an NCCL model).
     pub fn nic_through_cpu_path(&self) -> Option<Bandwidth> {
-        let before_pxn = self.network.nccl.as_ref().is_some_and(|n| !n.version.has_pxn());
-        self.node.nic_through_cpu.filter(|_| before_pxn)
+        (self.network.nccl.as_ref()).and_then(|n| self.node.nic_through_cpu.filter(|_| !n.version.has_pxn()))
     }
 
     /// Leaves the topology needs for this many nodes.
