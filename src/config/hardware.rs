@@ -1,5 +1,6 @@
 //! The hardware description: GPUs, nodes and the links between them.
 
+use super::nccl::{GpuArchitecture, HostCpu};
 use super::whatif::{Degradation, Jitter, Slowdown};
 use super::Document;
 use crate::error::Result;
@@ -87,6 +88,9 @@ pub struct GemmTile(pub u32, pub u32);
 pub struct GpuSpec {
     /// Marketing name, for reports.
     pub model: String,
+    /// Generation, for NCCL's tables (`ampere`, `hopper`, `blackwell`); unset: read from `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<GpuArchitecture>,
     /// Which compute model applies.
     #[serde(default)]
     pub compute: ComputeModelKind,
@@ -205,6 +209,9 @@ pub struct NodeSpec {
     /// PXN (2.12) sends so from a ring's last GPU not beside the NIC. Unset: no such path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nic_through_cpu: Option<Bandwidth>,
+    /// The host CPUs' vendor (`intel`, `amd`), for NCCL's tables; unset: that of the GPUs' DGX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<HostCpu>,
 }
 
 /// Which network model turns communication into time.
@@ -333,11 +340,6 @@ fn default_tiles() -> Vec<GemmTile> {
 }
 
 impl HardwareSpec {
-    /// `node.nic_through_cpu` where this machine's NCCL predates PXN (none without an NCCL model).
-    pub fn nic_through_cpu_path(&self) -> Option<Bandwidth> {
-        (self.network.nccl.as_ref()).and_then(|n| self.node.nic_through_cpu.filter(|_| !n.version.has_pxn()))
-    }
-
     /// Leaves the topology needs for this many nodes.
     pub fn leaves_needed(&self, t: &TopologySpec) -> u64 {
         let down = t.leaf_down_ports() as u64;
@@ -459,26 +461,7 @@ impl HardwareSpec {
             self.validate_topology(t, doc)?;
         }
         super::nccl::validate(self, doc)?;
-        if let Some(st) = &self.storage {
-            if st.io_latency.0 == 0 {
-                return Err(doc.field_error("storage.io_latency", "must be more than zero"));
-            }
-            if st.io_size.0 == 0 {
-                return Err(doc.field_error("storage.io_size", "must be more than zero"));
-            }
-            if st.outstanding_ios == 0 {
-                return Err(doc.field_error("storage.outstanding_ios", "must be at least 1"));
-            }
-            if !(st.iops.is_finite() && st.iops > 0.0) {
-                return Err(doc.field_error("storage.iops", "must be a positive number of operations per second"));
-            }
-            if st.nics == 0 {
-                return Err(doc.field_error("storage.nics", "must be at least 1"));
-            }
-            if !(st.nic.efficiency > 0.0 && st.nic.efficiency <= 1.0) {
-                return Err(doc.field_error("storage.nic.efficiency", "must be a fraction in (0, 1]"));
-            }
-        }
+        super::ranges::check_storage(self, doc)?;
         if let Some(f) = &self.failures {
             for (path, v) in [("failures.node_mtbf", f.node_mtbf), ("failures.gpu_mtbf", f.gpu_mtbf)] {
                 if v.0 == 0 {

@@ -28,7 +28,7 @@ pub use hardware::{
 pub use mla::MlaSpec;
 pub use model::{Mlp, ModelSpec, Norm};
 pub use moe::MoeSpec;
-pub use nccl::{NcclSpec, NcclVersion};
+pub use nccl::{GpuArchitecture, HostCpu, NcclHost, NcclSpec, NcclVersion};
 pub use presets::{builtin_hardware, builtin_workload, HARDWARE_PRESETS, WORKLOAD_PRESETS};
 pub use software::{Attention, Precision, Recompute, Schedule};
 pub use workload::{BatchSpec, ParallelSpec, WorkloadSpec};

@@ -137,3 +137,28 @@ pub fn check_workload(w: &WorkloadSpec, doc: &Document) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks the `storage` section: positive latency, I/O size, queue depth, IOPS and NICs.
+pub fn check_storage(hw: &HardwareSpec, doc: &Document) -> Result<()> {
+    if let Some(st) = &hw.storage {
+        if st.io_latency.0 == 0 {
+            return Err(doc.field_error("storage.io_latency", "must be more than zero"));
+        }
+        if st.io_size.0 == 0 {
+            return Err(doc.field_error("storage.io_size", "must be more than zero"));
+        }
+        if st.outstanding_ios == 0 {
+            return Err(doc.field_error("storage.outstanding_ios", "must be at least 1"));
+        }
+        if !(st.iops.is_finite() && st.iops > 0.0) {
+            return Err(doc.field_error("storage.iops", "must be a positive number of operations per second"));
+        }
+        if st.nics == 0 {
+            return Err(doc.field_error("storage.nics", "must be at least 1"));
+        }
+        if !(st.nic.efficiency > 0.0 && st.nic.efficiency <= 1.0) {
+            return Err(doc.field_error("storage.nic.efficiency", "must be a fraction in (0, 1]"));
+        }
+    }
+    Ok(())
+}

@@ -22,6 +22,7 @@ mod moe;
 mod moe_context;
 mod moe_folding;
 mod mtp;
+mod nccl_hosts;
 mod network;
 mod nics;
 mod nvls;

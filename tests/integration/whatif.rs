@@ -222,10 +222,17 @@ fn with_split(sets: &[&str], split: Option<&str>) -> clustersim::report::Report 
     run_with("dgx-a100", &all, 1)
 }
 
+/// dgx-a100's NCCL 2.8 has no kernels for an H100: a machine with DGX-H100 nodes runs 2.21.
+const NCCL_FOR_H100: &str = "hardware.network.nccl.version=\"2.21\"";
+
 /// GPT 5.9B over two pipeline stages on one DGX-H100 node (stage 0) and one DGX A100 node
 /// (stage 1): an even split leaves the H100 stage waiting; giving it more layers balances them.
 fn mixed(split: Option<&str>) -> f64 {
-    with_split(&["hardware.node_groups=[{count: 1, gpu: dgx-h100}]"], split).iteration_time_s
+    with_split(
+        &["hardware.node_groups=[{count: 1, gpu: dgx-h100}]", NCCL_FOR_H100],
+        split,
+    )
+    .iteration_time_s
 }
 
 #[test]
@@ -286,6 +293,7 @@ fn a_stage_across_gpu_groups_is_refused() {
     let sets: Vec<Override> = [
         "hardware.nodes=2",
         "hardware.node_groups=[{count: 1, gpu: dgx-h100}]",
+        NCCL_FOR_H100,
         "workload.parallel.tensor=8",
         "workload.parallel.pipeline=1",
         "workload.parallel.data=2",
@@ -327,7 +335,11 @@ fn the_planner_searches_balanced_splits_on_mixed_gpus() {
     // peaks 989 (H100, stage 0) and 312 (A100, stage 1): one layer each, then the 30 others in
     // proportion, 30 x 989 / 1301 = 22.8 and 7.2: 1 + 22 = 23 and 1 + 7 = 8, the remaining layer to
     // the larger remainder (0.8): 24 + 8
-    let hw = hardware(&["hardware.nodes=2", "hardware.node_groups=[{count: 1, gpu: dgx-h100}]"]);
+    let hw = hardware(&[
+        "hardware.nodes=2",
+        "hardware.node_groups=[{count: 1, gpu: dgx-h100}]",
+        NCCL_FOR_H100,
+    ]);
     assert_eq!(balanced_layers(&hw, 32, 2, 8), Some(vec![24, 8]));
     assert_eq!(
         balanced_layers(&hardware(&["hardware.nodes=2"]), 32, 2, 8),
@@ -337,6 +349,7 @@ fn the_planner_searches_balanced_splits_on_mixed_gpus() {
     let sets: Vec<Override> = [
         "hardware.nodes=2",
         "hardware.node_groups=[{count: 1, gpu: dgx-h100}]",
+        NCCL_FOR_H100,
         "workload.batch.global=64",
         "workload.parallel.data=2",
     ]

@@ -114,7 +114,7 @@ impl LinkCosts {
                 .network
                 .nccl
                 .as_ref()
-                .map(|spec| NcclModel::new(spec, hw.node.nvlink.sharp)),
+                .map(|spec| NcclModel::new(spec, hw.node.nvlink.sharp, hw.nccl_host(spec.version))),
             nic_through_cpu: hw.nic_through_cpu_path().map(|b| b.bytes_per_s()),
         }
     }

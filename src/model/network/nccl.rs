@@ -42,9 +42,9 @@
 //! a channel of a rank moves 64 B; "plateau effect"). NVLS: its NVLink latency alone (25 us in
 //! 2.21); NVLS tree: that plus `2 log2(N)` network latencies.
 
-use super::nccl_tables::{Plateau, Table, NCCL_2_10, NCCL_2_21, NCCL_2_25, NCCL_2_8};
+use super::nccl_tables::{self, Plateau, Table};
 use super::nvls;
-use crate::config::{NcclSpec, NcclVersion};
+use crate::config::{NcclHost, NcclSpec};
 use crate::ops::CollectiveOp;
 
 /// NCCL's algorithms (CollNet needs SHARP switches in the InfiniBand fabric, which the machines
@@ -145,16 +145,12 @@ pub struct NcclModel {
 }
 
 impl NcclModel {
-    /// The model a hardware file's `network.nccl` describes, on nodes whose NVSwitch has NVLink
-    /// SHARP where `sharp` (`node.nvlink.sharp`; used only by versions that have NVLS).
-    pub fn new(spec: &NcclSpec, sharp: bool) -> Self {
+    /// The model a hardware file's `network.nccl` describes, on a machine of `host`'s GPU
+    /// generation and CPU vendor whose NVSwitch has NVLink SHARP where `sharp`
+    /// (`node.nvlink.sharp`; used only by versions that have NVLS).
+    pub fn new(spec: &NcclSpec, sharp: bool, host: NcclHost) -> Self {
         NcclModel {
-            table: match spec.version {
-                NcclVersion::V2_8 => &NCCL_2_8,
-                NcclVersion::V2_10 => &NCCL_2_10,
-                NcclVersion::V2_21 => &NCCL_2_21,
-                NcclVersion::V2_25 => &NCCL_2_25,
-            },
+            table: nccl_tables::table(spec.version, host),
             channels: spec.channels as f64,
             speed_intra: spec.speed_intra.bytes_per_s() / 1e9,
             speed_inter: spec.speed_inter.bytes_per_s() / 1e9,
@@ -424,6 +420,7 @@ fn ring_steps(op: CollectiveOp, n: f64, nodes: f64) -> (f64, f64) {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::config::NcclVersion;
     use crate::units::{Bandwidth, SimDuration};
 
     /// 8 GPUs of one node.
@@ -445,6 +442,7 @@ pub(super) mod tests {
                 sm_contention: true,
             },
             false,
+            NcclHost::native(version),
         )
     }
 
@@ -546,6 +544,7 @@ pub(super) mod tests {
                 sm_contention: true,
             },
             sharp,
+            NcclHost::native(NcclVersion::V2_21),
         )
     }
 
@@ -630,6 +629,7 @@ pub(super) mod tests {
                 sm_contention: true,
             },
             true,
+            NcclHost::native(NcclVersion::V2_10),
         );
         assert_eq!(ar(&a100, NODE, GIB, true).algorithm, NcclAlgorithm::Ring);
         let rs = on.tune(CollectiveOp::ReduceScatter, &ALL, NODE, GIB, true);
@@ -665,6 +665,7 @@ pub(super) mod tests {
                 sm_contention: true,
             },
             true,
+            NcclHost::native(NcclVersion::V2_25),
         )
     }
 

@@ -6,8 +6,12 @@
 //! The 2.8-2.10 tables are NCCL's values for an A100 (compute capability 8.0) host with AMD CPUs,
 //! the 2.21 table its values for an H100 (compute capability 9.0) host with Intel CPUs (DGX H100:
 //! two Xeon Platinum 8480C), the 2.25 table its values for a B200 (compute capability 10.0) host
-//! with Intel CPUs (DGX B200: two Xeon Platinum 8570); where NCCL picks a row by CPU vendor, that
-//! is the row taken.
+//! with Intel CPUs (DGX B200: two Xeon Platinum 8570). [`table`] takes the rows NCCL picks for
+//! another GPU generation or CPU vendor (`ncclTopoTuneModel`: `compCapIndex` for the per-GPU caps,
+//! `llMaxBws[cpuVendor == AMD]` across nodes, `getNetOverhead`).
+
+use crate::config::{GpuArchitecture, HostCpu, NcclHost, NcclVersion};
+use std::sync::OnceLock;
 
 /// How NCCL lengthens a ring Simple all-reduce across nodes ("plateau effect of ring").
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,7 +30,7 @@ pub(super) enum Plateau {
 }
 
 /// NVLink SHARP's constants (NCCL 2.17 on; NVLS and NVLS tree run the Simple protocol only).
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct NvlsTable {
     /// hwLat[NVLINK][NVLS][Simple], us: all of an NVLS all-reduce's latency inside a node.
     pub nvlink_latency: f64,
@@ -48,7 +52,7 @@ pub(super) struct NvlsTable {
 }
 
 /// The constants of one NCCL version's tuning model.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct Table {
     /// baseLat, us.
     pub base_latency: [[f64; 3]; 2],
@@ -248,3 +252,173 @@ pub(super) const NCCL_2_25: Table = Table {
     }),
     ..NCCL_2_21
 };
+
+/// speedArrayInter (search.cc at v2.21.5-1 and v2.25.1-1): the search's per-channel speeds for a
+/// graph with NICs on GPUs before Hopper, GB/s.
+const INTER_SPEEDS: &[f64] = &[
+    48.0, 30.0, 28.0, 24.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.4, 1.2, 0.24, 0.12,
+];
+
+/// The rows of 2.21's and 2.25's tables NCCL picks by compute capability (`compCapIndex`).
+struct GenerationRows {
+    /// llMaxBws on one node, GB/s.
+    ll_one_node: f64,
+    /// perChMaxRingLL128Bws (the same at every node count), GB/s.
+    ring_ll128: f64,
+    /// perChMaxTreeLL128Bws by node count, GB/s.
+    tree_ll128: [f64; 3],
+    /// perChMaxTreeBws by node count, GB/s.
+    tree: [f64; 3],
+    /// The search's speed array for graphs with NICs.
+    search_speeds: &'static [f64],
+}
+
+/// tuning.cc's Ampere, Hopper and Blackwell rows (2.21 has no Blackwell row: its code takes
+/// Hopper's for compute capability 9.0 and up, though it has no kernels for 10.0).
+fn generation_rows(version: NcclVersion, architecture: GpuArchitecture) -> GenerationRows {
+    let hopper = GenerationRows {
+        ll_one_node: 141.0,
+        ring_ll128: 36.7,
+        tree_ll128: [36.7, 36.7, 29.0],
+        tree: [38.7, 41.4, 36.0],
+        search_speeds: SM90_INTER_SPEEDS,
+    };
+    match (architecture, version) {
+        (GpuArchitecture::Ampere, _) => GenerationRows {
+            ll_one_node: 87.7,
+            ring_ll128: 20.0,
+            tree_ll128: [20.0; 3],
+            tree: [24.0, 23.6, 17.8],
+            search_speeds: INTER_SPEEDS,
+        },
+        (GpuArchitecture::Blackwell, NcclVersion::V2_25) => GenerationRows {
+            ll_one_node: 2.0 * hopper.ll_one_node,
+            ring_ll128: 2.0 * hopper.ring_ll128,
+            tree_ll128: hopper.tree_ll128.map(|b| 2.0 * b),
+            tree: hopper.tree.map(|b| 2.0 * b),
+            search_speeds: SM100_INTER_SPEEDS,
+        },
+        _ => hopper,
+    }
+}
+
+/// 2.25's NVLS on Hopper: NVLS_NCHANNELS_SM90 (16) thread blocks and sm90SpeedArrayIntra.
+const NVLS_2_25_HOPPER: NvlsTable = NvlsTable {
+    gather_bus_to_alg: 1.0,
+    ..NVLS_2_21
+};
+
+/// The table NCCL `version` computes with on `host`: the release's own table with the rows for the
+/// host's GPU generation and CPU vendor. NCCL 2.8 and 2.10 have two rows (Volta or Intel, Ampere
+/// or AMD) and run on GPUs up to Ampere; across nodes every release reads the LL cap by CPU vendor
+/// (Intel {39.0, 20.4} GB/s on 2 and more nodes, AMD {22.5, 19.0}); from 2.21 the network post
+/// overhead is 1 us on Intel and 2 us on AMD hosts; NVLS needs Hopper or later.
+pub(super) fn table(version: NcclVersion, host: NcclHost) -> &'static Table {
+    static TABLES: [OnceLock<Table>; 24] = [const { OnceLock::new() }; 24];
+    let index = (version as usize * 3 + host.architecture as usize) * 2 + host.cpu as usize;
+    TABLES[index].get_or_init(|| {
+        let across = match host.cpu {
+            HostCpu::Intel => [39.0, 20.4],
+            HostCpu::Amd => [22.5, 19.0],
+        };
+        match version {
+            NcclVersion::V2_8 | NcclVersion::V2_10 => {
+                let base = if version == NcclVersion::V2_8 {
+                    NCCL_2_8
+                } else {
+                    NCCL_2_10
+                };
+                Table {
+                    ll_max_bw: [base.ll_max_bw[0], across[0], across[1]],
+                    ..base
+                }
+            }
+            NcclVersion::V2_21 | NcclVersion::V2_25 => {
+                let base = if version == NcclVersion::V2_21 {
+                    NCCL_2_21
+                } else {
+                    NCCL_2_25
+                };
+                let rows = generation_rows(version, host.architecture);
+                let nvls = match (host.architecture, version) {
+                    (GpuArchitecture::Ampere, _) => None,
+                    (GpuArchitecture::Hopper, NcclVersion::V2_25) => Some(NVLS_2_25_HOPPER),
+                    _ => base.nvls.clone(),
+                };
+                Table {
+                    ll_max_bw: [rows.ll_one_node, across[0], across[1]],
+                    tree_max_bw_per_channel: rows.tree,
+                    ring_ll128_per_channel: [[rows.ring_ll128; 3]; 4],
+                    tree_ll128_per_channel: rows.tree_ll128,
+                    search_speeds: rows.search_speeds,
+                    net_overhead: match host.cpu {
+                        HostCpu::Intel => 1.0,
+                        HostCpu::Amd => 2.0,
+                    },
+                    nvls,
+                    ..base
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each release's built-in table is what [`table`] gives on the machine it was read for, so
+    /// the presets (DGX A100 with 2.8, DGX H100 with 2.21, DGX B200 with 2.25) run as before.
+    #[test]
+    fn each_release_on_its_own_machine_is_its_table() {
+        for (version, own) in [
+            (NcclVersion::V2_8, &NCCL_2_8),
+            (NcclVersion::V2_10, &NCCL_2_10),
+            (NcclVersion::V2_21, &NCCL_2_21),
+            (NcclVersion::V2_25, &NCCL_2_25),
+        ] {
+            assert_eq!(table(version, NcclHost::native(version)), own, "{version:?}");
+        }
+    }
+
+    /// Rows NCCL 2.21 reads elsewhere: an A100 takes the Ampere caps (LL on one node 87.7 GB/s,
+    /// ring LL128 20 GB/s a channel, tree {24, 23.6, 17.8}, the pre-Hopper speed array) and no
+    /// NVLS; an AMD host the AMD LL caps across nodes (22.5 on 2 nodes, 19.0 beyond) and a 2 us
+    /// network overhead; an Intel host under 2.8 the Intel LL caps (39.0, 20.4).
+    #[test]
+    fn other_machines_take_their_rows() {
+        let amd_a100 = NcclHost {
+            architecture: GpuArchitecture::Ampere,
+            cpu: HostCpu::Amd,
+        };
+        let t = table(NcclVersion::V2_21, amd_a100);
+        assert_eq!(t.ll_max_bw, [87.7, 22.5, 19.0]);
+        assert_eq!(t.ring_ll128_per_channel, [[20.0; 3]; 4]);
+        assert_eq!(t.tree_max_bw_per_channel, [24.0, 23.6, 17.8]);
+        assert_eq!(t.search_speeds[..4], [48.0, 30.0, 28.0, 24.0]);
+        assert_eq!(t.net_overhead, 2.0);
+        assert!(t.nvls.is_none());
+        // the release's own constants stay: 2.21's latencies, plateau and LL share
+        assert_eq!(t.base_latency, NCCL_2_21.base_latency);
+        assert_eq!(t.ring_ll_share, [0.5, 0.5]);
+        let intel_a100 = NcclHost {
+            cpu: HostCpu::Intel,
+            ..amd_a100
+        };
+        assert_eq!(table(NcclVersion::V2_8, intel_a100).ll_max_bw, [87.7, 39.0, 20.4]);
+        assert_eq!(table(NcclVersion::V2_8, intel_a100).bus_cap, 235.0);
+        // 2.25 on Hopper: Hopper's caps, half Blackwell's, and 16 NVLS thread blocks
+        let h100 = NcclHost {
+            architecture: GpuArchitecture::Hopper,
+            cpu: HostCpu::Intel,
+        };
+        let t = table(NcclVersion::V2_25, h100);
+        assert_eq!(t.ll_max_bw, [141.0, 39.0, 20.4]);
+        assert_eq!(t.ring_ll128_per_channel[0][0], 36.7);
+        assert_eq!(
+            t.nvls.as_ref().map(|v| (v.kernel_channels, v.intra_speeds[0])),
+            Some((16, 60.0))
+        );
+        assert_eq!(t.nvls.as_ref().map(|v| v.gather_bus_to_alg), Some(1.0));
+    }
+}
