@@ -91,6 +91,54 @@ impl Placement {
             .min()
             .unwrap_or(1)
     }
+    /// How many groups shaped like this one share the busiest NIC it uses across nodes when every
+    /// GPU of its nodes runs such a group at the same time, as in a data-parallel phase (each tensor
+    /// and pipeline position reduces with a group of its own). On a node where the group holds m
+    /// local GPUs evenly spaced d apart (d = 1 for one), those groups tile the node as the group
+    /// does: blocks of m d GPUs, each holding d groups shifted by 0 to d - 1; each takes the NICs
+    /// that NCCL's choice gives it. 1 inside one node, and where the members of a node do not tile
+    /// it so.
+    pub fn nic_sharing(&self, ranks: &[u32]) -> u32 {
+        let (layout, choice) = &self.nics;
+        let mut sorted = ranks.to_vec();
+        sorted.sort_unstable();
+        let per_node: Vec<&[u32]> = sorted.chunk_by(|a, b| self.node(*a) == self.node(*b)).collect();
+        if per_node.len() < 2 {
+            return 1;
+        }
+        let gpus = self.gpus_per_node;
+        let sharing = |members: &[u32]| -> u32 {
+            let locals: Vec<u32> = members.iter().map(|r| r % gpus).collect();
+            let gaps: Vec<u32> = locals.windows(2).map(|w| w[1] - w[0]).collect();
+            let spacing = gaps.first().copied().unwrap_or(1);
+            let (m, first) = (locals.len() as u32, locals[0]);
+            let block = m * spacing;
+            if gaps.iter().any(|&g| g != spacing) || gpus % block != 0 || first % block >= spacing {
+                return 1;
+            }
+            let nics_of = |start: u32| {
+                let group: Vec<u32> = (0..m).map(|i| start + i * spacing).collect();
+                let mut nics = choice.assign(layout, &group);
+                nics.sort_unstable();
+                nics.dedup();
+                nics
+            };
+            let mut load = vec![0u32; layout.nics as usize];
+            for start in (0..gpus).step_by(block as usize).flat_map(|b| b..b + spacing) {
+                for nic in nics_of(start) {
+                    load[nic as usize] += 1;
+                }
+            }
+            nics_of(first)
+                .iter()
+                .map(|&n| load[n as usize])
+                .max()
+                .unwrap_or(1)
+                .max(1)
+        };
+        per_node.into_iter().map(sharing).max().unwrap_or(1)
+    }
+
     /// Node of a rank.
     pub fn node(&self, rank: u32) -> u32 {
         rank / self.gpus_per_node

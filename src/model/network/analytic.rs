@@ -2,7 +2,10 @@
 //!
 //! The analytic model charges each collective `latency + bandwidth time` of the algorithm that
 //! [`algorithms::choose`] picks (see that module for the formulas), and each transfer its path's
-//! latency plus bytes over the path's bandwidth (NVLink inside a node, one NIC across nodes).
+//! latency plus bytes over the path's bandwidth (NVLink inside a node, one NIC across nodes). It has
+//! no contention but one: a ring across nodes runs at its share of the NICs it uses when every GPU
+//! of its nodes is in a group like it at once ([`Placement::nic_sharing`]: the data-parallel
+//! phase, where NCCL 2.8 puts the groups of a PCIe switch's GPUs on one NIC).
 
 use super::algorithms::{self, Algorithm, GroupShape, LinkCosts};
 use super::{ClosedForm, Communication};
@@ -40,18 +43,19 @@ impl AnalyticNetwork {
             Communication::Collective { op, ranks, bytes } => {
                 let shape = self.shape(ranks);
                 let plan = algorithms::plan(op, self.choice, &shape, bytes as f64, &self.costs);
-                match self.costs.nic_through_cpu {
-                    // a ring leaving nodes through the CPU: its channels at that path's rate,
-                    // where the NICs set the links' pace (no other group shares it here: no contention)
-                    Some(cpu) if shape.through_cpu && plan.algorithm == Algorithm::Ring => {
-                        let c = &self.costs;
-                        let channels = c.ring_channels(&shape) as f64;
-                        let bw = |nic: f64| c.nvlink_bw.min(channels * nic);
-                        let slower = bw(c.nic_bw) / bw(c.nic_bw.min(cpu));
-                        plan.latency_s + (plan.link_s * slower).max(plan.protocol_s)
-                    }
-                    _ => plan.time_s(),
+                if shape.nodes <= 1 || plan.algorithm != Algorithm::Ring {
+                    return plan.time_s();
                 }
+                // a ring across nodes: its channels at what each NIC gives one group when the groups
+                // of a data-parallel phase all reduce at once (NCCL may put several on one NIC), and
+                // through the CPU's rate where the ring leaves that way
+                let c = &self.costs;
+                let cpu = c.nic_through_cpu.filter(|_| shape.through_cpu).unwrap_or(f64::INFINITY);
+                let sharing = self.placement.nic_sharing(ranks) as f64;
+                let channels = c.ring_channels(&shape) as f64;
+                let bw = |nic: f64| c.nvlink_bw.min(channels * nic);
+                let slower = bw(c.nic_bw) / bw(c.nic_bw.min(cpu) / sharing);
+                plan.latency_s + (plan.link_s * slower).max(plan.protocol_s)
             }
             // one node's I/O alone: no other node shares the filesystem in this contention-free model
             Communication::Storage { bytes, write, .. } => match &self.storage {
@@ -166,10 +170,46 @@ mod tests {
             let bw = busbw(&net, &ranks, 8 << 30);
             assert!((bw / 192e9 - 1.0).abs() < 0.05, "{nodes} nodes: {bw}");
         }
-        // one GPU per node (a data-parallel rail): a single NIC, 24 GB/s
+        // one GPU per node (a data-parallel group when tensor parallelism fills the node): a single
+        // NIC, 24 GB/s; but with every GPU of the node in such a group at once, NCCL 2.8 puts the
+        // groups of GPUs 0 and 1 (one PCIe switch, NICs 0 and 1) both on NIC 0: 12 GB/s each, as the
+        // flow model has them. NCCL 2.10 rotates the NICs by the GPU, so each group has its own.
         let rail: Vec<u32> = (0..16).map(|n| n * 8).collect();
         let bw = busbw(&net, &rail, 8 << 30);
+        assert!((bw / 12e9 - 1.0).abs() < 0.02, "{bw}");
+        let mut doc = Document::parse("dgx-a100", builtin_hardware("dgx-a100").unwrap()).unwrap();
+        doc.apply(&crate::config::Override::parse("hardware.network.nccl.version=\"2.10\"").unwrap())
+            .unwrap();
+        let mut rotated = AnalyticNetwork::new(&HardwareSpec::from_document(&doc).unwrap());
+        rotated.choice = AlgorithmChoice::Ring;
+        let bw = busbw(&rotated, &rail, 8 << 30);
         assert!((bw / 24e9 - 1.0).abs() < 0.02, "{bw}");
+    }
+
+    /// The groups of a data-parallel phase on NCCL 2.8 (DGX A100: GPUs 2j and 2j+1 behind one PCIe
+    /// switch with NICs 2j and 2j+1), each priced with the others running: GPU 0's group of one GPU
+    /// a node shares NIC 0 with GPU 1's (2); with tensor parallelism 2 the groups {0, 2, 4, 6} and
+    /// {1, 3, 5, 7} both take NICs 0, 2, 4, 6 (2); a whole node's group has the 8 NICs to itself (1);
+    /// inside one node, or with unevenly spaced members, no NIC is counted (1).
+    #[test]
+    fn data_parallel_groups_share_the_nics_nccl_gives_them() {
+        let net = a100(AlgorithmChoice::Ring);
+        let across =
+            |locals: &[u32]| -> Vec<u32> { (0..2).flat_map(|n| locals.iter().map(move |l| n * 8 + l)).collect() };
+        let sharing = |ranks: &[u32]| net.placement.nic_sharing(ranks);
+        assert_eq!(sharing(&across(&[0])), 2);
+        assert_eq!(sharing(&across(&[0, 2, 4, 6])), 2);
+        assert_eq!(sharing(&across(&[0, 4])), 2);
+        // every group of a phase alike: GPU 1's and GPU 7's, the odd GPUs' and the upper half's
+        assert_eq!(sharing(&across(&[1])), 2);
+        assert_eq!(sharing(&across(&[7])), 2);
+        assert_eq!(sharing(&across(&[1, 3, 5, 7])), 2);
+        assert_eq!(sharing(&across(&[3, 7])), 2);
+        // half a node (4 GPUs on 2 switches, NICs 4-7 in index order): 4 NICs to itself
+        assert_eq!(sharing(&across(&[4, 5, 6, 7])), 1);
+        assert_eq!(sharing(&across(&[0, 1, 2, 3, 4, 5, 6, 7])), 1);
+        assert_eq!(sharing(&[0, 2, 4, 6]), 1);
+        assert_eq!(sharing(&across(&[0, 1, 5])), 1);
     }
 
     #[test]
