@@ -179,6 +179,10 @@ pub struct PlanArgs {
     /// output folder, for `clustersim merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Run the K fastest again with the flow network model (contention on the fabric) and print
+    /// their TFLOP/s beside the analytic ranking's.
+    #[arg(long, value_name = "K", default_value_t = 0, conflicts_with = "shard")]
+    pub check: usize,
 }
 
 /// Arguments of `sweep`.

@@ -18,8 +18,12 @@ pub fn merge_command(args: &MergeArgs) -> Result<()> {
     let n = merged.shards;
     match &merged.run {
         Merged::Sweep(result) => super::sweep::finish(result, &dir, &format!("merged from {n} shards")),
-        Merged::Plan { plan, gpus, top } => {
-            super::plan::finish(plan, *gpus, *top, Some(&dir), &format!("in {n} shards, merged"))
-        }
+        Merged::Plan { plan, gpus, top } => super::plan::finish(
+            plan,
+            *gpus,
+            *top,
+            Some(&dir),
+            &format!("in {n} shards, merged (analytic network, one GPU per stage)"),
+        ),
     }
 }

@@ -55,14 +55,21 @@ pub fn plan_command(args: &PlanArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let plan = studies::plan::plan(
-        &source(&args.input.hardware),
-        &source(&args.input.workload),
-        &overrides,
-        args.gpus,
-        args.tokens,
-    )?;
-    let how = format!("in {:.1} s", start.elapsed().as_secs_f64());
+    let (hardware, workload) = (source(&args.input.hardware), source(&args.input.workload));
+    let mut plan = studies::plan::plan(&hardware, &workload, &overrides, args.gpus, args.tokens)?;
+    let mut how = format!(
+        "in {:.1} s (analytic network, one GPU per stage)",
+        start.elapsed().as_secs_f64()
+    );
+    if args.check > 0 {
+        let start = std::time::Instant::now();
+        studies::plan::check(&mut plan, &hardware, &workload, &overrides, args.check)?;
+        let k = args.check.min(plan.ranked.len());
+        how += &format!(
+            "; the fastest {k} run again with the flow network model in {:.1} s (column flow)",
+            start.elapsed().as_secs_f64()
+        );
+    }
     finish(&plan, args.gpus, args.top, dir.as_deref(), &how)
 }
 
@@ -85,7 +92,7 @@ pub(super) fn finish(plan: &Plan, gpus: u64, top: usize, dir: Option<&Path>, how
         n => format!(", {n} pruned (a context ring whose half ring fits, with a bubble under 5%)"),
     };
     println!(
-        "{} valid configurations of {} GPUs, {} do not fit in memory{pruned}, {} simulated {how} (analytic network, one GPU per stage)\n",
+        "{} valid configurations of {} GPUs, {} do not fit in memory{pruned}, {} simulated {how}\n",
         plan.valid,
         gpus,
         plan.out_of_memory,

@@ -147,3 +147,101 @@ fn unknown_zero_stage() {
         "workload.data_parallel.zero_stage=4"
     ]));
 }
+
+/// `plan --check K` runs the K fastest again with the flow network model: their `flow` TFLOP/s are
+/// what `run` gives for the same split with the flow model, the rest stay empty, the analytic
+/// ranking stands; without it plan.csv has no such column. On 16 GPUs of two DGX A100 nodes behind
+/// a 4:1 fat tree (NICs fill the leaves in node order, so the data-parallel rings cross the
+/// oversubscribed uplinks), at least one checked split runs slower with flows than analytic.
+#[test]
+fn check_runs_the_fastest_with_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |check: &str, out: &str| -> Vec<String> {
+        [
+            "plan",
+            "--gpus",
+            "16",
+            "--set",
+            "hardware.nodes=2",
+            "--set",
+            "hardware.network.topology.kind=fat-tree",
+            "--set",
+            "hardware.network.topology.oversubscription=4",
+            "--set",
+            "workload.batch.global=16",
+            "--check",
+            check,
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let plan_csv = |check: &str| -> Vec<Vec<String>> {
+        let out = dir.path().join(format!("check-{check}"));
+        let a = args(check, out.to_str().unwrap());
+        let o = super::common::clustersim(dir.path(), &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(out.join("plan.csv")).unwrap();
+        text.lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let (plain, checked) = (plan_csv("0"), plan_csv("3"));
+    assert!(!plain[0].contains(&"flow_tflops_per_gpu".to_string()));
+    assert_eq!(checked[0].last().unwrap(), "flow_tflops_per_gpu");
+    // the same ranking and analytic numbers, the flow column added
+    for (p, c) in plain.iter().zip(&checked).skip(1) {
+        assert_eq!(p[..], c[..c.len() - 1]);
+    }
+    let header = &checked[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (analytic, flow) = (col("tflops_per_gpu"), col("flow_tflops_per_gpu"));
+    let mut slower = false;
+    for (i, row) in checked.iter().skip(1).enumerate() {
+        if i >= 3 {
+            assert_eq!(row[flow], "", "row {}", i + 1);
+            continue;
+        }
+        let f: f64 = row[flow].parse().unwrap();
+        slower |= f < row[analytic].parse::<f64>().unwrap() * 0.999;
+        // what a run of that split with the flow model gives
+        let mut o: Vec<Override> = [
+            "hardware.nodes=2",
+            "hardware.network.topology.kind=fat-tree",
+            "hardware.network.topology.oversubscription=4",
+            "workload.batch.global=16",
+            "hardware.network.model=flow",
+        ]
+        .iter()
+        .map(|s| Override::parse(s).unwrap())
+        .collect();
+        for (key, field) in [
+            ("tensor", "workload.parallel.tensor"),
+            ("pipeline", "workload.parallel.pipeline"),
+            ("data", "workload.parallel.data"),
+            ("micro", "workload.batch.micro"),
+            ("interleave", "workload.parallel.interleave"),
+            ("recompute", "workload.recompute"),
+            ("sequence_parallel", "workload.parallel.sequence_parallel"),
+            ("zero_stage", "workload.data_parallel.zero_stage"),
+        ] {
+            o.push(Override::parse(&format!("{field}={}", row[col(key)])).unwrap());
+        }
+        if row[col("interleave")] != "1" {
+            o.push(Override::parse("workload.schedule=interleaved").unwrap());
+        }
+        let (hw, wl) = (Source::Named("dgx-a100".into()), Source::Named("gpt-5.9b".into()));
+        let cfg = load_run_config(&hw, &wl, &o).unwrap();
+        let r = run(&cfg, &RunOptions::metrics_only(true)).unwrap().report;
+        assert!(
+            (r.tflops_per_gpu / f - 1.0).abs() < 1e-9,
+            "row {}: {} vs {f}",
+            i + 1,
+            r.tflops_per_gpu
+        );
+    }
+    assert!(slower, "the oversubscribed uplinks cost a checked split something");
+    insta::assert_snapshot!(fails(&["plan", "--gpus", "8", "--check", "2", "--shard", "0/2"]));
+}

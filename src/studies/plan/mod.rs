@@ -8,8 +8,9 @@
 //! t > 1), ZeRO stage (0, 1 = distributed optimizer, 3 = FSDP) and precision (FP8 where the GPU has
 //! it) is checked like a run's input ([`space`] says which axes apply and what is pruned); the valid
 //! ones whose peak memory fits are simulated in parallel, one GPU per pipeline stage with the
-//! analytic network model (exact for it, by symmetry), and ranked by throughput. [`table`] prints
-//! and writes the ranking.
+//! analytic network model (exact for it, by symmetry), and ranked by throughput. [`check`] runs the
+//! fastest again with the flow network model (contention on the fabric). [`table`] prints and
+//! writes the ranking.
 
 pub mod space;
 pub mod table;
@@ -43,6 +44,9 @@ pub struct Ranked {
     pub bubble_fraction: f64,
     /// Days to train the requested tokens, if any.
     pub days: Option<f64>,
+    /// TFLOP/s per GPU with the flow network model, for the candidates [`check`]ed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_tflops_per_gpu: Option<f64>,
 }
 
 /// What the planner found.
@@ -234,6 +238,7 @@ pub fn simulate(fitting: &[(Candidate, RunConfig)], ids: &[usize], tokens: Optio
                     peak_memory_bytes: r.memory.as_ref().map_or(0.0, |m| m.peak_bytes_per_gpu),
                     bubble_fraction: r.bubble.fraction,
                     days: tokens.map(|t| t / r.tokens_per_s / 86_400.0),
+                    flow_tflops_per_gpu: None,
                 },
             ))
         })
@@ -253,4 +258,29 @@ pub fn rank(mut ranked: Vec<Ranked>, valid: usize, out_of_memory: usize, pruned:
         out_of_memory,
         pruned,
     }
+}
+
+/// Runs the `k` fastest of a ranking again with the flow network model (max-min sharing on the
+/// fabric, which the analytic model ranks without: oversubscribed uplinks, rails, NICs shared other
+/// than by a data-parallel phase), one GPU per stage where that is exact and every rank elsewhere,
+/// and records their TFLOP/s per GPU. The ranking stays the analytic one.
+pub fn check(plan: &mut Plan, hardware: &Source, workload: &Source, sets: &[Override], k: usize) -> Result<()> {
+    let checked: Vec<Result<f64>> = plan
+        .ranked
+        .par_iter()
+        .take(k)
+        .map(|r| {
+            let mut o = sets.to_vec();
+            for s in r.candidate.overrides() {
+                o.push(Override::parse(&s)?);
+            }
+            o.push(Override::parse("hardware.network.model=flow")?);
+            let cfg = load_run_config(hardware, workload, &o)?;
+            Ok(run(&cfg, &RunOptions::metrics_only(true))?.report.tflops_per_gpu)
+        })
+        .collect();
+    for (r, flow) in plan.ranked.iter_mut().zip(checked) {
+        r.flow_tflops_per_gpu = Some(flow?);
+    }
+    Ok(())
 }

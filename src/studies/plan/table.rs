@@ -1,6 +1,7 @@
 //! The plan's outputs: the ranked table and plan.csv. Context, expert and precision get columns
-//! only when some ranked candidate uses them (a ring, expert parallelism, FP8), so a search without
-//! those axes prints and writes what it did before they existed.
+//! only when some ranked candidate uses them (a ring, expert parallelism, FP8), and the flow
+//! model's TFLOP/s only when some were checked (`plan --check`), so a search without those prints
+//! and writes what it did before they existed.
 
 use super::{Plan, Ranked};
 use crate::config::Precision;
@@ -11,6 +12,7 @@ struct Columns {
     context: bool,
     expert: bool,
     precision: bool,
+    flow: bool,
 }
 
 impl Columns {
@@ -20,6 +22,7 @@ impl Columns {
             context: any(&|r| r.candidate.context > 1),
             expert: any(&|r| r.candidate.expert > 1),
             precision: any(&|r| r.candidate.precision == Precision::Fp8),
+            flow: any(&|r| r.flow_tflops_per_gpu.is_some()),
         }
     }
 }
@@ -44,10 +47,11 @@ pub fn table(plan: &Plan, k: usize) -> String {
     if cols.precision {
         s += &format!(" {:>9}", "precision");
     }
-    s += &format!(
-        " {:>10} {:>12} {:>10} {:>9} {:>8}\n",
-        "TFLOP/s", "iteration", "memory", "bubble", "days"
-    );
+    s += &format!(" {:>10}", "TFLOP/s");
+    if cols.flow {
+        s += &format!(" {:>8}", "flow");
+    }
+    s += &format!(" {:>12} {:>10} {:>9} {:>8}\n", "iteration", "memory", "bubble", "days");
     for (i, r) in plan.ranked.iter().take(k).enumerate() {
         let c = &r.candidate;
         let label = if cols.context || cols.expert || cols.precision {
@@ -65,9 +69,15 @@ pub fn table(plan: &Plan, k: usize) -> String {
         if cols.precision {
             s += &format!(" {:>9}", precision_name(c.precision));
         }
+        s += &format!(" {:>10.1}", r.tflops_per_gpu);
+        if cols.flow {
+            s += &format!(
+                " {:>8}",
+                r.flow_tflops_per_gpu.map_or("-".into(), |f| format!("{f:.1}"))
+            );
+        }
         s += &format!(
-            " {:>10.1} {:>10.3} s {:>6.1} GiB {:>9.3} {:>8}\n",
-            r.tflops_per_gpu,
+            " {:>10.3} s {:>6.1} GiB {:>9.3} {:>8}\n",
             r.iteration_time_s,
             r.peak_memory_bytes / (1u64 << 30) as f64,
             r.bubble_fraction,
@@ -82,15 +92,16 @@ pub fn csv(plan: &Plan) -> String {
     let cols = Columns::of(&plan.ranked);
     let optional = |on: bool, text: String| if on { text } else { String::new() };
     let mut s = format!(
-        "rank,tensor,{}pipeline,data,{}micro,interleave,recompute,sequence_parallel,zero_stage,{}tflops_per_gpu,tokens_per_s,iteration_time_s,peak_memory_bytes,bubble_fraction,days,layers_per_stage\n",
+        "rank,tensor,{}pipeline,data,{}micro,interleave,recompute,sequence_parallel,zero_stage,{}tflops_per_gpu,tokens_per_s,iteration_time_s,peak_memory_bytes,bubble_fraction,days,layers_per_stage{}\n",
         optional(cols.context, "context,".into()),
         optional(cols.expert, "expert,expert_tensor,ep_comm_overlap,".into()),
         optional(cols.precision, "precision,".into()),
+        optional(cols.flow, ",flow_tflops_per_gpu".into()),
     );
     for (i, r) in plan.ranked.iter().enumerate() {
         let c = &r.candidate;
         s += &format!(
-            "{},{},{}{},{},{}{},{},{},{},{},{}{},{},{},{},{},{},{}\n",
+            "{},{},{}{},{},{}{},{},{},{},{},{}{},{},{},{},{},{},{}{}\n",
             i + 1,
             c.tensor,
             optional(cols.context, format!("{},", c.context)),
@@ -115,7 +126,11 @@ pub fn csv(plan: &Plan) -> String {
             c.layers_per_stage.as_ref().map_or(String::new(), |l| {
                 let list: Vec<String> = l.iter().map(|x| x.to_string()).collect();
                 list.join(";")
-            })
+            }),
+            optional(
+                cols.flow,
+                format!(",{}", r.flow_tflops_per_gpu.map(|f| f.to_string()).unwrap_or_default())
+            )
         );
     }
     s
