@@ -3,17 +3,19 @@
 
 use super::{communication, network_model, Comm};
 use crate::config::{HardwareSpec, NetworkModelKind};
-use crate::model::network::{CommCopies, Communication, FlowNetwork, NetworkModel};
+use crate::model::network::{
+    AnalyticNetwork, ClosedForm, CommCopies, Communication, FlowNetwork, Memoized, NetworkModel,
+};
 use crate::ops::CollectiveOp;
-use crate::workload::replication::CommKind;
+use crate::workload::replication::{CommKind, Replication};
 use crate::workload::TaskGraph;
 use std::collections::HashMap;
 
 /// The network model for `graph` on `hw`. A representative graph runs exactly only where all its
 /// copies would run alike: `Err` says why not (compute jitter draws differ per rank; a flow-model
 /// fabric on which the copies load links unlike their representative), and then only an every-rank
-/// graph is exact. Work only replica 0 does (checkpoint I/O) breaks it on any model. Closed-form
-/// models price a communication alone, so they need no more checks.
+/// graph is exact. Work only replica 0 does (checkpoint I/O) breaks it on any model. The analytic
+/// model prices each communication as its slowest copy ([`SlowestCopy`]).
 pub fn network_for<'a>(graph: &'a TaskGraph, hw: &HardwareSpec) -> Result<Box<dyn NetworkModel>, String> {
     let nodes = graph.ranks.div_ceil(hw.node.gpus).max(1);
     let Some(replication) = graph.replication else {
@@ -31,8 +33,15 @@ pub fn network_for<'a>(graph: &'a TaskGraph, hw: &HardwareSpec) -> Result<Box<dy
     if replication.layout.d > 1 && graph.storage.iter().any(|s| !s.every_replica) {
         return Err("checkpoint I/O runs on data-parallel replica 0 only, so replicas differ".to_string());
     }
-    if hw.network.model != NetworkModelKind::Flow {
-        return Ok(network_model(hw, nodes));
+    match hw.network.model {
+        NetworkModelKind::Flow => {}
+        NetworkModelKind::Analytic => {
+            return Ok(Box::new(Memoized::new(SlowestCopy {
+                inner: AnalyticNetwork::new(hw),
+                replication,
+            })))
+        }
+        _ => return Ok(network_model(hw, nodes)),
     }
     // one template per distinct communication, in communication-id order (collectives, transfers,
     // storage: as the simulation numbers them)
@@ -86,4 +95,42 @@ enum Key {
     Collective(u32, CollectiveOp, u64),
     Transfer(u32, u32, u64),
     Storage(u32, bool, u64),
+}
+
+/// A closed-form model for a representative graph: each communication takes what the slowest of
+/// its copies takes alone. The copies are priced alike where the machine is symmetric, but not a
+/// context-parallel ring's steps, whose representative edge may stay inside a node while another
+/// copy's crosses to the next: every rank of the ring waits for the slowest edge each step.
+struct SlowestCopy<M> {
+    inner: M,
+    replication: Replication,
+}
+
+impl<M: ClosedForm> ClosedForm for SlowestCopy<M> {
+    fn model_name(&self) -> &'static str {
+        self.inner.model_name()
+    }
+
+    fn comm_seconds(&self, comm: &Communication<'_>) -> f64 {
+        let slowest =
+            |copies: Vec<Vec<u32>>, price: &dyn Fn(&[u32]) -> f64| copies.iter().map(|c| price(c)).fold(0.0, f64::max);
+        match *comm {
+            Communication::Transfer { src, dst, bytes } => {
+                slowest(self.replication.copies(&[src, dst], CommKind::Transfer), &|c| {
+                    self.inner.comm_seconds(&Communication::Transfer {
+                        src: c[0],
+                        dst: c[1],
+                        bytes,
+                    })
+                })
+            }
+            Communication::Collective { op, ranks, bytes } => {
+                slowest(self.replication.copies(ranks, CommKind::Collective), &|c| {
+                    self.inner
+                        .comm_seconds(&Communication::Collective { op, ranks: c, bytes })
+                })
+            }
+            Communication::Storage { .. } => self.inner.comm_seconds(comm),
+        }
+    }
 }
