@@ -245,3 +245,40 @@ fn check_runs_the_fastest_with_flows() {
     assert!(slower, "the oversubscribed uplinks cost a checked split something");
     insta::assert_snapshot!(fails(&["plan", "--gpus", "8", "--check", "2", "--shard", "0/2"]));
 }
+
+/// `--check` refuses up front to run more flow simulations than a run may take in all (about 4e9
+/// tasks): 1200 copies of GPT-1T's t8 p64 d6 at batch 12288 (over 3.3 million tasks each, one GPU
+/// per stage) are refused before any runs.
+#[test]
+fn check_refuses_absurd_counts_up_front() {
+    use clustersim::studies::plan::{check, Plan, Ranked};
+    let (hw, wl) = (Source::Named("dgx-a100".into()), Source::Named("gpt-1t".into()));
+    let sets = vec![Override::parse("workload.batch.global=12288").unwrap()];
+    let base = load_run_config(&hw, &wl, &sets).unwrap();
+    let candidate = candidates(&base, 3072)
+        .into_iter()
+        .find(|c| c.label() == "t8 p64 d6 b1 v1 full zero1")
+        .expect("the preset's split is a candidate");
+    let ranked = Ranked {
+        candidate,
+        tflops_per_gpu: 1.0,
+        tokens_per_s: 1.0,
+        iteration_time_s: 1.0,
+        peak_memory_bytes: 0.0,
+        bubble_fraction: 0.0,
+        days: None,
+        flow_tflops_per_gpu: None,
+    };
+    let mut plan = Plan {
+        ranked: vec![ranked; 1200],
+        valid: 1200,
+        out_of_memory: 0,
+        pruned: 0,
+    };
+    let err = check(&mut plan, &hw, &wl, &sets, 1200).unwrap_err().to_string();
+    assert!(
+        err.contains("--check 1200: the flow runs would simulate about"),
+        "{err}"
+    );
+    assert!(plan.ranked.iter().all(|r| r.flow_tflops_per_gpu.is_none()));
+}

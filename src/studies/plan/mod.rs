@@ -265,7 +265,7 @@ pub fn rank(mut ranked: Vec<Ranked>, valid: usize, out_of_memory: usize, pruned:
 /// than by a data-parallel phase), one GPU per stage where that is exact and every rank elsewhere,
 /// and records their TFLOP/s per GPU. The ranking stays the analytic one.
 pub fn check(plan: &mut Plan, hardware: &Source, workload: &Source, sets: &[Override], k: usize) -> Result<()> {
-    let checked: Vec<Result<f64>> = plan
+    let configs: Vec<RunConfig> = plan
         .ranked
         .par_iter()
         .take(k)
@@ -275,9 +275,25 @@ pub fn check(plan: &mut Plan, hardware: &Source, workload: &Source, sets: &[Over
                 o.push(Override::parse(&s)?);
             }
             o.push(Override::parse("hardware.network.model=flow")?);
-            let cfg = load_run_config(hardware, workload, &o)?;
-            Ok(run(&cfg, &RunOptions::metrics_only(true))?.report.tflops_per_gpu)
+            load_run_config(hardware, workload, &o)
         })
+        .collect::<Result<_>>()?;
+    // one GPU per stage, or every rank where the ranks differ (the flow model may find more such)
+    let tasks: f64 = configs
+        .iter()
+        .map(|cfg| {
+            let representative = crate::workload::generate::asymmetry(&cfg.workload).is_none();
+            estimated_tasks(&cfg.workload, representative)
+        })
+        .sum();
+    if tasks > MAX_REPEATED_TASKS {
+        return Err(Error::Input(format!(
+            "error: --check {k}: the flow runs would simulate about {tasks:.2e} tasks, more than {MAX_REPEATED_TASKS:.0e} (roughly 20 minutes); check fewer"
+        )));
+    }
+    let checked: Vec<Result<f64>> = configs
+        .par_iter()
+        .map(|cfg| Ok(run(cfg, &RunOptions::metrics_only(true))?.report.tflops_per_gpu))
         .collect();
     for (r, flow) in plan.ranked.iter_mut().zip(checked) {
         r.flow_tflops_per_gpu = Some(flow?);
