@@ -123,6 +123,8 @@ pub enum HostCpu {
     Intel,
     /// AMD EPYC (DGX A100).
     Amd,
+    /// Arm (NVIDIA Grace in GH200 and GB200 systems): NCCL's rows for a CPU not AMD's, as Intel's.
+    Arm,
 }
 
 /// What NCCL reads from the machine to pick its table's rows.

@@ -315,12 +315,12 @@ const NVLS_2_25_HOPPER: NvlsTable = NvlsTable {
 /// overhead is 1 us on Intel and 2 us on AMD hosts; NVLS needs Hopper or later.
 pub(super) fn table(version: NcclVersion, host: NcclHost) -> &'static Table {
     static TABLES: [OnceLock<Table>; 24] = [const { OnceLock::new() }; 24];
-    let index = (version as usize * 3 + host.architecture as usize) * 2 + host.cpu as usize;
+    // NCCL tells AMD hosts from the rest (`cpuVendor == AMD`; its network overhead is 1 us for any
+    // CPU but AMD's x86): an Arm host computes as an Intel one
+    let amd = host.cpu == HostCpu::Amd;
+    let index = (version as usize * 3 + host.architecture as usize) * 2 + amd as usize;
     TABLES[index].get_or_init(|| {
-        let across = match host.cpu {
-            HostCpu::Intel => [39.0, 20.4],
-            HostCpu::Amd => [22.5, 19.0],
-        };
+        let across = if amd { [22.5, 19.0] } else { [39.0, 20.4] };
         match version {
             NcclVersion::V2_8 | NcclVersion::V2_10 => {
                 let base = if version == NcclVersion::V2_8 {
@@ -351,10 +351,7 @@ pub(super) fn table(version: NcclVersion, host: NcclHost) -> &'static Table {
                     ring_ll128_per_channel: [[rows.ring_ll128; 3]; 4],
                     tree_ll128_per_channel: rows.tree_ll128,
                     search_speeds: rows.search_speeds,
-                    net_overhead: match host.cpu {
-                        HostCpu::Intel => 1.0,
-                        HostCpu::Amd => 2.0,
-                    },
+                    net_overhead: if amd { 2.0 } else { 1.0 },
                     nvls,
                     ..base
                 }
@@ -406,6 +403,11 @@ mod tests {
             ..amd_a100
         };
         assert_eq!(table(NcclVersion::V2_8, intel_a100).ll_max_bw, [87.7, 39.0, 20.4]);
+        let arm_a100 = NcclHost {
+            cpu: HostCpu::Arm,
+            ..amd_a100
+        };
+        assert_eq!(table(NcclVersion::V2_21, arm_a100), table(NcclVersion::V2_21, intel_a100));
         assert_eq!(table(NcclVersion::V2_8, intel_a100).bus_cap, 235.0);
         // 2.25 on Hopper: Hopper's caps, half Blackwell's, and 16 NVLS thread blocks
         let h100 = NcclHost {
