@@ -181,7 +181,7 @@ pub struct PlanArgs {
     pub shard: Option<String>,
     /// Run the K fastest again with the flow network model (contention on the fabric) and print
     /// their TFLOP/s beside the analytic ranking's.
-    #[arg(long, value_name = "K", default_value_t = 0, conflicts_with = "shard")]
+    #[arg(long, value_name = "K", default_value_t = 0)]
     pub check: usize,
 }
 

@@ -19,6 +19,12 @@ pub fn plan_command(args: &PlanArgs) -> Result<()> {
         }
     }
     let shard = args.shard.as_deref().map(studies::shard::Shard::parse).transpose()?;
+    if shard.is_some() && args.check > 0 {
+        return Err(Error::Input(format!(
+            "error: --check {} runs after the ranking, which a shard does not have: run it without --shard",
+            args.check
+        )));
+    }
     if shard.is_some() && args.no_output {
         return Err(Error::Input(
             "error: --shard writes a shard file into the output folder; it cannot be combined with --no-output".into(),
@@ -65,8 +71,13 @@ pub fn plan_command(args: &PlanArgs) -> Result<()> {
         let start = std::time::Instant::now();
         studies::plan::check(&mut plan, &hardware, &workload, &overrides, args.check)?;
         let k = args.check.min(plan.ranked.len());
+        let shown = if args.top < k {
+            format!("; the table shows {} of them, plan.csv all", args.top)
+        } else {
+            String::new()
+        };
         how += &format!(
-            "; the fastest {k} run again with the flow network model in {:.1} s (column flow)",
+            "; the fastest {k} run again with the flow network model in {:.1} s (column flow{shown})",
             start.elapsed().as_secs_f64()
         );
     }

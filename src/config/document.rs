@@ -154,16 +154,18 @@ impl Document {
 
     /// Where a value at `path` came from: the file, or the `--set` that replaced it.
     pub fn origin(&self, path: &str) -> String {
-        match self
-            .overrides
-            .iter()
-            .rev()
-            // the --set that wrote at the path, above it, or inside it (a section a --set created)
-            .find(|(p, _)| within(path, p) || within(p, path))
-        {
+        match self.override_at(path) {
             Some((_, arg)) => format!("--set {arg} (applied to {})", self.source),
             None => self.source.clone(),
         }
+    }
+
+    /// The last `--set` that wrote at `path`, above it, or inside it (a section a --set created).
+    fn override_at(&self, path: &str) -> Option<&(String, String)> {
+        self.overrides
+            .iter()
+            .rev()
+            .find(|(p, _)| within(path, p) || within(p, path))
     }
 
     /// The value at a dotted path, printed compactly, if present.
@@ -244,10 +246,13 @@ impl Document {
             Value::Null => "null".to_string(),
             _ => return None,
         };
-        *node = Value::String(text);
+        *node = Value::String(text.clone());
         match serde_path_to_error::deserialize::<_, T>(value) {
             Err(e) => Some(e.inner().to_string()),
-            Ok(_) => None,
+            // the name it means, written unquoted: YAML read it as a number
+            Ok(_) => Some(format!(
+                "a number where a name belongs: YAML reads {text} unquoted as a number; write it in quotes, \"{text}\""
+            )),
         }
     }
 }

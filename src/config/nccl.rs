@@ -83,11 +83,15 @@ pub enum GpuArchitecture {
 }
 
 impl GpuArchitecture {
-    /// From a marketing name such as `A100-SXM4-80GB`, `NVIDIA H200` or `GB200`: a leading A, H or B
-    /// (after `NVIDIA ` and a Grace `G`) followed by a digit. None for any other name.
+    /// From a marketing name such as `A100-SXM4-80GB`, `NVIDIA H200`, `HGX-H100` or `GB200`: a
+    /// leading A, H or B (after `NVIDIA`, `HGX` or `DGX` and a space or dash, and a Grace `G`)
+    /// followed by a digit. None for any other name.
     pub fn from_model_name(name: &str) -> Option<Self> {
         let upper = name.trim().to_ascii_uppercase();
-        let name = upper.strip_prefix("NVIDIA ").unwrap_or(&upper);
+        let name = ["NVIDIA", "HGX", "DGX"]
+            .iter()
+            .find_map(|p| upper.strip_prefix(p).and_then(|r| r.strip_prefix([' ', '-', '_'])))
+            .unwrap_or(&upper);
         let name = name
             .strip_prefix('G')
             .filter(|r| r.starts_with(['H', 'B']))
@@ -235,8 +239,15 @@ pub fn validate(hw: &HardwareSpec, doc: &Document) -> Result<()> {
                 } else {
                     "model"
                 };
+                // blame what a --set changed: the GPU's generation, unless the version was set too
+                let gpu_field = format!("{path}.{how}");
+                let blamed = if doc.is_overridden(&gpu_field) && !doc.is_overridden("network.nccl.version") {
+                    gpu_field.as_str()
+                } else {
+                    "network.nccl.version"
+                };
                 return Err(doc.field_error(
-                    "network.nccl.version",
+                    blamed,
                     format!(
                         "NCCL {} has no kernels for {} GPUs ({path}.{how}: {}): they need NCCL {needs} or \
                          later; of the built-in tables use {use_}",

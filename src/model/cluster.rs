@@ -10,8 +10,8 @@ use crate::model::topology::NicLayout;
 pub struct Placement {
     /// GPUs per node.
     pub gpus_per_node: u32,
-    /// GPU model of each node of a heterogeneous machine, by index of its distinct model names
-    /// (empty when every node has the same GPU).
+    /// GPU kind of each node of a heterogeneous machine, by index of its distinct generations (or
+    /// model names, where the generation is unknown; empty when every node has the same GPU).
     model_of_node: Vec<u8>,
     /// Where each node's NICs sit, and how NCCL picks among them.
     nics: (NicLayout, NicChoice),
@@ -26,10 +26,13 @@ impl Placement {
         let model_of_node = if hw.node_groups.is_empty() {
             Vec::new()
         } else {
+            // NCCL tells GPUs apart by compute capability (LL128 and NVLS need one across the
+            // communicator): by generation where it is known, else by model name
             let models = hw.gpu_models();
+            let kind = |m: &crate::config::GpuSpec| m.architecture().map_or(m.model.clone(), |a| a.name().to_string());
             let index: Vec<u8> = models
                 .iter()
-                .map(|m| models.iter().position(|o| o.model == m.model).unwrap_or(0) as u8)
+                .map(|m| models.iter().position(|o| kind(o) == kind(m)).unwrap_or(0) as u8)
                 .collect();
             crate::config::groups::group_of_nodes(&hw.node_groups, hw.nodes)
                 .into_iter()

@@ -359,3 +359,9 @@ fn an_empty_model_chunk_in_the_middle() {
 fn nccl_version_written_as_a_number() {
     insta::assert_snapshot!(fails(&[], &["--set", "hardware.network.nccl.version=2.10"]));
 }
+
+/// `2.8` unquoted is a number, which names no NCCL release; the error says to quote it.
+#[test]
+fn nccl_version_2_8_written_as_a_number() {
+    insta::assert_snapshot!(fails(&[], &["--set", "hardware.network.nccl.version=2.8"]));
+}

@@ -88,6 +88,10 @@ fn the_generation_is_read_from_the_model_name() {
         ("h200", Some(GpuArchitecture::Hopper)),
         ("B200-SXM-180GB", Some(GpuArchitecture::Blackwell)),
         ("NVIDIA GB200", Some(GpuArchitecture::Blackwell)),
+        ("NVIDIA-H100", Some(GpuArchitecture::Hopper)),
+        ("HGX-H100", Some(GpuArchitecture::Hopper)),
+        ("DGX A100", Some(GpuArchitecture::Ampere)),
+        ("nvidia_b200", Some(GpuArchitecture::Blackwell)),
         ("ideal-gpu", None),
         ("AMD MI300X", None),
         ("H", None),
@@ -105,4 +109,32 @@ fn the_generation_is_read_from_the_model_name() {
     for bytes in [1 << 20, 1 << 30] {
         assert_eq!(all_reduce_s(&named, 8, bytes), all_reduce_s(&preset, 8, bytes));
     }
+}
+
+/// NCCL runs LL128 and NVLS only where a communicator's GPUs share a compute capability: an H100
+/// node beside an H200 node (both 9.0) keeps them, so a 16-GPU all-reduce runs as on two H100
+/// nodes (tree LL128 at 256 KiB, NVLS tree at 1 GiB: the same times), where an A100 node beside an
+/// H100 one loses LL128.
+#[test]
+fn gpus_of_one_generation_are_not_mixed() {
+    let sets = ["hardware.nodes=2"];
+    let h100 = hardware("dgx-h100", &sets);
+    let with_h200 = hardware(
+        "dgx-h100",
+        &[sets[0], "hardware.node_groups=[{count: 1, gpu: dgx-h200}]"],
+    );
+    for bytes in [256 << 10, 1 << 30] {
+        assert_eq!(
+            all_reduce_s(&h100, 16, bytes),
+            all_reduce_s(&with_h200, 16, bytes),
+            "{bytes} B"
+        );
+    }
+    let with_h100 = hardware(
+        "dgx-a100",
+        &[sets[0], "hardware.node_groups=[{count: 1, gpu: dgx-h100}]", V2_21],
+    );
+    let a100 = hardware("dgx-a100", &[sets[0], V2_21]);
+    let (mixed, alike) = (all_reduce_s(&with_h100, 16, 4 << 20), all_reduce_s(&a100, 16, 4 << 20));
+    assert!(mixed > alike, "LL128 off: {mixed} s against {alike} s at 4 MiB");
 }

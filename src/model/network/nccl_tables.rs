@@ -407,7 +407,10 @@ mod tests {
             cpu: HostCpu::Arm,
             ..amd_a100
         };
-        assert_eq!(table(NcclVersion::V2_21, arm_a100), table(NcclVersion::V2_21, intel_a100));
+        assert_eq!(
+            table(NcclVersion::V2_21, arm_a100),
+            table(NcclVersion::V2_21, intel_a100)
+        );
         assert_eq!(table(NcclVersion::V2_8, intel_a100).bus_cap, 235.0);
         // 2.25 on Hopper: Hopper's caps, half Blackwell's, and 16 NVLS thread blocks
         let h100 = NcclHost {

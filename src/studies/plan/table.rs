@@ -37,7 +37,21 @@ fn precision_name(p: Precision) -> &'static str {
 /// The ranked table, top `k` rows.
 pub fn table(plan: &Plan, k: usize) -> String {
     let cols = Columns::of(&plan.ranked);
-    let mut s = format!("{:>4}  {:<34}", "rank", "configuration");
+    let label = |c: &super::Candidate| {
+        if cols.context || cols.expert || cols.precision {
+            c.split_label()
+        } else {
+            c.label()
+        }
+    };
+    // at least 34 wide, wider for a long label (a layer split on mixed GPUs)
+    let width = plan
+        .ranked
+        .iter()
+        .take(k)
+        .map(|r| label(&r.candidate).len())
+        .fold(34, usize::max);
+    let mut s = format!("{:>4}  {:<width$}", "rank", "configuration");
     if cols.context {
         s += &format!(" {:>7}", "context");
     }
@@ -54,12 +68,7 @@ pub fn table(plan: &Plan, k: usize) -> String {
     s += &format!(" {:>12} {:>10} {:>9} {:>8}\n", "iteration", "memory", "bubble", "days");
     for (i, r) in plan.ranked.iter().take(k).enumerate() {
         let c = &r.candidate;
-        let label = if cols.context || cols.expert || cols.precision {
-            c.split_label()
-        } else {
-            c.label()
-        };
-        s += &format!("{:>4}  {:<34}", i + 1, label);
+        s += &format!("{:>4}  {:<width$}", i + 1, label(c));
         if cols.context {
             s += &format!(" {:>7}", c.context);
         }
