@@ -282,3 +282,10 @@ fn check_refuses_absurd_counts_up_front() {
     );
     assert!(plan.ranked.iter().all(|r| r.flow_tflops_per_gpu.is_none()));
 }
+
+/// `plan` ranks with the analytic model; asking it for another is refused (it would be replaced
+/// silently), pointing at `--check`.
+#[test]
+fn another_network_model_is_refused() {
+    insta::assert_snapshot!(fails(&["plan", "--gpus", "8", "--set", "hardware.network.model=flow"]));
+}

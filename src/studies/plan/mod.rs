@@ -18,7 +18,7 @@ pub mod table;
 pub use space::{balanced_layers, candidates, Candidate};
 pub use table::{csv, table};
 
-use crate::config::{load_run_config, Override, RunConfig, Source};
+use crate::config::{load_run_config, DocumentKind, Override, RunConfig, Source};
 use crate::error::{Error, Result};
 use crate::studies::run::{check_tasks, run, RunOptions, DEFAULT_MAX_MEMORY, MAX_REPEATED_TASKS};
 use crate::workload::generate::estimated_tasks;
@@ -105,6 +105,18 @@ const SMALLEST_SPLIT: [&str; 9] = [
 /// Enumerates the candidates for `gpus` GPUs and keeps those that are valid and fit in memory;
 /// an error where none is valid or none fits.
 pub fn search(hardware: &Source, workload: &Source, sets: &[Override], gpus: u64) -> Result<Search> {
+    // the search ranks with the analytic model (and `--check` runs the fastest with flows): another
+    // model asked for would be silently replaced
+    let model = sets
+        .iter()
+        .rev()
+        .find(|o| o.target == DocumentKind::Hardware && o.path == ["network", "model"]);
+    if let Some(o) = model.filter(|o| o.value.as_str() != Some("analytic")) {
+        return Err(Error::Input(format!(
+            "error: --set {}: plan ranks every candidate with the analytic network model; to see the flow model's times for the fastest, use --check K instead",
+            o.original
+        )));
+    }
     let mut base = sets.to_vec();
     base.push(Override::parse("hardware.network.model=analytic")?);
     let base_cfg = match load_run_config(hardware, workload, &base) {
