@@ -96,6 +96,7 @@ pub fn span_name(g: &TaskGraph, task: TaskId, stage: u32) -> String {
             // the group it runs over: data-parallel (gradient reduction, ZeRO's weight gather after
             // the step), expert-parallel (token dispatch and combine) or tensor-parallel
             let scope = match (label.phase, coll.op) {
+                _ if coll.data_parallel => "dp",
                 (Phase::GradReduce, _) | (Phase::Optimizer, CollectiveOp::AllGather) => "dp",
                 (_, CollectiveOp::AllToAll) => "ep",
                 _ => "tp",

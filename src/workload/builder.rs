@@ -76,8 +76,15 @@ impl GraphBuilder {
             bytes,
             cross_stage: false,
             userbuffers: false,
+            data_parallel: false,
         });
         (self.graph.collectives.len() - 1) as CollectiveId
+    }
+
+    /// Marks a collective that runs over a data-parallel group inside a pass (see
+    /// [`Collective::data_parallel`]).
+    pub fn mark_data_parallel(&mut self, c: CollectiveId) {
+        self.graph.collectives[c as usize].data_parallel = true;
     }
 
     /// Marks a collective that Transformer Engine's userbuffers run (see [`Collective::userbuffers`]).

@@ -97,6 +97,9 @@ pub struct Collective {
     /// Transformer Engine's userbuffers run it beside a GEMM (Megatron-Core's
     /// `--tp-comm-overlap`), holding userbuffers' SMs; otherwise NCCL runs it, with its channels.
     pub userbuffers: bool,
+    /// It runs over a data-parallel group inside a pass (ZeRO-3's weight gathers, a data read's
+    /// broadcast), for the timeline's labels; the gradient reduction says so by its phase.
+    pub data_parallel: bool,
 }
 
 /// One point-to-point transfer between a send task and a receive task.

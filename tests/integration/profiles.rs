@@ -90,3 +90,40 @@ fn an_unknown_profile_is_refused_naming_the_profiles() {
     );
     insta::assert_snapshot!(out);
 }
+
+/// The timeline names ZeRO-3's weight gathers as data-parallel all-gathers (they run over the
+/// data-parallel group inside the forward and backward passes), not tensor-parallel ones.
+#[test]
+fn zero3_weight_gathers_are_labelled_data_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "--out",
+        "o",
+        "--set",
+        "workload.model.layers=2",
+        "--set",
+        "workload.parallel.tensor=1",
+        "--set",
+        "workload.parallel.pipeline=1",
+        "--set",
+        "workload.parallel.data=8",
+        "--set",
+        "workload.batch.global=8",
+        "--set",
+        "workload.data_parallel.zero_stage=3",
+        "--set",
+        "hardware.nodes=1",
+    ];
+    let o = crate::common::clustersim(dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let timeline = std::fs::read_to_string(dir.path().join("o/timeline.json")).unwrap();
+    assert!(
+        timeline.contains("\"dp all-gather · forward mb0"),
+        "no data-parallel gather span"
+    );
+    assert!(
+        !timeline.contains("tp all-gather"),
+        "a gather labelled tensor-parallel at tensor 1"
+    );
+}

@@ -26,7 +26,7 @@ impl Generator<'_> {
             prev[i] = Some(self.buf.task(r, Stream::Compute, TaskKind::Storage(x), label));
         }
         if !write && self.lay.d > 1 {
-            self.blocking_collective(
+            let ids = self.blocking_collective(
                 &ctx.ranks,
                 &ctx.data_groups,
                 CollectiveOp::Broadcast,
@@ -34,6 +34,9 @@ impl Generator<'_> {
                 label,
                 prev,
             );
+            for c in ids {
+                self.g.mark_data_parallel(c);
+            }
         }
     }
 

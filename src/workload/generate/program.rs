@@ -4,7 +4,7 @@
 use super::{Generator, StageCtx};
 use crate::ops::{CollectiveOp, Kernel};
 use crate::workload::dispatch::host_ops;
-use crate::workload::graph::{Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
+use crate::workload::graph::{CollectiveId, Op, Phase, Stream, TaskId, TaskKind, TaskLabel};
 use crate::workload::layout::RankCoord;
 use crate::workload::schedule::{steps_with_warmup, Step};
 use crate::workload::transformer::{grad_accumulation_kernel, Piece};
@@ -177,16 +177,19 @@ impl Generator<'_> {
                     }
                 }
                 Piece::Data(op, bytes) => {
-                    self.blocking_collective(&ctx.ranks, &ctx.data_groups, op, bytes, label, prev)
+                    let ids = self.blocking_collective(&ctx.ranks, &ctx.data_groups, op, bytes, label, prev);
+                    for c in ids {
+                        self.g.mark_data_parallel(c);
+                    }
                 }
                 Piece::Tensor(op, bytes) => {
-                    self.blocking_collective(&ctx.ranks, &ctx.tensor_groups, op, bytes, label, prev)
+                    self.blocking_collective(&ctx.ranks, &ctx.tensor_groups, op, bytes, label, prev);
                 }
                 Piece::Expert(op, bytes) => {
-                    self.blocking_collective(&ctx.ranks, &ctx.expert_groups, op, bytes, label, prev)
+                    self.blocking_collective(&ctx.ranks, &ctx.expert_groups, op, bytes, label, prev);
                 }
                 Piece::ExpertData(op, bytes) => {
-                    self.blocking_collective(&ctx.ranks, &ctx.expert_data_groups, op, bytes, label, prev)
+                    self.blocking_collective(&ctx.ranks, &ctx.expert_data_groups, op, bytes, label, prev);
                 }
                 Piece::Experts(name, per_position) => self.experts(ctx, name, per_position, label, prev),
                 Piece::Overlapped(op, bytes, name, kernels) => {
@@ -302,13 +305,16 @@ impl Generator<'_> {
         bytes: u64,
         label: TaskLabel,
         prev: &mut [Option<TaskId>],
-    ) {
+    ) -> Vec<CollectiveId> {
+        let mut ids = Vec::with_capacity(groups.len());
         for (group, members) in groups {
             let c = self.g.collective(op, *group, bytes);
             for &i in members {
                 prev[i] = Some(self.buf.task(ranks[i], Stream::Compute, TaskKind::Collective(c), label));
             }
+            ids.push(c);
         }
+        ids
     }
 
     /// `pieces` preceded, under ZeRO-3, by the all-gather of the weights they use (`params`

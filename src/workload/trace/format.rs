@@ -190,6 +190,10 @@ pub struct CollectiveRecord {
     /// absent: the collectives on the `tensor` stream, none of the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userbuffers: Option<bool>,
+    /// It runs over a data-parallel group inside a pass (ZeRO-3's weight gathers), for the
+    /// timeline's labels.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub data_parallel: bool,
 }
 
 /// Collective operation names.

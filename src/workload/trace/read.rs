@@ -122,6 +122,9 @@ impl<'a> Loader<'a> {
                     if c.userbuffers.unwrap_or(t.stream == StreamName::Tensor) {
                         self.b.mark_userbuffers(cid);
                     }
+                    if c.data_parallel {
+                        self.b.mark_data_parallel(cid);
+                    }
                     self.collectives.entry(c.id).or_insert((cid, c, Vec::new(), id))
                 }
             };

@@ -69,6 +69,7 @@ pub fn write(w: &mut dyn Write, name: &str, workload: Option<&WorkloadSpec>, g: 
                     cross_stage: coll.cross_stage,
                     // written only where it differs from what its stream implies
                     userbuffers: (coll.userbuffers != (rec.stream == StreamName::Tensor)).then_some(coll.userbuffers),
+                    data_parallel: coll.data_parallel,
                 });
             }
             TaskKind::Send(x) => {

@@ -292,6 +292,7 @@ impl Builder<'_> {
                         .unwrap_or_else(|| bytes(*size).saturating_mul(scale)),
                     cross_stage: extra.is_some_and(|x| x.cross_stage),
                     userbuffers: None,
+                    data_parallel: extra.is_some_and(|x| x.data_parallel),
                 });
                 t.stream = StreamName::DataParallel;
             }

@@ -84,6 +84,8 @@ pub struct Extra {
     pub bytes: Option<u64>,
     /// A collective spanning pipeline stages.
     pub cross_stage: bool,
+    /// A collective over a data-parallel group inside a pass.
+    pub data_parallel: bool,
 }
 
 fn string<'a>(attrs: &'a [AttributeProto], name: &str) -> Option<&'a str> {
@@ -120,6 +122,7 @@ fn extra(a: &[AttributeProto]) -> Result<Option<Extra>, String> {
         delay_ns: int(a, "clustersim_delay_ns")?.map(|v| v as u64),
         bytes: int(a, "clustersim_bytes")?.map(|v| v as u64),
         cross_stage: int(a, "clustersim_cross_stage")?.is_some_and(|v| v != 0),
+        data_parallel: int(a, "clustersim_data_parallel")?.is_some_and(|v| v != 0),
     }))
 }
 

@@ -8,7 +8,8 @@
 //!   `clustersim_op`, an index into rank 0's op table; delay tasks are compute nodes with
 //!   `duration_micros` and `clustersim_delay_ns`;
 //! - collectives: `comm_size` in ASTRA-sim's convention, `pg_name` = group id + 1 (ASTRA-sim's ids
-//!   start at 1), `clustersim_bytes` (the nccl-tests size) and `clustersim_cross_stage`;
+//!   start at 1), `clustersim_bytes` (the nccl-tests size), `clustersim_cross_stage` and
+//!   `clustersim_data_parallel`;
 //! - sends and receives: `comm_tag` = the transfer's id; storage: memory load/store nodes;
 //! - rank 0's global metadata: `clustersim_ops` (every op with its kernels and host operations, as
 //!   the native trace format writes them, JSON) and `clustersim_workload` (the generating
@@ -97,6 +98,7 @@ fn node(g: &TaskGraph, t: usize, deps: Vec<u64>) -> Node {
                 attr("pg_name", Value::StringVal((coll.group + 1).to_string())),
                 attr("clustersim_bytes", Value::Int64Val(coll.bytes as i64)),
                 attr("clustersim_cross_stage", Value::BoolVal(coll.cross_stage)),
+                attr("clustersim_data_parallel", Value::BoolVal(coll.data_parallel)),
             ]);
             NodeType::CommColl
         }
