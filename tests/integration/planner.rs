@@ -151,8 +151,9 @@ fn unknown_zero_stage() {
 /// `plan --check K` runs the K fastest again with the flow network model: their `flow` TFLOP/s are
 /// what `run` gives for the same split with the flow model, the rest stay empty, the analytic
 /// ranking stands; without it plan.csv has no such column. On 16 GPUs of two DGX A100 nodes behind
-/// a 4:1 fat tree (NICs fill the leaves in node order, so the data-parallel rings cross the
-/// oversubscribed uplinks), at least one checked split runs slower with flows than analytic.
+/// a 4:1 fat tree at least one checked split runs slower with flows than analytic: the ZeRO-3
+/// split, whose weight all-gathers share the NICs with the gradient reduce-scatters beside them,
+/// which the analytic model prices apart.
 #[test]
 fn check_runs_the_fastest_with_flows() {
     let dir = tempfile::tempdir().unwrap();
