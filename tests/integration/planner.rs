@@ -152,7 +152,7 @@ fn unknown_zero_stage() {
 /// what `run` gives for the same split with the flow model, the rest stay empty, the analytic
 /// ranking stands; without it plan.csv has no such column. On 16 GPUs of two DGX A100 nodes behind
 /// a 4:1 fat tree at least one checked split runs slower with flows than analytic: the ZeRO-3
-/// split, whose weight all-gathers share the NICs with the gradient reduce-scatters beside them,
+/// split, whose weight all-gathers share the links with the gradient reduce-scatters beside them,
 /// which the analytic model prices apart.
 #[test]
 fn check_runs_the_fastest_with_flows() {
