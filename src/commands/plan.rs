@@ -110,6 +110,9 @@ pub(super) fn finish(plan: &Plan, gpus: u64, top: usize, dir: Option<&Path>, how
         plan.ranked.len(),
     );
     print!("{}", studies::plan::table(plan, top));
+    if let Some(order) = studies::plan::flow_order(plan) {
+        println!("\nthe checked ranks in the flow model's order, fastest first: {order}");
+    }
     if let Some(dir) = dir {
         let path: PathBuf = dir.join("plan.csv");
         crate::report::output::write_atomic(&path, |w| w.write_all(studies::plan::csv(plan).as_bytes()))?;

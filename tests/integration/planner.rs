@@ -190,6 +190,14 @@ fn check_runs_the_fastest_with_flows() {
             .collect()
     };
     let (plain, checked) = (plan_csv("0"), plan_csv("3"));
+    // the printed order of the checked ranks by the flow model: the ZeRO-3 second falls behind
+    let a = args("3", dir.path().join("print").to_str().unwrap());
+    let o = super::common::clustersim(dir.path(), &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("the checked ranks in the flow model's order, fastest first: 1 3 2"),
+        "{stdout}"
+    );
     assert!(!plain[0].contains(&"flow_tflops_per_gpu".to_string()));
     assert_eq!(checked[0].last().unwrap(), "flow_tflops_per_gpu");
     // the same ranking and analytic numbers, the flow column added

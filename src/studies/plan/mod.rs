@@ -16,7 +16,7 @@ pub mod space;
 pub mod table;
 
 pub use space::{balanced_layers, candidates, Candidate};
-pub use table::{csv, table};
+pub use table::{csv, flow_order, table};
 
 use crate::config::{load_run_config, DocumentKind, Override, RunConfig, Source};
 use crate::error::{Error, Result};

@@ -144,3 +144,25 @@ pub fn csv(plan: &Plan) -> String {
     }
     s
 }
+
+/// For a plan some of whose fastest were run again with the flow model (`--check`): those ranks in
+/// the flow model's order, fastest first, e.g. `1 3 4 2 5`; none when none were.
+pub fn flow_order(plan: &Plan) -> Option<String> {
+    let mut checked: Vec<(usize, f64)> = plan
+        .ranked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.flow_tflops_per_gpu.map(|f| (i + 1, f)))
+        .collect();
+    if checked.is_empty() {
+        return None;
+    }
+    checked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Some(
+        checked
+            .iter()
+            .map(|(rank, _)| rank.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
