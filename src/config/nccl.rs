@@ -38,19 +38,14 @@ pub enum NcclVersion {
 
 impl NcclVersion {
     /// The GPU architecture this release's built-in table was written for (the machine its
-    /// constants were read for: DGX A100, DGX H100, DGX B200).
+    /// constants were read for: DGX A100, DGX H100, DGX B200), which is also the newest it has
+    /// kernels for (Hopper came with 2.15 in 2022, Blackwell with 2.25 in 2025).
     pub fn native_architecture(self) -> GpuArchitecture {
         match self {
             NcclVersion::V2_8 | NcclVersion::V2_10 => GpuArchitecture::Ampere,
             NcclVersion::V2_21 => GpuArchitecture::Hopper,
             NcclVersion::V2_25 => GpuArchitecture::Blackwell,
         }
-    }
-
-    /// The newest GPU architecture this release runs on (it has no kernels for later ones):
-    /// Hopper came with 2.15 (2022), Blackwell with 2.25 (2025).
-    pub fn newest_architecture(self) -> GpuArchitecture {
-        self.native_architecture()
     }
 
     /// As written in a hardware file.
@@ -224,7 +219,7 @@ pub fn validate(hw: &HardwareSpec, doc: &Document) -> Result<()> {
         if n.channels == 0 {
             return Err(doc.field_error("network.nccl.channels", "must be at least 1"));
         }
-        let newest = n.version.newest_architecture();
+        let newest = n.version.native_architecture();
         let groups = hw.node_groups.iter().enumerate();
         let models = std::iter::once(("gpu".to_string(), &hw.gpu))
             .chain(groups.map(|(i, g)| (format!("node_groups[{i}].gpu"), g.gpu.spec())));

@@ -108,3 +108,12 @@ pub fn expect_input_error_in(dir: &std::path::Path, args: &[&str]) -> String {
 pub fn reference(file: &str) -> String {
     std::fs::read_to_string(format!("{}/workloads/reference/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
+
+/// Runs `clustersim run --out o` with `args` in a scratch folder and returns the timeline.json
+/// it wrote.
+pub fn timeline_of(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let o = clustersim(dir.path(), &[&["run", "--out", "o"][..], args].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(dir.path().join("o/timeline.json")).unwrap()
+}

@@ -325,15 +325,11 @@ fn qwen3_30b_a3b_preset_has_its_published_sizes_and_names_its_all_to_alls() {
     assert_eq!((big.parallel.expert, big.parallel.expert_tensor_size()), (32, 1));
     // a 2-layer, 4-GPU cut of it: the token dispatch and combine are expert-parallel all-to-alls,
     // named so in the timeline (not "tp": there is no tensor parallelism here)
-    let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "run",
+    let timeline = crate::common::timeline_of(&[
         "--hardware",
         "dgx-h100",
         "--workload",
         "qwen3-30b-a3b",
-        "--out",
-        "o",
         "--set",
         "workload.model.layers=2",
         "--set",
@@ -346,10 +342,7 @@ fn qwen3_30b_a3b_preset_has_its_published_sizes_and_names_its_all_to_alls() {
         "workload.model.seq_len=1024",
         "--set",
         "hardware.nodes=1",
-    ];
-    let o = crate::common::clustersim(dir.path(), &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let timeline = std::fs::read_to_string(dir.path().join("o/timeline.json")).unwrap();
+    ]);
     assert!(
         timeline.contains("\"ep all-to-all · forward mb0"),
         "no expert-parallel all-to-all span"

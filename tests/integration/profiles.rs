@@ -95,11 +95,7 @@ fn an_unknown_profile_is_refused_naming_the_profiles() {
 /// data-parallel group inside the forward and backward passes), not tensor-parallel ones.
 #[test]
 fn zero3_weight_gathers_are_labelled_data_parallel() {
-    let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "run",
-        "--out",
-        "o",
+    let timeline = crate::common::timeline_of(&[
         "--set",
         "workload.model.layers=2",
         "--set",
@@ -114,10 +110,7 @@ fn zero3_weight_gathers_are_labelled_data_parallel() {
         "workload.data_parallel.zero_stage=3",
         "--set",
         "hardware.nodes=1",
-    ];
-    let o = crate::common::clustersim(dir.path(), &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let timeline = std::fs::read_to_string(dir.path().join("o/timeline.json")).unwrap();
+    ]);
     assert!(
         timeline.contains("\"dp all-gather · forward mb0"),
         "no data-parallel gather span"
